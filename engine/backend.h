@@ -1,0 +1,70 @@
+// Backend: the small interface every compute backend implements (CPU now, CUDA next).
+//
+// The scheduler decides, the backend executes: a StepPlan is a plain description
+// of one forward step over several sequences, each owning one decode-state slot.
+// A chunk either prefills tokens (continuing from whatever its slot holds, with
+// absolute positions continuing) or decodes one token; the math is the same.
+//
+// Threads: a Backend is driven by one thread at a time (the engine's step loop);
+// it may use worker threads internally.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "engine/model_config.h"
+#include "engine/status.h"
+
+namespace tnl {
+
+// Which logits rows a chunk asks for.
+enum class LogitsMode {
+  kNone,  // state only (e.g. a middle chunk of a long prompt)
+  kLast,  // the last token's row (the usual case: sample the next token)
+  kAll,   // every token's row (perplexity evaluation, `echo` + `logprobs`)
+};
+
+struct SequenceChunk {
+  int32_t slot = -1;              // state slot in [0, num_slots())
+  int64_t start_pos = 0;          // absolute position of tokens[0]; 0 means "fresh" (slot state is reset)
+  std::vector<int32_t> tokens;    // ≥ 1 token ids, each in [0, V)
+  LogitsMode logits = LogitsMode::kLast;
+};
+
+struct StepPlan {
+  std::vector<SequenceChunk> chunks;  // each slot at most once per step
+};
+
+// Logits of one step, fp32, row-major [rows, V]. Rows appear in chunk order; a
+// kLast chunk contributes one row, a kAll chunk one row per token, kNone none.
+struct StepOutput {
+  int64_t vocab_size = 0;
+  std::vector<float> logits;
+  std::vector<int32_t> row_begin;  // per chunk: index of its first row (or -1 when kNone)
+  std::span<const float> row(int64_t r) const {
+    return {logits.data() + r * vocab_size, static_cast<size_t>(vocab_size)};
+  }
+  int64_t num_rows() const { return vocab_size ? int64_t(logits.size()) / vocab_size : 0; }
+};
+
+class Backend {
+ public:
+  virtual ~Backend() = default;
+
+  virtual const ModelConfig& config() const = 0;
+  virtual std::string name() const = 0;            // "cpu", "cuda"
+  virtual int32_t num_slots() const = 0;           // decode-state slots this backend holds
+  virtual int64_t state_bytes_per_slot() const = 0; // constant, whatever the sequence length
+
+  // Runs one step. A chunk whose start_pos is 0 starts from a zero state; other
+  // chunks continue the state their slot holds. On error no slot state is
+  // guaranteed (the engine fails those sequences) but the backend stays usable.
+  virtual Status run_step(const StepPlan& plan, StepOutput* out) = 0;
+};
+
+// Validates a plan against a config and slot count (shared by every backend).
+Status validate_step_plan(const StepPlan& plan, const ModelConfig& config, int32_t num_slots);
+
+}  // namespace tnl

@@ -1,0 +1,68 @@
+// Checkpoint: a validated, memory-mapped TransNormerLLM checkpoint directory
+// (model-spec §1–3): config.json plus model.safetensors or shards listed in
+// model.safetensors.index.json. open() checks every tensor's presence, dtype
+// and shape; afterwards tensor() cannot fail for the names of model-spec §3.
+#pragma once
+
+#include <cstddef>
+#include <cstdint>
+#include <filesystem>
+#include <map>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "engine/model_config.h"
+#include "engine/status.h"
+
+namespace tnl {
+
+enum class DType { kF32, kBF16, kF16 };
+const char* dtype_name(DType d);      // "F32", "BF16", "F16" (safetensors spelling)
+int64_t dtype_size(DType d);          // bytes per element
+
+struct TensorView {
+  DType dtype = DType::kF32;
+  std::vector<int64_t> shape;
+  const std::byte* data = nullptr;    // points into a memory-mapped file
+  int64_t num_bytes = 0;
+  std::string file;                   // the file it lives in, for messages
+  int64_t numel() const;
+};
+
+// Converts n elements of `dtype` at `src` to fp32.
+void convert_to_f32(DType dtype, const std::byte* src, int64_t n, float* dst);
+
+// Names of model-spec §3.
+std::string layer_tensor_name(int64_t layer, const std::string& suffix);  // "model.layers.{i}.{suffix}"
+inline constexpr const char* kEmbedName = "model.embed_tokens.weight";
+inline constexpr const char* kLmHeadName = "lm_head.weight";
+
+class MappedFile;  // engine/mapped_file.h
+
+class Checkpoint {
+ public:
+  // Opens and validates `dir`. Errors name the file and, where relevant, the tensor.
+  static Expected<std::unique_ptr<Checkpoint>> open(const std::filesystem::path& dir);
+  ~Checkpoint();
+  Checkpoint(const Checkpoint&) = delete;
+  Checkpoint& operator=(const Checkpoint&) = delete;
+
+  const ModelConfig& config() const { return config_; }
+  const std::filesystem::path& dir() const { return dir_; }
+  bool has(const std::string& name) const { return tensors_.count(name) != 0; }
+  // Precondition: has(name) (always true for the names validated at open()).
+  const TensorView& tensor(const std::string& name) const;
+  // The output matrix [V, d]: lm_head.weight, or the embedding when tied.
+  const TensorView& output_matrix() const;
+  std::vector<float> to_f32(const std::string& name) const;
+
+ private:
+  Checkpoint() = default;
+  ModelConfig config_;
+  std::filesystem::path dir_;
+  std::vector<std::unique_ptr<MappedFile>> files_;
+  std::map<std::string, TensorView> tensors_;
+};
+
+}  // namespace tnl

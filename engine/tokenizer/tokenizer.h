@@ -1,0 +1,65 @@
+// Tokenizer: SentencePiece model + tokenizer_config.json of a checkpoint.
+//
+// The SentencePiece header is included only in tokenizer.cpp: it clashes with
+// Abseil's absl::string_view (pulled in by gRPC), see shared/device.md.
+#pragma once
+
+#include <cstdint>
+#include <filesystem>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "engine/status.h"
+
+namespace tnl {
+
+class Tokenizer {
+ public:
+  // Loads dir/tokenizer.model and the optional dir/tokenizer_config.json
+  // (add_bos_token default true, add_eos_token default false).
+  static Expected<std::unique_ptr<Tokenizer>> load(const std::filesystem::path& dir);
+  ~Tokenizer();
+
+  // Text → ids, with BOS/EOS as the tokenizer config says.
+  std::vector<int32_t> encode(std::string_view text) const;
+  // Text → ids without special tokens.
+  std::vector<int32_t> encode_plain(std::string_view text) const;
+  // Ids → text (special tokens dropped; byte-fallback pieces joined into UTF-8).
+  std::string decode(const std::vector<int32_t>& ids) const;
+  // The piece text of one id, as SentencePiece spells it (e.g. "▁the", "<0xE4>").
+  std::string piece(int32_t id) const;
+  int32_t vocab_size() const;
+  int32_t bos_id() const;
+  int32_t eos_id() const;
+  bool add_bos() const { return add_bos_; }
+  bool add_eos() const { return add_eos_; }
+
+ private:
+  struct Impl;
+  Tokenizer();
+  std::unique_ptr<Impl> impl_;
+  bool add_bos_ = true;
+  bool add_eos_ = false;
+};
+
+// Turns a stream of generated ids into text pieces that never split a UTF-8
+// character: byte-fallback pieces of a CJK character or an emoji come out whole.
+// Seeded with the prompt's last ids so the first generated word keeps its space.
+class IncrementalDetokenizer {
+ public:
+  IncrementalDetokenizer(const Tokenizer& tokenizer, const std::vector<int32_t>& prompt_ids);
+  // Adds one id; returns the newly completed text (possibly empty).
+  std::string push(int32_t id);
+  // Text held back at the end of the stream (an incomplete UTF-8 tail), flushed as is.
+  std::string flush();
+
+ private:
+  const Tokenizer& tokenizer_;
+  std::vector<int32_t> ids_;
+  size_t prefix_offset_ = 0;  // ids_[prefix_offset_, read_offset_) already emitted, kept as context
+  size_t read_offset_ = 0;
+};
+
+}  // namespace tnl
