@@ -1,0 +1,20 @@
+// BackendOptions: what a user may choose about the compute backend. One struct,
+// validated once at start-up (tools and the server fill it from their flags).
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+namespace tnl {
+
+struct BackendOptions {
+  std::string device = "auto";      // "auto" (cuda when a GPU is present, else cpu), "cpu", "cuda"
+  int32_t max_slots = 64;           // decode-state slots wanted (CUDA may grant fewer: memory)
+  int64_t prefill_block = 64;       // Lightning Attention block size B (tokens)
+  int32_t cpu_threads = 0;          // CPU backend worker threads; 0: all cores
+  float gpu_memory_fraction = 0.9f; // CUDA: share of free device memory for weights + state slots
+  std::string gpu_dtype = "bf16";   // CUDA weight dtype: "bf16" or "fp16"
+  int32_t gpu_device = 0;           // CUDA device ordinal
+};
+
+}  // namespace tnl
