@@ -1,0 +1,114 @@
+// Engine: the serving core. Owns a backend, the tokenizer, the scheduler and the
+// step-loop thread; front ends (HTTP, gRPC, tools) submit GenerationRequests and
+// receive GenerationEvents. The engine knows nothing of HTTP or gRPC.
+//
+// Threads: one step-loop thread, owned by the Engine, runs the scheduler and the
+// backend and calls every EventSink. submit()/cancel()/stats() are thread-safe and
+// never block on a step; they hand work to the loop through one locked queue.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "engine/backend.h"
+#include "engine/sampling/sampler.h"
+#include "engine/status.h"
+#include "engine/tokenizer/tokenizer.h"
+
+namespace tnl {
+
+struct EngineOptions {
+  int32_t max_num_seqs = 64;             // running sequences, bounded by backend slots
+  int32_t max_num_batched_tokens = 512;  // tokens per step: decodes + prefill chunks
+  int32_t prefill_chunk = 256;           // prompts are split at multiples of this (fixed per
+                                         // sequence, so results never depend on the batch)
+  int32_t max_queue = 256;               // waiting requests; past it submit() → RESOURCE_EXHAUSTED
+  int64_t max_model_len = 32768;         // prompt + max_tokens
+  std::chrono::milliseconds request_timeout{0};  // 0: none
+};
+
+enum class FinishReason { kNone, kStop, kLength, kCancelled, kTimeout, kError };
+const char* finish_reason_name(FinishReason r);  // "stop", "length", "cancelled", "timeout", "error"
+
+struct GenerationRequest {
+  std::string request_id;              // for logs
+  std::vector<int32_t> prompt_ids;     // already tokenized (BOS included as the tokenizer says)
+  SamplingParams sampling;
+  int32_t max_tokens = 16;
+  std::vector<std::string> stop;       // stop strings (not included in the output)
+  std::vector<int32_t> stop_token_ids; // in addition to EOS
+  bool ignore_eos = false;
+  bool prompt_logprobs = false;        // logprobs of every prompt token (echo + logprobs)
+};
+
+struct GenerationEvent {
+  std::vector<int32_t> token_ids;              // tokens produced since the last event
+  std::string text;                            // text now safe to emit (UTF-8 whole, stop strings held back)
+  std::vector<SampleResult> logprobs;          // one per token when sampling.logprobs ≥ 0
+  std::vector<SampleResult> prompt_logprobs;   // first event only, when asked (entry 0 has no logprob)
+  FinishReason finish = FinishReason::kNone;   // set on the last event only
+  Status error;                                // set when finish == kError
+  int32_t prompt_tokens = 0;
+  int32_t completion_tokens = 0;               // so far
+};
+
+// Called on the engine thread, in order, once per event; the last event has
+// finish != kNone. Must not block (post to your own executor).
+using EventSink = std::function<void(GenerationEvent&&)>;
+
+struct EngineStats {
+  int32_t running = 0;
+  int32_t waiting = 0;
+  int32_t slots_used = 0;
+  int32_t slots_total = 0;
+  uint64_t prompt_tokens_total = 0;
+  uint64_t generation_tokens_total = 0;
+  uint64_t requests_finished_total = 0;
+  // Histograms (seconds): cumulative bucket counts over `bucket_bounds`, plus sum and count.
+  struct Histogram {
+    std::vector<double> bucket_bounds;
+    std::vector<uint64_t> bucket_counts;  // counts[i] = observations ≤ bounds[i]
+    double sum = 0.0;
+    uint64_t count = 0;
+  };
+  Histogram time_to_first_token;
+  Histogram time_per_output_token;
+  Histogram e2e_latency;
+  Histogram step_time;
+};
+
+class Engine {
+ public:
+  static Expected<std::unique_ptr<Engine>> create(std::unique_ptr<Backend> backend,
+                                                  std::unique_ptr<Tokenizer> tokenizer,
+                                                  EngineOptions options);
+  ~Engine();  // stops the loop; unfinished requests get finish = kCancelled
+
+  // Validates (empty prompt, too long, bad sampling params → INVALID_ARGUMENT;
+  // queue full → RESOURCE_EXHAUSTED; draining → FAILED_PRECONDITION) and queues.
+  // Returns an id for cancel().
+  Expected<uint64_t> submit(GenerationRequest request, EventSink sink);
+  // Drops the sequence within one step and frees its slot; its sink gets kCancelled.
+  void cancel(uint64_t id);
+
+  EngineStats stats() const;
+  void begin_drain();          // refuse new requests; in-flight ones continue
+  bool idle() const;           // nothing running or waiting
+
+  const Tokenizer& tokenizer() const;
+  const ModelConfig& config() const;
+  const EngineOptions& options() const;
+  std::string backend_name() const;
+
+ private:
+  struct Impl;
+  explicit Engine(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace tnl
