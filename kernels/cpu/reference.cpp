@@ -114,11 +114,16 @@ void attention_blocked(const float* q, const float* k, const float* v, int64_t n
 
 void linear(const float* x, const float* w, const float* bias, int64_t m, int64_t in, int64_t out,
             float* y) {
+  linear_strided(x, w, bias, m, in, out, y, out);
+}
+
+void linear_strided(const float* x, const float* w, const float* bias, int64_t m, int64_t in,
+                    int64_t out, float* y, int64_t y_stride) {
   if (bias) {
-    for (int64_t r = 0; r < m; ++r) std::copy(bias, bias + out, y + r * out);
+    for (int64_t r = 0; r < m; ++r) std::copy(bias, bias + out, y + r * y_stride);
   }
   cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, int(m), int(out), int(in), 1.0f, x, int(in),
-              w, int(in), bias ? 1.0f : 0.0f, y, int(out));
+              w, int(in), bias ? 1.0f : 0.0f, y, int(y_stride));
 }
 
 }  // namespace tnl::ref

@@ -47,5 +47,8 @@ void attention_blocked(const float* q, const float* k, const float* v, int64_t n
 // y[m, out] = x[m, in] · Wᵀ (+ bias), W is [out, in] (PyTorch layout). BLAS sgemm.
 void linear(const float* x, const float* w, const float* bias, int64_t m, int64_t in, int64_t out,
             float* y);
+// The same, writing y with a row stride of y_stride floats (a column tile of a wider output).
+void linear_strided(const float* x, const float* w, const float* bias, int64_t m, int64_t in,
+                    int64_t out, float* y, int64_t y_stride);
 
 }  // namespace tnl::ref
