@@ -1,0 +1,126 @@
+// Scheduler: decides what each step computes. A pure decision object: no threads,
+// no backend, no sampling. The engine's step loop owns it, runs the StepPlan it
+// produces on the backend, then reports back (commit, append_token, remove).
+//
+// Policy (continuous batching with chunked prefill, first come first served):
+//   1. every running sequence whose prompt is computed decodes one token;
+//   2. running sequences still prefilling get their next prompt chunk, oldest first;
+//   3. waiting sequences are admitted (FIFO) while a slot is free, with their first chunk.
+// Steps 2 and 3 stop at the first chunk that does not fit the remaining token
+// budget, so nobody overtakes an older prompt: a stream of short requests cannot
+// starve a long one.
+//
+// Chunking rule: a prompt is split at positions that are multiples of
+// prefill_chunk (the last chunk ends at the prompt end) and a chunk is scheduled
+// whole or not at all. What a sequence computes is therefore independent of what
+// else shares its steps, which keeps greedy output bit-identical to running alone.
+//
+// Budget invariant (checked by validate_scheduler_limits): max_num_batched_tokens
+// ≥ prefill_chunk + num_slots − 1. While any sequence is prefilling, at most
+// num_slots − 1 others decode, so the oldest prefilling sequence always gets its
+// whole next chunk, and decodes are never left out for a prompt.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <optional>
+#include <vector>
+
+#include "engine/backend.h"
+#include "engine/scheduler/slot_allocator.h"
+#include "engine/status.h"
+
+namespace tnl {
+
+using SequenceId = uint64_t;
+
+struct SchedulerLimits {
+  int32_t num_slots = 1;               // running sequences: min(max_num_seqs, backend slots)
+  int32_t max_num_batched_tokens = 512;
+  int32_t prefill_chunk = 256;
+};
+
+// INVALID_ARGUMENT with a message naming the option when the limits cannot work.
+Status validate_scheduler_limits(const SchedulerLimits& limits);
+
+// What one planned chunk means to the engine; parallel to StepPlan::chunks.
+struct ScheduledChunk {
+  SequenceId seq = 0;
+  bool prefill = false;      // a prompt chunk (false: a one-token decode)
+  int64_t start_pos = 0;     // absolute position of the chunk's first token
+  int32_t num_tokens = 0;
+  bool samples_next = false; // its last row yields the sequence's next token
+                             // (the prompt's last chunk, or a decode)
+};
+
+struct ScheduledStep {
+  StepPlan plan;
+  std::vector<ScheduledChunk> chunks;  // chunks[i] describes plan.chunks[i]
+  int32_t num_decode_tokens = 0;
+  int32_t num_prefill_tokens = 0;
+  bool empty() const { return chunks.empty(); }
+};
+
+class Scheduler {
+ public:
+  explicit Scheduler(SchedulerLimits limits);  // limits must pass validate_scheduler_limits
+
+  // Queues a new sequence (prompt ≥ 1 token). Ids are unique while the sequence lives.
+  void add(SequenceId seq, std::vector<int32_t> prompt, bool prompt_logprobs);
+
+  // Plans the next step. Admitted sequences take a slot now; nothing else changes
+  // until commit(). An empty step means there is nothing to do.
+  ScheduledStep schedule();
+
+  // The backend ran `step`: its chunks' tokens are now in their slots' state.
+  void commit(const ScheduledStep& step);
+
+  // Records the token sampled for `seq` (after a samples_next chunk was committed);
+  // it becomes the sequence's next decode input.
+  void append_token(SequenceId seq, int32_t token);
+
+  // Drops a sequence wherever it is (waiting or running), freeing its slot at once.
+  // Returns false when the id is unknown.
+  bool remove(SequenceId seq);
+
+  bool contains(SequenceId seq) const;
+  std::optional<int32_t> slot_of(SequenceId seq) const;  // nullopt while waiting
+  // Sequence ids oldest first: running, then waiting.
+  std::vector<SequenceId> running_ids() const;
+  std::vector<SequenceId> waiting_ids() const;
+
+  int32_t num_running() const { return static_cast<int32_t>(running_.size()); }
+  int32_t num_waiting() const { return static_cast<int32_t>(waiting_.size()); }
+  int32_t slots_used() const { return slots_.num_used(); }
+  int32_t slots_total() const { return slots_.num_slots(); }
+  bool has_work() const { return !running_.empty() || !waiting_.empty(); }
+  const SchedulerLimits& limits() const { return limits_; }
+
+ private:
+  // Scheduling state of one sequence. Invariant for a running sequence:
+  // num_computed ≤ tokens.size(); once the prompt is computed, tokens.size() ==
+  // num_computed + 1 before it can be scheduled (the token it decodes next).
+  struct Sequence {
+    SequenceId id = 0;
+    int32_t slot = -1;
+    std::vector<int32_t> tokens;  // prompt, then sampled tokens
+    int64_t prompt_len = 0;
+    int64_t num_computed = 0;     // tokens whose effect is in the slot's state
+    bool prompt_logprobs = false;
+    bool prefilling() const { return num_computed < prompt_len; }
+  };
+
+  // The prompt chunk that starts at seq.num_computed: up to the next multiple of
+  // prefill_chunk, or the prompt end.
+  int32_t next_chunk_len(const Sequence& seq) const;
+  void plan_prefill(const Sequence& seq, int32_t len, ScheduledStep* step) const;
+  Sequence* find_running(SequenceId seq);
+  const Sequence* find_running(SequenceId seq) const;
+
+  SchedulerLimits limits_;
+  SlotAllocator slots_;
+  std::deque<Sequence> waiting_;   // arrival order
+  std::vector<Sequence> running_;  // admission order (= arrival order)
+};
+
+}  // namespace tnl

@@ -1,0 +1,288 @@
+// Scheduler decisions: token budget, decodes always included, FIFO, no
+// starvation, bounded slots, fixed chunk boundaries whatever the load.
+#include "engine/scheduler/scheduler.h"
+
+#include <gtest/gtest.h>
+
+#include <map>
+#include <numeric>
+#include <set>
+#include <utility>
+#include <vector>
+
+namespace tnl {
+namespace {
+
+std::vector<int32_t> prompt_of(int32_t len, int32_t first = 3) {
+  std::vector<int32_t> p(len);
+  std::iota(p.begin(), p.end(), first);
+  return p;
+}
+
+// Drives a scheduler as the engine would: commit each step, feed a token back
+// to every sequence that sampled, and finish sequences after `max_tokens`.
+class Driver {
+ public:
+  explicit Driver(SchedulerLimits limits) : sched(limits) {}
+
+  void add(SequenceId id, int32_t prompt_len, int32_t max_tokens, bool prompt_logprobs = false) {
+    sched.add(id, prompt_of(prompt_len), prompt_logprobs);
+    max_tokens_[id] = max_tokens;
+  }
+
+  ScheduledStep step() {
+    ScheduledStep s = sched.schedule();
+    check_plan_shape(s);
+    sched.commit(s);
+    for (const ScheduledChunk& c : s.chunks) {
+      chunks_seen[c.seq].push_back({c.start_pos, c.num_tokens});
+      if (!c.samples_next) continue;
+      if (++generated_[c.seq] >= max_tokens_[c.seq]) {
+        EXPECT_TRUE(sched.remove(c.seq));
+        finished.push_back(c.seq);
+      } else {
+        sched.append_token(c.seq, 7);
+      }
+    }
+    return s;
+  }
+
+  void check_plan_shape(const ScheduledStep& s) {
+    ASSERT_EQ(s.plan.chunks.size(), s.chunks.size());
+    int32_t total = 0;
+    std::set<int32_t> slots;
+    for (size_t i = 0; i < s.chunks.size(); ++i) {
+      const SequenceChunk& pc = s.plan.chunks[i];
+      EXPECT_EQ(static_cast<int32_t>(pc.tokens.size()), s.chunks[i].num_tokens);
+      EXPECT_EQ(pc.start_pos, s.chunks[i].start_pos);
+      EXPECT_TRUE(slots.insert(pc.slot).second) << "slot twice in one step";
+      EXPECT_GE(pc.slot, 0);
+      EXPECT_LT(pc.slot, sched.slots_total());
+      total += s.chunks[i].num_tokens;
+    }
+    EXPECT_LE(total, sched.limits().max_num_batched_tokens);
+    EXPECT_EQ(total, s.num_decode_tokens + s.num_prefill_tokens);
+  }
+
+  Scheduler sched;
+  std::map<SequenceId, std::vector<std::pair<int64_t, int32_t>>> chunks_seen;  // (start, len)
+  std::vector<SequenceId> finished;
+
+ private:
+  std::map<SequenceId, int32_t> max_tokens_;
+  std::map<SequenceId, int32_t> generated_;
+};
+
+TEST(SchedulerLimits, RejectsBudgetSmallerThanChunk) {
+  Status s = validate_scheduler_limits({.num_slots = 1, .max_num_batched_tokens = 16, .prefill_chunk = 32});
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("prefill_chunk"), std::string::npos) << s.message();
+}
+
+TEST(SchedulerLimits, RejectsBudgetWithoutRoomForDecodesAndAChunk) {
+  Status s = validate_scheduler_limits({.num_slots = 8, .max_num_batched_tokens = 32, .prefill_chunk = 32});
+  EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(s.message().find("39"), std::string::npos) << s.message();
+  EXPECT_TRUE(validate_scheduler_limits({.num_slots = 8, .max_num_batched_tokens = 39, .prefill_chunk = 32}).is_ok());
+  EXPECT_FALSE(validate_scheduler_limits({.num_slots = 0, .max_num_batched_tokens = 39, .prefill_chunk = 32}).is_ok());
+  EXPECT_FALSE(validate_scheduler_limits({.num_slots = 1, .max_num_batched_tokens = 39, .prefill_chunk = 0}).is_ok());
+}
+
+TEST(Scheduler, EmptyWhenNothingQueued) {
+  Scheduler s({.num_slots = 2, .max_num_batched_tokens = 16, .prefill_chunk = 8});
+  EXPECT_TRUE(s.schedule().empty());
+  EXPECT_FALSE(s.has_work());
+}
+
+TEST(Scheduler, ShortPromptIsOneChunkAskingForTheLastRow) {
+  Scheduler s({.num_slots = 2, .max_num_batched_tokens = 16, .prefill_chunk = 8});
+  s.add(1, prompt_of(5), false);
+  ScheduledStep step = s.schedule();
+  ASSERT_EQ(step.chunks.size(), 1u);
+  EXPECT_EQ(step.plan.chunks[0].start_pos, 0);
+  EXPECT_EQ(step.plan.chunks[0].tokens, prompt_of(5));
+  EXPECT_EQ(step.plan.chunks[0].logits, LogitsMode::kLast);
+  EXPECT_TRUE(step.chunks[0].samples_next);
+  EXPECT_TRUE(step.chunks[0].prefill);
+  s.commit(step);
+  s.append_token(1, 42);
+  step = s.schedule();
+  ASSERT_EQ(step.chunks.size(), 1u);
+  EXPECT_FALSE(step.chunks[0].prefill);
+  EXPECT_EQ(step.plan.chunks[0].start_pos, 5);
+  EXPECT_EQ(step.plan.chunks[0].tokens, std::vector<int32_t>{42});
+  EXPECT_EQ(step.plan.chunks[0].logits, LogitsMode::kLast);
+}
+
+TEST(Scheduler, LongPromptChunksAtMultiplesOfPrefillChunk) {
+  Driver d({.num_slots = 1, .max_num_batched_tokens = 8, .prefill_chunk = 8});
+  d.add(1, 21, 1);
+  std::vector<LogitsMode> modes;
+  while (d.sched.has_work()) {
+    ScheduledStep s = d.step();
+    for (const auto& c : s.plan.chunks) modes.push_back(c.logits);
+  }
+  using P = std::pair<int64_t, int32_t>;
+  EXPECT_EQ(d.chunks_seen[1], (std::vector<P>{{0, 8}, {8, 8}, {16, 5}}));
+  EXPECT_EQ(modes, (std::vector<LogitsMode>{LogitsMode::kNone, LogitsMode::kNone, LogitsMode::kLast}));
+}
+
+TEST(Scheduler, PromptLogprobsAskForEveryRow) {
+  Driver d({.num_slots = 1, .max_num_batched_tokens = 8, .prefill_chunk = 8});
+  d.add(1, 12, 1, /*prompt_logprobs=*/true);
+  ScheduledStep a = d.step();
+  ScheduledStep b = d.step();
+  EXPECT_EQ(a.plan.chunks[0].logits, LogitsMode::kAll);
+  EXPECT_FALSE(a.chunks[0].samples_next);
+  EXPECT_EQ(b.plan.chunks[0].logits, LogitsMode::kAll);
+  EXPECT_TRUE(b.chunks[0].samples_next);
+}
+
+TEST(Scheduler, DecodesAlwaysIncludedAndBudgetRespected) {
+  // 4 slots, budget 11 = chunk 8 + 3 decodes: the tightest valid budget.
+  Driver d({.num_slots = 4, .max_num_batched_tokens = 11, .prefill_chunk = 8});
+  for (SequenceId id = 1; id <= 12; ++id) d.add(id, 3 + 7 * static_cast<int32_t>(id % 4), 5);
+  int steps = 0;
+  while (d.sched.has_work() && steps < 500) {
+    // Every running sequence past its prompt must decode in this step.
+    std::set<SequenceId> decoding_before;
+    for (SequenceId id : d.sched.running_ids()) {
+      const auto& seen = d.chunks_seen[id];
+      int64_t computed = 0;
+      for (const auto& [start, len] : seen) computed = start + len;
+      if (computed >= 3 + 7 * static_cast<int64_t>(id % 4)) decoding_before.insert(id);
+    }
+    ScheduledStep s = d.step();
+    std::set<SequenceId> decoded;
+    for (const ScheduledChunk& c : s.chunks) {
+      if (!c.prefill) decoded.insert(c.seq);
+    }
+    EXPECT_EQ(decoded, decoding_before);
+    ++steps;
+  }
+  EXPECT_FALSE(d.sched.has_work());
+  EXPECT_EQ(d.finished.size(), 12u);
+}
+
+TEST(Scheduler, AdmitsInArrivalOrder) {
+  Driver d({.num_slots = 2, .max_num_batched_tokens = 64, .prefill_chunk = 16});
+  for (SequenceId id = 10; id > 0; --id) d.add(id, 4, 3);  // arrival order 10, 9, ..., 1
+  std::vector<SequenceId> admitted;
+  while (d.sched.has_work()) {
+    ScheduledStep s = d.step();
+    for (const ScheduledChunk& c : s.chunks) {
+      if (c.prefill && c.start_pos == 0) admitted.push_back(c.seq);
+    }
+  }
+  EXPECT_EQ(admitted, (std::vector<SequenceId>{10, 9, 8, 7, 6, 5, 4, 3, 2, 1}));
+  EXPECT_EQ(d.finished.size(), 10u);
+}
+
+TEST(Scheduler, LongPromptIsNotStarvedByAStreamOfShortOnes) {
+  // Budget for one chunk + decodes: the long prompt (first in line) must progress
+  // every step although short requests keep arriving behind it.
+  Driver d({.num_slots = 4, .max_num_batched_tokens = 19, .prefill_chunk = 16});
+  d.add(1, 16 * 10, 1);
+  SequenceId next = 2;
+  int steps_for_long = 0;
+  while (d.sched.contains(1)) {
+    d.add(next++, 3, 2);
+    d.add(next++, 3, 2);
+    ScheduledStep s = d.step();
+    ++steps_for_long;
+    bool long_progressed = false;
+    for (const ScheduledChunk& c : s.chunks) long_progressed |= (c.seq == 1);
+    EXPECT_TRUE(long_progressed) << "step " << steps_for_long;
+    ASSERT_LT(steps_for_long, 100);
+  }
+  EXPECT_EQ(steps_for_long, 10);
+}
+
+TEST(Scheduler, ShortRequestsDoNotOvertakeAnOlderPrompt) {
+  // A younger request must not be admitted ahead of an older waiting one, even
+  // when only the younger one would fit in what is left of the budget.
+  Driver d({.num_slots = 3, .max_num_batched_tokens = 18, .prefill_chunk = 16});
+  d.add(1, 2, 50);   // running, decoding
+  d.step();
+  d.add(2, 16, 1);   // needs 16 of the remaining 17
+  d.add(3, 16, 1);   // would not fit after 2 in the same step
+  d.add(4, 1, 1);    // would fit, but must wait for 3
+  ScheduledStep s = d.step();
+  std::vector<SequenceId> ids;
+  for (const ScheduledChunk& c : s.chunks) ids.push_back(c.seq);
+  EXPECT_EQ(ids, (std::vector<SequenceId>{1, 2}));
+  s = d.step();
+  ids.clear();
+  for (const ScheduledChunk& c : s.chunks) ids.push_back(c.seq);
+  EXPECT_EQ(ids, (std::vector<SequenceId>{1, 3, 4}));
+}
+
+TEST(Scheduler, SlotsBoundedAndFreedOnRemove) {
+  Scheduler s({.num_slots = 3, .max_num_batched_tokens = 64, .prefill_chunk = 8});
+  for (SequenceId id = 1; id <= 5; ++id) s.add(id, prompt_of(4), false);
+  ScheduledStep step = s.schedule();
+  EXPECT_EQ(step.chunks.size(), 3u);
+  EXPECT_EQ(s.num_running(), 3);
+  EXPECT_EQ(s.num_waiting(), 2);
+  EXPECT_EQ(s.slots_used(), 3);
+  EXPECT_EQ(s.slots_total(), 3);
+  std::set<int32_t> slots;
+  for (const auto& c : step.plan.chunks) slots.insert(c.slot);
+  EXPECT_EQ(slots, (std::set<int32_t>{0, 1, 2}));
+  s.commit(step);
+  for (SequenceId id = 1; id <= 3; ++id) s.append_token(id, 9);
+
+  const int32_t freed = *s.slot_of(2);
+  EXPECT_TRUE(s.remove(2));  // e.g. cancelled
+  EXPECT_EQ(s.slots_used(), 2);
+  EXPECT_FALSE(s.contains(2));
+  EXPECT_FALSE(s.remove(2));
+  step = s.schedule();
+  // Decodes of 1 and 3, and 4 admitted into the freed slot.
+  ASSERT_EQ(step.chunks.size(), 3u);
+  EXPECT_EQ(step.chunks[2].seq, 4u);
+  EXPECT_EQ(step.plan.chunks[2].slot, freed);
+  EXPECT_EQ(step.plan.chunks[2].start_pos, 0);
+  EXPECT_TRUE(s.remove(5));  // a waiting sequence leaves the queue
+  EXPECT_EQ(s.num_waiting(), 0);
+}
+
+TEST(Scheduler, RemovedBetweenScheduleAndCommitIsIgnored) {
+  Scheduler s({.num_slots = 2, .max_num_batched_tokens = 16, .prefill_chunk = 8});
+  s.add(1, prompt_of(4), false);
+  s.add(2, prompt_of(4), false);
+  ScheduledStep step = s.schedule();
+  EXPECT_TRUE(s.remove(1));
+  s.commit(step);
+  s.append_token(2, 5);
+  step = s.schedule();
+  ASSERT_EQ(step.chunks.size(), 1u);
+  EXPECT_EQ(step.chunks[0].seq, 2u);
+  EXPECT_EQ(step.chunks[0].start_pos, 4);
+}
+
+// The chunks a sequence gets are the same whether it runs alone or under load.
+TEST(Scheduler, ChunkBoundariesDoNotDependOnLoad) {
+  const SchedulerLimits limits{.num_slots = 6, .max_num_batched_tokens = 40, .prefill_chunk = 16};
+  std::vector<int32_t> lens = {5, 16, 17, 33, 70, 1, 48, 100, 15, 31};
+  std::map<SequenceId, std::vector<std::pair<int64_t, int32_t>>> alone;
+  for (size_t i = 0; i < lens.size(); ++i) {
+    Driver d(limits);
+    d.add(i + 1, lens[i], 4);
+    while (d.sched.has_work()) d.step();
+    alone[i + 1] = d.chunks_seen[i + 1];
+  }
+  Driver loaded(limits);
+  for (size_t i = 0; i < lens.size(); ++i) loaded.add(i + 1, lens[i], 4);
+  int steps = 0;
+  while (loaded.sched.has_work()) {
+    loaded.step();
+    ASSERT_LT(++steps, 1000);
+  }
+  for (size_t i = 0; i < lens.size(); ++i) {
+    EXPECT_EQ(loaded.chunks_seen[i + 1], alone[i + 1]) << "prompt length " << lens[i];
+  }
+}
+
+}  // namespace
+}  // namespace tnl
