@@ -7,6 +7,7 @@
 #include <cstdint>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -26,10 +27,15 @@ class Tokenizer {
   std::vector<int32_t> encode(std::string_view text) const;
   // Text → ids without special tokens.
   std::vector<int32_t> encode_plain(std::string_view text) const;
-  // Ids → text (special tokens dropped; byte-fallback pieces joined into UTF-8).
+  // Ids → text (special tokens dropped; byte-fallback pieces joined into UTF-8;
+  // ids outside [0, vocab_size) dropped, e.g. from a model whose embedding
+  // table is padded past the tokenizer's vocabulary). Bytes that do not form
+  // UTF-8 come out as U+FFFD, so the result is always valid UTF-8.
   std::string decode(const std::vector<int32_t>& ids) const;
   // The piece text of one id, as SentencePiece spells it (e.g. "▁the", "<0xE4>").
   std::string piece(int32_t id) const;
+  // The byte a byte-fallback piece ("<0xE4>") stands for; nullopt for other ids.
+  std::optional<uint8_t> byte_value(int32_t id) const;
   int32_t vocab_size() const;
   int32_t bos_id() const;
   int32_t eos_id() const;
@@ -52,14 +58,20 @@ class IncrementalDetokenizer {
   IncrementalDetokenizer(const Tokenizer& tokenizer, const std::vector<int32_t>& prompt_ids);
   // Adds one id; returns the newly completed text (possibly empty).
   std::string push(int32_t id);
-  // Text held back at the end of the stream (an incomplete UTF-8 tail), flushed as is.
+  // Text held back at the end of the stream (an incomplete UTF-8 tail), flushed
+  // as is: undecodable bytes come out as U+FFFD.
   std::string flush();
 
  private:
+  // Decodes ids_[begin, end) (through window_, reused so push does not allocate
+  // in the steady state beyond the returned text).
+  std::string decode_range(size_t begin, size_t end);
+
   const Tokenizer& tokenizer_;
   std::vector<int32_t> ids_;
   size_t prefix_offset_ = 0;  // ids_[prefix_offset_, read_offset_) already emitted, kept as context
-  size_t read_offset_ = 0;
+  size_t read_offset_ = 0;    // ids_[read_offset_, end) not yet emitted
+  std::vector<int32_t> window_;
 };
 
 }  // namespace tnl

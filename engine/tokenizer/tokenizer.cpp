@@ -1,0 +1,90 @@
+// The only translation unit that includes SentencePiece (see tokenizer.h).
+#include "engine/tokenizer/tokenizer.h"
+
+#include <sentencepiece_processor.h>
+
+#include <algorithm>
+#include <system_error>
+
+#include "engine/tokenizer/tokenizer_config.h"
+
+namespace tnl {
+
+struct Tokenizer::Impl {
+  sentencepiece::SentencePieceProcessor processor;
+};
+
+Tokenizer::Tokenizer() : impl_(std::make_unique<Impl>()) {}
+Tokenizer::~Tokenizer() = default;
+
+Expected<std::unique_ptr<Tokenizer>> Tokenizer::load(const std::filesystem::path& dir) {
+  const std::filesystem::path model_path = dir / "tokenizer.model";
+  std::error_code ec;
+  if (!std::filesystem::is_regular_file(model_path, ec)) {
+    return not_found(model_path.string() + ": no such file (a checkpoint needs its SentencePiece model)");
+  }
+  TNL_ASSIGN_OR_RETURN(TokenizerConfig config, load_tokenizer_config(dir / "tokenizer_config.json"));
+
+  std::unique_ptr<Tokenizer> tokenizer(new Tokenizer());
+  const auto loaded = tokenizer->impl_->processor.Load(model_path.string());
+  if (!loaded.ok()) {
+    return invalid_argument(model_path.string() + ": not a SentencePiece model (" +
+                            std::string(loaded.message()) + ")");
+  }
+  tokenizer->add_bos_ = config.add_bos_token;
+  tokenizer->add_eos_ = config.add_eos_token;
+  return tokenizer;
+}
+
+std::vector<int32_t> Tokenizer::encode_plain(std::string_view text) const {
+  std::vector<int> ids;
+  // Encode fails only on an unloaded model, which load() rules out.
+  impl_->processor.Encode(text, &ids).IgnoreError();
+  return ids;
+}
+
+std::vector<int32_t> Tokenizer::encode(std::string_view text) const {
+  std::vector<int32_t> ids;
+  const std::vector<int32_t> body = encode_plain(text);
+  ids.reserve(body.size() + 2);
+  // A model without BOS/EOS reports id -1: nothing to add then.
+  if (add_bos_ && bos_id() >= 0) ids.push_back(bos_id());
+  ids.insert(ids.end(), body.begin(), body.end());
+  if (add_eos_ && eos_id() >= 0) ids.push_back(eos_id());
+  return ids;
+}
+
+std::string Tokenizer::decode(const std::vector<int32_t>& ids) const {
+  const int32_t vocab = vocab_size();
+  const auto in_vocab = [vocab](int32_t id) { return id >= 0 && id < vocab; };
+  std::string text;
+  // SentencePiece rejects the whole call on one unknown id; drop those instead.
+  if (std::all_of(ids.begin(), ids.end(), in_vocab)) {
+    impl_->processor.Decode(ids, &text).IgnoreError();
+  } else {
+    std::vector<int> known;
+    known.reserve(ids.size());
+    std::copy_if(ids.begin(), ids.end(), std::back_inserter(known), in_vocab);
+    impl_->processor.Decode(known, &text).IgnoreError();
+  }
+  return text;
+}
+
+std::string Tokenizer::piece(int32_t id) const {
+  if (id < 0 || id >= vocab_size()) return {};
+  return impl_->processor.IdToPiece(id);
+}
+
+std::optional<uint8_t> Tokenizer::byte_value(int32_t id) const {
+  if (id < 0 || id >= vocab_size() || !impl_->processor.IsByte(id)) return std::nullopt;
+  // Byte pieces are spelled "<0xAB>" by SentencePiece.
+  const std::string text = impl_->processor.IdToPiece(id);
+  if (text.size() != 6) return std::nullopt;
+  return static_cast<uint8_t>(std::stoi(text.substr(3, 2), nullptr, 16));
+}
+
+int32_t Tokenizer::vocab_size() const { return impl_->processor.GetPieceSize(); }
+int32_t Tokenizer::bos_id() const { return impl_->processor.bos_id(); }
+int32_t Tokenizer::eos_id() const { return impl_->processor.eos_id(); }
+
+}  // namespace tnl
