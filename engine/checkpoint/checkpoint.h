@@ -12,14 +12,11 @@
 #include <string>
 #include <vector>
 
+#include "engine/checkpoint/dtype.h"  // DType, dtype_name, dtype_size, convert_to_f32
 #include "engine/model_config.h"
 #include "engine/status.h"
 
 namespace tnl {
-
-enum class DType { kF32, kBF16, kF16 };
-const char* dtype_name(DType d);      // "F32", "BF16", "F16" (safetensors spelling)
-int64_t dtype_size(DType d);          // bytes per element
 
 struct TensorView {
   DType dtype = DType::kF32;
@@ -30,15 +27,12 @@ struct TensorView {
   int64_t numel() const;
 };
 
-// Converts n elements of `dtype` at `src` to fp32.
-void convert_to_f32(DType dtype, const std::byte* src, int64_t n, float* dst);
-
 // Names of model-spec §3.
 std::string layer_tensor_name(int64_t layer, const std::string& suffix);  // "model.layers.{i}.{suffix}"
 inline constexpr const char* kEmbedName = "model.embed_tokens.weight";
 inline constexpr const char* kLmHeadName = "lm_head.weight";
 
-class MappedFile;  // engine/mapped_file.h
+class MappedFile;  // engine/checkpoint/mapped_file.h
 
 class Checkpoint {
  public:
