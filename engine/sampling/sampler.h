@@ -8,6 +8,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/sampling/candidate_filters.h"
 #include "engine/status.h"
 
 namespace tnl {
@@ -24,6 +25,7 @@ struct SamplingParams {
   int32_t logprobs = -1;           // -1: none; k ≥ 0: return the chosen token's logprob and the top k
 
   Status validate() const;          // ranges above; messages name the parameter
+                                    // (OUT_OF_RANGE: "temperature must be in [0, 2], got 3")
 };
 
 struct TokenLogprob {
@@ -38,24 +40,38 @@ struct SampleResult {
 };
 
 // One sampler per sequence: owns its RNG and the token counts the penalties need.
+//
+// Per call: penalties (repetition, then presence/frequency), then greedy argmax
+// when temperature is 0, else temperature, top-k, top-p, min-p (the Hugging
+// Face order) and a draw. O(V) expected time (top-k/top-p by selection, not a
+// sort); scratch is reused, so the steady state allocates nothing but the
+// returned `top` list. Params are expected to be validated.
 class Sampler {
  public:
   Sampler(SamplingParams params, const std::vector<int32_t>& prompt_ids);
+  // Picks the next token and records it for the penalties (no accept() needed).
   SampleResult sample(std::span<const float> logits);
   // Records a token produced elsewhere (e.g. the GPU sampled it) for penalties.
   void accept(int32_t token);
   const SamplingParams& params() const { return params_; }
 
  private:
+  bool has_penalties() const;
+  void apply_penalties(std::span<Candidate> by_token) const;
+  int32_t draw(std::span<Candidate> candidates);
+  void fill_logprobs(std::span<const float> logits, SampleResult* result) const;
+
   SamplingParams params_;
   std::mt19937_64 rng_;
-  std::vector<int32_t> prompt_ids_;
-  std::vector<std::pair<int32_t, int32_t>> output_counts_;  // (token, count), small
-  std::vector<float> scratch_;
+  std::vector<int32_t> prompt_ids_;                         // sorted, unique
+  std::vector<std::pair<int32_t, int32_t>> output_counts_;  // (token, count), sorted by token
+  std::vector<Candidate> candidates_;                       // scratch, one per vocabulary entry
 };
 
 // log-softmax of one logits row (used by tnl-eval and logprobs).
 std::vector<float> log_softmax(std::span<const float> logits);
+// log Σ exp(logits), computed stably (max subtracted); -inf for an empty or all -inf row.
+double log_sum_exp(std::span<const float> logits);
 
 // Finds stop strings in generated text, also when one spans tokens, and tells how
 // much text is safe to stream (text that could still become a stop string is held).
@@ -65,12 +81,19 @@ class StopMatcher {
   // Appends text. Returns the text now safe to emit; sets *stopped when a stop
   // string completed (the stop string itself and what follows are not emitted).
   std::string push(const std::string& text, bool* stopped);
-  // At the end of generation: the text held back.
+  // At the end of generation: the text held back (empty after a stop).
   std::string flush();
+  // The stop string that matched; empty while none has.
+  const std::string& matched_stop() const { return matched_; }
 
  private:
-  std::vector<std::string> stops_;
-  std::string pending_;
+  // Length of the longest tail of pending_ that is a proper prefix of a stop.
+  size_t held_back_length() const;
+
+  std::vector<std::string> stops_;  // non-empty strings only
+  std::string pending_;             // pushed text not emitted yet
+  std::string matched_;
+  bool stopped_ = false;
 };
 
 }  // namespace tnl
