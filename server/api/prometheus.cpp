@@ -1,0 +1,64 @@
+#include "server/api/prometheus.h"
+
+#include <cstdio>
+
+namespace tnl::server {
+namespace {
+
+// Shortest round-trip-ish form: bucket bounds print as written ("0.1", not 0.10000000000000001).
+std::string number(double v) {
+  char buf[40];
+  std::snprintf(buf, sizeof buf, "%.15g", v);
+  return buf;
+}
+
+void scalar(std::string& out, const char* name, const char* type, const char* help, double value) {
+  out.append("# HELP ").append(name).append(" ").append(help).append("\n");
+  out.append("# TYPE ").append(name).append(" ").append(type).append("\n");
+  out.append(name).append(" ").append(number(value)).append("\n");
+}
+
+void histogram(std::string& out, const char* name, const char* help, const EngineStats::Histogram& h) {
+  out.append("# HELP ").append(name).append(" ").append(help).append("\n");
+  out.append("# TYPE ").append(name).append(" histogram\n");
+  for (size_t i = 0; i < h.bucket_bounds.size() && i < h.bucket_counts.size(); ++i) {
+    out.append(name).append("_bucket{le=\"").append(number(h.bucket_bounds[i])).append("\"} ");
+    out.append(std::to_string(h.bucket_counts[i])).append("\n");
+  }
+  out.append(name).append("_bucket{le=\"+Inf\"} ").append(std::to_string(h.count)).append("\n");
+  out.append(name).append("_sum ").append(number(h.sum)).append("\n");
+  out.append(name).append("_count ").append(std::to_string(h.count)).append("\n");
+}
+
+}  // namespace
+
+std::string render_prometheus(const EngineStats& s, const FrontEndCounters& f) {
+  std::string out;
+  out.reserve(4096);
+  scalar(out, "tnl_requests_running", "gauge", "Sequences being generated.", s.running);
+  scalar(out, "tnl_requests_waiting", "gauge", "Requests queued for a slot.", s.waiting);
+  scalar(out, "tnl_state_slots_used", "gauge", "Decode-state slots in use.", s.slots_used);
+  scalar(out, "tnl_state_slots_total", "gauge", "Decode-state slots the backend holds.", s.slots_total);
+  scalar(out, "tnl_prompt_tokens_total", "counter", "Prompt tokens processed.", double(s.prompt_tokens_total));
+  scalar(out, "tnl_generation_tokens_total", "counter", "Tokens generated.", double(s.generation_tokens_total));
+  scalar(out, "tnl_requests_finished_total", "counter", "Requests finished (any reason).",
+         double(s.requests_finished_total));
+  histogram(out, "tnl_time_to_first_token_seconds", "Time from submit to the first generated token.",
+            s.time_to_first_token);
+  histogram(out, "tnl_time_per_output_token_seconds", "Time between generated tokens.", s.time_per_output_token);
+  histogram(out, "tnl_e2e_request_latency_seconds", "Time from submit to the last token.", s.e2e_latency);
+  histogram(out, "tnl_step_time_seconds", "Duration of one engine step.", s.step_time);
+  scalar(out, "tnl_http_requests_total", "counter", "HTTP requests answered.", double(f.http_requests_total));
+  scalar(out, "tnl_http_errors_4xx_total", "counter", "HTTP 4xx answers.", double(f.http_errors_4xx_total));
+  scalar(out, "tnl_http_errors_5xx_total", "counter", "HTTP 5xx answers.", double(f.http_errors_5xx_total));
+  scalar(out, "tnl_rejected_overload_total", "counter", "Requests refused because the queue was full.",
+         double(f.rejected_overload_total));
+  scalar(out, "tnl_client_disconnects_total", "counter", "Generations cancelled because the client went away.",
+         double(f.client_disconnects_total));
+  scalar(out, "tnl_grpc_requests_total", "counter", "gRPC calls started.", double(f.grpc_requests_total));
+  scalar(out, "tnl_http_open_connections", "gauge", "Open HTTP connections.", double(f.open_connections));
+  scalar(out, "tnl_ready", "gauge", "1 when the model is loaded and the server is not draining.", f.ready ? 1 : 0);
+  return out;
+}
+
+}  // namespace tnl::server

@@ -1,0 +1,26 @@
+// /metrics: Prometheus text exposition (format 0.0.4) of the engine's stats and
+// the front ends' own counters.
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "engine/scheduler/engine.h"
+
+namespace tnl::server {
+
+// Counters the front ends keep (a snapshot; the live ones are atomics in FrontEndMetrics).
+struct FrontEndCounters {
+  uint64_t http_requests_total = 0;
+  uint64_t http_errors_4xx_total = 0;
+  uint64_t http_errors_5xx_total = 0;
+  uint64_t rejected_overload_total = 0;  // 429 / RESOURCE_EXHAUSTED
+  uint64_t client_disconnects_total = 0; // streams cancelled because the client went away
+  uint64_t grpc_requests_total = 0;
+  int64_t open_connections = 0;
+  bool ready = false;
+};
+
+std::string render_prometheus(const EngineStats& stats, const FrontEndCounters& front);
+
+}  // namespace tnl::server
