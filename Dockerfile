@@ -18,8 +18,9 @@ RUN bash tools/setup.sh && bash tools/build.sh \
  && cp -r models /opt/tnl/models
 
 FROM nvidia/cuda:${CUDA_VERSION}-runtime-ubuntu24.04
-RUN apt-get update && apt-get install -y --no-install-recommends libcublas-13-0 libnccl2 curl \
- && rm -rf /var/lib/apt/lists/* || true
+# The CUDA runtime image already carries cudart, cuBLAS and NCCL.
+RUN apt-get update && apt-get install -y --no-install-recommends curl libgomp1 \
+ && rm -rf /var/lib/apt/lists/*
 COPY --from=build /opt/tnl /opt/tnl
 ENV LD_LIBRARY_PATH=/opt/tnl/lib:${LD_LIBRARY_PATH}
 ENV PATH=/opt/tnl/bin:${PATH}
