@@ -1,0 +1,68 @@
+// ContinuousBatcher: the body of the engine's step loop, without the thread.
+// Owns the Scheduler and every RequestState; borrows the backend and tokenizer.
+// step() = schedule → backend.run_step → sample → events. Single-threaded by
+// design: only the engine's step-loop thread calls it (tests call it directly).
+#pragma once
+
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <unordered_map>
+#include <vector>
+
+#include "engine/backend.h"
+#include "engine/scheduler/engine.h"
+#include "engine/scheduler/engine_metrics.h"
+#include "engine/scheduler/request_state.h"
+#include "engine/scheduler/scheduler.h"
+#include "engine/tokenizer/tokenizer.h"
+
+namespace tnl {
+
+class ContinuousBatcher {
+ public:
+  // `limits` must pass validate_scheduler_limits; backend and tokenizer outlive this.
+  ContinuousBatcher(Backend& backend, const Tokenizer& tokenizer, const EngineOptions& options,
+                    SchedulerLimits limits);
+
+  // Queues a validated request under a fresh id.
+  void add(uint64_t id, GenerationRequest request, EventSink sink, EngineClock::time_point arrival);
+  // Finishes the request with kCancelled and frees its slot; unknown ids are ignored
+  // (it may have finished already).
+  void cancel(uint64_t id);
+  void cancel_all();
+  // Finishes every request past its deadline with kTimeout.
+  void expire(EngineClock::time_point now);
+
+  // Runs one step; does nothing when there is no work.
+  void step();
+
+  bool has_work() const { return scheduler_.has_work(); }
+  int32_t num_running() const { return scheduler_.num_running(); }
+  int32_t num_waiting() const { return scheduler_.num_waiting(); }
+  int32_t slots_used() const { return scheduler_.slots_used(); }
+  int32_t slots_total() const { return scheduler_.slots_total(); }
+  const EngineMetrics& metrics() const { return metrics_; }
+  EngineStats stats() const;
+
+ private:
+  // Removes the request everywhere (slot freed at once) and sends its last event.
+  void finish(uint64_t id, FinishReason reason, Status error = Status::ok());
+  // Fails, with kError, the sequences of `step` whose chunk the backend would
+  // reject anyway (found by validating each chunk alone), and drops those chunks.
+  void drop_invalid_chunks(ScheduledStep* step);
+  // Checks the backend returned the rows the plan asked for.
+  Status check_output(const ScheduledStep& step, const StepOutput& out) const;
+  void process_output(const ScheduledStep& step, const StepOutput& out);
+
+  Backend& backend_;
+  const Tokenizer& tokenizer_;
+  EngineOptions options_;
+  int32_t eos_id_;
+  Scheduler scheduler_;
+  std::unordered_map<uint64_t, std::unique_ptr<RequestState>> requests_;
+  EngineMetrics metrics_;
+  StepOutput output_;  // reused across steps (logits buffer)
+};
+
+}  // namespace tnl

@@ -1,0 +1,201 @@
+// Engine: the thread and the handoff around ContinuousBatcher.
+//
+// Threads: one step-loop thread (started in create(), joined in ~Engine). It alone
+// touches the batcher (scheduler, request states, backend) and calls the sinks.
+// Other threads reach it only through `inbox_`/`cancels_` under `mu_`, and read
+// the stats the loop publishes (also under `mu_`) after each step.
+#include "engine/scheduler/engine.h"
+
+#include <algorithm>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
+#include <utility>
+
+#include <spdlog/spdlog.h>
+
+#include "engine/scheduler/continuous_batcher.h"
+#include "engine/scheduler/request_validation.h"
+
+namespace tnl {
+
+const char* finish_reason_name(FinishReason r) {
+  switch (r) {
+    case FinishReason::kNone: return "none";
+    case FinishReason::kStop: return "stop";
+    case FinishReason::kLength: return "length";
+    case FinishReason::kCancelled: return "cancelled";
+    case FinishReason::kTimeout: return "timeout";
+    case FinishReason::kError: return "error";
+  }
+  return "unknown";
+}
+
+namespace {
+
+struct Submission {
+  uint64_t id = 0;
+  GenerationRequest request;
+  EventSink sink;
+  EngineClock::time_point arrival;
+};
+
+}  // namespace
+
+struct Engine::Impl {
+  Impl(std::unique_ptr<Backend> b, std::unique_ptr<Tokenizer> t, EngineOptions o, SchedulerLimits limits)
+      : backend(std::move(b)), tokenizer(std::move(t)), options(o), batcher(*backend, *tokenizer, options, limits) {
+    published = batcher.stats();
+  }
+
+  void run_loop();
+  void publish_stats();  // loop thread
+
+  std::unique_ptr<Backend> backend;
+  std::unique_ptr<Tokenizer> tokenizer;
+  const EngineOptions options;
+  ContinuousBatcher batcher;  // step-loop thread only
+
+  mutable std::mutex mu;
+  std::condition_variable wake;      // new submissions, cancels, shutdown
+  // Guarded by mu:
+  std::vector<Submission> inbox;
+  std::vector<uint64_t> cancels;
+  bool stopping = false;
+  bool draining = false;
+  uint64_t next_id = 1;
+  EngineStats published;             // waiting also counts requests taken from inbox but not yet stepped
+
+  std::thread loop;                  // last: started once everything above exists
+};
+
+void Engine::Impl::publish_stats() {
+  EngineStats s = batcher.stats();
+  std::lock_guard<std::mutex> lock(mu);
+  published = std::move(s);
+}
+
+void Engine::Impl::run_loop() {
+  for (;;) {
+    std::vector<Submission> arrivals;
+    std::vector<uint64_t> cancelled;
+    bool stop = false;
+    {
+      std::unique_lock<std::mutex> lock(mu);
+      // batcher.has_work() is loop-owned state read by the loop thread itself.
+      wake.wait(lock, [&] { return stopping || !inbox.empty() || !cancels.empty() || batcher.has_work(); });
+      arrivals.swap(inbox);
+      cancelled.swap(cancels);
+      stop = stopping;
+      // Keep them counted as waiting while they move from the inbox into the batcher.
+      published.waiting += static_cast<int32_t>(arrivals.size());
+    }
+    for (Submission& s : arrivals) batcher.add(s.id, std::move(s.request), std::move(s.sink), s.arrival);
+    for (uint64_t id : cancelled) batcher.cancel(id);
+    if (stop) {
+      batcher.cancel_all();
+      publish_stats();
+      return;
+    }
+    batcher.expire(EngineClock::now());
+    batcher.step();
+    publish_stats();
+  }
+}
+
+Expected<std::unique_ptr<Engine>> Engine::create(std::unique_ptr<Backend> backend,
+                                                 std::unique_ptr<Tokenizer> tokenizer, EngineOptions options) {
+  if (!backend) return invalid_argument("Engine::create: no backend");
+  if (!tokenizer) return invalid_argument("Engine::create: no tokenizer");
+  TNL_RETURN_IF_ERROR(validate_engine_options(options));
+  SchedulerLimits limits;
+  limits.num_slots = std::min(options.max_num_seqs, backend->num_slots());
+  limits.max_num_batched_tokens = options.max_num_batched_tokens;
+  limits.prefill_chunk = options.prefill_chunk;
+  TNL_RETURN_IF_ERROR(validate_scheduler_limits(limits));
+  if (tokenizer->vocab_size() > backend->config().vocab_size) {
+    spdlog::warn("the tokenizer has {} ids but the model only {}: prompts using the extra ids will be rejected",
+                 tokenizer->vocab_size(), backend->config().vocab_size);
+  }
+
+  const int64_t state_bytes = backend->state_bytes_per_slot();
+  const int64_t total_bytes = state_bytes * limits.num_slots;
+  spdlog::info(
+      "engine: backend {}, {} slots (max_num_seqs {}, backend {}) × {} state bytes = {} bytes ({:.1f} MiB) of "
+      "decode state; max_num_batched_tokens {}, prefill_chunk {}, max_queue {}, max_model_len {}, "
+      "request_timeout {} ms",
+      backend->name(), limits.num_slots, options.max_num_seqs, backend->num_slots(), state_bytes, total_bytes,
+      static_cast<double>(total_bytes) / (1024.0 * 1024.0), options.max_num_batched_tokens, options.prefill_chunk,
+      options.max_queue, options.max_model_len, options.request_timeout.count());
+
+  auto impl = std::make_unique<Impl>(std::move(backend), std::move(tokenizer), options, limits);
+  Impl* raw = impl.get();
+  impl->loop = std::thread([raw] { raw->run_loop(); });
+  return std::unique_ptr<Engine>(new Engine(std::move(impl)));
+}
+
+Engine::Engine(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+
+Engine::~Engine() {
+  {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    impl_->stopping = true;
+    impl_->draining = true;
+  }
+  impl_->wake.notify_one();
+  if (impl_->loop.joinable()) impl_->loop.join();
+}
+
+Expected<uint64_t> Engine::submit(GenerationRequest request, EventSink sink) {
+  if (!sink) return invalid_argument("submit: no event sink");
+  TNL_RETURN_IF_ERROR(validate_request(request, impl_->backend->config().vocab_size, impl_->options));
+  uint64_t id = 0;
+  {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    if (impl_->draining) return failed_precondition("the engine is draining and accepts no new requests");
+    const int64_t queued = static_cast<int64_t>(impl_->inbox.size()) + impl_->published.waiting;
+    if (queued >= impl_->options.max_queue) {
+      return resource_exhausted("the request queue is full (" + std::to_string(queued) +
+                                " waiting, max_queue " + std::to_string(impl_->options.max_queue) +
+                                "); retry later");
+    }
+    id = impl_->next_id++;
+    impl_->inbox.push_back({id, std::move(request), std::move(sink), EngineClock::now()});
+  }
+  impl_->wake.notify_one();
+  return id;
+}
+
+void Engine::cancel(uint64_t id) {
+  {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    if (id == 0 || id >= impl_->next_id) return;  // never issued
+    impl_->cancels.push_back(id);
+  }
+  impl_->wake.notify_one();
+}
+
+EngineStats Engine::stats() const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  EngineStats s = impl_->published;
+  s.waiting += static_cast<int32_t>(impl_->inbox.size());
+  return s;
+}
+
+void Engine::begin_drain() {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  if (!impl_->draining) spdlog::info("engine: draining; new requests are refused");
+  impl_->draining = true;
+}
+
+bool Engine::idle() const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  return impl_->inbox.empty() && impl_->published.running == 0 && impl_->published.waiting == 0;
+}
+
+const Tokenizer& Engine::tokenizer() const { return *impl_->tokenizer; }
+const ModelConfig& Engine::config() const { return impl_->backend->config(); }
+const EngineOptions& Engine::options() const { return impl_->options; }
+std::string Engine::backend_name() const { return impl_->backend->name(); }
+
+}  // namespace tnl

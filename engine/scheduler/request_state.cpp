@@ -1,0 +1,104 @@
+#include "engine/scheduler/request_state.h"
+
+#include <algorithm>
+#include <exception>
+#include <utility>
+
+#include <spdlog/spdlog.h>
+
+#include "engine/scheduler/token_scoring.h"
+
+namespace tnl {
+
+RequestState::RequestState(uint64_t id, GenerationRequest request, EventSink sink, const Tokenizer& tokenizer,
+                           int32_t eos_id, EngineClock::time_point arrival,
+                           std::optional<EngineClock::time_point> deadline)
+    : id_(id),
+      request_(std::move(request)),
+      sink_(std::move(sink)),
+      eos_id_(eos_id),
+      arrival_(arrival),
+      deadline_(deadline),
+      sampler_(request_.sampling, request_.prompt_ids),
+      detokenizer_(tokenizer, request_.prompt_ids),
+      stop_matcher_(request_.stop),
+      tokenizer_vocab_(tokenizer.vocab_size()) {
+  if (request_.prompt_logprobs) {
+    // Entry 0 has no logprob: nothing precedes the first prompt token.
+    pending_.prompt_logprobs.resize(request_.prompt_ids.size());
+    for (size_t i = 0; i < request_.prompt_ids.size(); ++i) pending_.prompt_logprobs[i].token = request_.prompt_ids[i];
+  }
+}
+
+FinishReason RequestState::sample_token(std::span<const float> logits) {
+  SampleResult result = sampler_.sample(logits);
+  const int32_t token = result.token;
+  last_token_ = token;
+  ++completion_tokens_;
+  pending_.token_ids.push_back(token);
+  if (request_.sampling.logprobs >= 0) pending_.logprobs.push_back(std::move(result));
+
+  // EOS and stop tokens end the sequence; their text is not part of the output.
+  if (token == eos_id_ && !request_.ignore_eos) return FinishReason::kStop;
+  if (std::find(request_.stop_token_ids.begin(), request_.stop_token_ids.end(), token) !=
+      request_.stop_token_ids.end()) {
+    return FinishReason::kStop;
+  }
+  // A model vocabulary may be padded past the tokenizer's: such ids have no text.
+  if (token >= 0 && token < tokenizer_vocab_) {
+    bool stopped = false;
+    pending_.text += stop_matcher_.push(detokenizer_.push(token), &stopped);
+    if (stopped) {
+      stop_string_matched_ = true;
+      return FinishReason::kStop;
+    }
+  }
+  if (completion_tokens_ >= request_.max_tokens) return FinishReason::kLength;
+  return FinishReason::kNone;
+}
+
+void RequestState::add_prompt_rows(int64_t start_pos, const std::vector<std::span<const float>>& rows) {
+  if (!request_.prompt_logprobs) return;
+  const int32_t top_k = std::max(request_.sampling.logprobs, 0);
+  const auto prompt_len = static_cast<int64_t>(request_.prompt_ids.size());
+  for (size_t r = 0; r < rows.size(); ++r) {
+    const int64_t next = start_pos + static_cast<int64_t>(r) + 1;  // the prompt token this row predicts
+    if (next >= prompt_len) break;  // the prompt's last row predicts the first generated token
+    pending_.prompt_logprobs[static_cast<size_t>(next)] = score_token(rows[r], request_.prompt_ids[next], top_k);
+  }
+}
+
+void RequestState::flush_text(FinishReason* finish) {
+  if (stop_string_matched_) return;  // the stop string and what follows are dropped
+  bool stopped = false;
+  pending_.text += stop_matcher_.push(detokenizer_.flush(), &stopped);
+  if (stopped) {
+    // The detokenizer's held-back tail completed a stop string.
+    stop_string_matched_ = true;
+    if (*finish == FinishReason::kLength) *finish = FinishReason::kStop;
+    return;
+  }
+  pending_.text += stop_matcher_.flush();
+}
+
+void RequestState::emit(FinishReason finish, Status error) {
+  if (finish != FinishReason::kNone) flush_text(&finish);
+  GenerationEvent event = std::move(pending_);
+  pending_ = GenerationEvent{};
+  if (first_event_sent_) event.prompt_logprobs.clear();
+  first_event_sent_ = true;
+  event.finish = finish;
+  event.error = std::move(error);
+  event.prompt_tokens = static_cast<int32_t>(request_.prompt_ids.size());
+  event.completion_tokens = completion_tokens_;
+  try {
+    sink_(std::move(event));
+  } catch (const std::exception& e) {
+    // A front end's sink must not take the engine down with it.
+    spdlog::error("request {} ({}): event sink threw: {}", id_, request_.request_id, e.what());
+  } catch (...) {
+    spdlog::error("request {} ({}): event sink threw", id_, request_.request_id);
+  }
+}
+
+}  // namespace tnl

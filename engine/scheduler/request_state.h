@@ -1,0 +1,73 @@
+// RequestState: everything the engine keeps about one request besides its
+// scheduling state — the sampler, the text pipeline (detokenizer → stop
+// matcher), finish checks, the event being assembled, and timestamps.
+// Owned by the step loop; never touched by another thread.
+#pragma once
+
+#include <chrono>
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <vector>
+
+#include "engine/sampling/sampler.h"
+#include "engine/scheduler/engine.h"
+#include "engine/tokenizer/tokenizer.h"
+
+namespace tnl {
+
+using EngineClock = std::chrono::steady_clock;
+
+class RequestState {
+ public:
+  RequestState(uint64_t id, GenerationRequest request, EventSink sink, const Tokenizer& tokenizer, int32_t eos_id,
+               EngineClock::time_point arrival, std::optional<EngineClock::time_point> deadline);
+
+  uint64_t id() const { return id_; }
+  const GenerationRequest& request() const { return request_; }
+  EngineClock::time_point arrival() const { return arrival_; }
+  bool past_deadline(EngineClock::time_point now) const { return deadline_ && now >= *deadline_; }
+
+  // Samples the next token from one logits row and runs it through the finish
+  // checks and the text pipeline. Returns the finish reason it causes (kNone:
+  // the sequence continues).
+  FinishReason sample_token(std::span<const float> logits);
+
+  // Prompt logprobs from the rows of one prompt chunk [start_pos, start_pos + n):
+  // the row at position p scores prompt token p + 1.
+  void add_prompt_rows(int64_t start_pos, const std::vector<std::span<const float>>& rows);
+
+  int32_t completion_tokens() const { return completion_tokens_; }
+  int32_t last_token() const { return last_token_; }
+  bool has_new_tokens() const { return !pending_.token_ids.empty(); }
+  std::optional<EngineClock::time_point> last_token_time() const { return last_token_time_; }
+  void set_last_token_time(EngineClock::time_point t) { last_token_time_ = t; }
+
+  // Hands the event built since the last one to the sink. With finish != kNone
+  // it is the last event: held-back text is flushed first.
+  void emit(FinishReason finish, Status error = Status::ok());
+
+ private:
+  void flush_text(FinishReason* finish);
+
+  uint64_t id_;
+  GenerationRequest request_;
+  EventSink sink_;
+  int32_t eos_id_;
+  EngineClock::time_point arrival_;
+  std::optional<EngineClock::time_point> deadline_;
+  std::optional<EngineClock::time_point> last_token_time_;
+
+  Sampler sampler_;
+  IncrementalDetokenizer detokenizer_;
+  StopMatcher stop_matcher_;
+  int32_t tokenizer_vocab_;
+  bool stop_string_matched_ = false;
+  int32_t completion_tokens_ = 0;
+  int32_t last_token_ = -1;
+  bool first_event_sent_ = false;
+  GenerationEvent pending_;  // what the next event carries
+};
+
+}  // namespace tnl

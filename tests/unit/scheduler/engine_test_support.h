@@ -1,0 +1,226 @@
+// Test fixtures for the engine: a deterministic fake Backend, an event collector,
+// and a SentencePiece tokenizer trained at test time on the shipped corpus.
+#pragma once
+
+#include <gtest/gtest.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdlib>
+#include <filesystem>
+#include <functional>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "engine/backend.h"
+#include "engine/scheduler/engine.h"
+#include "engine/tokenizer/tokenizer.h"
+#include "tests/support/test_paths.h"
+
+namespace tnl::test {
+
+// Trains (once per process) and loads a tiny BPE tokenizer (800 ids, byte
+// fallback; pad 0, bos 1, eos 2, unk 3). Returns null with a gtest failure on error.
+inline std::unique_ptr<Tokenizer> load_test_tokenizer() {
+  static const std::filesystem::path dir = [] {
+    auto d = std::filesystem::temp_directory_path() / ("tnl-engine-test-tok-" + std::to_string(::getpid()));
+    std::filesystem::create_directories(d);
+    const auto corpus = source_dir() / "tests/data/tokenizer_corpus.txt";
+    const std::string command =
+        "spm_train --input='" + corpus.string() + "' --model_prefix='" + (d / "tokenizer").string() +
+        "' --vocab_size=800 --model_type=bpe --byte_fallback=true --pad_id=0 --bos_id=1 --eos_id=2 --unk_id=3"
+        " --character_coverage=0.9995 --normalization_rule_name=identity --remove_extra_whitespaces=false"
+        " --minloglevel=2 > '" + (d / "spm_train.log").string() + "' 2>&1";
+    EXPECT_EQ(std::system(command.c_str()), 0) << command;
+    return d;
+  }();
+  auto loaded = Tokenizer::load(dir);
+  EXPECT_TRUE(loaded.has_value()) << loaded.status().to_string();
+  return loaded.has_value() ? std::move(loaded).value() : nullptr;
+}
+
+// A Backend whose logits are a deterministic function of (position, input token):
+// row = 0 everywhere except +10 at next_token(pos, token). Tracks each slot's
+// position so that a plan breaking the chunk continuity fails the step.
+class FakeBackend : public Backend {
+ public:
+  static constexpr int32_t kVocab = 800;
+  static constexpr int32_t kEos = 2;
+
+  // Default rule: cycles through ordinary ids (≥ 4: never pad/bos/eos/unk).
+  static int32_t default_next(int64_t pos, int32_t token) {
+    return 4 + static_cast<int32_t>((static_cast<int64_t>(token) * 31 + pos * 17 + 5) % (kVocab - 4));
+  }
+
+  explicit FakeBackend(int32_t num_slots) : positions_(num_slots, -1) {
+    config_.vocab_size = kVocab;
+    config_.dim = 8;
+    config_.num_layers = 1;
+    config_.num_heads = 1;
+    config_.hidden_dim = 8;
+    config_.glu_dim = 8;
+    config_.lrpe_layers = {false};
+    config_.eos_token_id = kEos;
+  }
+
+  const ModelConfig& config() const override { return config_; }
+  std::string name() const override { return "fake"; }
+  int32_t num_slots() const override { return static_cast<int32_t>(positions_.size()); }
+  int64_t state_bytes_per_slot() const override { return 4096; }
+
+  Status run_step(const StepPlan& plan, StepOutput* out) override {
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      ++steps_entered_;
+      entered_.notify_all();
+      if (gated_ && steps_done_ >= gate_after_) {
+        ++held_;
+        entered_.notify_all();
+        gate_cv_.wait(lock, [&] { return !gated_ || steps_done_ < gate_after_; });
+        --held_;
+      }
+    }
+    if (step_delay_.count() > 0) std::this_thread::sleep_for(step_delay_);
+    TNL_RETURN_IF_ERROR(validate_step_plan(plan, config_, num_slots()));
+    std::lock_guard<std::mutex> lock(mu_);
+    out->vocab_size = kVocab;
+    out->logits.clear();
+    out->row_begin.clear();
+    for (const SequenceChunk& c : plan.chunks) {
+      for (int32_t t : c.tokens) {
+        if (t == poison_token_) return internal_error("fake backend: poison token in the step");
+      }
+      if (c.start_pos != 0 && positions_[c.slot] != c.start_pos) {
+        return internal_error("fake backend: slot " + std::to_string(c.slot) + " holds " +
+                              std::to_string(positions_[c.slot]) + " tokens, chunk starts at " +
+                              std::to_string(c.start_pos));
+      }
+      positions_[c.slot] = c.start_pos + static_cast<int64_t>(c.tokens.size());
+      const int64_t first_row = out->num_rows();
+      out->row_begin.push_back(c.logits == LogitsMode::kNone ? -1 : static_cast<int32_t>(first_row));
+      for (size_t i = 0; i < c.tokens.size(); ++i) {
+        const bool wanted = c.logits == LogitsMode::kAll || (c.logits == LogitsMode::kLast && i + 1 == c.tokens.size());
+        if (!wanted) continue;
+        const int64_t pos = c.start_pos + static_cast<int64_t>(i);
+        const size_t base = out->logits.size();
+        out->logits.resize(base + kVocab, 0.0f);
+        out->logits[base + static_cast<size_t>(next_(pos, c.tokens[i]))] = 10.0f;
+      }
+      chunks_run_.push_back(c);
+    }
+    ++steps_done_;
+    return Status::ok();
+  }
+
+  // Configuration (set before the engine starts, except the gate).
+  void set_next_token(std::function<int32_t(int64_t, int32_t)> f) { next_ = std::move(f); }
+  void set_step_delay(std::chrono::milliseconds d) { step_delay_ = d; }
+  void set_poison_token(int32_t t) { poison_token_ = t; }
+
+  // Steps after the first `n` completed ones block until release().
+  void gate_after(int64_t n) {
+    std::lock_guard<std::mutex> lock(mu_);
+    gated_ = true;
+    gate_after_ = n;
+  }
+  void release() {
+    std::lock_guard<std::mutex> lock(mu_);
+    gated_ = false;
+    gate_cv_.notify_all();
+  }
+  // Holds every step from now on (the one running, if any, completes) until release().
+  void hold() { gate_after(steps_done()); }
+  // Waits until a step sits at the gate.
+  bool wait_held(std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
+    std::unique_lock<std::mutex> lock(mu_);
+    return entered_.wait_for(lock, timeout, [&] { return held_ > 0; });
+  }
+  // Waits until at least `n` steps have entered run_step.
+  bool wait_entered(int64_t n, std::chrono::milliseconds timeout = std::chrono::seconds(10)) {
+    std::unique_lock<std::mutex> lock(mu_);
+    return entered_.wait_for(lock, timeout, [&] { return steps_entered_ >= n; });
+  }
+  int64_t steps_done() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return steps_done_;
+  }
+  std::vector<SequenceChunk> chunks_run() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return chunks_run_;
+  }
+
+ private:
+  ModelConfig config_;
+  std::vector<int64_t> positions_;  // per slot: tokens computed so far
+  std::function<int32_t(int64_t, int32_t)> next_ = default_next;
+  std::chrono::milliseconds step_delay_{0};
+  int32_t poison_token_ = -1;
+
+  mutable std::mutex mu_;
+  std::condition_variable entered_;
+  std::condition_variable gate_cv_;
+  bool gated_ = false;
+  int64_t gate_after_ = 0;
+  int64_t steps_entered_ = 0;
+  int32_t held_ = 0;
+  int64_t steps_done_ = 0;
+  std::vector<SequenceChunk> chunks_run_;
+};
+
+// Collects one request's events (the sink runs on the engine thread).
+class EventCollector {
+ public:
+  EventSink sink() {
+    return [this](GenerationEvent&& e) {
+      std::lock_guard<std::mutex> lock(mu_);
+      if (on_event_) on_event_(e);
+      events_.push_back(std::move(e));
+      cv_.notify_all();
+    };
+  }
+  void on_event(std::function<void(const GenerationEvent&)> f) { on_event_ = std::move(f); }
+
+  bool wait_finished(std::chrono::milliseconds timeout = std::chrono::seconds(20)) {
+    std::unique_lock<std::mutex> lock(mu_);
+    return cv_.wait_for(lock, timeout, [&] { return !events_.empty() && events_.back().finish != FinishReason::kNone; });
+  }
+  bool wait_events(size_t n, std::chrono::milliseconds timeout = std::chrono::seconds(20)) {
+    std::unique_lock<std::mutex> lock(mu_);
+    return cv_.wait_for(lock, timeout, [&] { return events_.size() >= n; });
+  }
+  std::vector<GenerationEvent> events() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return events_;
+  }
+  std::vector<int32_t> tokens() const {
+    std::vector<int32_t> all;
+    for (const auto& e : events()) all.insert(all.end(), e.token_ids.begin(), e.token_ids.end());
+    return all;
+  }
+  std::string text() const {
+    std::string all;
+    for (const auto& e : events()) all += e.text;
+    return all;
+  }
+  FinishReason finish() const {
+    auto ev = events();
+    return ev.empty() ? FinishReason::kNone : ev.back().finish;
+  }
+  Status error() const {
+    auto ev = events();
+    return ev.empty() ? Status::ok() : ev.back().error;
+  }
+
+ private:
+  mutable std::mutex mu_;
+  std::condition_variable cv_;
+  std::vector<GenerationEvent> events_;
+  std::function<void(const GenerationEvent&)> on_event_;
+};
+
+}  // namespace tnl::test
