@@ -1,5 +1,6 @@
 #include "engine/scheduler/continuous_batcher.h"
 
+#include <algorithm>
 #include <exception>
 #include <string>
 #include <utility>
@@ -47,10 +48,15 @@ void ContinuousBatcher::cancel(uint64_t id) {
   if (requests_.count(id) != 0) finish(id, FinishReason::kCancelled);
 }
 
-void ContinuousBatcher::cancel_all() {
-  std::vector<uint64_t> ids = scheduler_.running_ids();
-  for (uint64_t id : scheduler_.waiting_ids()) ids.push_back(id);
-  for (uint64_t id : ids) finish(id, FinishReason::kCancelled);
+void ContinuousBatcher::cancel_all() { finish_all(FinishReason::kCancelled, Status::ok()); }
+
+void ContinuousBatcher::fail_all(const Status& error) { finish_all(FinishReason::kError, error); }
+
+void ContinuousBatcher::finish_all(FinishReason reason, const Status& error) {
+  std::vector<uint64_t> ids;
+  for (const auto& [id, state] : requests_) ids.push_back(id);
+  std::sort(ids.begin(), ids.end());  // ids grow with arrival: oldest first
+  for (uint64_t id : ids) finish(id, reason, error);
 }
 
 void ContinuousBatcher::expire(EngineClock::time_point now) {

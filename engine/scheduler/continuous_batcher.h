@@ -31,6 +31,9 @@ class ContinuousBatcher {
   // (it may have finished already).
   void cancel(uint64_t id);
   void cancel_all();
+  // Finishes every request with kError (the loop caught an exception it cannot
+  // attribute to one request).
+  void fail_all(const Status& error);
   // Finishes every request past its deadline with kTimeout.
   void expire(EngineClock::time_point now);
 
@@ -46,6 +49,7 @@ class ContinuousBatcher {
   EngineStats stats() const;
 
  private:
+  void finish_all(FinishReason reason, const Status& error);
   // Removes the request everywhere (slot freed at once) and sends its last event.
   void finish(uint64_t id, FinishReason reason, Status error = Status::ok());
   // Fails, with kError, the sequences of `step` whose chunk the backend would

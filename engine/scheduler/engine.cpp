@@ -8,6 +8,7 @@
 
 #include <algorithm>
 #include <condition_variable>
+#include <exception>
 #include <mutex>
 #include <thread>
 #include <utility>
@@ -98,7 +99,14 @@ void Engine::Impl::run_loop() {
       return;
     }
     batcher.expire(EngineClock::now());
-    batcher.step();
+    try {
+      batcher.step();
+    } catch (const std::exception& e) {
+      // Not expected (backend exceptions are already turned into a failed step);
+      // keep the thread alive and the engine serving rather than terminate.
+      spdlog::error("engine: step threw: {}", e.what());
+      batcher.fail_all(internal_error(std::string("engine step failed: ") + e.what()));
+    }
     publish_stats();
   }
 }
