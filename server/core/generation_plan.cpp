@@ -1,0 +1,77 @@
+#include "server/core/generation_plan.h"
+
+#include <algorithm>
+
+namespace tnl::server {
+
+ApiResult<GenerationPlan> plan_generation(const CompletionSpec& spec, const Tokenizer& tokenizer,
+                                          const ChatTemplate& chat_template, int64_t max_model_len,
+                                          const std::string& request_id) {
+  const bool chat = spec.kind == ApiKind::kChat;
+  const char* prompt_param = chat ? "messages" : "prompt";
+
+  struct Prompt {
+    std::vector<int32_t> ids;
+    std::string text;
+  };
+  std::vector<Prompt> prompts;
+  if (chat) {
+    std::string text = chat_template.render(spec.messages);
+    prompts.push_back({tokenizer.encode(text), std::move(text)});
+  } else {
+    for (const PromptInput& p : spec.prompts) {
+      if (p.is_text) {
+        prompts.push_back({tokenizer.encode(p.text), p.text});
+      } else {
+        prompts.push_back({p.ids, spec.echo ? tokenizer.decode(p.ids) : std::string()});
+      }
+    }
+  }
+
+  std::vector<std::string> stop = spec.stop;
+  if (chat) stop.insert(stop.end(), chat_template.stop.begin(), chat_template.stop.end());
+
+  GenerationPlan plan;
+  for (size_t p = 0; p < prompts.size(); ++p) {
+    const int64_t prompt_len = int64_t(prompts[p].ids.size());
+    if (prompt_len == 0) return invalid_request("prompt must not be empty", prompt_param);
+    if (prompt_len >= max_model_len) {
+      return invalid_request("prompt is " + std::to_string(prompt_len) + " tokens; this model's maximum context is " +
+                                 std::to_string(max_model_len) + " tokens (--max-model-len)",
+                             prompt_param, "context_length_exceeded");
+    }
+    int64_t max_tokens = spec.max_tokens ? *spec.max_tokens
+                         : chat         ? max_model_len - prompt_len
+                                        : kDefaultCompletionMaxTokens;
+    if (!spec.max_tokens) max_tokens = std::min(max_tokens, max_model_len - prompt_len);
+    if (prompt_len + max_tokens > max_model_len) {
+      return invalid_request("prompt (" + std::to_string(prompt_len) + " tokens) + max_tokens (" +
+                                 std::to_string(max_tokens) + ") exceeds the maximum context of " +
+                                 std::to_string(max_model_len) + " tokens",
+                             "max_tokens", "context_length_exceeded");
+    }
+    plan.prompt_tokens += prompt_len;
+    for (int32_t i = 0; i < spec.n; ++i) {
+      PlannedChoice choice;
+      choice.index = int32_t(p) * spec.n + i;
+      choice.prompt_index = int32_t(p);
+      choice.prompt_text = prompts[p].text;
+      GenerationRequest& r = choice.request;
+      r.request_id = request_id + "-" + std::to_string(choice.index);
+      r.prompt_ids = prompts[p].ids;
+      r.sampling = spec.sampling;
+      // n choices with one seed would be n identical samples; offset keeps them
+      // distinct and still reproducible.
+      if (r.sampling.seed) r.sampling.seed = *r.sampling.seed + uint64_t(i);
+      r.max_tokens = int32_t(max_tokens);
+      r.stop = stop;
+      r.stop_token_ids = spec.stop_token_ids;
+      r.ignore_eos = spec.ignore_eos;
+      r.prompt_logprobs = spec.echo && spec.sampling.logprobs >= 0;
+      plan.choices.push_back(std::move(choice));
+    }
+  }
+  return plan;
+}
+
+}  // namespace tnl::server

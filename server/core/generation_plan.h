@@ -1,0 +1,34 @@
+// GenerationPlan: a validated CompletionSpec turned into engine requests — prompts
+// tokenized (or chat rendered, then tokenized), defaults resolved, context length
+// checked. One PlannedChoice per (prompt, n) pair; both front ends submit these.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "engine/scheduler/engine.h"
+#include "server/api/chat_template.h"
+#include "server/api/completion_spec.h"
+
+namespace tnl::server {
+
+struct PlannedChoice {
+  int32_t index = 0;          // OpenAI choices[i].index: prompt_index × n + i
+  int32_t prompt_index = 0;
+  GenerationRequest request;
+  std::string prompt_text;    // for echo (decoded when the client sent ids)
+};
+
+struct GenerationPlan {
+  std::vector<PlannedChoice> choices;
+  int64_t prompt_tokens = 0;  // each prompt counted once (usage.prompt_tokens)
+};
+
+inline constexpr int32_t kDefaultCompletionMaxTokens = 16;  // OpenAI's default for /v1/completions
+
+ApiResult<GenerationPlan> plan_generation(const CompletionSpec& spec, const Tokenizer& tokenizer,
+                                          const ChatTemplate& chat_template, int64_t max_model_len,
+                                          const std::string& request_id);
+
+}  // namespace tnl::server

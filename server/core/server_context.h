@@ -1,0 +1,80 @@
+// ServerContext: what both front ends share — the engine, the served model's name
+// and chat template, request limits, the API key and the live front-end counters.
+// Created once in main() and outlives both front ends. Everything mutable in it is
+// atomic: it is read and written from the HTTP io threads and gRPC's threads.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <string>
+
+#include "engine/scheduler/engine.h"
+#include "server/api/chat_template.h"
+#include "server/api/completion_spec.h"
+#include "server/api/prometheus.h"
+
+namespace tnl::server {
+
+struct FrontEndMetrics {
+  std::atomic<uint64_t> http_requests{0};
+  std::atomic<uint64_t> http_4xx{0};
+  std::atomic<uint64_t> http_5xx{0};
+  std::atomic<uint64_t> rejected_overload{0};
+  std::atomic<uint64_t> client_disconnects{0};
+  std::atomic<uint64_t> grpc_requests{0};
+  std::atomic<int64_t> open_connections{0};
+  // Generations a front end still has to answer (submitted, or finished but not yet
+  // written out). Draining waits for this to reach 0.
+  std::atomic<int64_t> active_generations{0};
+
+  FrontEndCounters snapshot(bool ready) const {
+    FrontEndCounters c;
+    c.http_requests_total = http_requests.load();
+    c.http_errors_4xx_total = http_4xx.load();
+    c.http_errors_5xx_total = http_5xx.load();
+    c.rejected_overload_total = rejected_overload.load();
+    c.client_disconnects_total = client_disconnects.load();
+    c.grpc_requests_total = grpc_requests.load();
+    c.open_connections = open_connections.load();
+    c.ready = ready;
+    return c;
+  }
+};
+
+class ServerContext {
+ public:
+  ServerContext(Engine& engine, std::string served_model_name, ChatTemplate chat_template, std::string api_key,
+                int64_t created_unix_s);
+
+  Engine& engine() const { return engine_; }
+  const std::string& served_model_name() const { return served_model_name_; }
+  const ChatTemplate& chat_template() const { return chat_template_; }
+  const SpecLimits& limits() const { return limits_; }
+  const std::string& api_key() const { return api_key_; }
+  int64_t created() const { return created_; }
+  FrontEndMetrics& metrics() { return metrics_; }
+
+  // "Ready": the model is loaded (always, once this exists) and we are not draining.
+  bool ready() const { return !draining_.load(); }
+  void begin_drain();
+
+  // "<prefix>-<random hex>-<counter>": unique per process run, cheap, no lock.
+  std::string next_request_id(const char* prefix);
+
+  // Constant-time comparison against the configured key ("Bearer <key>" header value).
+  bool authorized(std::string_view authorization_header) const;
+
+ private:
+  Engine& engine_;
+  std::string served_model_name_;
+  ChatTemplate chat_template_;
+  SpecLimits limits_;
+  std::string api_key_;  // empty: no authentication
+  int64_t created_;
+  FrontEndMetrics metrics_;
+  std::atomic<bool> draining_{false};
+  std::string id_salt_;
+  std::atomic<uint64_t> next_id_{1};
+};
+
+}  // namespace tnl::server

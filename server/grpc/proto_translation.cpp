@@ -1,0 +1,85 @@
+#include "server/grpc/proto_translation.h"
+
+namespace tnl::server {
+
+ApiResult<CompletionSpec> spec_from_proto(const tnl::v1::GenerateRequest& r, const SpecLimits& limits) {
+  CompletionSpec spec;
+  spec.model = r.model();
+  switch (r.prompt_case()) {
+    case tnl::v1::GenerateRequest::kText:
+      spec.prompts.push_back({true, r.text(), {}});
+      break;
+    case tnl::v1::GenerateRequest::kTokenIds:
+      spec.prompts.push_back({false, {}, {r.token_ids().ids().begin(), r.token_ids().ids().end()}});
+      break;
+    case tnl::v1::GenerateRequest::kChat:
+      spec.kind = ApiKind::kChat;
+      for (const auto& m : r.chat().messages()) spec.messages.push_back({m.role(), m.content()});
+      break;
+    default:
+      return invalid_request("prompt is required (text, token_ids or chat)", "prompt");
+  }
+  const tnl::v1::SamplingParams& s = r.sampling();
+  SamplingParams& p = spec.sampling;
+  if (s.has_temperature()) p.temperature = s.temperature();
+  if (s.has_top_p()) p.top_p = s.top_p();
+  if (s.has_top_k()) p.top_k = s.top_k();
+  if (s.has_min_p()) p.min_p = s.min_p();
+  if (s.has_presence_penalty()) p.presence_penalty = s.presence_penalty();
+  if (s.has_frequency_penalty()) p.frequency_penalty = s.frequency_penalty();
+  if (s.has_repetition_penalty()) p.repetition_penalty = s.repetition_penalty();
+  if (s.has_seed()) p.seed = s.seed();
+  if (r.has_max_tokens()) spec.max_tokens = r.max_tokens();
+  spec.stop.assign(r.stop().begin(), r.stop().end());
+  spec.stop_token_ids.assign(r.stop_token_ids().begin(), r.stop_token_ids().end());
+  spec.ignore_eos = r.ignore_eos();
+  if (r.has_logprobs()) {
+    if (r.logprobs() < 0) return invalid_request("logprobs must be ≥ 0", "logprobs");
+    p.logprobs = r.logprobs();
+  }
+  if (std::optional<ApiError> error = validate_completion_spec(spec, limits)) return *error;
+  return spec;
+}
+
+grpc::Status grpc_status_from(const ApiError& error) {
+  grpc::StatusCode code = grpc::StatusCode::INTERNAL;
+  switch (error.http_status) {
+    case 400: case 413: code = grpc::StatusCode::INVALID_ARGUMENT; break;
+    case 401: code = grpc::StatusCode::UNAUTHENTICATED; break;
+    case 404: code = grpc::StatusCode::NOT_FOUND; break;
+    case 408: code = grpc::StatusCode::DEADLINE_EXCEEDED; break;
+    case 429: code = grpc::StatusCode::RESOURCE_EXHAUSTED; break;
+    case 499: code = grpc::StatusCode::CANCELLED; break;
+    case 503: code = grpc::StatusCode::UNAVAILABLE; break;
+    default: break;
+  }
+  std::string message = error.param.empty() ? error.message : error.param + ": " + error.message;
+  return grpc::Status(code, message);
+}
+
+tnl::v1::FinishReason proto_finish_reason(FinishReason reason) {
+  switch (reason) {
+    case FinishReason::kStop: return tnl::v1::FINISH_REASON_STOP;
+    case FinishReason::kLength: return tnl::v1::FINISH_REASON_LENGTH;
+    case FinishReason::kCancelled: return tnl::v1::FINISH_REASON_CANCELLED;
+    case FinishReason::kTimeout: return tnl::v1::FINISH_REASON_TIMEOUT;
+    default: return tnl::v1::FINISH_REASON_UNSPECIFIED;
+  }
+}
+
+void add_proto_logprobs(const std::vector<TokenLogprobView>& views, const std::vector<int32_t>& token_ids,
+                        google::protobuf::RepeatedPtrField<tnl::v1::TokenLogprob>* out) {
+  for (size_t i = 0; i < views.size(); ++i) {
+    tnl::v1::TokenLogprob* lp = out->Add();
+    if (i < token_ids.size()) lp->set_token_id(token_ids[i]);
+    lp->set_token(views[i].token);
+    lp->set_logprob(views[i].logprob);
+    for (const auto& [text, logprob] : views[i].top) {
+      tnl::v1::TopLogprob* top = lp->add_top();
+      top->set_token(text);
+      top->set_logprob(logprob);
+    }
+  }
+}
+
+}  // namespace tnl::server

@@ -1,0 +1,239 @@
+#include "server/http/http_session.h"
+
+#include <array>
+
+#include <spdlog/spdlog.h>
+
+#include "server/http/completion_exchange.h"
+#include "server/http/request_router.h"
+
+namespace tnl::server {
+namespace {
+
+constexpr uint32_t kMaxHeaderBytes = 16 * 1024;
+constexpr size_t kMaxPipelinedBytes = 64 * 1024;  // read ahead while a generation runs
+constexpr auto kLingerTimeout = std::chrono::seconds(2);
+
+}  // namespace
+
+HttpSession::HttpSession(tcp::socket&& socket, ServerContext& context, HttpLimits limits)
+    : stream_(std::move(socket)), context_(context), limits_(limits) {
+  context_.metrics().open_connections.fetch_add(1);
+}
+
+HttpSession::~HttpSession() { context_.metrics().open_connections.fetch_sub(1); }
+
+void HttpSession::start() {
+  asio::dispatch(stream_.get_executor(), [self = shared_from_this()] { self->read_request(); });
+}
+
+void HttpSession::read_request() {
+  if (closed_) return;
+  parser_.emplace();
+  parser_->header_limit(kMaxHeaderBytes);
+  parser_->body_limit(limits_.max_body_bytes);
+  stream_.expires_after(limits_.header_timeout);
+  http::async_read_header(stream_, buffer_, *parser_,
+                          beast::bind_front_handler(&HttpSession::on_header, shared_from_this()));
+}
+
+void HttpSession::on_header(beast::error_code ec, size_t) {
+  if (ec) return on_read_error(ec);
+  started_ = std::chrono::steady_clock::now();
+  in_request_ = true;
+  const auto& req = parser_->get();
+  method_ = std::string(req.method_string());
+  target_ = std::string(req.target());
+  request_id_.clear();
+  if (beast::iequals(req[http::field::expect], "100-continue")) {
+    write("HTTP/1.1 100 Continue\r\n\r\n", /*completes_response=*/false);
+  }
+  stream_.expires_after(limits_.header_timeout);
+  http::async_read(stream_, buffer_, *parser_, beast::bind_front_handler(&HttpSession::on_body, shared_from_this()));
+}
+
+void HttpSession::on_body(beast::error_code ec, size_t) {
+  if (ec) return on_read_error(ec);
+  http::request<http::string_body> request = parser_->release();
+  keep_alive_ = request.keep_alive();
+  stream_.expires_never();  // the router decides how long the answer may take
+  context_.metrics().http_requests.fetch_add(1);
+  route_request(shared_from_this(), std::move(request));
+}
+
+void HttpSession::on_read_error(beast::error_code ec) {
+  if (ec == http::error::end_of_stream || ec == asio::error::eof || ec == asio::error::operation_aborted ||
+      ec == asio::error::connection_reset) {
+    return close();
+  }
+  if (ec == beast::error::timeout) {
+    if (in_request_) spdlog::info("{} {} slow client: request not received within --header-timeout", method_, target_);
+    return close();
+  }
+  keep_alive_ = false;
+  if (!in_request_) {
+    in_request_ = true;
+    started_ = std::chrono::steady_clock::now();
+  }
+  if (ec == http::error::body_limit) {
+    return send_error(ApiError{413, "request body exceeds --max-body-bytes (" + std::to_string(limits_.max_body_bytes) +
+                                        " bytes)",
+                               "invalid_request_error", "", "body_too_large"});
+  }
+  if (ec == http::error::header_limit) {
+    return send_error(ApiError{431, "request header too large", "invalid_request_error", "", "header_too_large"});
+  }
+  send_error(invalid_request("malformed HTTP request: " + ec.message(), "", "bad_http"));
+}
+
+void HttpSession::note_status(int status) {
+  status_ = status;
+  if (status >= 500) {
+    context_.metrics().http_5xx.fetch_add(1);
+  } else if (status >= 400) {
+    context_.metrics().http_4xx.fetch_add(1);
+    if (status == 429) context_.metrics().rejected_overload.fetch_add(1);
+  }
+}
+
+static HeaderList with_request_id(HeaderList headers, const std::string& id) {
+  if (!id.empty()) headers.emplace_back("X-Request-Id", id);
+  return headers;
+}
+
+void HttpSession::send_response(int status, std::string_view content_type, std::string_view body, HeaderList headers) {
+  note_status(status);
+  write(format_response(status, content_type, body, with_request_id(std::move(headers), request_id_), keep_alive_),
+        /*completes_response=*/true);
+}
+
+void HttpSession::send_error(const ApiError& error, HeaderList headers) {
+  send_response(error.http_status, "application/json", error.to_json(), std::move(headers));
+}
+
+void HttpSession::begin_stream() {
+  note_status(200);
+  write(format_stream_head(with_request_id({}, request_id_), keep_alive_), false);
+}
+
+void HttpSession::send_stream_data(std::string_view data) {
+  if (!data.empty()) write(format_chunk(data), false);
+}
+
+void HttpSession::end_stream() { write(std::string(kLastChunk), true); }
+
+void HttpSession::attach_exchange(std::shared_ptr<CompletionExchange> exchange) {
+  exchange_ = std::move(exchange);
+  if (!watching_ && !closed_) watch_client();
+}
+
+void HttpSession::write(std::string bytes, bool completes_response) {
+  if (closed_) return;
+  write_queue_.push_back(std::move(bytes));
+  if (completes_response) response_complete_ = true;
+  if (!writing_) do_write();
+}
+
+void HttpSession::do_write() {
+  // Coalesce: stream chunks produced during one engine step go out in one write.
+  writing_bytes_.clear();
+  while (!write_queue_.empty()) {
+    writing_bytes_ += write_queue_.front();
+    write_queue_.pop_front();
+  }
+  writing_ = true;
+  stream_.expires_after(limits_.write_timeout);
+  asio::async_write(stream_, asio::buffer(writing_bytes_),
+                    beast::bind_front_handler(&HttpSession::on_write, shared_from_this()));
+}
+
+void HttpSession::on_write(beast::error_code ec, size_t) {
+  writing_ = false;
+  if (ec) {
+    if (exchange_) {
+      exchange_->client_gone();
+      context_.metrics().client_disconnects.fetch_add(1);
+      log_access(499);
+    }
+    return close();
+  }
+  if (!write_queue_.empty()) return do_write();
+  if (response_complete_) return end_response();
+  // Mid-stream: no timer while waiting for the engine (a long prefill is not the client's fault).
+  stream_.expires_never();
+}
+
+void HttpSession::end_response() {
+  response_complete_ = false;
+  log_access(status_);
+  in_request_ = false;
+  exchange_.reset();
+  if (!keep_alive_) return linger_close();
+  if (watching_) {
+    // The hang-up watch read stays pending and becomes the next request's first read.
+    stream_.expires_after(limits_.header_timeout);
+    return;
+  }
+  read_request();
+}
+
+void HttpSession::watch_client() {
+  watching_ = true;
+  stream_.async_read_some(buffer_.prepare(4096), beast::bind_front_handler(&HttpSession::on_watch, shared_from_this()));
+}
+
+void HttpSession::on_watch(beast::error_code ec, size_t bytes) {
+  watching_ = false;
+  if (ec) {
+    if (closed_) return;
+    if (exchange_) {
+      // The client hung up mid-generation: free its engine slots now.
+      exchange_->client_gone();
+      context_.metrics().client_disconnects.fetch_add(1);
+      log_access(499);
+    }
+    return close();
+  }
+  buffer_.commit(bytes);  // a pipelined next request: keep it for the parser
+  if (exchange_ || writing_ || response_complete_) {
+    if (buffer_.size() < kMaxPipelinedBytes) watch_client();
+    return;
+  }
+  read_request();
+}
+
+void HttpSession::linger_close() {
+  // Half-close, then read until the client closes (or briefly): closing with unread
+  // request bytes would reset the connection and could destroy our error response.
+  beast::error_code ec;
+  stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
+  if (watching_) return;  // the pending watch read drains; its error closes
+  stream_.expires_after(kLingerTimeout);
+  drain_until_closed();
+}
+
+void HttpSession::drain_until_closed() {
+  auto drain = std::make_shared<std::array<char, 4096>>();
+  stream_.async_read_some(asio::buffer(*drain), [self = shared_from_this(), drain](beast::error_code ec, size_t) {
+    if (ec) return self->close();
+    self->drain_until_closed();
+  });
+}
+
+void HttpSession::close() {
+  if (closed_) return;
+  closed_ = true;
+  beast::error_code ec;
+  stream_.socket().shutdown(tcp::socket::shutdown_both, ec);
+  stream_.close();
+  exchange_.reset();
+}
+
+void HttpSession::log_access(int status) {
+  const double ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started_).count();
+  spdlog::info("access id={} {} {} status={} latency_ms={:.1f}", request_id_.empty() ? "-" : request_id_, method_,
+               target_, status, ms);
+}
+
+}  // namespace tnl::server

@@ -1,0 +1,139 @@
+#include "server/http/request_router.h"
+
+#include <ctime>
+
+#include <nlohmann/json.hpp>
+
+#include "server/api/openai_request.h"
+#include "server/api/openai_response.h"
+#include "server/api/prometheus.h"
+#include "server/http/completion_exchange.h"
+#include "server/http/http_session.h"
+
+namespace tnl::server {
+namespace {
+
+using nlohmann::json;
+using Request = http::request<http::string_body>;
+
+constexpr std::string_view kJson = "application/json";
+
+std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+
+void generate(const std::shared_ptr<HttpSession>& session, const Request& request, ApiKind kind) {
+  ServerContext& ctx = session->context();
+  const char* prefix = kind == ApiKind::kChat ? "chatcmpl" : "cmpl";
+  session->set_request_id(ctx.next_request_id(prefix));
+  ApiResult<CompletionSpec> spec = kind == ApiKind::kChat ? parse_chat_request(request.body(), ctx.limits())
+                                                          : parse_completion_request(request.body(), ctx.limits());
+  if (!spec.ok()) return session->send_error(spec.error());
+  ApiResult<GenerationPlan> plan = plan_generation(spec.value(), ctx.engine().tokenizer(), ctx.chat_template(),
+                                                   ctx.engine().options().max_model_len, session->request_id());
+  if (!plan.ok()) return session->send_error(plan.error());
+  ResponseMeta meta{kind, session->request_id(), int64_t(std::time(nullptr)), ctx.served_model_name()};
+  auto exchange = std::make_shared<CompletionExchange>(session, std::move(spec).value(), std::move(plan).value(),
+                                                       std::move(meta));
+  session->attach_exchange(exchange);
+  exchange->start();
+}
+
+ApiResult<json> json_object_body(const Request& request) {
+  json body = json::parse(request.body(), nullptr, false);
+  if (body.is_discarded() || !body.is_object()) {
+    return invalid_request("request body must be a JSON object", "", "invalid_json");
+  }
+  return body;
+}
+
+// {"content"|"prompt": string, "add_special": bool} → {"tokens": [...], "count", "max_model_len"}.
+void tokenize(const std::shared_ptr<HttpSession>& session, const Request& request) {
+  ApiResult<json> body = json_object_body(request);
+  if (!body.ok()) return session->send_error(body.error());
+  const json& b = body.value();
+  const char* field = b.contains("content") ? "content" : "prompt";
+  if (!b.contains(field) || !b[field].is_string()) {
+    return session->send_error(invalid_request("content must be a string", "content"));
+  }
+  const json add_special = b.value("add_special", json(true));
+  if (!add_special.is_boolean()) return session->send_error(invalid_request("add_special must be a boolean", "add_special"));
+  const Tokenizer& tokenizer = session->context().engine().tokenizer();
+  const std::string text = b[field].get<std::string>();
+  std::vector<int32_t> ids = add_special.get<bool>() ? tokenizer.encode(text) : tokenizer.encode_plain(text);
+  json out = {{"tokens", ids}, {"count", ids.size()},
+              {"max_model_len", session->context().engine().options().max_model_len}};
+  session->send_response(200, kJson, dump(out));
+}
+
+// {"tokens": [ids]} → {"content": text}.
+void detokenize(const std::shared_ptr<HttpSession>& session, const Request& request) {
+  ApiResult<json> body = json_object_body(request);
+  if (!body.ok()) return session->send_error(body.error());
+  const json& b = body.value();
+  const Tokenizer& tokenizer = session->context().engine().tokenizer();
+  if (!b.contains("tokens") || !b["tokens"].is_array()) {
+    return session->send_error(invalid_request("tokens must be a list of token ids", "tokens"));
+  }
+  std::vector<int32_t> ids;
+  for (const json& t : b["tokens"]) {
+    if (!t.is_number_integer() || t.get<int64_t>() < 0 || t.get<int64_t>() >= tokenizer.vocab_size()) {
+      return session->send_error(invalid_request(
+          "tokens must be token ids in [0, " + std::to_string(tokenizer.vocab_size()) + ")", "tokens"));
+    }
+    ids.push_back(int32_t(t.get<int64_t>()));
+  }
+  session->send_response(200, kJson, dump({{"content", tokenizer.decode(ids)}}));
+}
+
+bool needs_auth(std::string_view path) { return path != "/health" && path != "/ready" && path != "/metrics"; }
+
+}  // namespace
+
+void route_request(const std::shared_ptr<HttpSession>& session, Request&& request) {
+  ServerContext& ctx = session->context();
+  const std::string_view target(request.target().data(), request.target().size());
+  const std::string_view path = target.substr(0, target.find('?'));
+  const http::verb method = request.method();
+
+  const auto authorization = request[http::field::authorization];
+  if (needs_auth(path) && !ctx.authorized(std::string_view(authorization.data(), authorization.size()))) {
+    return session->send_error(ApiError{401, "missing or invalid API key: send 'Authorization: Bearer <key>'",
+                                        "authentication_error", "", "invalid_api_key"},
+                               {{"WWW-Authenticate", "Bearer"}});
+  }
+
+  auto is = [&](std::string_view p, http::verb m) {
+    if (path != p) return false;
+    if (method != m) {
+      session->send_error(ApiError{405, std::string(p) + " expects " + std::string(http::to_string(m)),
+                                   "invalid_request_error", "", "method_not_allowed"},
+                          {{"Allow", std::string(http::to_string(m))}});
+      return false;
+    }
+    return true;
+  };
+  const bool known = path == "/v1/completions" || path == "/v1/chat/completions" || path == "/v1/models" ||
+                     path == "/tokenize" || path == "/detokenize" || path == "/health" || path == "/ready" ||
+                     path == "/metrics";
+  if (!known) {
+    return session->send_error(not_found_error("no route for " + std::string(path), "", "not_found"));
+  }
+  if (is("/v1/completions", http::verb::post)) return generate(session, request, ApiKind::kCompletion);
+  if (is("/v1/chat/completions", http::verb::post)) return generate(session, request, ApiKind::kChat);
+  if (is("/tokenize", http::verb::post)) return tokenize(session, request);
+  if (is("/detokenize", http::verb::post)) return detokenize(session, request);
+  if (is("/v1/models", http::verb::get)) {
+    return session->send_response(
+        200, kJson, models_body(ctx.served_model_name(), ctx.created(), ctx.engine().options().max_model_len));
+  }
+  if (is("/health", http::verb::get)) return session->send_response(200, kJson, R"({"status":"ok"})");
+  if (is("/ready", http::verb::get)) {
+    return ctx.ready() ? session->send_response(200, kJson, R"({"status":"ready"})")
+                       : session->send_response(503, kJson, R"({"status":"draining"})");
+  }
+  if (is("/metrics", http::verb::get)) {
+    return session->send_response(200, "text/plain; version=0.0.4",
+                                  render_prometheus(ctx.engine().stats(), ctx.metrics().snapshot(ctx.ready())));
+  }
+}
+
+}  // namespace tnl::server

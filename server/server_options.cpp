@@ -1,0 +1,117 @@
+#include "server/server_options.h"
+
+#include <cstdlib>
+#include <filesystem>
+
+#include <CLI/CLI.hpp>
+
+namespace tnl::server {
+
+void add_server_flags(CLI::App& app, ServerOptions& o) {
+  app.add_option("--model", o.model, "Checkpoint directory (config.json, safetensors, tokenizer.model)")->required();
+  app.add_option("--host", o.host, "IP address to listen on (HTTP and gRPC)")->capture_default_str();
+  app.add_option("--port", o.port, "HTTP port (0: pick a free one)")->capture_default_str();
+  app.add_option("--grpc-port", o.grpc_port, "gRPC port (0: pick a free one; -1: no gRPC)")->capture_default_str();
+  app.add_option("--device", o.device, "Compute backend: auto, cpu, cuda")->capture_default_str();
+  app.add_option("--max-num-seqs", o.max_num_seqs, "Sequences generated at once (decode-state slots)")
+      ->capture_default_str();
+  app.add_option("--max-num-batched-tokens", o.max_num_batched_tokens,
+                 "Tokens per engine step (decodes + prefill chunks)")
+      ->capture_default_str();
+  app.add_option("--prefill-chunk", o.prefill_chunk, "Prompts are prefilled in chunks of this many tokens")
+      ->capture_default_str();
+  app.add_option("--max-queue", o.max_queue, "Waiting requests; beyond it requests get HTTP 429")
+      ->capture_default_str();
+  app.add_option("--max-model-len", o.max_model_len, "Longest prompt + max_tokens, in tokens")->capture_default_str();
+  app.add_option("--request-timeout", o.request_timeout_s,
+                 "Seconds a generation may take before it ends with finish_reason \"timeout\" (0: none)")
+      ->capture_default_str();
+  app.add_option("--max-body-bytes", o.max_body_bytes, "Largest HTTP request body; larger gets 413")
+      ->capture_default_str();
+  app.add_option("--header-timeout", o.header_timeout_s,
+                 "Seconds a client has to send a request's header, and then its body (slow clients are dropped)")
+      ->capture_default_str();
+  app.add_option("--api-key", o.api_key,
+                 "Require 'Authorization: Bearer <key>' on the API (default: env TNL_API_KEY; empty: open)");
+  app.add_option("--drain-timeout", o.drain_timeout_s,
+                 "On SIGTERM/SIGINT: seconds to let in-flight requests finish before exiting")
+      ->capture_default_str();
+  app.add_option("--served-model-name", o.served_model_name,
+                 "Model name in the API (default: the model directory's name)");
+  app.add_option("--chat-template", o.chat_template,
+                 "Chat template JSON file (default: <model>/chat_template.json if present, else a plain "
+                 "\"User: ...\\nAssistant:\" template)");
+  app.add_option("--threads", o.threads, "CPU backend worker threads (0: all cores)")->capture_default_str();
+  app.add_option("--http-threads", o.http_threads, "HTTP io threads (connections are multiplexed on them)")
+      ->capture_default_str();
+  app.add_option("--log-level", o.log_level, "trace, debug, info, warn, error")->capture_default_str();
+}
+
+void finalize_server_options(ServerOptions& o) {
+  if (o.api_key.empty()) {
+    if (const char* env = std::getenv("TNL_API_KEY")) o.api_key = env;
+  }
+  if (o.served_model_name.empty()) {
+    std::filesystem::path dir(o.model);
+    if (!dir.has_filename()) dir = dir.parent_path();
+    o.served_model_name = dir.filename().string();
+  }
+}
+
+Status ServerOptions::validate() const {
+  auto positive = [](const char* flag, double v) -> Status {
+    if (!(v > 0)) return invalid_argument(std::string(flag) + " must be positive");
+    return Status::ok();
+  };
+  if (!std::filesystem::is_directory(model)) return invalid_argument("--model: '" + model + "' is not a directory");
+  if (port < 0 || port > 65535) return invalid_argument("--port must be in [0, 65535]");
+  if (grpc_port < -1 || grpc_port > 65535) return invalid_argument("--grpc-port must be in [-1, 65535]");
+  if (port != 0 && port == grpc_port) return invalid_argument("--port and --grpc-port must differ");
+  if (device != "auto" && device != "cpu" && device != "cuda") {
+    return invalid_argument("--device must be auto, cpu or cuda");
+  }
+  TNL_RETURN_IF_ERROR(positive("--max-num-seqs", max_num_seqs));
+  TNL_RETURN_IF_ERROR(positive("--max-num-batched-tokens", max_num_batched_tokens));
+  TNL_RETURN_IF_ERROR(positive("--prefill-chunk", prefill_chunk));
+  TNL_RETURN_IF_ERROR(positive("--max-queue", max_queue));
+  if (max_model_len < 2) return invalid_argument("--max-model-len must be at least 2");
+  if (request_timeout_s < 0) return invalid_argument("--request-timeout must be ≥ 0");
+  if (max_body_bytes < 1024) return invalid_argument("--max-body-bytes must be at least 1024");
+  TNL_RETURN_IF_ERROR(positive("--header-timeout", header_timeout_s));
+  if (drain_timeout_s < 0) return invalid_argument("--drain-timeout must be ≥ 0");
+  if (threads < 0) return invalid_argument("--threads must be ≥ 0");
+  if (http_threads < 1 || http_threads > 64) return invalid_argument("--http-threads must be in [1, 64]");
+  if (served_model_name.empty()) return invalid_argument("--served-model-name must not be empty");
+  if (!chat_template.empty() && !std::filesystem::is_regular_file(chat_template)) {
+    return invalid_argument("--chat-template: '" + chat_template + "' is not a file");
+  }
+  return Status::ok();
+}
+
+EngineOptions ServerOptions::engine_options() const {
+  EngineOptions e;
+  e.max_num_seqs = max_num_seqs;
+  e.max_num_batched_tokens = max_num_batched_tokens;
+  e.prefill_chunk = prefill_chunk;
+  e.max_queue = max_queue;
+  e.max_model_len = max_model_len;
+  e.request_timeout = std::chrono::milliseconds(int64_t(request_timeout_s * 1000));
+  return e;
+}
+
+BackendOptions ServerOptions::backend_options() const {
+  BackendOptions b;
+  b.device = device;
+  b.max_slots = max_num_seqs;
+  b.cpu_threads = threads;
+  return b;
+}
+
+HttpLimits ServerOptions::http_limits() const {
+  HttpLimits l;
+  l.max_body_bytes = max_body_bytes;
+  l.header_timeout = std::chrono::milliseconds(int64_t(header_timeout_s * 1000));
+  return l;
+}
+
+}  // namespace tnl::server

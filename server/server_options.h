@@ -1,0 +1,52 @@
+// ServerOptions: every tnl-server flag, in one struct, parsed by CLI11 and
+// validated once at start-up (docs/operations.md lists them all).
+#pragma once
+
+#include <cstdint>
+#include <string>
+
+#include "engine/backend_options.h"
+#include "engine/scheduler/engine.h"
+#include "engine/status.h"
+#include "server/http/http_session.h"
+
+namespace CLI {
+class App;
+}
+
+namespace tnl::server {
+
+struct ServerOptions {
+  std::string model;                   // checkpoint directory (config.json, weights, tokenizer.model)
+  std::string host = "127.0.0.1";
+  int32_t port = 8000;                 // HTTP; 0 picks a free port (logged)
+  int32_t grpc_port = 50051;           // 0 picks a free port (logged); -1 disables gRPC
+  std::string device = "auto";         // auto, cpu, cuda
+  int32_t max_num_seqs = 64;
+  int32_t max_num_batched_tokens = 512;
+  int32_t prefill_chunk = 256;
+  int32_t max_queue = 256;
+  int64_t max_model_len = 4096;
+  double request_timeout_s = 0;        // 0: none
+  uint64_t max_body_bytes = 8u << 20;
+  double header_timeout_s = 10;
+  std::string api_key;                 // empty: no authentication (env TNL_API_KEY)
+  double drain_timeout_s = 30;
+  std::string served_model_name;       // default: the model directory's name
+  std::string chat_template;           // file; default: <model>/chat_template.json, else plain
+  int32_t threads = 0;                 // CPU backend worker threads; 0: all cores
+  int32_t http_threads = 2;            // io threads of the HTTP front end
+  std::string log_level = "info";
+
+  Status validate() const;
+  EngineOptions engine_options() const;
+  BackendOptions backend_options() const;
+  HttpLimits http_limits() const;
+};
+
+// Registers every flag on `app` bound to `options`.
+void add_server_flags(CLI::App& app, ServerOptions& options);
+// After parsing: fills defaults that depend on other values or the environment.
+void finalize_server_options(ServerOptions& options);
+
+}  // namespace tnl::server
