@@ -102,6 +102,7 @@ uint16_t f32_to_f16(float value) {
 }
 
 void convert_to_f32(DType dtype, const std::byte* src, int64_t n, float* dst) {
+  if (n <= 0) return;  // empty tensors may come with null pointers, which memcpy must not see
   switch (dtype) {
     case DType::kF32:
       std::memcpy(dst, src, static_cast<size_t>(n) * sizeof(float));

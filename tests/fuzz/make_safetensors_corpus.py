@@ -1,6 +1,7 @@
 #!/usr/bin/env python3
 """Writes the seed corpus of safetensors_header_fuzz (tiny valid files plus a few
-near-misses) into corpus_safetensors/. Run from anywhere; the output is committed."""
+near-misses) into corpus_safetensors/. Run from anywhere; the output is committed.
+regression_* files there are inputs the fuzzer once failed on, kept by hand."""
 import json
 import os
 import struct

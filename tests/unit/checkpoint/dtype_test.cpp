@@ -79,5 +79,11 @@ TEST(DType, ConvertToF32FromUnalignedBytes) {
   }
 }
 
+TEST(DType, ConvertNothingFromNull) {
+  // Regression (found by safetensors_header_fuzz): empty tensors reach this with
+  // null pointers, and memcpy(nullptr, nullptr, 0) is undefined behaviour.
+  for (DType dtype : {DType::kF32, DType::kBF16, DType::kF16}) convert_to_f32(dtype, nullptr, 0, nullptr);
+}
+
 }  // namespace
 }  // namespace tnl
