@@ -25,6 +25,12 @@ Expected<std::string> read_text_file(const fs::path& path) {
   return ss.str();
 }
 
+// fs::exists without the exception it throws on e.g. permission errors.
+bool file_exists(const fs::path& p) {
+  std::error_code ec;
+  return fs::exists(p, ec);
+}
+
 bool ends_with(const std::string& s, const std::string& suffix) {
   return s.size() >= suffix.size() && s.compare(s.size() - suffix.size(), suffix.size(), suffix) == 0;
 }
@@ -84,14 +90,14 @@ Expected<std::unique_ptr<Checkpoint>> Checkpoint::open(const fs::path& dir) {
   // Shard file → the tensors the index says it holds (empty set: whatever it holds).
   ShardIndex index;
   std::string source;
-  const bool sharded = !fs::exists(dir / kSingleWeightsFile) && fs::exists(dir / kShardIndexFile);
+  const bool sharded = !file_exists(dir / kSingleWeightsFile) && file_exists(dir / kShardIndexFile);
   if (sharded) {
     source = (dir / kShardIndexFile).string();
     TNL_ASSIGN_OR_RETURN(std::string text, read_text_file(source));
     TNL_ASSIGN_OR_RETURN(index, parse_shard_index(text, source));
   } else {
     source = (dir / kSingleWeightsFile).string();
-    if (!fs::exists(source)) {
+    if (!file_exists(source)) {
       return not_found(dir.string() + ": no " + kSingleWeightsFile + " and no " + kShardIndexFile);
     }
     index.tensors_by_shard[kSingleWeightsFile] = {};

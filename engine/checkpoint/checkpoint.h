@@ -21,7 +21,10 @@ namespace tnl {
 struct TensorView {
   DType dtype = DType::kF32;
   std::vector<int64_t> shape;
-  const std::byte* data = nullptr;    // points into a memory-mapped file
+  // Points into a memory-mapped file: valid while the Checkpoint lives. Aligned
+  // only as the file aligns it (safetensors gives no guarantee), so read it with
+  // convert_to_f32 or memcpy rather than through a cast float*.
+  const std::byte* data = nullptr;
   int64_t num_bytes = 0;
   std::string file;                   // the file it lives in, for messages
   int64_t numel() const;
