@@ -27,7 +27,9 @@ Status GrpcFrontEnd::start(const std::string& host, int port) {
 void GrpcFrontEnd::set_serving(bool serving) {
   if (!server_) return;
   if (grpc::HealthCheckServiceInterface* health = server_->GetHealthCheckService()) {
-    health->SetServingStatus(serving);  // every service, including the overall "" status
+    // The default service only knows "" until a service name is set explicitly.
+    health->SetServingStatus(tnl::v1::Generation::service_full_name(), serving);
+    health->SetServingStatus(serving);  // every registered name, including the overall ""
   }
 }
 
