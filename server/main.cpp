@@ -8,6 +8,8 @@
 // Shutdown (SIGTERM/SIGINT): stop accepting, /ready and gRPC health go false, the
 // engine refuses new work, in-flight requests finish until --drain-timeout, exit 0.
 // A second signal exits at once.
+#include <sys/resource.h>
+
 #include <csignal>
 #include <ctime>
 #include <thread>
@@ -148,6 +150,13 @@ int main(int argc, char** argv) {
   if (tnl::Status s = options.validate(); !s) {
     spdlog::error("invalid options: {}", s.message());
     return 2;
+  }
+  // One descriptor per connection: lift the soft limit to the hard one (thousands of
+  // held streams must not hit a default 1024).
+  rlimit files{};
+  if (getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < files.rlim_max) {
+    files.rlim_cur = files.rlim_max;
+    setrlimit(RLIMIT_NOFILE, &files);
   }
   // A client that vanishes mid-write must give EPIPE on that socket, not kill us.
   std::signal(SIGPIPE, SIG_IGN);
