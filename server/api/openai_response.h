@@ -13,10 +13,12 @@
 namespace tnl::server {
 
 struct TokenLogprobView {
+  int32_t token_id = -1;
   std::string token;                                 // the token's text
   float logprob = 0.0f;                              // absent (null) for a prompt's first token
   bool has_logprob = true;
   std::vector<std::pair<std::string, float>> top;    // best first
+  std::vector<int32_t> top_ids;                      // ids of `top`, same order
 };
 
 struct ResponseMeta {

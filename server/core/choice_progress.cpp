@@ -20,10 +20,14 @@ std::string token_display_text(const Tokenizer& tokenizer, int32_t id) {
 
 TokenLogprobView logprob_view(const Tokenizer& tokenizer, const SampleResult& sample, bool has_logprob) {
   TokenLogprobView view;
+  view.token_id = sample.token;
   view.token = token_display_text(tokenizer, sample.token);
   view.logprob = sample.logprob;
   view.has_logprob = has_logprob;
-  for (const TokenLogprob& alt : sample.top) view.top.emplace_back(token_display_text(tokenizer, alt.token), alt.logprob);
+  for (const TokenLogprob& alt : sample.top) {
+    view.top.emplace_back(token_display_text(tokenizer, alt.token), alt.logprob);
+    view.top_ids.push_back(alt.token);
+  }
   return view;
 }
 

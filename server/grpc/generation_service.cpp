@@ -102,7 +102,7 @@ class UnaryGenerateCall final : public grpc::ServerUnaryReactor {
     std::lock_guard lock(mu_);
     const bool last = event.finish != FinishReason::kNone;
     ChoiceDelta delta = progress_->apply(std::move(event), ctx_.engine().tokenizer());
-    if (want_logprobs_) add_proto_logprobs(delta.logprobs, delta.token_ids, response_->mutable_logprobs());
+    if (want_logprobs_) add_proto_logprobs(delta.logprobs, response_->mutable_logprobs());
     if (!last) return;
     response_->set_text(progress_->text());
     for (int32_t id : progress_->token_ids()) response_->add_token_ids(id);
@@ -180,7 +180,7 @@ class StreamGenerateCall final : public grpc::ServerWriteReactor<tnl::v1::Genera
       chunk.set_id(id_);
       chunk.set_text(std::move(delta.text));
       for (int32_t id : delta.token_ids) chunk.add_token_ids(id);
-      if (want_logprobs_) add_proto_logprobs(delta.logprobs, delta.token_ids, chunk.mutable_logprobs());
+      if (want_logprobs_) add_proto_logprobs(delta.logprobs, chunk.mutable_logprobs());
       if (last) {
         chunk.set_finish_reason(proto_finish_reason(progress_->finish()));
         fill_usage(*progress_, chunk.mutable_usage());

@@ -67,17 +67,18 @@ tnl::v1::FinishReason proto_finish_reason(FinishReason reason) {
   }
 }
 
-void add_proto_logprobs(const std::vector<TokenLogprobView>& views, const std::vector<int32_t>& token_ids,
+void add_proto_logprobs(const std::vector<TokenLogprobView>& views,
                         google::protobuf::RepeatedPtrField<tnl::v1::TokenLogprob>* out) {
-  for (size_t i = 0; i < views.size(); ++i) {
+  for (const TokenLogprobView& view : views) {
     tnl::v1::TokenLogprob* lp = out->Add();
-    if (i < token_ids.size()) lp->set_token_id(token_ids[i]);
-    lp->set_token(views[i].token);
-    lp->set_logprob(views[i].logprob);
-    for (const auto& [text, logprob] : views[i].top) {
+    lp->set_token_id(view.token_id);
+    lp->set_token(view.token);
+    lp->set_logprob(view.logprob);
+    for (size_t k = 0; k < view.top.size(); ++k) {
       tnl::v1::TopLogprob* top = lp->add_top();
-      top->set_token(text);
-      top->set_logprob(logprob);
+      if (k < view.top_ids.size()) top->set_token_id(view.top_ids[k]);
+      top->set_token(view.top[k].first);
+      top->set_logprob(view.top[k].second);
     }
   }
 }

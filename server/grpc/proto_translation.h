@@ -14,7 +14,7 @@ namespace tnl::server {
 ApiResult<CompletionSpec> spec_from_proto(const tnl::v1::GenerateRequest& request, const SpecLimits& limits);
 grpc::Status grpc_status_from(const ApiError& error);
 tnl::v1::FinishReason proto_finish_reason(FinishReason reason);
-void add_proto_logprobs(const std::vector<TokenLogprobView>& views, const std::vector<int32_t>& token_ids,
+void add_proto_logprobs(const std::vector<TokenLogprobView>& views,
                         google::protobuf::RepeatedPtrField<tnl::v1::TokenLogprob>* out);
 
 }  // namespace tnl::server

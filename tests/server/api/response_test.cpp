@@ -31,7 +31,7 @@ TEST(Response, CompletionBody) {
 }
 
 TEST(Response, ChatBodyAndLogprobs) {
-  std::vector<TokenLogprobView> lp = {{" a", -0.5f, true, {{" a", -0.5f}, {" b", -1.0f}}}};
+  std::vector<TokenLogprobView> lp = {{7, " a", -0.5f, true, {{" a", -0.5f}, {" b", -1.0f}}, {7, 8}}};
   ChoiceOutput c{1, " a", "stop", lp, 0};
   json body = json::parse(response_body(meta(ApiKind::kChat), {c}, {1, 1}));
   EXPECT_EQ(body["object"], "chat.completion");

@@ -171,6 +171,22 @@ TEST_F(GrpcFrontEnd, UnaryAndStreamingAgreeAtTemperatureZero) {
   }
 }
 
+TEST_F(GrpcFrontEnd, LogprobsCarryTokenIds) {
+  tnl::v1::GenerateRequest req = greedy("The cat", 4);
+  req.set_logprobs(2);
+  grpc::ClientContext ctx;
+  tnl::v1::GenerateResponse resp;
+  ASSERT_TRUE(stub_->Generate(&ctx, req, &resp).ok());
+  ASSERT_EQ(resp.logprobs_size(), 4);
+  for (int i = 0; i < 4; ++i) {
+    EXPECT_EQ(resp.logprobs(i).token_id(), resp.token_ids(i));
+    EXPECT_LE(resp.logprobs(i).logprob(), 0.0f);
+    ASSERT_EQ(resp.logprobs(i).top_size(), 2);
+    // Greedy: the chosen token is the best alternative.
+    EXPECT_EQ(resp.logprobs(i).top(0).token_id(), resp.token_ids(i));
+  }
+}
+
 TEST_F(GrpcFrontEnd, TokenizeAndModelInfo) {
   grpc::ClientContext ctx;
   tnl::v1::TokenizeRequest req;

@@ -122,6 +122,55 @@ class Generation(unittest.TestCase):
         self.assertIn("tnl_step_time_seconds_count", metrics)
         self.assertIn("tnl_generation_tokens_total", metrics)
 
+    def test_keep_alive_connection_serves_several_requests(self):
+        conn = SERVER.connection()
+        try:
+            texts = []
+            for stream in (False, True, False):
+                conn.request("POST", "/v1/completions", body=json.dumps(completion("keep alive", max_tokens=5,
+                                                                                  stream=stream)),
+                             headers={"Content-Type": "application/json"})
+                resp = conn.getresponse()
+                self.assertEqual(resp.status, 200)
+                raw = resp.read().decode()
+                if stream:
+                    chunks, done = h.parse_sse(raw)
+                    self.assertTrue(done)
+                    texts.append(h.stream_text(chunks)[0])
+                else:
+                    texts.append(json.loads(raw)["choices"][0]["text"])
+            self.assertEqual(texts[0], texts[1])
+            self.assertEqual(texts[1], texts[2])
+        finally:
+            conn.close()
+
+    def test_chat_stream_with_n_choices(self):
+        body = {"messages": [{"role": "user", "content": "Hi"}], "max_tokens": 6, "temperature": 0, "n": 2,
+                "ignore_eos": True, "stream": True}
+        status, chunks, done = SERVER.stream("/v1/chat/completions", body)
+        self.assertEqual(status, 200)
+        self.assertTrue(done)
+        texts = h.stream_text(chunks, chat=True)
+        self.assertEqual(sorted(texts), [0, 1])
+        self.assertEqual(texts[0], texts[1])  # greedy: both choices agree
+        finishes = [c["choices"][0] for c in chunks if c["choices"][0]["finish_reason"]]
+        self.assertEqual(sorted(f["index"] for f in finishes), [0, 1])
+
+    def test_expect_100_continue(self):
+        body = json.dumps(completion("continue", max_tokens=3)).encode()
+        sock = socket.create_connection(("127.0.0.1", SERVER.port))
+        sock.settimeout(10)
+        sock.sendall(b"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                     b"Expect: 100-continue\r\nConnection: close\r\nContent-Length: " + str(len(body)).encode() +
+                     b"\r\n\r\n")
+        self.assertTrue(sock.recv(64).startswith(b"HTTP/1.1 100 Continue"))
+        sock.sendall(body)
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+        sock.close()
+        self.assertTrue(answer.startswith(b"HTTP/1.1 200 OK"), answer[:80])
+
     def test_64_concurrent_streams_match_solo_runs(self):
         prompts = [f"{PROMPTS[i % len(PROMPTS)]} {i}" for i in range(64)]
         solo = {}
