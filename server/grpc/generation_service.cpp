@@ -61,6 +61,14 @@ void fill_usage(const ChoiceProgress& c, tnl::v1::Usage* usage) {
   usage->set_total_tokens(c.prompt_tokens() + c.completion_tokens());
 }
 
+// One access line per gRPC generation call, like the HTTP front end's.
+void log_call(const char* method, const std::string& id, const grpc::Status& status,
+              std::chrono::steady_clock::time_point started) {
+  const double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
+  spdlog::info("access id={} grpc {} status={} latency_ms={:.1f}", id.empty() ? "-" : id, method,
+               int(status.error_code()), ms);
+}
+
 // Unary Generate. Owns itself through self_ (released in OnDone) so that the engine's
 // sink, which holds another reference, never sees a dangling reactor.
 class UnaryGenerateCall final : public grpc::ServerUnaryReactor {
@@ -69,7 +77,8 @@ class UnaryGenerateCall final : public grpc::ServerUnaryReactor {
 
   void start(std::shared_ptr<UnaryGenerateCall> self, PreparedCall prepared) {
     self_ = self;
-    if (!prepared.status.ok()) return Finish(prepared.status);
+    id_ = prepared.id;
+    if (!prepared.status.ok()) return finish(prepared.status);
     response_->set_id(prepared.id);
     want_logprobs_ = prepared.plan.choices[0].request.sampling.logprobs >= 0;
     progress_.emplace(0, want_logprobs_);
@@ -83,7 +92,7 @@ class UnaryGenerateCall final : public grpc::ServerUnaryReactor {
       ctx_.metrics().active_generations.fetch_sub(1);
       if (id.status().code() == StatusCode::kResourceExhausted) ctx_.metrics().rejected_overload.fetch_add(1);
       finish_called_ = true;
-      return Finish(grpc_status_from(api_error_from_status(id.status())));
+      return finish(grpc_status_from(api_error_from_status(id.status())));
     }
     engine_id_ = *id;
     if (client_gone_) ctx_.engine().cancel(*id);  // cancelled while submitting
@@ -94,9 +103,17 @@ class UnaryGenerateCall final : public grpc::ServerUnaryReactor {
     client_gone_ = true;
     if (engine_id_) ctx_.engine().cancel(*engine_id_);
   }
-  void OnDone() override { self_.reset(); }
+  void OnDone() override {
+    log_call("Generate", id_, final_status_, started_);
+    self_.reset();
+  }
 
  private:
+  void finish(grpc::Status status) {
+    final_status_ = status;
+    Finish(std::move(status));
+  }
+
   // Engine thread: accumulate; on the last event fill the response and Finish (non-blocking).
   void on_event(GenerationEvent&& event) {
     std::lock_guard lock(mu_);
@@ -109,12 +126,15 @@ class UnaryGenerateCall final : public grpc::ServerUnaryReactor {
     response_->set_finish_reason(proto_finish_reason(progress_->finish()));
     fill_usage(*progress_, response_->mutable_usage());
     ctx_.metrics().active_generations.fetch_sub(1);
-    Finish(finish_status(*progress_));
+    finish(finish_status(*progress_));
   }
 
   ServerContext& ctx_;
   tnl::v1::GenerateResponse* response_;
   std::shared_ptr<UnaryGenerateCall> self_;
+  std::string id_;
+  grpc::Status final_status_;
+  const std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
   std::mutex mu_;
   std::optional<uint64_t> engine_id_;
   std::optional<ChoiceProgress> progress_;
@@ -132,8 +152,8 @@ class StreamGenerateCall final : public grpc::ServerWriteReactor<tnl::v1::Genera
 
   void start(std::shared_ptr<StreamGenerateCall> self, PreparedCall prepared) {
     self_ = self;
-    if (!prepared.status.ok()) return Finish(prepared.status);
     id_ = prepared.id;
+    if (!prepared.status.ok()) return finish(prepared.status);
     want_logprobs_ = prepared.plan.choices[0].request.sampling.logprobs >= 0;
     progress_.emplace(0, want_logprobs_);
     ctx_.metrics().active_generations.fetch_add(1);
@@ -146,7 +166,7 @@ class StreamGenerateCall final : public grpc::ServerWriteReactor<tnl::v1::Genera
       ctx_.metrics().active_generations.fetch_sub(1);
       if (id.status().code() == StatusCode::kResourceExhausted) ctx_.metrics().rejected_overload.fetch_add(1);
       finish_called_ = true;
-      return Finish(grpc_status_from(api_error_from_status(id.status())));
+      return finish(grpc_status_from(api_error_from_status(id.status())));
     }
     engine_id_ = *id;
     if (client_gone_) ctx_.engine().cancel(*id);  // cancelled while submitting
@@ -168,9 +188,17 @@ class StreamGenerateCall final : public grpc::ServerWriteReactor<tnl::v1::Genera
     client_gone_ = true;
     if (engine_id_) ctx_.engine().cancel(*engine_id_);
   }
-  void OnDone() override { self_.reset(); }
+  void OnDone() override {
+    log_call("GenerateStream", id_, logged_status_, started_);
+    self_.reset();
+  }
 
  private:
+  void finish(grpc::Status status) {
+    logged_status_ = status;
+    Finish(std::move(status));
+  }
+
   void on_event(GenerationEvent&& event) {
     std::lock_guard lock(mu_);
     const bool last = event.finish != FinishReason::kNone;
@@ -206,7 +234,7 @@ class StreamGenerateCall final : public grpc::ServerWriteReactor<tnl::v1::Genera
     }
     if (finished_) {
       finish_called_ = true;
-      Finish(client_gone_ ? grpc::Status(grpc::StatusCode::CANCELLED, "cancelled") : final_status_);
+      finish(client_gone_ ? grpc::Status(grpc::StatusCode::CANCELLED, "cancelled") : final_status_);
     }
   }
 
@@ -218,7 +246,9 @@ class StreamGenerateCall final : public grpc::ServerWriteReactor<tnl::v1::Genera
   std::optional<ChoiceProgress> progress_;
   std::deque<tnl::v1::GenerateStreamResponse> queue_;
   tnl::v1::GenerateStreamResponse current_;  // the message of the write in flight
-  grpc::Status final_status_;
+  grpc::Status final_status_;   // from the engine's last event
+  grpc::Status logged_status_;  // what Finish was given
+  const std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
   bool want_logprobs_ = false;
   bool writing_ = false;
   bool finished_ = false;

@@ -58,6 +58,7 @@ void HttpSession::on_body(beast::error_code ec, size_t) {
   keep_alive_ = request.keep_alive();
   stream_.expires_never();  // the router decides how long the answer may take
   context_.metrics().http_requests.fetch_add(1);
+  request_id_ = context_.next_request_id("req");  // generation routes replace it with the completion id
   route_request(shared_from_this(), std::move(request));
 }
 
@@ -75,6 +76,7 @@ void HttpSession::on_read_error(beast::error_code ec) {
     in_request_ = true;
     started_ = std::chrono::steady_clock::now();
   }
+  if (request_id_.empty()) request_id_ = context_.next_request_id("req");
   if (ec == http::error::body_limit) {
     return send_error(ApiError{413, "request body exceeds --max-body-bytes (" + std::to_string(limits_.max_body_bytes) +
                                         " bytes)",
