@@ -208,6 +208,23 @@ class Generation(unittest.TestCase):
         self.assertEqual(SERVER.metric("tnl_state_slots_used"), 0)
         self.assertEqual(SERVER.metric("tnl_client_disconnects_total"), before + 1)
 
+    def test_disconnect_while_waiting_for_a_whole_answer_frees_the_slot(self):
+        before = SERVER.metric("tnl_client_disconnects_total")
+        sock = socket.create_connection(("127.0.0.1", SERVER.port))
+        body = json.dumps(completion("Long answer", max_tokens=90000))
+        sock.sendall((f"POST /v1/completions HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                      f"Content-Length: {len(body)}\r\n\r\n{body}").encode())
+        deadline = time.time() + 10
+        while SERVER.metric("tnl_state_slots_used") < 1 and time.time() < deadline:
+            time.sleep(0.01)
+        self.assertGreaterEqual(SERVER.metric("tnl_state_slots_used"), 1)
+        sock.close()
+        deadline = time.time() + 10
+        while SERVER.metric("tnl_state_slots_used") != 0 and time.time() < deadline:
+            time.sleep(0.02)
+        self.assertEqual(SERVER.metric("tnl_state_slots_used"), 0)
+        self.assertEqual(SERVER.metric("tnl_client_disconnects_total"), before + 1)
+
 
 class Errors(unittest.TestCase):
     def assert_error(self, response, status, param=None, code=None):
