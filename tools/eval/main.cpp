@@ -14,11 +14,9 @@
 #include <CLI/CLI.hpp>
 #include <nlohmann/json.hpp>
 
-#include "engine/backend_factory/backend_factory.h"
-#include "engine/checkpoint/checkpoint.h"
 #include "engine/sampling/sampler.h"
-#include "engine/tokenizer/tokenizer.h"
 #include "tools/common/backend_flags.h"
+#include "tools/common/load_model.h"
 
 namespace {
 
@@ -47,21 +45,13 @@ int main(int argc, char** argv) {
   std::stringstream text;
   text << in.rdbuf();
 
-  auto checkpoint = tnl::Checkpoint::open(model_dir);
-  if (!checkpoint) return fail(checkpoint.status());
-  auto tokenizer = tnl::Tokenizer::load(model_dir);
-  if (!tokenizer) return fail(tokenizer.status());
-  auto backend = tnl::make_backend(**checkpoint, backend_options);
-  if (!backend) return fail(backend.status());
-  tnl::Backend& model = **backend;
+  auto loaded = tnl::tools::load_model(model_dir, backend_options);
+  if (!loaded) return fail(loaded.status());
+  tnl::Backend& model = *loaded->backend;
 
-  const std::vector<int32_t> tokens = (*tokenizer)->encode(text.str());
+  const std::vector<int32_t> tokens = loaded->tokenizer->encode(text.str());
   if (tokens.size() < 2) return fail(tnl::invalid_argument(file + ": fewer than two tokens, nothing to score"));
-  for (int32_t id : tokens) {
-    if (id >= model.config().vocab_size) {
-      return fail(tnl::invalid_argument("tokenizer id " + std::to_string(id) + " is outside the model's vocabulary"));
-    }
-  }
+  if (tnl::Status s = tnl::tools::check_ids_in_vocabulary(tokens, model.config()); !s) return fail(s);
 
   // logprobs[i] = log p(tokens[i+1] | tokens[0..i]); row r of a chunk at p predicts tokens[p+r+1].
   std::vector<double> logprobs;

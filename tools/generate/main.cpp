@@ -8,11 +8,9 @@
 
 #include <CLI/CLI.hpp>
 
-#include "engine/backend_factory/backend_factory.h"
-#include "engine/checkpoint/checkpoint.h"
 #include "engine/sampling/sampler.h"
-#include "engine/tokenizer/tokenizer.h"
 #include "tools/common/backend_flags.h"
+#include "tools/common/load_model.h"
 
 namespace {
 
@@ -52,24 +50,17 @@ int main(int argc, char** argv) {
   CLI11_PARSE(app, argc, argv);
 
   if (tnl::Status s = sampling.validate(); !s) return fail(s);
-  auto checkpoint = tnl::Checkpoint::open(model_dir);
-  if (!checkpoint) return fail(checkpoint.status());
-  auto tokenizer = tnl::Tokenizer::load(model_dir);
-  if (!tokenizer) return fail(tokenizer.status());
-  auto backend = tnl::make_backend(**checkpoint, backend_options);
-  if (!backend) return fail(backend.status());
-  tnl::Backend& model = **backend;
+  auto loaded = tnl::tools::load_model(model_dir, backend_options);
+  if (!loaded) return fail(loaded.status());
+  tnl::Backend& model = *loaded->backend;
+  const tnl::Tokenizer& tokenizer = *loaded->tokenizer;
 
-  const std::vector<int32_t> prompt_ids = (*tokenizer)->encode(prompt);
+  const std::vector<int32_t> prompt_ids = tokenizer.encode(prompt);
   if (prompt_ids.empty()) return fail(tnl::invalid_argument("the prompt is empty"));
-  for (int32_t id : prompt_ids) {
-    if (id >= model.config().vocab_size) {
-      return fail(tnl::invalid_argument("tokenizer id " + std::to_string(id) + " is outside the model's vocabulary"));
-    }
-  }
+  if (tnl::Status s = tnl::tools::check_ids_in_vocabulary(prompt_ids, model.config()); !s) return fail(s);
 
   tnl::Sampler sampler(sampling, prompt_ids);
-  tnl::IncrementalDetokenizer detokenizer(**tokenizer, prompt_ids);
+  tnl::IncrementalDetokenizer detokenizer(tokenizer, prompt_ids);
   tnl::StopMatcher stop_matcher(stop);
   tnl::StepOutput out;
 
