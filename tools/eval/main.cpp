@@ -17,6 +17,7 @@
 #include "engine/sampling/sampler.h"
 #include "tools/common/backend_flags.h"
 #include "tools/common/load_model.h"
+#include "tools/common/stderr_logging.h"
 
 namespace {
 
@@ -40,6 +41,7 @@ int main(int argc, char** argv) {
   app.add_option("--chunk", chunk_tokens, "Tokens per prefill step")->check(CLI::PositiveNumber)->capture_default_str();
   tnl::tools::add_backend_flags(app, &backend_options);
   CLI11_PARSE(app, argc, argv);
+  tnl::tools::log_to_stderr();
 
   std::ifstream in(file, std::ios::binary);
   std::stringstream text;

@@ -11,6 +11,7 @@
 #include "engine/sampling/sampler.h"
 #include "tools/common/backend_flags.h"
 #include "tools/common/load_model.h"
+#include "tools/common/stderr_logging.h"
 
 namespace {
 
@@ -48,6 +49,7 @@ int main(int argc, char** argv) {
   app.add_option("--prefill-chunk", prefill_chunk, "Prompt tokens per prefill step")->check(CLI::PositiveNumber)->capture_default_str();
   tnl::tools::add_backend_flags(app, &backend_options);
   CLI11_PARSE(app, argc, argv);
+  tnl::tools::log_to_stderr();
 
   if (tnl::Status s = sampling.validate(); !s) return fail(s);
   auto loaded = tnl::tools::load_model(model_dir, backend_options);

@@ -1,0 +1,277 @@
+// The CUDA backend: model-spec §4 on the GPU with the kernels of kernels/cuda/.
+//
+// A step's tokens are laid out decode chunks first (one row each, handled by the
+// fused recurrent-decode kernel), then prefill chunks (split into head-major q, k, v
+// and run by Lightning Attention as one variable-length launch). Projections are
+// cuBLAS GEMMs over all tokens of the step; the fp32 residual stream takes the
+// out_proj and l3 products with beta = 1. Decode-state slots are one fp32 pool.
+//
+// Threads: driven by one thread at a time (Backend contract); all work is on the
+// backend's own stream, synchronised once per step when logits are copied back.
+#include "engine/cuda/cuda_backend.h"
+
+#include <cublas_v2.h>
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "engine/cuda/cuda_weights.h"
+#include "engine/cuda/device_buffer.h"
+#include "engine/cuda/gemm.h"
+#include "engine/cuda/step_layout.h"
+#include "kernels/cuda/launchers.h"
+
+namespace tnl {
+
+int cuda_device_count() {
+  int n = 0;
+  if (cudaGetDeviceCount(&n) != cudaSuccess) {
+    cudaGetLastError();  // clear the sticky "no driver" error
+    return 0;
+  }
+  return n;
+}
+
+namespace {
+
+// Lightning Attention has tiles for these (e, e_k); other head widths prefill by
+// the recurrence, token by token (correct, slower: small test models only).
+bool lightning_supports(int64_t e, int64_t ek) {
+  return (e == 128 || e == 64 || e == 32) && (ek == e || ek == 2 * e);
+}
+
+// Activations of one step, grown on demand (capacity in tokens / logits rows).
+template <typename T>
+struct Activations {
+  DeviceBuffer<float> x;        // [N, d] residual stream
+  DeviceBuffer<T> a;            // [N, max(d, G)] GEMM input
+  DeviceBuffer<T> qkvu;         // [N, 4D]
+  DeviceBuffer<T> q, k, v;      // head-major prefill q, k [H, n, e_k], v [H, n, e]
+  DeviceBuffer<T> o;            // [N, D] attention output, then the gated norm
+  DeviceBuffer<T> h12;          // [N, 2G]
+  DeviceBuffer<float> scratch;  // Lightning segment states
+  DeviceBuffer<float> logits;   // [R, V]
+  DeviceBuffer<int32_t> ints;   // StepLayout::ints
+};
+
+template <typename T>
+class CudaBackend final : public Backend {
+ public:
+  ~CudaBackend() override {
+    if (cublas_) cublasDestroy(cublas_);
+    if (stream_) cudaStreamDestroy(stream_);
+  }
+
+  static Expected<std::unique_ptr<Backend>> create(const Checkpoint& checkpoint, const BackendOptions& options) {
+    std::unique_ptr<CudaBackend> b(new CudaBackend(checkpoint.config(), options));
+    TNL_RETURN_IF_ERROR(b->init(checkpoint, options));
+    return std::unique_ptr<Backend>(std::move(b));
+  }
+
+  const ModelConfig& config() const override { return config_; }
+  std::string name() const override { return "cuda"; }
+  int32_t num_slots() const override { return num_slots_; }
+  int64_t state_bytes_per_slot() const override { return state_floats_per_slot_ * int64_t(sizeof(float)); }
+
+  Status run_step(const StepPlan& plan, StepOutput* out) override {
+    TNL_RETURN_IF_ERROR(validate_step_plan(plan, config_, num_slots_));
+    const StepLayout s = make_step_layout(plan, config_.num_heads, config_.head_dim(), 2 * sm_count_);
+    TNL_RETURN_IF_ERROR(reserve(s));
+    TNL_CUDA_TRY(cudaMemcpyAsync(act_.ints.get(), s.ints.data(), s.ints.size() * sizeof(int32_t),
+                                 cudaMemcpyHostToDevice, stream_));
+    const int32_t* ints = act_.ints.get();
+    const int64_t N = s.num_tokens, d = config_.dim;
+    const float scale = config_.scale_embedding ? float(std::sqrt(double(d))) : 1.0f;
+    TNL_CUDA_TRY(cuda::embed_tokens<T>(weights_.embed.get(), config_.vocab_size, d, ints + s.tokens, N, scale,
+                                       act_.x.get(), stream_));
+    for (int64_t l = 0; l < config_.num_layers; ++l) TNL_RETURN_IF_ERROR(layer(l, s));
+    // logits = SRMSNorm(x[rows]) · Wlmᵀ, fp32
+    const int64_t R = s.num_logit_rows, V = config_.vocab_size;
+    out->vocab_size = V;
+    out->row_begin = s.row_begin;
+    out->logits.resize(size_t(R * V));
+    if (R > 0) {
+      TNL_CUDA_TRY(cuda::srms_norm<T>(act_.x.get(), d, ints + s.logit_rows, R, act_.a.get(), stream_));
+      TNL_RETURN_IF_ERROR(gemm_xwt_f32(cublas_, act_.a.get(), weights_.output_matrix(), R, d, V, act_.logits.get(), 0.0f));
+      TNL_CUDA_TRY(cudaMemcpyAsync(out->logits.data(), act_.logits.get(), size_t(R * V) * sizeof(float),
+                                   cudaMemcpyDeviceToHost, stream_));
+    }
+    TNL_CUDA_TRY(cudaStreamSynchronize(stream_));
+    return Status::ok();
+  }
+
+ private:
+  CudaBackend(ModelConfig config, const BackendOptions& options) : config_(std::move(config)), options_(options) {}
+
+  Status init(const Checkpoint& checkpoint, const BackendOptions& options) {
+    if (config_.head_dim() % 4 != 0 || config_.head_dim() / 4 > 256) {
+      return unavailable("the CUDA backend needs a head width that is a multiple of 4 and at most 1024, got " +
+                         std::to_string(config_.head_dim()));
+    }
+    TNL_CUDA_TRY(cudaSetDevice(options.gpu_device));
+    cudaDeviceProp prop{};
+    TNL_CUDA_TRY(cudaGetDeviceProperties(&prop, options.gpu_device));
+    sm_count_ = prop.multiProcessorCount;
+    TNL_CUDA_TRY(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+    TNL_CUBLAS_TRY(cublasCreate(&cublas_));
+    TNL_CUBLAS_TRY(cublasSetStream(cublas_, stream_));
+    TNL_ASSIGN_OR_RETURN(weights_, upload_weights<T>(checkpoint, stream_));
+
+    int64_t offset = 0;
+    for (int64_t l = 0; l < config_.num_layers; ++l) {
+      layer_state_offset_.push_back(offset);
+      offset += config_.num_heads * config_.key_dim(l) * config_.head_dim();
+    }
+    state_floats_per_slot_ = offset;
+
+    // Slots: what the memory fraction leaves after weights and a reserve for the
+    // activations of a 4096-token step.
+    size_t free_bytes = 0, total_bytes = 0;
+    TNL_CUDA_TRY(cudaMemGetInfo(&free_bytes, &total_bytes));
+    const double budget = double(free_bytes) * options.gpu_memory_fraction - double(activation_bytes(4096, 4096));
+    const int64_t fit = budget > 0 ? int64_t(budget / double(state_bytes_per_slot())) : 0;
+    num_slots_ = int32_t(std::min<int64_t>(options.max_slots, fit));
+    if (num_slots_ < 1) {
+      return resource_exhausted("the GPU has no room for a single decode-state slot (" +
+                                std::to_string(state_bytes_per_slot()) + " bytes) after the weights");
+    }
+    TNL_RETURN_IF_ERROR(states_.allocate(state_floats_per_slot_ * num_slots_));
+    TNL_CUDA_TRY(cudaMemsetAsync(states_.get(), 0, size_t(states_.bytes()), stream_));
+    TNL_CUDA_TRY(cudaStreamSynchronize(stream_));
+    spdlog::info("cuda backend: {} ({} SMs), weights {:.1f} MB {}, {} state slots x {:.2f} MB = {:.1f} MB",
+                 prop.name, sm_count_, double(weights_.bytes) / 1e6, options.gpu_dtype, num_slots_,
+                 double(state_bytes_per_slot()) / 1e6, double(states_.bytes()) / 1e6);
+    return Status::ok();
+  }
+
+  int64_t activation_bytes(int64_t tokens, int64_t rows) const {
+    const int64_t d = config_.dim, D = config_.hidden_dim, G = config_.glu_dim;
+    return tokens * (d * 4 + std::max(d, G) * 2 + 4 * D * 2 + 3 * 2 * D * 2 + D * 2 + 2 * G * 2) +
+           rows * config_.vocab_size * 4;
+  }
+
+  Status reserve(const StepLayout& s) {
+    const int64_t N = s.num_tokens, P = s.num_prefill_tokens, H = config_.num_heads, e = config_.head_dim();
+    const int64_t d = config_.dim, D = config_.hidden_dim, G = config_.glu_dim;
+    TNL_RETURN_IF_ERROR(act_.x.reserve(N * d));
+    TNL_RETURN_IF_ERROR(act_.a.reserve(N * std::max(d, G)));
+    TNL_RETURN_IF_ERROR(act_.qkvu.reserve(N * 4 * D));
+    TNL_RETURN_IF_ERROR(act_.q.reserve(P * 2 * D));
+    TNL_RETURN_IF_ERROR(act_.k.reserve(P * 2 * D));
+    TNL_RETURN_IF_ERROR(act_.v.reserve(P * D));
+    TNL_RETURN_IF_ERROR(act_.o.reserve(N * D));
+    TNL_RETURN_IF_ERROR(act_.h12.reserve(N * 2 * G));
+    TNL_RETURN_IF_ERROR(act_.logits.reserve(s.num_logit_rows * config_.vocab_size));
+    TNL_RETURN_IF_ERROR(act_.ints.reserve(int64_t(s.ints.size())));
+    TNL_RETURN_IF_ERROR(act_.scratch.reserve(int64_t(s.plan.num_segments) * H * 2 * e * e));
+    return Status::ok();
+  }
+
+  Status layer(int64_t l, const StepLayout& s) {
+    const CudaLayerWeights<T>& w = weights_.layers[l];
+    const int64_t N = s.num_tokens, d = config_.dim, D = config_.hidden_dim, G = config_.glu_dim;
+
+    // Token mixer: qkvu = SRMSNorm(x) · Wqkvuᵀ
+    TNL_CUDA_TRY(cuda::srms_norm<T>(act_.x.get(), d, nullptr, N, act_.a.get(), stream_));
+    TNL_RETURN_IF_ERROR(gemm_xwt(cublas_, act_.a.get(), w.qkvu.get(), N, d, 4 * D, act_.qkvu.get()));
+    if (w.qkvu_bias.get()) TNL_CUDA_TRY(cuda::add_bias<T>(act_.qkvu.get(), w.qkvu_bias.get(), N, 4 * D, stream_));
+    TNL_RETURN_IF_ERROR(attention(l, s));
+    TNL_CUDA_TRY(cuda::norm_gate<T>(act_.o.get(), act_.qkvu.get() + 3 * D, 4 * D, N, D, act_.o.get(), stream_));
+    TNL_RETURN_IF_ERROR(gemm_xwt_f32(cublas_, act_.o.get(), w.out.get(), N, D, d, act_.x.get(), 1.0f));
+    if (w.out_bias.get()) TNL_CUDA_TRY(cuda::add_bias_f32<T>(act_.x.get(), w.out_bias.get(), N, d, stream_));
+
+    // Channel mixer: x += ((a·W1ᵀ) ⊙ (a·W2ᵀ)) · W3ᵀ
+    TNL_CUDA_TRY(cuda::srms_norm<T>(act_.x.get(), d, nullptr, N, act_.a.get(), stream_));
+    TNL_RETURN_IF_ERROR(gemm_xwt(cublas_, act_.a.get(), w.w12.get(), N, d, 2 * G, act_.h12.get()));
+    if (w.b12.get()) TNL_CUDA_TRY(cuda::add_bias<T>(act_.h12.get(), w.b12.get(), N, 2 * G, stream_));
+    TNL_CUDA_TRY(cuda::sglu_product<T>(act_.h12.get(), N, G, act_.a.get(), stream_));
+    TNL_RETURN_IF_ERROR(gemm_xwt_f32(cublas_, act_.a.get(), w.l3.get(), N, G, d, act_.x.get(), 1.0f));
+    if (w.l3_bias.get()) TNL_CUDA_TRY(cuda::add_bias_f32<T>(act_.x.get(), w.l3_bias.get(), N, d, stream_));
+    return Status::ok();
+  }
+
+  // o for every token: decode rows by the fused recurrence, prefill rows by Lightning Attention.
+  Status attention(int64_t l, const StepLayout& s) {
+    const CudaLayerWeights<T>& w = weights_.layers[l];
+    const int64_t H = config_.num_heads, e = config_.head_dim(), ek = config_.key_dim(l), D = config_.hidden_dim;
+    const bool lrpe = config_.lrpe_layers[l];
+    const int32_t* ints = act_.ints.get();
+    float* layer_state = states_.get() + layer_state_offset_[l];
+
+    cuda::DecodeArgs dec;
+    dec.heads = H;
+    dec.e = e;
+    dec.lrpe = lrpe;
+    dec.act = config_.activation;
+    dec.theta = w.theta.get();
+    dec.rates = w.rates.get();
+    dec.layer_state = layer_state;
+    dec.slot_stride = state_floats_per_slot_;
+    if (s.num_decode > 0) {
+      dec.batch = s.num_decode;
+      dec.positions = ints + s.positions;
+      dec.slots = ints + s.token_slots;
+      TNL_CUDA_TRY(cuda::recurrent_decode<T>(act_.qkvu.get(), dec, act_.o.get(), stream_));
+    }
+    const int64_t P = s.num_prefill_tokens, first = s.num_decode;
+    if (P == 0) return Status::ok();
+    if (!lightning_supports(e, ek)) {
+      // Fallback: the recurrence one token at a time (same kernel as decode, batch 1).
+      dec.batch = 1;
+      for (int64_t t = first; t < first + P; ++t) {
+        dec.positions = ints + s.positions + t;
+        dec.slots = ints + s.token_slots + t;
+        TNL_CUDA_TRY(cuda::recurrent_decode<T>(act_.qkvu.get() + t * 4 * D, dec, act_.o.get() + t * D, stream_));
+      }
+      return Status::ok();
+    }
+    TNL_CUDA_TRY(cuda::split_qkv<T>(act_.qkvu.get() + first * 4 * D, P, H, e, config_.activation,
+                                    lrpe ? w.theta.get() : nullptr, ints + s.positions + first, act_.q.get(),
+                                    act_.k.get(), act_.v.get(), stream_));
+    cuda::LightningArgs la;
+    la.total_tokens = P;
+    la.heads = H;
+    la.ek = ek;
+    la.e = e;
+    la.rates = w.rates.get();
+    la.segments = ints + s.segments;
+    la.multi = ints + s.multi;
+    la.num_segments = s.plan.num_segments;
+    la.num_multi = s.plan.num_multi;
+    la.max_segment_len = s.plan.max_segment_len;
+    la.seq_slot = ints + s.seq_slot;
+    la.seq_fresh = ints + s.seq_fresh;
+    la.layer_state = layer_state;
+    la.slot_stride = state_floats_per_slot_;
+    la.scratch = act_.scratch.get();
+    TNL_CUDA_TRY(cuda::lightning_prefill<T>(act_.q.get(), act_.k.get(), act_.v.get(), la, act_.o.get() + first * D,
+                                            stream_));
+    return Status::ok();
+  }
+
+  ModelConfig config_;
+  BackendOptions options_;
+  int sm_count_ = 0;
+  cudaStream_t stream_ = nullptr;
+  cublasHandle_t cublas_ = nullptr;
+  CudaWeights<T> weights_;
+  std::vector<int64_t> layer_state_offset_;  // floats from a slot's start to layer ℓ's state
+  int64_t state_floats_per_slot_ = 0;
+  int32_t num_slots_ = 0;
+  DeviceBuffer<float> states_;               // [slots][Σ_ℓ H·e_k·e]
+  Activations<T> act_;
+};
+
+}  // namespace
+
+Expected<std::unique_ptr<Backend>> make_cuda_backend(const Checkpoint& checkpoint, const BackendOptions& options) {
+  if (options.max_slots < 1) return invalid_argument("max_slots must be at least 1");
+  if (options.gpu_dtype == "bf16") return CudaBackend<__nv_bfloat16>::create(checkpoint, options);
+  if (options.gpu_dtype == "fp16") return CudaBackend<__half>::create(checkpoint, options);
+  return invalid_argument("gpu dtype must be bf16 or fp16, got \"" + options.gpu_dtype + "\"");
+}
+
+}  // namespace tnl

@@ -1,0 +1,37 @@
+// The model's weights on the GPU in T (bf16 or fp16), PyTorch layout [out, in].
+// l1 and l2 are stacked into one [2G, d] matrix so the SGLU inputs come from one GEMM.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <vector>
+
+#include "engine/checkpoint/checkpoint.h"
+#include "engine/cuda/device_buffer.h"
+
+namespace tnl {
+
+template <typename T>
+struct CudaLayerWeights {
+  DeviceBuffer<T> qkvu, qkvu_bias;  // [4D, d], [4D]
+  DeviceBuffer<T> out, out_bias;    // [d, D], [d]
+  DeviceBuffer<T> w12, b12;         // [2G, d], [2G]: l1 rows then l2 rows
+  DeviceBuffer<T> l3, l3_bias;      // [d, G], [d]
+  DeviceBuffer<float> theta;        // [H, e] fp32, LRPE layers only
+  DeviceBuffer<float> rates;        // [H] decay rate s (λ = exp(−s))
+};
+
+template <typename T>
+struct CudaWeights {
+  DeviceBuffer<T> embed;    // [V, d]
+  DeviceBuffer<T> lm_head;  // [V, d]; empty when tied
+  std::vector<CudaLayerWeights<T>> layers;
+  int64_t bytes = 0;        // device bytes of all weights
+  const T* output_matrix() const { return lm_head.get() ? lm_head.get() : embed.get(); }
+};
+
+// Uploads and converts every tensor (synchronous on `stream`).
+template <typename T>
+Expected<CudaWeights<T>> upload_weights(const Checkpoint& checkpoint, cudaStream_t stream);
+
+}  // namespace tnl

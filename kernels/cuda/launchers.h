@@ -1,0 +1,129 @@
+// Host-callable launchers of the CUDA kernels (model-spec §4–5).
+//
+// Every launcher checks its shapes, enqueues on `stream` and returns the launch
+// status (cudaErrorInvalidValue for a bad shape; never aborts). All tensors are
+// row-major and contiguous unless a stride is given. `T` is the activation and
+// weight type: __nv_bfloat16 or __half (both explicitly instantiated). Matrix
+// products of the projections are not here: they go through cuBLAS (engine/cuda).
+//
+// Layouts shared by the attention kernels:
+//   qkvu   [n, 4D]        GEMM output, columns q | k | v | u, head h owns [h·e, (h+1)·e)
+//   q, k   [H, n, ek]     head-major after φ and LRPE (ek = 2e on LRPE layers)
+//   v      [H, n, e]
+//   o      [n, D]         token-major, ready for the post-attention norm
+//   state  fp32, slot s of a layer at layer_state + s·slot_stride, head h at +h·ek·e, [ek, e]
+#pragma once
+
+#include <cuda_bf16.h>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#include <cstdint>
+#include <vector>
+
+#include "kernels/activation.h"
+
+namespace tnl::cuda {
+
+enum class ElementType { kF32, kBF16, kF16 };
+
+// dst[i] = T(src[i]) for a host-uploaded tensor of any supported element type.
+template <typename T>
+cudaError_t convert_elements(ElementType src_type, const void* src, int64_t n, T* dst, cudaStream_t stream);
+
+// dst[i] = uniform(−scale, scale), a counter-based hash of (seed, i): reproducible, never zeros.
+template <typename T>
+cudaError_t fill_uniform(T* dst, int64_t n, uint64_t seed, float scale, cudaStream_t stream);
+cudaError_t fill_uniform_f32(float* dst, int64_t n, uint64_t seed, float scale, cudaStream_t stream);
+
+// x[t, :] = E[tokens[t], :] · scale (fp32 residual stream). Tokens outside [0, V) give zeros.
+template <typename T>
+cudaError_t embed_tokens(const T* table, int64_t vocab, int64_t dim, const int32_t* tokens, int64_t n,
+                         float scale, float* x, cudaStream_t stream);
+
+// y[r, :] = SRMSNorm(x[i, :]) with i = row_index ? row_index[r] : r (fp32 math, T out).
+template <typename T>
+cudaError_t srms_norm(const float* x, int64_t width, const int32_t* row_index, int64_t rows, T* y,
+                      cudaStream_t stream);
+
+// g[t, :] = SRMSNorm(o[t, :]) ⊙ u[t, :] over all D channels; u has row stride u_stride.
+template <typename T>
+cudaError_t norm_gate(const T* o, const T* u, int64_t u_stride, int64_t n, int64_t width, T* g,
+                      cudaStream_t stream);
+
+// p[t, :] = h12[t, 0:G] ⊙ h12[t, G:2G]  (SGLU, no activation).
+template <typename T>
+cudaError_t sglu_product(const T* h12, int64_t n, int64_t glu, T* p, cudaStream_t stream);
+
+// y[r, :] += bias (T rows, or the fp32 residual stream).
+template <typename T>
+cudaError_t add_bias(T* y, const T* bias, int64_t rows, int64_t cols, cudaStream_t stream);
+template <typename T>
+cudaError_t add_bias_f32(float* y, const T* bias, int64_t rows, int64_t cols, cudaStream_t stream);
+
+// Splits qkvu into per-head q, k, v, applying φ to q and k and, when theta ([H, e],
+// fp32) is given, LRPE at positions[t]: q ← [φq ⊙ cos θt, φq ⊙ sin θt].
+template <typename T>
+cudaError_t split_qkv(const T* qkvu, int64_t n, int64_t heads, int64_t e, Activation act,
+                      const float* theta, const int32_t* positions, T* q, T* k, T* v, cudaStream_t stream);
+
+// ---- Lightning Attention prefill (blocked, model-spec §5.3) ----
+//
+// A variable-length batch of sequences in one launch. Long sequences are cut into
+// segments so that the chip fills even for one sequence: each segment runs the
+// blocked recurrence from a zero state (or the slot state for a first segment),
+// a scan over segments gives each segment its incoming state, and a correction
+// adds λ^(r+1) q_r·S_in to its rows. plan_lightning() makes the plan on the host;
+// its int32 arrays go to the device as they are.
+struct LightningPlan {
+  std::vector<int32_t> segments;    // per segment: tok_begin, len, seq, flags (kFirst | kLast)
+  std::vector<int32_t> multi;       // per sequence with ≥ 2 segments: seq, first segment, count
+  int32_t num_segments = 0;
+  int32_t num_multi = 0;
+  int32_t max_segment_len = 0;
+  static constexpr int32_t kFirst = 1, kLast = 2;
+};
+// seq_lens: tokens per sequence. target_ctas: CTAs wanted in flight (≈ 2 × SMs).
+// min_segment: force segments no longer than this (tests); 0: choose.
+LightningPlan plan_lightning(const std::vector<int32_t>& seq_lens, int64_t heads, int64_t e,
+                             int64_t target_ctas, int32_t max_segment = 0);
+// Scratch floats the launch needs for segment states: num_segments · H · ek · e.
+int64_t lightning_scratch_floats(const LightningPlan& plan, int64_t heads, int64_t ek, int64_t e);
+
+struct LightningArgs {
+  int64_t total_tokens = 0;
+  int64_t heads = 0, ek = 0, e = 0;
+  const float* rates = nullptr;        // [H] decay rate s per head (device)
+  const int32_t* segments = nullptr;   // device copy of plan.segments
+  const int32_t* multi = nullptr;      // device copy of plan.multi
+  int32_t num_segments = 0, num_multi = 0, max_segment_len = 0;
+  const int32_t* seq_slot = nullptr;   // [N] slot of each sequence (device)
+  const int32_t* seq_fresh = nullptr;  // [N] 1: start from a zero state (device)
+  float* layer_state = nullptr;        // slot states of this layer
+  int64_t slot_stride = 0;             // floats between slots
+  float* scratch = nullptr;            // lightning_scratch_floats()
+};
+template <typename T>
+cudaError_t lightning_prefill(const T* q, const T* k, const T* v, const LightningArgs& args, T* o,
+                              cudaStream_t stream);
+
+// ---- Batched decode (recurrent form, model-spec §5.2) ----
+// One token per sequence i: reads its qkvu row, applies φ (and LRPE at
+// positions[i]), updates the state of slots[i] in place (S = λS + k vᵀ; a
+// position of 0 starts from zero) and writes o_i = qᵀS. Reads and writes each
+// state once with 16-byte accesses.
+struct DecodeArgs {
+  int64_t batch = 0, heads = 0, e = 0;
+  bool lrpe = false;
+  Activation act = Activation::kSilu;
+  const float* theta = nullptr;      // [H, e] when lrpe
+  const float* rates = nullptr;      // [H]
+  const int32_t* positions = nullptr;  // [batch]
+  const int32_t* slots = nullptr;      // [batch]
+  float* layer_state = nullptr;
+  int64_t slot_stride = 0;
+};
+template <typename T>
+cudaError_t recurrent_decode(const T* qkvu, const DecodeArgs& args, T* o, cudaStream_t stream);
+
+}  // namespace tnl::cuda

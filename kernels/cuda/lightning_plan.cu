@@ -1,0 +1,53 @@
+// Host-side plan of a Lightning prefill launch: cuts sequences into segments so
+// that num_segments · H · (e / EV) CTAs fill the chip (model-spec §5.3 allows any
+// split: a segment continues from the state its predecessor leaves).
+#include "kernels/cuda/device_math.cuh"
+#include "kernels/cuda/lightning_tile.cuh"
+
+namespace tnl::cuda {
+
+LightningPlan plan_lightning(const std::vector<int32_t>& seq_lens, int64_t heads, int64_t e, int64_t target_ctas,
+                             int32_t max_segment) {
+  constexpr int64_t kAlign = 64;  // segments start on block boundaries of every tile shape
+  constexpr int64_t kMinAuto = 256;
+  const int64_t slices = e / detail::lightning_slice(e);
+  int64_t total = 0;
+  for (int32_t n : seq_lens) total += n;
+  int64_t segment = INT32_MAX;
+  if (int64_t(seq_lens.size()) * heads * slices < target_ctas && target_ctas > 0) {
+    const int64_t want = detail::ceil_div(total * heads * slices, target_ctas);
+    segment = std::max<int64_t>(kMinAuto, detail::ceil_div(want, kAlign) * kAlign);
+  }
+  if (max_segment > 0) segment = std::min<int64_t>(segment, detail::ceil_div(max_segment, kAlign) * kAlign);
+
+  LightningPlan plan;
+  int64_t begin = 0;
+  for (size_t s = 0; s < seq_lens.size(); ++s) {
+    const int64_t n = seq_lens[s];
+    const int32_t first = plan.num_segments;
+    int64_t count = 0;
+    for (int64_t off = 0; off < n || (n == 0 && off == 0); off += segment) {
+      const int64_t len = std::min<int64_t>(segment, n - off);
+      int32_t flags = 0;
+      if (off == 0) flags |= LightningPlan::kFirst;
+      if (off + len >= n) flags |= LightningPlan::kLast;
+      plan.segments.insert(plan.segments.end(), {int32_t(begin + off), int32_t(len), int32_t(s), flags});
+      plan.max_segment_len = std::max<int32_t>(plan.max_segment_len, int32_t(len));
+      ++plan.num_segments;
+      ++count;
+      if (n == 0) break;
+    }
+    if (count > 1) {
+      plan.multi.insert(plan.multi.end(), {int32_t(s), first, int32_t(count)});
+      ++plan.num_multi;
+    }
+    begin += n;
+  }
+  return plan;
+}
+
+int64_t lightning_scratch_floats(const LightningPlan& plan, int64_t heads, int64_t ek, int64_t e) {
+  return plan.num_multi ? int64_t(plan.num_segments) * heads * ek * e : 0;
+}
+
+}  // namespace tnl::cuda

@@ -1,0 +1,107 @@
+// Batched decode in the recurrent form (model-spec §5.2), fused with φ and LRPE
+// on the token's q and k (read straight from the qkvu GEMM output).
+//
+// Memory-bound: per (sequence, head) the fp32 state [ek, e] is read once and
+// written once, 16 bytes per access, 8 independent loads in flight per thread.
+// CTA = (sequence, head), 256 threads; thread (row group rg, column group c4)
+// owns columns [4·c4, 4·c4+4) of rows rg, rg + rows_per_pass, … . The partial
+// o = qᵀS of each row group meets in shared memory (rows_per_pass × e floats).
+// Registers: ~64/thread (8 float4 in flight); shared: (2·ek + e + 256·4) floats.
+#include "kernels/cuda/device_math.cuh"
+#include "kernels/cuda/launchers.h"
+
+namespace tnl::cuda {
+namespace {
+
+constexpr int kThreads = 256;
+constexpr int kInFlight = 8;
+
+template <typename T>
+__global__ void __launch_bounds__(kThreads) recurrent_decode_kernel(const T* qkvu, DecodeArgs a, T* o) {
+  extern __shared__ float shared[];
+  const int64_t b = blockIdx.x, h = blockIdx.y;
+  const int e = int(a.e);
+  const int ek = a.lrpe ? 2 * e : e;
+  const int64_t D = a.heads * e;
+  float* qf = shared;        // [ek]
+  float* kf = qf + ek;       // [ek]
+  float* vf = kf + ek;       // [e]
+  float* partial = vf + e;   // [rows_per_pass, e]
+
+  const int32_t pos = a.positions[b];
+  const T* row = qkvu + b * 4 * D + h * e;
+  for (int i = threadIdx.x; i < e; i += kThreads) {
+    const float qv = apply_activation(a.act, detail::to_f32(row[i]));
+    const float kv = apply_activation(a.act, detail::to_f32(row[D + i]));
+    vf[i] = detail::to_f32(row[2 * D + i]);
+    if (a.lrpe) {
+      double s, c;
+      sincos(double(a.theta[h * e + i]) * double(pos), &s, &c);
+      qf[i] = float(qv * c); qf[e + i] = float(qv * s);
+      kf[i] = float(kv * c); kf[e + i] = float(kv * s);
+    } else {
+      qf[i] = qv; kf[i] = kv;
+    }
+  }
+  __syncthreads();
+
+  const int groups = e / 4;                 // float4 column groups per row
+  const int rows_per_pass = kThreads / groups;
+  const int rg = threadIdx.x / groups, c4 = threadIdx.x % groups;
+  const bool active = rg < rows_per_pass;
+  const float lambda = expf(-a.rates[h]);
+  const bool fresh = pos == 0;
+  float* S = a.layer_state + int64_t(a.slots[b]) * a.slot_stride + h * int64_t(ek) * e;
+  float4 acc = make_float4(0.f, 0.f, 0.f, 0.f);
+  if (active) {
+    const float4 vv = reinterpret_cast<const float4*>(vf)[c4];
+    for (int a0 = rg; a0 < ek; a0 += rows_per_pass * kInFlight) {
+      float4 s[kInFlight];
+#pragma unroll
+      for (int u = 0; u < kInFlight; ++u) {
+        const int r = a0 + u * rows_per_pass;
+        s[u] = (r < ek && !fresh) ? __ldcs(reinterpret_cast<const float4*>(S + int64_t(r) * e) + c4)
+                                  : make_float4(0.f, 0.f, 0.f, 0.f);
+      }
+#pragma unroll
+      for (int u = 0; u < kInFlight; ++u) {
+        const int r = a0 + u * rows_per_pass;
+        if (r < ek) {
+          const float kr = kf[r], qr = qf[r];
+          s[u].x = lambda * s[u].x + kr * vv.x; s[u].y = lambda * s[u].y + kr * vv.y;
+          s[u].z = lambda * s[u].z + kr * vv.z; s[u].w = lambda * s[u].w + kr * vv.w;
+          acc.x += qr * s[u].x; acc.y += qr * s[u].y; acc.z += qr * s[u].z; acc.w += qr * s[u].w;
+          __stcs(reinterpret_cast<float4*>(S + int64_t(r) * e) + c4, s[u]);
+        }
+      }
+    }
+    reinterpret_cast<float4*>(partial + rg * e)[c4] = acc;
+  }
+  __syncthreads();
+  for (int c = threadIdx.x; c < e; c += kThreads) {
+    float sum = 0.0f;
+    for (int g = 0; g < rows_per_pass; ++g) sum += partial[g * e + c];
+    o[b * D + h * e + c] = detail::from_f32<T>(sum);
+  }
+}
+
+}  // namespace
+
+template <typename T>
+cudaError_t recurrent_decode(const T* qkvu, const DecodeArgs& a, T* o, cudaStream_t stream) {
+  if (a.batch < 0 || a.heads <= 0 || a.e <= 0 || a.e % 4 != 0 || a.e / 4 > kThreads) return cudaErrorInvalidValue;
+  if (!qkvu || !o || !a.rates || !a.positions || !a.slots || !a.layer_state || (a.lrpe && !a.theta)) {
+    return cudaErrorInvalidValue;
+  }
+  if (a.batch == 0) return cudaSuccess;
+  const int64_t ek = a.lrpe ? 2 * a.e : a.e;
+  const int rows_per_pass = kThreads / int(a.e / 4);
+  const size_t smem = sizeof(float) * size_t(2 * ek + a.e + rows_per_pass * a.e);
+  recurrent_decode_kernel<<<dim3(unsigned(a.batch), unsigned(a.heads)), kThreads, smem, stream>>>(qkvu, a, o);
+  return cudaGetLastError();
+}
+
+template cudaError_t recurrent_decode<__nv_bfloat16>(const __nv_bfloat16*, const DecodeArgs&, __nv_bfloat16*, cudaStream_t);
+template cudaError_t recurrent_decode<__half>(const __half*, const DecodeArgs&, __half*, cudaStream_t);
+
+}  // namespace tnl::cuda
