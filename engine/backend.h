@@ -10,12 +10,14 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <span>
 #include <string>
 #include <vector>
 
 #include "engine/model_config.h"
 #include "engine/status.h"
+#include "kernels/sampling_row.h"
 
 namespace tnl {
 
@@ -26,11 +28,20 @@ enum class LogitsMode {
   kAll,   // every token's row (perplexity evaluation, `echo` + `logprobs`)
 };
 
+// Sampling a chunk's last row where the logits are, on backends that can
+// (Backend::samples_on_device()); the rules are kernels/sampling_row.h's.
+struct DeviceSampling {
+  RowSampling params;
+  std::vector<PenaltyEntry> penalties;  // each token at most once
+  bool want_logprob = false;            // fill SampledToken::logprob
+};
+
 struct SequenceChunk {
   int32_t slot = -1;              // state slot in [0, num_slots())
   int64_t start_pos = 0;          // absolute position of tokens[0]; 0 means "fresh" (slot state is reset)
   std::vector<int32_t> tokens;    // ≥ 1 token ids, each in [0, V)
-  LogitsMode logits = LogitsMode::kLast;
+  LogitsMode logits = LogitsMode::kLast;  // the rows that come back to the host
+  std::optional<DeviceSampling> sample;   // set: the backend samples the last row itself
 };
 
 struct StepPlan {
@@ -43,6 +54,7 @@ struct StepOutput {
   int64_t vocab_size = 0;
   std::vector<float> logits;
   std::vector<int32_t> row_begin;  // per chunk: index of its first row (or -1 when kNone)
+  std::vector<SampledToken> sampled;  // per chunk: the token drawn for a chunk with `sample` (else token -1)
   std::span<const float> row(int64_t r) const {
     return {logits.data() + r * vocab_size, static_cast<size_t>(vocab_size)};
   }
@@ -57,6 +69,9 @@ class Backend {
   virtual std::string name() const = 0;            // "cpu", "cuda"
   virtual int32_t num_slots() const = 0;           // decode-state slots this backend holds
   virtual int64_t state_bytes_per_slot() const = 0; // constant, whatever the sequence length
+  // Whether run_step accepts chunks with `sample` set (logits then need not
+  // travel to the host). Backends that cannot reject such chunks.
+  virtual bool samples_on_device() const { return false; }
 
   // Runs one step. A chunk whose start_pos is 0 starts from a zero state; other
   // chunks continue the state their slot holds. On error no slot state is
@@ -65,6 +80,7 @@ class Backend {
 };
 
 // Validates a plan against a config and slot count (shared by every backend).
-Status validate_step_plan(const StepPlan& plan, const ModelConfig& config, int32_t num_slots);
+Status validate_step_plan(const StepPlan& plan, const ModelConfig& config, int32_t num_slots,
+                          bool device_sampling = false);
 
 }  // namespace tnl

@@ -35,12 +35,14 @@ StepLayout make_step_layout(const StepPlan& plan, int64_t heads, int64_t head_di
 
   std::vector<int32_t> logit_rows;
   s.row_begin.assign(plan.chunks.size(), -1);
+  s.sample_row.assign(plan.chunks.size(), -1);
   for (size_t i = 0; i < plan.chunks.size(); ++i) {
     const SequenceChunk& c = plan.chunks[i];
-    if (c.logits == LogitsMode::kNone) continue;
-    s.row_begin[i] = int32_t(logit_rows.size());
+    if (c.logits == LogitsMode::kNone && !c.sample) continue;
+    if (c.logits != LogitsMode::kNone) s.row_begin[i] = int32_t(logit_rows.size());
     const int64_t m = int64_t(c.tokens.size());
     for (int64_t r = c.logits == LogitsMode::kAll ? 0 : m - 1; r < m; ++r) logit_rows.push_back(int32_t(first_row[i] + r));
+    if (c.sample) s.sample_row[i] = int32_t(logit_rows.size()) - 1;
   }
   s.num_logit_rows = int64_t(logit_rows.size());
   if (!seq_lens.empty()) s.plan = cuda::plan_lightning(seq_lens, heads, head_dim, target_ctas);

@@ -18,8 +18,9 @@ struct StepLayout {
   int64_t num_tokens = 0;          // N
   int64_t num_decode = 0;          // rows [0, num_decode) are one-token chunks
   int64_t num_prefill_tokens = 0;  // N − num_decode
-  int64_t num_logit_rows = 0;      // R
+  int64_t num_logit_rows = 0;      // R: rows the host wants, and the last rows of sampled chunks
   std::vector<int32_t> row_begin;  // per plan chunk, as StepOutput::row_begin
+  std::vector<int32_t> sample_row; // per plan chunk with `sample`: its last row among the R logits rows, else -1
   cuda::LightningPlan plan;        // segments of the prefill chunks
   std::vector<int32_t> ints;       // packed arrays; offsets:
   int64_t tokens = 0;              //   [N] token ids

@@ -124,6 +124,42 @@ void Sampler::fill_logprobs(std::span<const float> logits, SampleResult* result)
   for (TokenLogprob& entry : top) entry.logprob = static_cast<float>(entry.logprob - log_z);
 }
 
+RowSampling Sampler::device_row() {
+  RowSampling row;
+  row.temperature = params_.temperature;
+  row.inv_temperature = params_.temperature > 0.0f ? 1.0f / params_.temperature : 0.0f;
+  row.top_k = params_.top_k;
+  row.top_p = params_.top_p;
+  row.min_p = params_.min_p;
+  row.repetition_penalty = params_.repetition_penalty;
+  row.presence_penalty = params_.presence_penalty;
+  row.frequency_penalty = params_.frequency_penalty;
+  if (params_.temperature > 0.0f) row.uniform = std::uniform_real_distribution<double>(0.0, 1.0)(rng_);
+  return row;
+}
+
+std::vector<PenaltyEntry> Sampler::penalty_entries() const {
+  std::vector<PenaltyEntry> entries;
+  if (!has_penalties()) return entries;
+  // Prompt tokens matter only to the repetition penalty. Both lists are sorted: merge them.
+  const bool prompt = params_.repetition_penalty != 1.0f;
+  size_t i = 0, j = 0;
+  while ((prompt && i < prompt_ids_.size()) || j < output_counts_.size()) {
+    const bool take_prompt = prompt && i < prompt_ids_.size() &&
+                             (j == output_counts_.size() || prompt_ids_[i] <= output_counts_[j].first);
+    const bool take_output = j < output_counts_.size() &&
+                             (!take_prompt || prompt_ids_[i] == output_counts_[j].first);
+    PenaltyEntry e;
+    e.token = take_prompt ? prompt_ids_[i] : output_counts_[j].first;
+    e.in_prompt = take_prompt ? 1 : 0;
+    e.output_count = take_output ? output_counts_[j].second : 0;
+    if (take_prompt) ++i;
+    if (take_output) ++j;
+    entries.push_back(e);
+  }
+  return entries;
+}
+
 bool Sampler::has_penalties() const {
   return params_.repetition_penalty != 1.0f || params_.presence_penalty != 0.0f ||
          params_.frequency_penalty != 0.0f;

@@ -10,6 +10,7 @@
 
 #include "engine/sampling/candidate_filters.h"
 #include "engine/status.h"
+#include "kernels/sampling_row.h"
 
 namespace tnl {
 
@@ -53,6 +54,13 @@ class Sampler {
   SampleResult sample(std::span<const float> logits);
   // Records a token produced elsewhere (e.g. the GPU sampled it) for penalties.
   void accept(int32_t token);
+
+  // For a backend that samples on its device: this token's parameters, with the
+  // uniform drawn from this sampler's RNG (one draw per sampled token, as
+  // sample() makes; none when greedy), and the tokens the penalties touch
+  // (empty without penalties). The device's token then goes to accept().
+  RowSampling device_row();
+  std::vector<PenaltyEntry> penalty_entries() const;
   const SamplingParams& params() const { return params_; }
 
  private:

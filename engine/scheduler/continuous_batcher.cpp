@@ -111,6 +111,12 @@ Status ContinuousBatcher::check_output(const ScheduledStep& step, const StepOutp
                           " chunks, the plan has " + std::to_string(step.plan.chunks.size()));
   }
   for (size_t i = 0; i < step.plan.chunks.size(); ++i) {
+    if (step.plan.chunks[i].sample) {
+      const int32_t token = i < out.sampled.size() ? out.sampled[i].token : -1;
+      if (token < 0 || token >= backend_.config().vocab_size) {
+        return internal_error("backend sampled token " + std::to_string(token) + " for chunk " + std::to_string(i));
+      }
+    }
     const int64_t rows = rows_of(step.plan.chunks[i]);
     if (rows == 0) continue;
     if (out.row_begin[i] < 0 || out.row_begin[i] + rows > out.num_rows()) {
@@ -120,11 +126,23 @@ Status ContinuousBatcher::check_output(const ScheduledStep& step, const StepOutp
   return Status::ok();
 }
 
+void ContinuousBatcher::attach_device_sampling(ScheduledStep* step) {
+  if (!backend_.samples_on_device()) return;
+  for (size_t i = 0; i < step->chunks.size(); ++i) {
+    if (!step->chunks[i].samples_next) continue;
+    SequenceChunk& pc = step->plan.chunks[i];
+    pc.sample = requests_.at(step->chunks[i].seq)->device_sampling();
+    // The row was wanted only to sample it; prompt logprobs (kAll) still travel.
+    if (pc.sample && pc.logits == LogitsMode::kLast) pc.logits = LogitsMode::kNone;
+  }
+}
+
 void ContinuousBatcher::step() {
   const EngineClock::time_point start = EngineClock::now();
   ScheduledStep step = scheduler_.schedule();
   drop_invalid_chunks(&step);
   if (step.empty()) return;
+  attach_device_sampling(&step);
 
   Status status;
   try {
@@ -162,7 +180,8 @@ void ContinuousBatcher::process_output(const ScheduledStep& step, const StepOutp
       state.add_prompt_rows(c.start_pos, prompt_rows);
     }
     if (!c.samples_next) continue;
-    const FinishReason reason = state.sample_token(out.row(out.row_begin[i] + rows - 1));
+    const FinishReason reason = pc.sample ? state.accept_sampled(out.sampled[i])
+                                          : state.sample_token(out.row(out.row_begin[i] + rows - 1));
     ++metrics_.generation_tokens_total;
     if (state.completion_tokens() == 1) {
       metrics_.time_to_first_token.observe(seconds_between(state.arrival(), now));

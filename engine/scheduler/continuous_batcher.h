@@ -55,6 +55,9 @@ class ContinuousBatcher {
   // Fails, with kError, the sequences of `step` whose chunk the backend would
   // reject anyway (found by validating each chunk alone), and drops those chunks.
   void drop_invalid_chunks(ScheduledStep* step);
+  // On a backend that samples on its device, hands it the sampling of every
+  // chunk that yields a token (requests that need top logprobs stay on the host).
+  void attach_device_sampling(ScheduledStep* step);
   // Checks the backend returned the rows the plan asked for.
   Status check_output(const ScheduledStep& step, const StepOutput& out) const;
   void process_output(const ScheduledStep& step, const StepOutput& out);

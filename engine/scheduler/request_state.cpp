@@ -31,7 +31,27 @@ RequestState::RequestState(uint64_t id, GenerationRequest request, EventSink sin
 }
 
 FinishReason RequestState::sample_token(std::span<const float> logits) {
-  SampleResult result = sampler_.sample(logits);
+  return record_token(sampler_.sample(logits));
+}
+
+std::optional<DeviceSampling> RequestState::device_sampling() {
+  if (request_.sampling.logprobs > 0) return std::nullopt;
+  DeviceSampling d;
+  d.params = sampler_.device_row();
+  d.penalties = sampler_.penalty_entries();
+  d.want_logprob = request_.sampling.logprobs == 0;
+  return d;
+}
+
+FinishReason RequestState::accept_sampled(const SampledToken& sampled) {
+  sampler_.accept(sampled.token);
+  SampleResult result;
+  result.token = sampled.token;
+  result.logprob = sampled.logprob;
+  return record_token(std::move(result));
+}
+
+FinishReason RequestState::record_token(SampleResult result) {
   const int32_t token = result.token;
   last_token_ = token;
   ++completion_tokens_;

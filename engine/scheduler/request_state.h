@@ -11,6 +11,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/backend.h"
 #include "engine/sampling/sampler.h"
 #include "engine/scheduler/engine.h"
 #include "engine/tokenizer/tokenizer.h"
@@ -34,6 +35,13 @@ class RequestState {
   // the sequence continues).
   FinishReason sample_token(std::span<const float> logits);
 
+  // For a backend that samples on its device: what it needs to sample this
+  // request's next token, or nothing when the request needs its logits row on
+  // the host (top-logprobs alternatives). accept_sampled() then takes the token
+  // through the same checks and text pipeline as sample_token().
+  std::optional<DeviceSampling> device_sampling();
+  FinishReason accept_sampled(const SampledToken& sampled);
+
   // Prompt logprobs from the rows of one prompt chunk [start_pos, start_pos + n):
   // the row at position p scores prompt token p + 1.
   void add_prompt_rows(int64_t start_pos, const std::vector<std::span<const float>>& rows);
@@ -50,6 +58,7 @@ class RequestState {
 
  private:
   void flush_text(FinishReason* finish);
+  FinishReason record_token(SampleResult result);
 
   uint64_t id_;
   GenerationRequest request_;

@@ -22,6 +22,7 @@
 #include <vector>
 
 #include "kernels/activation.h"
+#include "kernels/sampling_row.h"
 
 namespace tnl::cuda {
 
@@ -125,5 +126,18 @@ struct DecodeArgs {
 };
 template <typename T>
 cudaError_t recurrent_decode(const T* qkvu, const DecodeArgs& args, T* o, cudaStream_t stream);
+
+// ---- Sampling on the device (rules: kernels/sampling_row.h) ----
+// Row i of the launch samples logits row rows[i].row; its penalty entries are
+// entries[penalty_begin, penalty_begin + penalty_count). `work` holds num_rows × V
+// floats when any row has penalties (a penalised copy of its row), else may be null.
+struct SampleRowArgs {
+  RowSampling params;
+  int32_t row = 0;
+  int32_t penalty_begin = 0, penalty_count = 0;
+  int32_t want_logprob = 0;
+};
+cudaError_t sample_rows(const float* logits, int64_t vocab, const SampleRowArgs* rows, int64_t num_rows,
+                        const PenaltyEntry* entries, float* work, SampledToken* out, cudaStream_t stream);
 
 }  // namespace tnl::cuda

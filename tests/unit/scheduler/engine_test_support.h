@@ -20,6 +20,7 @@
 #include "engine/backend.h"
 #include "engine/scheduler/engine.h"
 #include "engine/tokenizer/tokenizer.h"
+#include "kernels/cpu/sampling_reference.h"
 #include "tests/support/test_paths.h"
 
 namespace tnl::test {
@@ -72,6 +73,7 @@ class FakeBackend : public Backend {
   std::string name() const override { return "fake"; }
   int32_t num_slots() const override { return static_cast<int32_t>(positions_.size()); }
   int64_t state_bytes_per_slot() const override { return 4096; }
+  bool samples_on_device() const override { return device_sampling_; }
 
   Status run_step(const StepPlan& plan, StepOutput* out) override {
     {
@@ -86,11 +88,12 @@ class FakeBackend : public Backend {
       }
     }
     if (step_delay_.count() > 0) std::this_thread::sleep_for(step_delay_);
-    TNL_RETURN_IF_ERROR(validate_step_plan(plan, config_, num_slots()));
+    TNL_RETURN_IF_ERROR(validate_step_plan(plan, config_, num_slots(), device_sampling_));
     std::lock_guard<std::mutex> lock(mu_);
     out->vocab_size = kVocab;
     out->logits.clear();
     out->row_begin.clear();
+    out->sampled.assign(plan.chunks.size(), SampledToken{});
     for (const SequenceChunk& c : plan.chunks) {
       for (int32_t t : c.tokens) {
         if (t == poison_token_) return internal_error("fake backend: poison token in the step");
@@ -111,6 +114,13 @@ class FakeBackend : public Backend {
         out->logits.resize(base + kVocab, 0.0f);
         out->logits[base + static_cast<size_t>(next_(pos, c.tokens[i]))] = 10.0f;
       }
+      if (c.sample) {  // "on the device": the CPU reference of the GPU sampling kernel
+        std::vector<float> row(kVocab, 0.0f);
+        const int64_t last = c.start_pos + static_cast<int64_t>(c.tokens.size()) - 1;
+        row[static_cast<size_t>(next_(last, c.tokens.back()))] = 10.0f;
+        out->sampled[out->row_begin.size() - 1] =
+            ref::sample_row(row, c.sample->params, c.sample->penalties, c.sample->want_logprob).sampled;
+      }
       chunks_run_.push_back(c);
     }
     ++steps_done_;
@@ -121,6 +131,8 @@ class FakeBackend : public Backend {
   void set_next_token(std::function<int32_t(int64_t, int32_t)> f) { next_ = std::move(f); }
   void set_step_delay(std::chrono::milliseconds d) { step_delay_ = d; }
   void set_poison_token(int32_t t) { poison_token_ = t; }
+  // Accept chunks with `sample` and sample them here, as the CUDA backend does on the GPU.
+  void set_device_sampling(bool on) { device_sampling_ = on; }
 
   // Steps after the first `n` completed ones block until release().
   void gate_after(int64_t n) {
@@ -160,6 +172,7 @@ class FakeBackend : public Backend {
   std::function<int32_t(int64_t, int32_t)> next_ = default_next;
   std::chrono::milliseconds step_delay_{0};
   int32_t poison_token_ = -1;
+  bool device_sampling_ = false;
 
   mutable std::mutex mu_;
   std::condition_variable entered_;

@@ -1,0 +1,42 @@
+// DeviceSampler: samples the chunks of a step that ask for it (SequenceChunk::sample)
+// from the logits rows already on the GPU, so those rows never travel to the host.
+// Owns the upload buffers of the per-row parameters and penalty entries, the
+// penalised-row workspace and the results. Driven by the backend's one thread.
+#pragma once
+
+#include <cuda_runtime.h>
+
+#include <cstdint>
+#include <vector>
+
+#include "engine/backend.h"
+#include "engine/cuda/device_buffer.h"
+#include "engine/cuda/pinned_buffer.h"
+#include "kernels/cuda/launchers.h"
+
+namespace tnl {
+
+class DeviceSampler {
+ public:
+  // Enqueues the sampling of every chunk with `sample` (sample_row[i]: its row in
+  // `logits`, [rows, vocab]) and the copy of the results to the host.
+  Status enqueue(const StepPlan& plan, const std::vector<int32_t>& sample_row, const float* logits, int64_t vocab,
+                 cudaStream_t stream);
+  // After the stream is synchronised: the results in chunk order (token −1 for
+  // chunks without `sample`).
+  void collect(size_t num_chunks, std::vector<SampledToken>* sampled) const;
+
+ private:
+  std::vector<cuda::SampleRowArgs> args_;  // built on the host, reused
+  std::vector<PenaltyEntry> entries_;
+  std::vector<size_t> chunk_of_;           // row of the launch → plan chunk
+  PinnedBuffer<cuda::SampleRowArgs> args_host_;  // pinned staging: asynchronous copies
+  PinnedBuffer<PenaltyEntry> entries_host_;
+  PinnedBuffer<SampledToken> results_host_;
+  DeviceBuffer<cuda::SampleRowArgs> d_args_;
+  DeviceBuffer<PenaltyEntry> d_entries_;
+  DeviceBuffer<SampledToken> d_results_;
+  DeviceBuffer<float> work_;  // [rows with penalties, vocab]
+};
+
+}  // namespace tnl

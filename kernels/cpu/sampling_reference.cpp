@@ -1,0 +1,91 @@
+#include "kernels/cpu/sampling_reference.h"
+
+#include <algorithm>
+#include <cmath>
+#include <limits>
+#include <numeric>
+
+namespace tnl::ref {
+
+std::vector<float> penalised_logits(std::span<const float> logits, const RowSampling& p,
+                                    std::span<const PenaltyEntry> penalties) {
+  std::vector<float> x(logits.begin(), logits.end());
+  const auto vocab = int64_t(x.size());
+  for (const PenaltyEntry& e : penalties) {
+    if (e.token < 0 || e.token >= vocab) continue;
+    float& v = x[size_t(e.token)];
+    if (p.repetition_penalty != 1.0f && (e.in_prompt || e.output_count > 0)) {
+      v = v > 0.0f ? v / p.repetition_penalty : v * p.repetition_penalty;
+    }
+    // One fused multiply-add, as the kernel computes it (no contraction ambiguity).
+    if (e.output_count > 0) v -= std::fmaf(float(e.output_count), p.frequency_penalty, p.presence_penalty);
+  }
+  for (float& v : x) v = std::isnan(v) ? -std::numeric_limits<float>::infinity() : v + 0.0f;
+  return x;
+}
+
+uint64_t fixed_weight(float x, float max, float inv_temperature) {
+  const float w = std::exp((x - max) * inv_temperature);
+  return uint64_t(w * float(kSamplingFixedOne));
+}
+
+SampleTrace sample_row(std::span<const float> logits, const RowSampling& p, std::span<const PenaltyEntry> penalties,
+                       bool want_logprob) {
+  const std::vector<float> x = penalised_logits(logits, p, penalties);
+  std::vector<int32_t> order(x.size());
+  std::iota(order.begin(), order.end(), 0);
+  std::stable_sort(order.begin(), order.end(), [&](int32_t a, int32_t b) { return x[a] > x[b]; });
+
+  SampleTrace trace;
+  const int32_t best = order.front();
+  const float max = x[size_t(best)];
+  int32_t token = best;
+  if (p.temperature != 0.0f && max != -std::numeric_limits<float>::infinity()) {
+    size_t kept = order.size();
+    if (p.top_k > 0 && size_t(p.top_k) < kept) kept = size_t(p.top_k);
+    if (p.top_p < 1.0f) {
+      uint64_t total = 0;
+      for (size_t i = 0; i < kept; ++i) total += fixed_weight(x[order[i]], max, p.inv_temperature);
+      const double target = double(p.top_p) * double(total);
+      uint64_t running = 0;
+      for (size_t i = 0; i < kept; ++i) {
+        running += fixed_weight(x[order[i]], max, p.inv_temperature);
+        if (double(running) >= target) {
+          kept = i + 1;
+          break;
+        }
+      }
+    }
+    for (size_t i = 0; i < kept; ++i) {
+      const int32_t id = order[i];
+      if (p.min_p > 0.0f && std::exp((x[id] - max) * p.inv_temperature) < p.min_p) continue;
+      trace.kept.push_back(id);
+    }
+    std::sort(trace.kept.begin(), trace.kept.end());
+    uint64_t total = 0;
+    for (int32_t id : trace.kept) total += fixed_weight(x[id], max, p.inv_temperature);
+    const auto target = uint64_t(p.uniform * double(total));
+    uint64_t running = 0;
+    token = trace.kept.back();
+    for (int32_t id : trace.kept) {
+      running += fixed_weight(x[id], max, p.inv_temperature);
+      if (running > target) {
+        token = id;
+        break;
+      }
+    }
+  } else {
+    trace.kept = {best};
+  }
+  trace.sampled.token = token;
+  if (want_logprob) {
+    double m = -std::numeric_limits<double>::infinity();
+    for (float v : logits) m = std::isnan(v) ? m : std::max(m, double(v));  // NaN ignored, as on the GPU
+    double sum = 0.0;
+    for (float v : logits) sum += std::isnan(v) ? 0.0 : std::exp(double(v) - m);
+    trace.sampled.logprob = float(double(logits[size_t(token)]) - (m + std::log(sum)));
+  }
+  return trace;
+}
+
+}  // namespace tnl::ref

@@ -1,0 +1,30 @@
+// CPU reference of device-side sampling (kernels/sampling_row.h): the rules
+// written the obvious way (a full sort of the row), the ground truth that the
+// CUDA sampling kernel is tested against. O(V log V): not for serving.
+#pragma once
+
+#include <cstdint>
+#include <span>
+#include <vector>
+
+#include "kernels/sampling_row.h"
+
+namespace tnl::ref {
+
+struct SampleTrace {
+  SampledToken sampled;
+  std::vector<int32_t> kept;  // the ids the draw chose among (after top-k, top-p, min-p), ascending
+};
+
+// Samples one row of V logits. `penalties` lists each touched token once.
+SampleTrace sample_row(std::span<const float> logits, const RowSampling& params,
+                       std::span<const PenaltyEntry> penalties, bool want_logprob);
+
+// x after the penalties (model of the kernel's first pass; NaN → −inf, −0 → +0).
+std::vector<float> penalised_logits(std::span<const float> logits, const RowSampling& params,
+                                    std::span<const PenaltyEntry> penalties);
+
+// The fixed-point weight of value x against the row maximum (kSamplingFixedOne = weight 1).
+uint64_t fixed_weight(float x, float max, float inv_temperature);
+
+}  // namespace tnl::ref

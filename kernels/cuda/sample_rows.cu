@@ -1,0 +1,419 @@
+// Device-side sampling of logits rows (rules: kernels/sampling_row.h; reference:
+// kernels/cpu/sampling_reference.cpp). One CTA of 512 threads per row; the row
+// (V fp32, ≤ 512 KB) is re-read from L2 by each pass, never sorted:
+//   1. penalties into a private copy of the row (only rows that have any);
+//   2. argmax (ties to the lower id) and, for the logprob, log Σ exp of the raw row;
+//   3. top-k: radix select of the k-th best key, 8 bits a level, counting;
+//   4. top-p: radix select again, weighing each candidate by its fixed-point weight;
+//   5. the draw: a block scan in id order over per-thread id ranges.
+// Ties at a selected key are resolved by id (the lowest ids stay), found by the
+// same id-order scan. Fixed-point integer sums make every result independent of
+// the order of the additions (deterministic runs, exact agreement with the CPU
+// reference but for expf's last bit).
+// Shared memory: ≈ 35 KB static (per-warp 256-bin histograms of u64).
+#include "kernels/cuda/device_math.cuh"
+#include "kernels/cuda/launchers.h"
+
+namespace tnl::cuda {
+namespace {
+
+constexpr int kThreads = 512, kWarps = kThreads / 32, kBins = 256;
+constexpr unsigned kFull = 0xffffffffu;
+constexpr float kFixedOne = 68719476736.0f;  // kSamplingFixedOne
+using u64 = unsigned long long;
+
+struct SampleShared {
+  u64 hist[kWarps][kBins];  // a warp's atomics touch only its own copy
+  u64 bins[kBins];
+  u64 warp_u64[kWarps];
+  float warp_f[kWarps], warp_f2[kWarps];
+  int32_t warp_i[kWarps];
+  uint32_t sel_bin;
+  u64 sel_above;
+  int32_t sel_found;
+  int32_t found_id;
+};
+
+// Passes over a row load 8 values before using any, so that 8 loads per thread
+// are in flight: one dependent load per iteration leaves a pass waiting on memory
+// (a 64000-entry row then takes ~50 µs instead of a few).
+constexpr int kLoadBatch = 8;
+constexpr int kLoadBatch4 = 4;  // float4s: 16 values in flight per thread
+
+// f(i, x[i]) over the whole row, each id once, this thread's share in no set
+// order (every caller's result is independent of it): 16-byte loads when the row
+// allows them, else ids i = threadIdx.x + k·kThreads.
+template <typename F>
+__device__ __forceinline__ void for_strided(const float* x, int64_t V, F f) {
+  if (V % 4 == 0 && reinterpret_cast<uintptr_t>(x) % 16 == 0) {
+    const float4* x4 = reinterpret_cast<const float4*>(x);
+    const int64_t V4 = V / 4;
+    for (int64_t base = threadIdx.x; base < V4; base += int64_t(kThreads) * kLoadBatch4) {
+      float4 v[kLoadBatch4];
+#pragma unroll
+      for (int u = 0; u < kLoadBatch4; ++u) {
+        const int64_t j = base + int64_t(u) * kThreads;
+        v[u] = j < V4 ? x4[j] : make_float4(0.f, 0.f, 0.f, 0.f);
+      }
+#pragma unroll
+      for (int u = 0; u < kLoadBatch4; ++u) {
+        const int64_t j = base + int64_t(u) * kThreads;
+        if (j < V4) {
+          f(4 * j, v[u].x);
+          f(4 * j + 1, v[u].y);
+          f(4 * j + 2, v[u].z);
+          f(4 * j + 3, v[u].w);
+        }
+      }
+    }
+    return;
+  }
+  for (int64_t base = threadIdx.x; base < V; base += int64_t(kThreads) * kLoadBatch) {
+    float v[kLoadBatch];
+#pragma unroll
+    for (int u = 0; u < kLoadBatch; ++u) {
+      const int64_t i = base + int64_t(u) * kThreads;
+      v[u] = i < V ? x[i] : 0.0f;
+    }
+#pragma unroll
+    for (int u = 0; u < kLoadBatch; ++u) {
+      const int64_t i = base + int64_t(u) * kThreads;
+      if (i < V) f(i, v[u]);
+    }
+  }
+}
+
+// f(i, x[i]) for i in [lo, hi) in order; stops after the first call that returns true.
+template <typename F>
+__device__ __forceinline__ void for_range(const float* x, int64_t lo, int64_t hi, F f) {
+  for (int64_t base = lo; base < hi; base += kLoadBatch) {
+    float v[kLoadBatch];
+#pragma unroll
+    for (int u = 0; u < kLoadBatch; ++u) v[u] = base + u < hi ? x[base + u] : 0.0f;
+#pragma unroll
+    for (int u = 0; u < kLoadBatch; ++u) {
+      if (base + u < hi && f(base + u, v[u])) return;
+    }
+  }
+}
+
+// One key per value: NaN counts as −inf, and + 0 turns −0 into +0.
+__device__ __forceinline__ float canonical(float v) { return isnan(v) ? -INFINITY : v + 0.0f; }
+
+// Float → unsigned key with the same order (NaN is mapped to −inf before this).
+__device__ __forceinline__ uint32_t order_key(float x) {
+  const uint32_t u = __float_as_uint(x);
+  return (u & 0x80000000u) ? ~u : (u | 0x80000000u);
+}
+__device__ __forceinline__ float key_value(uint32_t key) {
+  return __uint_as_float((key & 0x80000000u) ? (key & 0x7fffffffu) : ~key);
+}
+
+__device__ __forceinline__ void take_better(float& v, int32_t& i, float v2, int32_t i2) {
+  if (v2 > v || (v2 == v && i2 < i)) {
+    v = v2;
+    i = i2;
+  }
+}
+
+// Block-wide argmax by (value descending, id ascending); every thread gets the result.
+__device__ void block_argmax(float& v, int32_t& i, SampleShared& s) {
+  for (int o = 16; o > 0; o >>= 1) take_better(v, i, __shfl_xor_sync(kFull, v, o), __shfl_xor_sync(kFull, i, o));
+  __syncthreads();
+  if ((threadIdx.x & 31) == 0) {
+    s.warp_f[threadIdx.x >> 5] = v;
+    s.warp_i[threadIdx.x >> 5] = i;
+  }
+  __syncthreads();
+  v = s.warp_f[0];
+  i = s.warp_i[0];
+  for (int w = 1; w < kWarps; ++w) take_better(v, i, s.warp_f[w], s.warp_i[w]);
+}
+
+// (max, Σ exp(x − max)) pairs, merged stably; −inf max means "nothing yet".
+__device__ __forceinline__ void lse_merge(float& m, float& sum, float m2, float sum2) {
+  if (m2 == -INFINITY) return;
+  if (m == -INFINITY) {
+    m = m2;
+    sum = sum2;
+    return;
+  }
+  const float mx = fmaxf(m, m2);
+  sum = sum * expf(m - mx) + sum2 * expf(m2 - mx);
+  m = mx;
+}
+
+__device__ float block_log_sum_exp(float m, float sum, SampleShared& s) {
+  for (int o = 16; o > 0; o >>= 1) lse_merge(m, sum, __shfl_xor_sync(kFull, m, o), __shfl_xor_sync(kFull, sum, o));
+  __syncthreads();
+  if ((threadIdx.x & 31) == 0) {
+    s.warp_f[threadIdx.x >> 5] = m;
+    s.warp_f2[threadIdx.x >> 5] = sum;
+  }
+  __syncthreads();
+  float M = -INFINITY, S = 0.0f;
+  for (int w = 0; w < kWarps; ++w) lse_merge(M, S, s.warp_f[w], s.warp_f2[w]);
+  return M + logf(S);
+}
+
+__device__ u64 block_sum(u64 v, SampleShared& s) {
+  for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(kFull, v, o);
+  __syncthreads();
+  if ((threadIdx.x & 31) == 0) s.warp_u64[threadIdx.x >> 5] = v;
+  __syncthreads();
+  u64 total = 0;
+  for (int w = 0; w < kWarps; ++w) total += s.warp_u64[w];
+  return total;
+}
+
+// Exclusive prefix sum over the threads of the block, in thread order.
+__device__ u64 block_exclusive_scan(u64 v, SampleShared& s) {
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  u64 inclusive = v;
+  for (int o = 1; o < 32; o <<= 1) {
+    const u64 n = __shfl_up_sync(kFull, inclusive, o);
+    if (lane >= o) inclusive += n;
+  }
+  __syncthreads();
+  if (lane == 31) s.warp_u64[warp] = inclusive;
+  __syncthreads();
+  u64 before = 0;
+  for (int w = 0; w < warp; ++w) before += s.warp_u64[w];
+  return before + inclusive - v;
+}
+
+// The first id (in id order) at which the running sum of weight_of(i, x[i])
+// exceeds `threshold`; −1 when the total does not. Each thread owns a contiguous id range.
+template <typename WeightOf>
+__device__ int32_t first_exceeding(const float* x, WeightOf weight_of, int64_t V, u64 threshold, SampleShared& s) {
+  const int64_t chunk = (V + kThreads - 1) / kThreads;
+  const int64_t lo = min(V, int64_t(threadIdx.x) * chunk), hi = min(V, lo + chunk);
+  u64 mine = 0;
+  for_range(x, lo, hi, [&](int64_t i, float v) {
+    mine += weight_of(i, v);
+    return false;
+  });
+  const u64 before = block_exclusive_scan(mine, s);
+  if (threadIdx.x == 0) s.found_id = -1;
+  __syncthreads();
+  if (before <= threshold && threshold < before + mine) {  // exactly one thread
+    u64 running = before;
+    for_range(x, lo, hi, [&](int64_t i, float v) {
+      running += weight_of(i, v);
+      if (running <= threshold) return false;
+      s.found_id = int32_t(i);
+      return true;
+    });
+  }
+  __syncthreads();
+  return s.found_id;
+}
+
+// Radix select from the top: the key K at which the weight of the included
+// elements with keys ≥ K first reaches `target`. *above: weight of keys > K;
+// *at: weight of keys == K. False when the total weight stays below target.
+// `element(i, x[i], &key, &weight)` says whether element i takes part.
+template <typename Element>
+__device__ bool select_key(const float* x, Element element, int64_t V, double target, SampleShared& s, uint32_t* key_out,
+                           u64* above_out, u64* at_out) {
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  uint32_t prefix = 0, mask = 0;
+  u64 above = 0, at = 0;
+  for (int shift = 24; shift >= 0; shift -= 8) {
+    for (int b = threadIdx.x; b < kWarps * kBins; b += kThreads) (&s.hist[0][0])[b] = 0;
+    __syncthreads();
+    for_strided(x, V, [&](int64_t i, float v) {
+      uint32_t key;
+      u64 w;
+      if (element(i, v, key, w) && (key & mask) == prefix) atomicAdd(&s.hist[warp][(key >> shift) & 0xFF], w);
+    });
+    __syncthreads();
+    for (int b = threadIdx.x; b < kBins; b += kThreads) {
+      u64 t = 0;
+      for (int w = 0; w < kWarps; ++w) t += s.hist[w][b];
+      s.bins[b] = t;
+    }
+    __syncthreads();
+    if (warp == 0) {
+      // Lane l covers bins 255 − 8l down to 248 − 8l: a scan over lanes walks the bins from the top.
+      u64 local = 0;
+      for (int j = 0; j < 8; ++j) local += s.bins[255 - 8 * lane - j];
+      u64 inclusive = local;
+      for (int o = 1; o < 32; o <<= 1) {
+        const u64 n = __shfl_up_sync(kFull, inclusive, o);
+        if (lane >= o) inclusive += n;
+      }
+      const u64 exclusive = inclusive - local;
+      const bool mine = double(above + exclusive) < target && double(above + inclusive) >= target;
+      const unsigned ballot = __ballot_sync(kFull, mine);
+      if (lane == 0) s.sel_found = ballot != 0;
+      if (ballot != 0 && lane == __ffs(ballot) - 1) {
+        u64 running = above + exclusive;
+        for (int j = 0; j < 8; ++j) {
+          const int b = 255 - 8 * lane - j;
+          if (double(running + s.bins[b]) >= target) {
+            s.sel_bin = uint32_t(b);
+            s.sel_above = running;
+            break;
+          }
+          running += s.bins[b];
+        }
+      }
+    }
+    __syncthreads();
+    if (!s.sel_found) return false;  // the same answer in every thread
+    const uint32_t b = s.sel_bin;
+    above = s.sel_above;
+    at = s.bins[b];
+    prefix |= b << shift;
+    mask |= 0xFFu << shift;
+    __syncthreads();  // everyone has read sel_* and bins before the next level clears them
+  }
+  *key_out = prefix;
+  *above_out = above;
+  *at_out = at;
+  return true;
+}
+
+__global__ void __launch_bounds__(kThreads) sample_rows_kernel(const float* __restrict__ logits, int64_t V,
+                                                               const SampleRowArgs* __restrict__ rows,
+                                                               const PenaltyEntry* __restrict__ entries, float* work,
+                                                               SampledToken* __restrict__ out) {
+  __shared__ SampleShared s;
+  const SampleRowArgs a = rows[blockIdx.x];
+  const RowSampling& p = a.params;
+  const float* raw = logits + int64_t(a.row) * V;
+  const float* x = raw;
+
+  // 1. Penalties, into this row's copy (each token appears once in its entries).
+  if (a.penalty_count > 0) {
+    float* w = work + int64_t(blockIdx.x) * V;
+    for (int64_t i = threadIdx.x; i < V; i += kThreads) w[i] = raw[i];
+    __syncthreads();
+    for (int j = threadIdx.x; j < a.penalty_count; j += kThreads) {
+      const PenaltyEntry e = entries[a.penalty_begin + j];
+      if (e.token < 0 || e.token >= V) continue;
+      float v = w[e.token];
+      if (p.repetition_penalty != 1.0f && (e.in_prompt || e.output_count > 0)) {
+        v = v > 0.0f ? v / p.repetition_penalty : v * p.repetition_penalty;
+      }
+      if (e.output_count > 0) v -= fmaf(float(e.output_count), p.frequency_penalty, p.presence_penalty);
+      w[e.token] = v;
+    }
+    __syncthreads();  // the block's global writes are visible to the block after the barrier
+    x = w;
+  }
+
+  // 2. Argmax and the raw row's log-normaliser.
+  float best = -INFINITY;
+  int32_t best_id = INT32_MAX;
+  for_strided(x, V, [&](int64_t i, float v) { take_better(best, best_id, canonical(v), int32_t(i)); });
+  block_argmax(best, best_id, s);
+  float log_z = 0.0f;
+  if (a.want_logprob) {
+    float lse_m = -INFINITY, lse_s = 0.0f;
+    for_strided(raw, V, [&](int64_t, float r) {
+      if (r > -INFINITY) lse_merge(lse_m, lse_s, r, 1.0f);  // −inf adds nothing; NaN is ignored
+    });
+    log_z = block_log_sum_exp(lse_m, lse_s, s);
+  }
+
+  int32_t token = best_id;
+  if (p.temperature != 0.0f && best != -INFINITY) {
+    const float max = best, inv_t = p.inv_temperature;
+    auto weight = [&](float v) { return u64(expf((v - max) * inv_t) * kFixedOne); };
+
+    // 3. top-k: the k-th best key; ties at it keep the lowest ids.
+    const bool topk_on = p.top_k > 0 && p.top_k < V;
+    uint32_t key_k = 0;
+    int64_t tie_k = V;
+    if (topk_on) {
+      u64 above = 0, at = 0;
+      select_key(x, [&](int64_t, float v, uint32_t& key, u64& w) {
+        key = order_key(canonical(v));
+        w = 1;
+        return true;
+      }, V, double(p.top_k), s, &key_k, &above, &at);
+      const u64 need = u64(p.top_k) - above;
+      if (at > need) {
+        tie_k = first_exceeding(x, [&](int64_t, float v) { return u64(order_key(canonical(v)) == key_k); }, V,
+                                need - 1, s);
+      }
+    }
+    auto kept_k = [&](int64_t i, uint32_t key) { return !topk_on || key > key_k || (key == key_k && i <= tie_k); };
+
+    // 4. top-p: the shortest best-first prefix reaching top_p of the kept weight.
+    bool topp_on = p.top_p < 1.0f;
+    uint32_t key_p = 0;
+    int64_t tie_p = V;
+    if (topp_on) {
+      u64 mine = 0;
+      for_strided(x, V, [&](int64_t i, float v) {
+        v = canonical(v);
+        if (kept_k(i, order_key(v))) mine += weight(v);
+      });
+      const double target = double(p.top_p) * double(block_sum(mine, s));
+      auto element = [&](int64_t i, float v, uint32_t& key, u64& w) {
+        v = canonical(v);
+        key = order_key(v);
+        if (!kept_k(i, key)) return false;
+        w = weight(v);
+        return true;
+      };
+      u64 above = 0, at = 0;
+      if (select_key(x, element, V, target, s, &key_p, &above, &at)) {
+        // All candidates at key_p weigh the same w*: the fewest c of them with above + c·w* ≥ target.
+        const u64 w_star = weight(key_value(key_p));
+        u64 c = u64(ceil((target - double(above)) / double(w_star)));
+        if (c < 1) c = 1;
+        while (c > 1 && double(above + (c - 1) * w_star) >= target) --c;
+        while (double(above + c * w_star) < target) ++c;
+        if (at / w_star > c) {
+          tie_p = first_exceeding(
+              x,
+              [&](int64_t i, float v) {
+                const uint32_t key = order_key(canonical(v));
+                return u64(key == key_p && kept_k(i, key));
+              },
+              V, c - 1, s);
+        }
+      } else {
+        topp_on = false;  // the target was missed by rounding: keep all, as the host Sampler does
+      }
+    }
+
+    // 5. min-p, then the draw in id order.
+    auto kept_weight = [&](int64_t i, float v) -> u64 {
+      v = canonical(v);
+      const uint32_t key = order_key(v);
+      if (!kept_k(i, key)) return 0;
+      if (topp_on && !(key > key_p || (key == key_p && i <= tie_p))) return 0;
+      const float w = expf((v - max) * inv_t);
+      if (p.min_p > 0.0f && w < p.min_p) return 0;
+      return u64(w * kFixedOne);
+    };
+    u64 mine = 0;
+    for_strided(x, V, [&](int64_t i, float v) { mine += kept_weight(i, v); });
+    const u64 total = block_sum(mine, s);
+    const int32_t drawn = first_exceeding(x, kept_weight, V, u64(p.uniform * double(total)), s);
+    if (drawn >= 0) token = drawn;  // always: the best candidate keeps weight 2³⁶ > 0
+  }
+  if (threadIdx.x == 0) {
+    out[blockIdx.x].token = token;
+    out[blockIdx.x].logprob = a.want_logprob ? raw[token] - log_z : 0.0f;
+  }
+}
+
+}  // namespace
+
+cudaError_t sample_rows(const float* logits, int64_t vocab, const SampleRowArgs* rows, int64_t num_rows,
+                        const PenaltyEntry* entries, float* work, SampledToken* out, cudaStream_t stream) {
+  if (vocab <= 0 || vocab > (int64_t{1} << 17) || num_rows < 0 || !logits || !rows || !out) {
+    return cudaErrorInvalidValue;  // the fixed-point sums are exact up to 2¹⁷ candidates
+  }
+  if (num_rows == 0) return cudaSuccess;
+  sample_rows_kernel<<<unsigned(num_rows), kThreads, 0, stream>>>(logits, vocab, rows, entries, work, out);
+  return cudaGetLastError();
+}
+
+}  // namespace tnl::cuda

@@ -1,0 +1,51 @@
+// Sampling one logits row where the logits are (on the GPU, without copying
+// them to the host): the plain data both the CPU reference and the CUDA kernel
+// take, and the one rule set they share.
+//
+// Rules, in the Hugging Face order the host Sampler also uses (engine/sampling):
+//   x = logits with the penalties applied (repetition once per token seen in the
+//       prompt or output, HF style; then x −= count·frequency + presence for
+//       tokens in the output); NaN counts as −inf
+//   temperature 0: argmax x, ties to the lower id
+//   else, with candidates ordered by (x descending, id ascending):
+//     top-k keeps the first k; weights w = exp((x − max)·(1/T));
+//     top-p keeps the shortest prefix whose weight reaches top_p · Σw;
+//     min-p keeps w ≥ min_p (the best has w = 1);
+//     the draw walks the survivors in id order and takes the first whose
+//     running weight exceeds uniform · Σw.
+// Weights are summed in fixed point (w · 2³⁶ truncated to an integer), so every
+// sum is exact and the result does not depend on the order of the additions:
+// the same row, parameters and uniform give the same token on every run.
+#pragma once
+
+#include <cstdint>
+
+namespace tnl {
+
+struct RowSampling {
+  float temperature = 0.0f;       // 0: greedy
+  float inv_temperature = 0.0f;   // 1 / temperature, formed once by the host
+  int32_t top_k = 0;              // ≤ 0 or ≥ V: off
+  float top_p = 1.0f;             // (0, 1]; 1: off
+  float min_p = 0.0f;             // [0, 1]; 0: off
+  float repetition_penalty = 1.0f;
+  float presence_penalty = 0.0f;
+  float frequency_penalty = 0.0f;
+  double uniform = 0.0;           // in [0, 1), drawn by the request's own RNG
+};
+
+// A token the penalties touch: seen in the prompt and/or generated `output_count` times.
+struct PenaltyEntry {
+  int32_t token = 0;
+  int32_t output_count = 0;
+  int32_t in_prompt = 0;
+};
+
+struct SampledToken {
+  int32_t token = -1;
+  float logprob = 0.0f;  // log-softmax of the raw (unpenalised, T = 1) row at `token`
+};
+
+constexpr double kSamplingFixedOne = 68719476736.0;  // 2³⁶: Σ over V ≤ 2¹⁷ weights stays < 2⁵³
+
+}  // namespace tnl
