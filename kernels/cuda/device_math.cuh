@@ -43,4 +43,14 @@ __device__ __forceinline__ float block_sum(float x, float* shared) {
 
 inline int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
+// sin and cos of the LRPE angle θ·t. The product and its reduction to [−π, π] are
+// fp64 (an fp32 product already loses ~1e-2 rad at t = 10⁵); the sine and cosine
+// of the reduced angle are fp32, as accurate as rounding fp64 results to fp32.
+__device__ __forceinline__ void lrpe_sincos(float theta, int64_t pos, float* s, float* c) {
+  constexpr double kTwoPi = 6.283185307179586476925286766559;
+  const double angle = double(theta) * double(pos);
+  const double turns = rint(angle * (1.0 / kTwoPi));
+  sincosf(float(fma(-turns, kTwoPi, angle)), s, c);
+}
+
 }  // namespace tnl::cuda::detail

@@ -1,87 +1,122 @@
-// Lightning Attention prefill, per segment (model-spec §5.3), and its launcher.
+// Lightning Attention prefill (model-spec §5.3) over a variable-length batch, and its launcher.
 //
-// CTA = (segment, head, value slice); it walks the segment's blocks of B tokens
-// in order, keeping S [EK, EV] in shared memory:
-//   scores = Q Kᵀ                              (WMMA, causal tiles only)
-//   P      = scores ⊙ λ^(r−j) [j ≤ r < m]
-//   O      = (λ^(r+1) Q) Sb + P V              (inter + intra, one accumulator)
-//   S      = λ^m S + (λ^(m−1−r) K)ᵀ V          (fp32 accumulators loaded from S)
-// The next block's Q, K, V arrive by cp.async while this one computes.
-// Registers: WMMA fragments only (≤ 4 accumulators live per warp).
-// Shared memory: LightningLayout::bytes (≈ 203 KB for EK=128, EV=64, B=64;
-// ≈ 223 KB for the LRPE tile EK=256, EV=64, B=32): one CTA per SM.
-// A segment that is not its sequence's first starts from zero; lightning_carry
-// adds its incoming state afterwards.
-#include <mma.h>
-
+// CTA = (segment, head, value slice), 4 warps, blocks of B = 64 tokens. Per block
+// of m rows with entering state S:
+//   O = diag(λ^(r+1)) (Q Sb) + ((Q Kᵀ) ⊙ M) V        M[r,j] = λ^(r−j) for j ≤ r < m
+//   S = λ^m S + Kᵀ diag(λ^(m−1−r)) V
+// Warp w owns rows [16w, 16w+16) of the block's O (scores of the causal key tiles
+// only) and a quarter of S's tiles, which stay fp32 in registers for the whole
+// segment. The masked scores go from accumulators straight into the A operand of
+// P·V; the decays scale fragments in registers. Two barriers per block: tiles
+// landed (cp.async, double buffered) and Sb consumed before it is rewritten.
+//
+// A sequence cut into several segments (lightning_plan.cu) takes three launches:
+//   1. states: each non-last segment's local state from zero (the S update only)
+//   2. scan (lightning_scan.cu): the state entering every segment, into scratch
+//   3. outputs: every segment from its entering state; the last one writes the slot.
+// A sequence of one segment reads and writes its slot in launch 3 alone.
+//
+// Resources (sm_90a, -Xptxas -v): see the table in docs/architecture.md; 2 CTAs
+// per SM for e_k ≤ 128 (≈ 106 KB of shared memory each), 1 for e_k = 256.
 #include "kernels/cuda/device_math.cuh"
 #include "kernels/cuda/lightning_tile.cuh"
+#include "kernels/cuda/mma.cuh"
 
 namespace tnl::cuda {
 namespace {
 
-using namespace nvcuda;
-using detail::from_f32;
-using detail::to_f32;
+using detail::kLightningBlock;
+using detail::kLightningThreads;
+using detail::ldmatrix_x4;
+using detail::ldmatrix_x4_trans;
+using detail::mma_16816;
+using detail::pack2;
+using detail::scale2;
 
-template <typename T, int EK, int EV, int B>
-__global__ void __launch_bounds__(256, 1)
-    lightning_segment_kernel(const T* __restrict__ q, const T* __restrict__ k, const T* __restrict__ v,
-                             LightningArgs a, T* __restrict__ o) {
-  using L = detail::LightningLayout<T, EK, EV, B>;
+template <typename T, int EK, int EV, bool kStatesOnly>
+__global__ void __launch_bounds__(kLightningThreads, EK >= 256 ? 1 : 2)
+    lightning_kernel(const T* __restrict__ q, const T* __restrict__ k, const T* __restrict__ v, LightningArgs a,
+                     T* __restrict__ o) {
+  using L = detail::LightningLayout<T, EK, EV, kStatesOnly>;
+  constexpr int B = kLightningBlock, MT = EK / 16, NT = EV / 8;
+  // State tiles per warp: whole m-tile rows when there are ≥ 4 of them, else halves of the columns.
+  constexpr int kWarpsPerMT = MT >= 4 ? 1 : 4 / MT;
+  constexpr int kSMT = MT >= 4 ? MT / 4 : 1, kSNT = NT / kWarpsPerMT;
+  static_assert(NT % 2 == 0 && kSNT % 2 == 0, "ldmatrix.x4 loads n-tiles in pairs");
   extern __shared__ __align__(128) unsigned char smem[];
-  T* q_raw = reinterpret_cast<T*>(smem + L::q_raw);
-  T* k_raw = reinterpret_cast<T*>(smem + L::k_raw);
-  T* v_raw = reinterpret_cast<T*>(smem + L::v_raw);
-  T* qd = reinterpret_cast<T*>(smem + L::qd);
-  T* kd = reinterpret_cast<T*>(smem + L::kd);
-  float* S = reinterpret_cast<float*>(smem + L::s);
-  T* Sb = reinterpret_cast<T*>(smem + L::sb);
-  float* Sc = reinterpret_cast<float*>(smem + L::sc);
-  float* O = Sc;  // aliased: scores die before O is born within a block
-  T* P = reinterpret_cast<T*>(smem + L::p);
-  float* pw = reinterpret_cast<float*>(smem + L::pw);
+  T* q_s = reinterpret_cast<T*>(smem + L::q);
+  T* k_s = reinterpret_cast<T*>(smem + L::k);
+  T* v_s = reinterpret_cast<T*>(smem + L::v);
+  T* sb = reinterpret_cast<T*>(smem + L::sb);
+  float* pw = reinterpret_cast<float*>(smem + L::pw);  // λ^i: every decay of a block is one of these
 
   const int seg = blockIdx.x, h = blockIdx.y, slice = blockIdx.z;
-  const int tid = threadIdx.x, warp = tid >> 5;
+  const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t = lane & 3;
   const int tok0 = a.segments[4 * seg], len = a.segments[4 * seg + 1];
   const int seq = a.segments[4 * seg + 2], flags = a.segments[4 * seg + 3];
-  const int64_t n = a.total_tokens, e = a.e, D = a.heads * a.e;
-  const T* qh = q + int64_t(h) * n * EK;
-  const T* kh = k + int64_t(h) * n * EK;
-  const T* vh = v + int64_t(h) * n * e + slice * EV;
+  const bool last = flags & LightningPlan::kLast, alone = (flags & LightningPlan::kFirst) && last;
+  if (kStatesOnly && last) return;  // a last segment's local state is never used
+  const int64_t n = a.total_tokens, e = a.e, D = a.heads * e, state = int64_t(EK) * e;
   const float rate = a.rates[h];
-  for (int i = tid; i <= B; i += L::kThreads) pw[i] = expf(-rate * float(i));
+  for (int i = tid; i <= B; i += kLightningThreads) pw[i] = expf(-rate * float(i));  // read after the first barrier
+  const T* qh = q + (int64_t(h) * n + tok0) * EK;
+  const T* kh = k + (int64_t(h) * n + tok0) * EK;
+  const T* vh = v + (int64_t(h) * n + tok0) * e + slice * EV;
+  float* slot_S = a.layer_state + int64_t(a.seq_slot[seq]) * a.slot_stride + h * state + slice * EV;
+  float* scratch_S = a.scratch + (int64_t(seg) * a.heads + h) * state + slice * EV;
 
-  // Incoming state: the slot's for a continuing sequence's first segment, else zero.
-  const bool from_slot = (flags & LightningPlan::kFirst) && !a.seq_fresh[seq];
-  float* slot_S = a.layer_state + int64_t(a.seq_slot[seq]) * a.slot_stride + int64_t(h) * EK * e + slice * EV;
-  for (int idx = tid; idx < EK * EV; idx += L::kThreads) {
-    const int i = idx / EV, c = idx % EV;
-    const float s = from_slot ? slot_S[int64_t(i) * e + c] : 0.0f;
-    S[i * L::lds + c] = s;
-    Sb[i * L::ldv + c] = from_f32<T>(s);
+  // This warp's tiles of S: fp32 C fragments, element (row, col) of the head's [EK × e] state.
+  const int s_m0 = (warp / kWarpsPerMT) * kSMT, s_n0 = (warp % kWarpsPerMT) * kSNT;
+  auto s_row = [&](int mi, int half) { return (s_m0 + mi) * 16 + g + 8 * half; };
+  auto s_col = [&](int ni) { return (s_n0 + ni) * 8 + 2 * t; };
+  float s_acc[kSMT][kSNT][4];
+  const float* in = kStatesOnly ? nullptr : alone ? (a.seq_fresh[seq] ? nullptr : slot_S) : scratch_S;
+#pragma unroll
+  for (int mi = 0; mi < kSMT; ++mi) {
+#pragma unroll
+    for (int ni = 0; ni < kSNT; ++ni) {
+#pragma unroll
+      for (int half = 0; half < 2; ++half) {
+        const float2 x = in ? *reinterpret_cast<const float2*>(in + s_row(mi, half) * e + s_col(ni)) : float2{0, 0};
+        s_acc[mi][ni][2 * half] = x.x;
+        s_acc[mi][ni][2 * half + 1] = x.y;
+      }
+    }
   }
+  auto write_sb = [&] {
+#pragma unroll
+    for (int mi = 0; mi < kSMT; ++mi) {
+#pragma unroll
+      for (int ni = 0; ni < kSNT; ++ni) {
+#pragma unroll
+        for (int half = 0; half < 2; ++half) {
+          *reinterpret_cast<uint32_t*>(sb + s_row(mi, half) * L::ldv + s_col(ni)) =
+              pack2<T>(s_acc[mi][ni][2 * half], s_acc[mi][ni][2 * half + 1]);
+        }
+      }
+    }
+  };
+  if (!kStatesOnly) write_sb();
 
-  const int num_blocks = (len + B - 1) / B;
-  auto issue_load = [&](int bi) {
-    const int buf = bi & 1, m = min(B, len - bi * B);
-    const int64_t t0 = tok0 + int64_t(bi) * B;
-    T* qb = q_raw + buf * B * L::ldk;
-    T* kb = k_raw + buf * B * L::ldk;
-    T* vb = v_raw + buf * B * L::ldv;
+  // Rows past the segment's end are zero: they must add nothing to P·V and Kᵀ·V.
+  auto load_block = [&](int bi, int buf) {
+    const int m = min(B, len - bi * B);
+    const int64_t t0 = int64_t(bi) * B;
+    T* qb = q_s + buf * B * L::ldk;
+    T* kb = k_s + buf * B * L::ldk;
+    T* vb = v_s + buf * B * L::ldv;
     const uint4 zero = make_uint4(0, 0, 0, 0);
-    for (int idx = tid; idx < B * (EK / 8); idx += L::kThreads) {
+    for (int idx = tid; idx < B * (EK / 8); idx += kLightningThreads) {
       const int r = idx / (EK / 8), c = (idx % (EK / 8)) * 8;
       if (r < m) {
-        detail::cp_async16(qb + r * L::ldk + c, qh + (t0 + r) * EK + c);
+        if (!kStatesOnly) detail::cp_async16(qb + r * L::ldk + c, qh + (t0 + r) * EK + c);
         detail::cp_async16(kb + r * L::ldk + c, kh + (t0 + r) * EK + c);
-      } else {  // rows past the segment end must be finite: P·V and Kdᵀ·V multiply them by 0
-        *reinterpret_cast<uint4*>(qb + r * L::ldk + c) = zero;
+      } else {
+        if (!kStatesOnly) *reinterpret_cast<uint4*>(qb + r * L::ldk + c) = zero;
         *reinterpret_cast<uint4*>(kb + r * L::ldk + c) = zero;
       }
     }
-    for (int idx = tid; idx < B * (EV / 8); idx += L::kThreads) {
+    for (int idx = tid; idx < B * (EV / 8); idx += kLightningThreads) {
       const int r = idx / (EV / 8), c = (idx % (EV / 8)) * 8;
       if (r < m) {
         detail::cp_async16(vb + r * L::ldv + c, vh + (t0 + r) * e + c);
@@ -91,127 +126,165 @@ __global__ void __launch_bounds__(256, 1)
     }
   };
 
-  if (num_blocks > 0) issue_load(0);
+  // ldmatrix row addresses (see mma.cuh): A from row-major tiles, B from
+  // row-major [n × k] (non-transposed) or [k × n] (transposed) tiles.
+  const int a_row = (lane & 7) + ((lane >> 3) & 1) * 8, a_col = (lane >> 4) * 8;
+  const int bn_row = (lane & 7) + (lane >> 4) * 8, bn_col = ((lane >> 3) & 1) * 8;
+
+  const int num_blocks = (len + B - 1) / B;
+  if (num_blocks > 0) load_block(0, 0);
   detail::cp_async_commit();
   for (int bi = 0; bi < num_blocks; ++bi) {
-    if (bi + 1 < num_blocks) issue_load(bi + 1);
+    if (bi + 1 < num_blocks) load_block(bi + 1, (bi + 1) & 1);
     detail::cp_async_commit();
     detail::cp_async_wait<1>();
-    __syncthreads();
-    const int buf = bi & 1, m = min(B, len - bi * B);
-    const T* Q = q_raw + buf * B * L::ldk;
-    const T* K = k_raw + buf * B * L::ldk;
-    const T* V = v_raw + buf * B * L::ldv;
+    __syncthreads();  // block bi's tiles, and Sb of the state entering it, are in place
+    const int m = min(B, len - bi * B);
+    const T* Q = q_s + (bi & 1) * B * L::ldk;
+    const T* K = k_s + (bi & 1) * B * L::ldk;
+    const T* V = v_s + (bi & 1) * B * L::ldv;
 
-    // Phase 1: causal score tiles Q Kᵀ.
-    constexpr int RT = B / 16;
-    for (int tile = warp; tile < RT * RT; tile += L::kWarps) {
-      const int rt = tile / RT, ct = tile % RT;
-      if (ct > rt) continue;
-      wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc;
-      wmma::fill_fragment(acc, 0.0f);
+    if (!kStatesOnly) {
+      const int row0 = 16 * warp;
+      float o_acc[NT][4] = {};
+      float p_acc[B / 8][4] = {};
+      // Q·Sb (inter) and Q·Kᵀ (scores of the key tiles at or before this warp's rows) share the k-loop.
 #pragma unroll
-      for (int kk = 0; kk < EK / 16; ++kk) {
-        wmma::fragment<wmma::matrix_a, 16, 16, 16, T, wmma::row_major> fa;
-        wmma::fragment<wmma::matrix_b, 16, 16, 16, T, wmma::col_major> fb;
-        wmma::load_matrix_sync(fa, Q + rt * 16 * L::ldk + kk * 16, L::ldk);
-        wmma::load_matrix_sync(fb, K + ct * 16 * L::ldk + kk * 16, L::ldk);
-        wmma::mma_sync(acc, fa, fb, acc);
+      for (int ks = 0; ks < EK / 16; ++ks) {
+        uint32_t qa[4];
+        ldmatrix_x4(qa, Q + (row0 + a_row) * L::ldk + 16 * ks + a_col);
+#pragma unroll
+        for (int np = 0; np < NT / 2; ++np) {
+          uint32_t b[4];
+          ldmatrix_x4_trans(b, sb + (16 * ks + a_row) * L::ldv + 16 * np + a_col);
+          mma_16816<T>(o_acc[2 * np], qa, b[0], b[1]);
+          mma_16816<T>(o_acc[2 * np + 1], qa, b[2], b[3]);
+        }
+#pragma unroll
+        for (int jp = 0; jp < B / 16; ++jp) {
+          if (jp > warp) continue;
+          uint32_t b[4];
+          ldmatrix_x4(b, K + (16 * jp + bn_row) * L::ldk + 16 * ks + bn_col);
+          mma_16816<T>(p_acc[2 * jp], qa, b[0], b[1]);
+          mma_16816<T>(p_acc[2 * jp + 1], qa, b[2], b[3]);
+        }
       }
-      wmma::store_matrix_sync(Sc + rt * 16 * L::ldsc + ct * 16, acc, L::ldsc, wmma::mem_row_major);
+      // Inter rows take λ^(r+1).
+      const int r_lo = row0 + g, r_hi = row0 + g + 8;
+      const float d_lo = pw[r_lo + 1], d_hi = pw[r_hi + 1];
+#pragma unroll
+      for (int nt = 0; nt < NT; ++nt) {
+        o_acc[nt][0] *= d_lo;
+        o_acc[nt][1] *= d_lo;
+        o_acc[nt][2] *= d_hi;
+        o_acc[nt][3] *= d_hi;
+      }
+      // P = scores ⊙ λ^(r−j) on j ≤ r < m, then P·V. Only the diagonal key tiles and a
+      // partial block need the mask (a select, not a product: padded rows may hold anything).
+      const bool full = m == B;
+#pragma unroll
+      for (int jp = 0; jp < B / 16; ++jp) {
+        if (jp > warp) continue;
+        const bool unmasked = full && jp < warp;
+        uint32_t pa[4];  // A fragment: (rows g, keys 0-7), (rows g+8, keys 0-7), (g, 8-15), (g+8, 8-15)
+#pragma unroll
+        for (int half = 0; half < 2; ++half) {  // key tiles 2jp and 2jp + 1
+          float (&c)[4] = p_acc[2 * jp + half];
+          const int j = 8 * (2 * jp + half) + 2 * t;
+          auto masked = [&](float x, int r, int col) {
+            return unmasked || (col <= r && r < m) ? x * pw[r - col] : 0.0f;
+          };
+          pa[2 * half] = pack2<T>(masked(c[0], r_lo, j), masked(c[1], r_lo, j + 1));
+          pa[2 * half + 1] = pack2<T>(masked(c[2], r_hi, j), masked(c[3], r_hi, j + 1));
+        }
+#pragma unroll
+        for (int np = 0; np < NT / 2; ++np) {
+          uint32_t b[4];
+          ldmatrix_x4_trans(b, V + (16 * jp + a_row) * L::ldv + 16 * np + a_col);
+          mma_16816<T>(o_acc[2 * np], pa, b[0], b[1]);
+          mma_16816<T>(o_acc[2 * np + 1], pa, b[2], b[3]);
+        }
+      }
+      T* ob = o + (tok0 + int64_t(bi) * B) * D + h * e + slice * EV;
+#pragma unroll
+      for (int nt = 0; nt < NT; ++nt) {
+        const int col = 8 * nt + 2 * t;
+        if (r_lo < m) *reinterpret_cast<uint32_t*>(ob + r_lo * D + col) = pack2<T>(o_acc[nt][0], o_acc[nt][1]);
+        if (r_hi < m) *reinterpret_cast<uint32_t*>(ob + r_hi * D + col) = pack2<T>(o_acc[nt][2], o_acc[nt][3]);
+      }
     }
-    __syncthreads();
 
-    // Phase 2: decay mask; decayed queries and keys.
-    for (int idx = tid; idx < B * B; idx += L::kThreads) {
-      const int r = idx / B, j = idx % B;
-      P[r * L::ldp + j] = from_f32<T>(j <= r && r < m ? Sc[r * L::ldsc + j] * pw[r - j] : 0.0f);
-    }
-    for (int idx = tid; idx < B * EK; idx += L::kThreads) {
-      const int r = idx / EK, c = idx % EK;
-      qd[r * L::ldk + c] = from_f32<T>(to_f32(Q[r * L::ldk + c]) * pw[r + 1]);
-      kd[r * L::ldk + c] = from_f32<T>(r < m ? to_f32(K[r * L::ldk + c]) * pw[m - 1 - r] : 0.0f);
-    }
-    __syncthreads();
-
-    // Phase 3: O tiles (inter + intra) and S tiles (decay + update), spread over warps.
-    constexpr int CT = EV / 16, nO = RT * CT, nS = (EK / 16) * CT;
+    // S ← λ^m S + Kᵀ diag(λ^(m−1−r)) V: the decay scales Kᵀ's fragments (k = token).
     const float decay_m = pw[m];
-    for (int tile = warp; tile < nO + nS; tile += L::kWarps) {
-      wmma::fragment<wmma::accumulator, 16, 16, 16, float> acc;
-      if (tile < nO) {
-        const int rt = tile / CT, ct = tile % CT;
-        wmma::fill_fragment(acc, 0.0f);
 #pragma unroll
-        for (int kk = 0; kk < EK / 16; ++kk) {
-          wmma::fragment<wmma::matrix_a, 16, 16, 16, T, wmma::row_major> fa;
-          wmma::fragment<wmma::matrix_b, 16, 16, 16, T, wmma::row_major> fb;
-          wmma::load_matrix_sync(fa, qd + rt * 16 * L::ldk + kk * 16, L::ldk);
-          wmma::load_matrix_sync(fb, Sb + kk * 16 * L::ldv + ct * 16, L::ldv);
-          wmma::mma_sync(acc, fa, fb, acc);
-        }
-        for (int kk = 0; kk <= rt; ++kk) {
-          wmma::fragment<wmma::matrix_a, 16, 16, 16, T, wmma::row_major> fa;
-          wmma::fragment<wmma::matrix_b, 16, 16, 16, T, wmma::row_major> fb;
-          wmma::load_matrix_sync(fa, P + rt * 16 * L::ldp + kk * 16, L::ldp);
-          wmma::load_matrix_sync(fb, V + kk * 16 * L::ldv + ct * 16, L::ldv);
-          wmma::mma_sync(acc, fa, fb, acc);
-        }
-        wmma::store_matrix_sync(O + rt * 16 * L::lds + ct * 16, acc, L::lds, wmma::mem_row_major);
-      } else {
-        const int st = tile - nO, it = st / CT, ct = st % CT;
-        float* s_tile = S + it * 16 * L::lds + ct * 16;
-        wmma::load_matrix_sync(acc, s_tile, L::lds, wmma::mem_row_major);
+    for (int mi = 0; mi < kSMT; ++mi) {
 #pragma unroll
-        for (int i = 0; i < acc.num_elements; ++i) acc.x[i] *= decay_m;
+      for (int ni = 0; ni < kSNT; ++ni) {
 #pragma unroll
-        for (int kk = 0; kk < RT; ++kk) {
-          wmma::fragment<wmma::matrix_a, 16, 16, 16, T, wmma::col_major> fa;  // Kdᵀ
-          wmma::fragment<wmma::matrix_b, 16, 16, 16, T, wmma::row_major> fb;
-          wmma::load_matrix_sync(fa, kd + kk * 16 * L::ldk + it * 16, L::ldk);
-          wmma::load_matrix_sync(fb, V + kk * 16 * L::ldv + ct * 16, L::ldv);
-          wmma::mma_sync(acc, fa, fb, acc);
-        }
-        wmma::store_matrix_sync(s_tile, acc, L::lds, wmma::mem_row_major);
+        for (int i = 0; i < 4; ++i) s_acc[mi][ni][i] *= decay_m;
       }
     }
-    __syncthreads();
-
-    // Phase 4: T copy of the new state; O rows < m to global, 16 bytes per store.
-    for (int idx = tid; idx < EK * EV; idx += L::kThreads) {
-      const int i = idx / EV, c = idx % EV;
-      Sb[i * L::ldv + c] = from_f32<T>(S[i * L::lds + c]);
-    }
-    for (int idx = tid; idx < B * (EV / 8); idx += L::kThreads) {
-      const int r = idx / (EV / 8), c = (idx % (EV / 8)) * 8;
-      if (r < m) {
-        detail::Pack8<T> pk;
+    auto key_decay = [&](int r) { return r < m ? pw[m - 1 - r] : 0.0f; };
 #pragma unroll
-        for (int j = 0; j < 8; ++j) pk.v[j] = from_f32<T>(O[r * L::lds + c + j]);
-        *reinterpret_cast<detail::Pack8<T>*>(o + (tok0 + int64_t(bi) * B + r) * D + h * e + slice * EV + c) = pk;
+    for (int ks = 0; ks < B / 16; ++ks) {
+      const int r = 16 * ks + 2 * t;
+      const float f0 = key_decay(r), f1 = key_decay(r + 1), f2 = key_decay(r + 8), f3 = key_decay(r + 9);
+#pragma unroll
+      for (int mi = 0; mi < kSMT; ++mi) {
+        uint32_t ka[4];
+        ldmatrix_x4_trans(ka, K + (16 * ks + bn_row) * L::ldk + 16 * (s_m0 + mi) + bn_col);
+        ka[0] = scale2<T>(ka[0], f0, f1);
+        ka[1] = scale2<T>(ka[1], f0, f1);
+        ka[2] = scale2<T>(ka[2], f2, f3);
+        ka[3] = scale2<T>(ka[3], f2, f3);
+#pragma unroll
+        for (int np = 0; np < kSNT / 2; ++np) {
+          uint32_t b[4];
+          ldmatrix_x4_trans(b, V + (16 * ks + a_row) * L::ldv + 8 * (s_n0 + 2 * np) + a_col);
+          mma_16816<T>(s_acc[mi][2 * np], ka, b[0], b[1]);
+          mma_16816<T>(s_acc[mi][2 * np + 1], ka, b[2], b[3]);
+        }
       }
     }
-    __syncthreads();
+    __syncthreads();  // every warp is done with this block's tiles and with Sb
+    if (!kStatesOnly) write_sb();
   }
 
-  // Outgoing state: into the slot when this segment is its whole sequence, else scratch.
-  const bool whole = (flags & LightningPlan::kFirst) && (flags & LightningPlan::kLast);
-  float* dst = whole ? slot_S : a.scratch + (int64_t(seg) * a.heads + h) * EK * e + slice * EV;
-  for (int idx = tid; idx < EK * EV; idx += L::kThreads) {
-    const int i = idx / EV, c = idx % EV;
-    dst[int64_t(i) * e + c] = S[i * L::lds + c];
+  // Leaving state: a non-last segment's local state (pass 1), or the sequence's final state.
+  float* out = kStatesOnly ? scratch_S : last ? slot_S : nullptr;
+  if (!out) return;
+#pragma unroll
+  for (int mi = 0; mi < kSMT; ++mi) {
+#pragma unroll
+    for (int ni = 0; ni < kSNT; ++ni) {
+#pragma unroll
+      for (int half = 0; half < 2; ++half) {
+        *reinterpret_cast<float2*>(out + s_row(mi, half) * e + s_col(ni)) =
+            float2{s_acc[mi][ni][2 * half], s_acc[mi][ni][2 * half + 1]};
+      }
+    }
   }
 }
 
-template <typename T, int EK, int EV, int B>
-cudaError_t launch_segments(const T* q, const T* k, const T* v, const LightningArgs& a, T* o, cudaStream_t stream) {
-  using L = detail::LightningLayout<T, EK, EV, B>;
-  auto kernel = lightning_segment_kernel<T, EK, EV, B>;
+template <typename T, int EK, int EV, bool kStatesOnly>
+cudaError_t launch_pass(const T* q, const T* k, const T* v, const LightningArgs& a, T* o, cudaStream_t stream) {
+  using L = detail::LightningLayout<T, EK, EV, kStatesOnly>;
+  auto kernel = lightning_kernel<T, EK, EV, kStatesOnly>;
   cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(L::bytes));
   if (err != cudaSuccess) return err;
   const dim3 grid(unsigned(a.num_segments), unsigned(a.heads), unsigned(a.e / EV));
-  kernel<<<grid, L::kThreads, L::bytes, stream>>>(q, k, v, a, o);
+  kernel<<<grid, kLightningThreads, L::bytes, stream>>>(q, k, v, a, o);
   return cudaGetLastError();
+}
+
+template <typename T, int EK, int EV>
+cudaError_t launch(const T* q, const T* k, const T* v, const LightningArgs& a, T* o, cudaStream_t stream) {
+  if (a.num_multi > 0) {
+    cudaError_t err = launch_pass<T, EK, EV, true>(q, k, v, a, o, stream);
+    if (err == cudaSuccess) err = detail::lightning_scan(a, stream);
+    if (err != cudaSuccess) return err;
+  }
+  return launch_pass<T, EK, EV, false>(q, k, v, a, o, stream);
 }
 
 }  // namespace
@@ -225,17 +298,14 @@ cudaError_t lightning_prefill(const T* q, const T* k, const T* v, const Lightnin
     return cudaErrorInvalidValue;
   }
   if (a.num_segments == 0) return cudaSuccess;
-  cudaError_t err = cudaErrorInvalidValue;  // unsupported (ek, e): the launcher lists the shapes it has
-  const int64_t e = a.e, ek = a.ek;
-  if (e == 128 && ek == 128) err = launch_segments<T, 128, 64, 64>(q, k, v, a, o, stream);
-  else if (e == 128 && ek == 256) err = launch_segments<T, 256, 64, 32>(q, k, v, a, o, stream);
-  else if (e == 64 && ek == 64) err = launch_segments<T, 64, 64, 64>(q, k, v, a, o, stream);
-  else if (e == 64 && ek == 128) err = launch_segments<T, 128, 64, 64>(q, k, v, a, o, stream);
-  else if (e == 32 && ek == 32) err = launch_segments<T, 32, 32, 64>(q, k, v, a, o, stream);
-  else if (e == 32 && ek == 64) err = launch_segments<T, 64, 32, 64>(q, k, v, a, o, stream);
-  if (err != cudaSuccess) return err;
-  if (a.num_multi == 0) return cudaSuccess;
-  return detail::lightning_carry(q, a, o, stream);
+  const int64_t e = a.e, ek = a.ek;  // the tile shapes there are; the backend prefills others by the recurrence
+  if (e == 128 && ek == 128) return launch<T, 128, 64>(q, k, v, a, o, stream);
+  if (e == 128 && ek == 256) return launch<T, 256, 32>(q, k, v, a, o, stream);
+  if (e == 64 && ek == 64) return launch<T, 64, 64>(q, k, v, a, o, stream);
+  if (e == 64 && ek == 128) return launch<T, 128, 64>(q, k, v, a, o, stream);
+  if (e == 32 && ek == 32) return launch<T, 32, 32>(q, k, v, a, o, stream);
+  if (e == 32 && ek == 64) return launch<T, 64, 32>(q, k, v, a, o, stream);
+  return cudaErrorInvalidValue;
 }
 
 template cudaError_t lightning_prefill<__nv_bfloat16>(const __nv_bfloat16*, const __nv_bfloat16*, const __nv_bfloat16*,

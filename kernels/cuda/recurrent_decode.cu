@@ -2,11 +2,12 @@
 // on the token's q and k (read straight from the qkvu GEMM output).
 //
 // Memory-bound: per (sequence, head) the fp32 state [ek, e] is read once and
-// written once, 16 bytes per access, 8 independent loads in flight per thread.
+// written once, 16 bytes per access, 16 independent loads in flight per thread,
+// the first batch issued before φ/LRPE of q and k (which it does not need).
 // CTA = (sequence, head), 256 threads; thread (row group rg, column group c4)
 // owns columns [4·c4, 4·c4+4) of rows rg, rg + rows_per_pass, … . The partial
 // o = qᵀS of each row group meets in shared memory (rows_per_pass × e floats).
-// Registers: ~64/thread (8 float4 in flight); shared: (2·ek + e + 256·4) floats.
+// Registers: 118/thread (16 float4 in flight: 2 CTAs per SM); shared: (2·ek + e + 256·4) floats.
 #include "kernels/cuda/device_math.cuh"
 #include "kernels/cuda/launchers.h"
 
@@ -14,7 +15,7 @@ namespace tnl::cuda {
 namespace {
 
 constexpr int kThreads = 256;
-constexpr int kInFlight = 8;
+constexpr int kInFlight = 16;  // state rows per thread per batch: all of an e_k = 128 head at e = 128
 
 template <typename T>
 __global__ void __launch_bounds__(kThreads) recurrent_decode_kernel(const T* qkvu, DecodeArgs a, T* o) {
@@ -28,41 +29,46 @@ __global__ void __launch_bounds__(kThreads) recurrent_decode_kernel(const T* qkv
   float* vf = kf + ek;       // [e]
   float* partial = vf + e;   // [rows_per_pass, e]
 
+  const int groups = e / 4;                 // float4 column groups per row
+  const int rows_per_pass = kThreads / groups;
+  const int rg = threadIdx.x / groups, c4 = threadIdx.x % groups;
+  const bool active = rg < rows_per_pass;
   const int32_t pos = a.positions[b];
+  const bool fresh = pos == 0;
+  float* S = a.layer_state + int64_t(a.slots[b]) * a.slot_stride + h * int64_t(ek) * e;
+  float4 s[kInFlight];
+  auto load_rows = [&](int a0) {
+#pragma unroll
+    for (int u = 0; u < kInFlight; ++u) {
+      const int r = a0 + u * rows_per_pass;
+      s[u] = (active && r < ek && !fresh) ? __ldcs(reinterpret_cast<const float4*>(S + int64_t(r) * e) + c4)
+                                          : make_float4(0.f, 0.f, 0.f, 0.f);
+    }
+  };
+  load_rows(rg);  // in flight while q, k, v are prepared: they do not depend on them
+
   const T* row = qkvu + b * 4 * D + h * e;
   for (int i = threadIdx.x; i < e; i += kThreads) {
     const float qv = apply_activation(a.act, detail::to_f32(row[i]));
     const float kv = apply_activation(a.act, detail::to_f32(row[D + i]));
     vf[i] = detail::to_f32(row[2 * D + i]);
     if (a.lrpe) {
-      double s, c;
-      sincos(double(a.theta[h * e + i]) * double(pos), &s, &c);
-      qf[i] = float(qv * c); qf[e + i] = float(qv * s);
-      kf[i] = float(kv * c); kf[e + i] = float(kv * s);
+      float s, c;
+      detail::lrpe_sincos(a.theta[h * e + i], pos, &s, &c);
+      qf[i] = qv * c; qf[e + i] = qv * s;
+      kf[i] = kv * c; kf[e + i] = kv * s;
     } else {
       qf[i] = qv; kf[i] = kv;
     }
   }
   __syncthreads();
 
-  const int groups = e / 4;                 // float4 column groups per row
-  const int rows_per_pass = kThreads / groups;
-  const int rg = threadIdx.x / groups, c4 = threadIdx.x % groups;
-  const bool active = rg < rows_per_pass;
   const float lambda = expf(-a.rates[h]);
-  const bool fresh = pos == 0;
-  float* S = a.layer_state + int64_t(a.slots[b]) * a.slot_stride + h * int64_t(ek) * e;
   float4 acc = make_float4(0.f, 0.f, 0.f, 0.f);
   if (active) {
     const float4 vv = reinterpret_cast<const float4*>(vf)[c4];
     for (int a0 = rg; a0 < ek; a0 += rows_per_pass * kInFlight) {
-      float4 s[kInFlight];
-#pragma unroll
-      for (int u = 0; u < kInFlight; ++u) {
-        const int r = a0 + u * rows_per_pass;
-        s[u] = (r < ek && !fresh) ? __ldcs(reinterpret_cast<const float4*>(S + int64_t(r) * e) + c4)
-                                  : make_float4(0.f, 0.f, 0.f, 0.f);
-      }
+      if (a0 != rg) load_rows(a0);
 #pragma unroll
       for (int u = 0; u < kInFlight; ++u) {
         const int r = a0 + u * rows_per_pass;

@@ -1,0 +1,190 @@
+// The row-wise kernels of a layer against their CPU references on random inputs:
+// embedding gather × scale, SRMSNorm (all rows and gathered rows), the
+// post-attention norm ⊙ u, the SGLU product, bias adds, the φ/LRPE split of
+// qkvu into head-major q, k, v, and weight conversion. Widths with and without
+// the 16-byte vector path. Outputs are poisoned (NaN) first. Skips without a GPU.
+#include <gtest/gtest.h>
+
+#include <cmath>
+#include <vector>
+
+#include "kernels/cpu/reference.h"
+#include "kernels/cuda/launchers.h"
+#include "tests/support/random.h"
+#include "tests/unit/kernels_cuda/device_test_support.h"
+
+namespace tnl {
+namespace {
+
+using test::DeviceVector;
+using test::relative_error;
+
+// Outputs rounded to a 16-bit type: half an ulp of bf16 is 2⁻⁹ ≈ 2e-3 per element.
+constexpr double kRoundedTolerance = 5e-3;
+
+template <typename T>
+class ElementwiseTest : public ::testing::Test {
+ protected:
+  void SetUp() override { TNL_SKIP_WITHOUT_CUDA(); }
+};
+using ElementTypes = ::testing::Types<__nv_bfloat16, __half>;
+TYPED_TEST_SUITE(ElementwiseTest, ElementTypes);
+
+TYPED_TEST(ElementwiseTest, EmbeddingGatherScalesAndZeroesInvalidIds) {
+  using T = TypeParam;
+  for (int64_t d : {256, 100}) {
+    const int64_t V = 50;
+    const std::vector<float> table = test::rounded<T>(test::random_vector(V * d, d));
+    const std::vector<int32_t> tokens = {3, 49, 0, 17, -1, 50, 3};
+    const float scale = 16.0f;
+    std::vector<float> ref(tokens.size() * d, 0.0f);
+    for (size_t t = 0; t < tokens.size(); ++t) {
+      if (tokens[t] < 0 || tokens[t] >= V) continue;
+      for (int64_t i = 0; i < d; ++i) ref[t * d + i] = table[tokens[t] * d + i] * scale;
+    }
+    DeviceVector<T> dtable(table);
+    DeviceVector<int32_t> dtokens(tokens);
+    DeviceVector<float> dx(ref.size());
+    dx.poison();
+    TNL_EXPECT_CUDA_OK(cuda::embed_tokens<T>(dtable.get(), V, d, dtokens.get(), int64_t(tokens.size()), scale, dx.get(), nullptr));
+    EXPECT_EQ(dx.to_host(), ref) << "d=" << d;  // an exact product of two representable values
+  }
+}
+
+TYPED_TEST(ElementwiseTest, SrmsNormOfAllRowsAndOfGatheredRows) {
+  using T = TypeParam;
+  for (int64_t d : {1024, 70}) {
+    const int64_t n = 9;
+    const std::vector<float> x = test::random_vector(n * d, d, -3.0f, 3.0f);
+    std::vector<float> ref(n * d);
+    ref::srms_norm(x.data(), ref.data(), n, d);
+    DeviceVector<float> dx(x);
+    DeviceVector<T> dy(size_t(n * d));
+    dy.poison();
+    TNL_EXPECT_CUDA_OK(cuda::srms_norm<T>(dx.get(), d, nullptr, n, dy.get(), nullptr));
+    EXPECT_LT(relative_error(dy.to_host(), ref), kRoundedTolerance) << "d=" << d;
+
+    const std::vector<int32_t> rows = {8, 0, 4};
+    std::vector<float> ref_rows;
+    for (int32_t r : rows) ref_rows.insert(ref_rows.end(), ref.begin() + r * d, ref.begin() + (r + 1) * d);
+    DeviceVector<int32_t> drows(rows);
+    DeviceVector<T> dg(ref_rows.size());
+    dg.poison();
+    TNL_EXPECT_CUDA_OK(cuda::srms_norm<T>(dx.get(), d, drows.get(), int64_t(rows.size()), dg.get(), nullptr));
+    EXPECT_LT(relative_error(dg.to_host(), ref_rows), kRoundedTolerance) << "gathered, d=" << d;
+  }
+}
+
+TYPED_TEST(ElementwiseTest, NormGateOverAllChannelsTimesU) {
+  using T = TypeParam;
+  for (int64_t D : {512, 36}) {
+    const int64_t n = 7, stride = 4 * D;  // u sits in the qkvu rows
+    const std::vector<float> o = test::rounded<T>(test::random_vector(n * D, D, -2.0f, 2.0f));
+    const std::vector<float> qkvu = test::rounded<T>(test::random_vector(n * stride, D + 1));
+    std::vector<float> ref(n * D);
+    ref::srms_norm(o.data(), ref.data(), n, D);
+    for (int64_t t = 0; t < n; ++t) {
+      for (int64_t i = 0; i < D; ++i) ref[t * D + i] *= qkvu[t * stride + 3 * D + i];
+    }
+    DeviceVector<T> dob(o), dqkvu(qkvu), dg(size_t(n * D));
+    dg.poison();
+    TNL_EXPECT_CUDA_OK(cuda::norm_gate<T>(dob.get(), dqkvu.get() + 3 * D, stride, n, D, dg.get(), nullptr));
+    EXPECT_LT(relative_error(dg.to_host(), ref), kRoundedTolerance) << "D=" << D;
+  }
+}
+
+TYPED_TEST(ElementwiseTest, SgluProductAndBiasAdds) {
+  using T = TypeParam;
+  for (int64_t G : {256, 12}) {
+    const int64_t n = 5;
+    const std::vector<float> h12 = test::rounded<T>(test::random_vector(n * 2 * G, G));
+    std::vector<float> ref(n * G);
+    for (int64_t t = 0; t < n; ++t) {
+      for (int64_t i = 0; i < G; ++i) ref[t * G + i] = h12[t * 2 * G + i] * h12[t * 2 * G + G + i];
+    }
+    DeviceVector<T> dh(h12), dp(size_t(n * G));
+    dp.poison();
+    TNL_EXPECT_CUDA_OK(cuda::sglu_product<T>(dh.get(), n, G, dp.get(), nullptr));
+    EXPECT_LT(relative_error(dp.to_host(), ref), kRoundedTolerance) << "G=" << G;
+
+    const std::vector<float> bias = test::rounded<T>(test::random_vector(G, G + 7));
+    const std::vector<float> y = test::random_vector(n * G, G + 8);
+    std::vector<float> yref = y;
+    for (int64_t t = 0; t < n; ++t) {
+      for (int64_t i = 0; i < G; ++i) yref[t * G + i] += bias[i];
+    }
+    DeviceVector<T> db(bias);
+    DeviceVector<float> dy(y);
+    TNL_EXPECT_CUDA_OK(cuda::add_bias_f32<T>(dy.get(), db.get(), n, G, nullptr));
+    EXPECT_LT(relative_error(dy.to_host(), yref), 1e-6);
+    DeviceVector<T> dyt(y);
+    TNL_EXPECT_CUDA_OK(cuda::add_bias<T>(dyt.get(), db.get(), n, G, nullptr));
+    EXPECT_LT(relative_error(dyt.to_host(), yref), kRoundedTolerance);
+  }
+}
+
+template <typename T>
+void split_qkv_case(int64_t e) {
+  const int64_t n = 6, H = 3, D = H * e;
+  const std::vector<float> qkvu = test::rounded<T>(test::random_vector(n * 4 * D, 11, -2.0f, 2.0f));
+  const std::vector<float> theta = test::random_vector(H * e, 12, 0.0f, 1.0f);
+  const std::vector<int32_t> positions = {0, 1, 2, 99999, 40, 41};
+  for (bool lrpe : {false, true}) {
+    const int64_t ek = lrpe ? 2 * e : e;
+    std::vector<float> qr(H * n * ek), kr(H * n * ek), vr(H * n * e);
+    for (int64_t t = 0; t < n; ++t) {
+      for (int64_t h = 0; h < H; ++h) {
+        std::vector<float> q(qkvu.begin() + t * 4 * D + h * e, qkvu.begin() + t * 4 * D + h * e + e);
+        std::vector<float> k(qkvu.begin() + t * 4 * D + D + h * e, qkvu.begin() + t * 4 * D + D + h * e + e);
+        ref::activate(Activation::kSilu, q.data(), e);
+        ref::activate(Activation::kSilu, k.data(), e);
+        float* qo = qr.data() + (h * n + t) * ek;
+        float* ko = kr.data() + (h * n + t) * ek;
+        if (lrpe) {
+          ref::lrpe(q.data(), e, theta.data() + h * e, 1, e, positions[t], qo);
+          ref::lrpe(k.data(), e, theta.data() + h * e, 1, e, positions[t], ko);
+        } else {
+          std::copy(q.begin(), q.end(), qo);
+          std::copy(k.begin(), k.end(), ko);
+        }
+        std::copy_n(qkvu.begin() + t * 4 * D + 2 * D + h * e, e, vr.begin() + (h * n + t) * e);
+      }
+    }
+    DeviceVector<T> dqkvu(qkvu), dq(qr.size()), dk(kr.size()), dv(vr.size());
+    DeviceVector<float> dtheta(theta);
+    DeviceVector<int32_t> dpos(positions);
+    dq.poison();
+    dk.poison();
+    dv.poison();
+    TNL_EXPECT_CUDA_OK(cuda::split_qkv<T>(dqkvu.get(), n, H, e, Activation::kSilu, lrpe ? dtheta.get() : nullptr,
+                                          dpos.get(), dq.get(), dk.get(), dv.get(), nullptr));
+    EXPECT_LT(relative_error(dq.to_host(), qr), kRoundedTolerance) << "e=" << e << " lrpe " << lrpe;
+    EXPECT_LT(relative_error(dk.to_host(), kr), kRoundedTolerance) << "e=" << e << " lrpe " << lrpe;
+    EXPECT_EQ(dv.to_host(), vr) << "v is copied as is";
+  }
+}
+
+TYPED_TEST(ElementwiseTest, SplitQkvAppliesActivationAndLrpe) {
+  using T = TypeParam;
+  for (int64_t e : {16, 12}) {  // the 16-byte path and the per-channel one
+    split_qkv_case<T>(e);
+  }
+}
+
+TYPED_TEST(ElementwiseTest, ConvertsEveryCheckpointDtype) {
+  using T = TypeParam;
+  const std::vector<float> x = test::random_vector(1000, 3, -4.0f, 4.0f);
+  const std::vector<float> want = test::rounded<T>(x);
+  DeviceVector<float> src32(x);
+  DeviceVector<__nv_bfloat16> src16(x);
+  DeviceVector<T> dst(x.size());
+  dst.poison();
+  TNL_EXPECT_CUDA_OK(cuda::convert_elements<T>(cuda::ElementType::kF32, src32.get(), int64_t(x.size()), dst.get(), nullptr));
+  EXPECT_EQ(dst.to_host(), want);
+  dst.poison();
+  TNL_EXPECT_CUDA_OK(cuda::convert_elements<T>(cuda::ElementType::kBF16, src16.get(), int64_t(x.size()), dst.get(), nullptr));
+  EXPECT_LT(relative_error(dst.to_host(), x), kRoundedTolerance);
+}
+
+}  // namespace
+}  // namespace tnl
