@@ -42,6 +42,10 @@ void add_server_flags(CLI::App& app, ServerOptions& o) {
                  "Chat template JSON file (default: <model>/chat_template.json if present, else a plain "
                  "\"User: ...\\nAssistant:\" template)");
   app.add_option("--threads", o.threads, "CPU backend worker threads (0: all cores)")->capture_default_str();
+  app.add_option("--gpu-memory-fraction", o.gpu_memory_fraction,
+                 "CUDA: share of free GPU memory for weights and state slots (the slot count is logged)")
+      ->capture_default_str();
+  app.add_option("--gpu-dtype", o.gpu_dtype, "CUDA weight dtype: bf16 or fp16")->capture_default_str();
   app.add_option("--http-threads", o.http_threads, "HTTP io threads (connections are multiplexed on them)")
       ->capture_default_str();
   app.add_option("--log-level", o.log_level, "trace, debug, info, warn, error")->capture_default_str();
@@ -80,6 +84,10 @@ Status ServerOptions::validate() const {
   TNL_RETURN_IF_ERROR(positive("--header-timeout", header_timeout_s));
   if (drain_timeout_s < 0) return invalid_argument("--drain-timeout must be ≥ 0");
   if (threads < 0) return invalid_argument("--threads must be ≥ 0");
+  if (!(gpu_memory_fraction >= 0.05f && gpu_memory_fraction <= 1.0f)) {
+    return invalid_argument("--gpu-memory-fraction must be in [0.05, 1]");
+  }
+  if (gpu_dtype != "bf16" && gpu_dtype != "fp16") return invalid_argument("--gpu-dtype must be bf16 or fp16");
   if (http_threads < 1 || http_threads > 64) return invalid_argument("--http-threads must be in [1, 64]");
   if (served_model_name.empty()) return invalid_argument("--served-model-name must not be empty");
   if (!chat_template.empty() && !std::filesystem::is_regular_file(chat_template)) {
@@ -104,6 +112,8 @@ BackendOptions ServerOptions::backend_options() const {
   b.device = device;
   b.max_slots = max_num_seqs;
   b.cpu_threads = threads;
+  b.gpu_memory_fraction = gpu_memory_fraction;
+  b.gpu_dtype = gpu_dtype;
   return b;
 }
 

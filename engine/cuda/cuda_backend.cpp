@@ -17,10 +17,13 @@
 
 #include <algorithm>
 #include <cmath>
+#include <map>
 
 #include "engine/cuda/cuda_weights.h"
 #include "engine/cuda/device_buffer.h"
+#include "engine/cuda/device_sampler.h"
 #include "engine/cuda/gemm.h"
+#include "engine/cuda/pinned_buffer.h"
 #include "engine/cuda/step_layout.h"
 #include "kernels/cuda/launchers.h"
 
@@ -61,13 +64,17 @@ template <typename T>
 class CudaBackend final : public Backend {
  public:
   ~CudaBackend() override {
+    clear_graphs();
     if (cublas_) cublasDestroy(cublas_);
     if (stream_) cudaStreamDestroy(stream_);
   }
 
-  static Expected<std::unique_ptr<Backend>> create(const Checkpoint& checkpoint, const BackendOptions& options) {
-    std::unique_ptr<CudaBackend> b(new CudaBackend(checkpoint.config(), options));
-    TNL_RETURN_IF_ERROR(b->init(checkpoint, options));
+  // `weights(stream)` produces the device weights once the stream exists.
+  template <typename LoadWeights>
+  static Expected<std::unique_ptr<Backend>> create(const ModelConfig& config, const BackendOptions& options,
+                                                   LoadWeights weights) {
+    std::unique_ptr<CudaBackend> b(new CudaBackend(config, options));
+    TNL_RETURN_IF_ERROR(b->init(options, weights));
     return std::unique_ptr<Backend>(std::move(b));
   }
 
@@ -75,13 +82,73 @@ class CudaBackend final : public Backend {
   std::string name() const override { return "cuda"; }
   int32_t num_slots() const override { return num_slots_; }
   int64_t state_bytes_per_slot() const override { return state_floats_per_slot_ * int64_t(sizeof(float)); }
+  bool samples_on_device() const override { return true; }
 
   Status run_step(const StepPlan& plan, StepOutput* out) override {
-    TNL_RETURN_IF_ERROR(validate_step_plan(plan, config_, num_slots_));
+    TNL_RETURN_IF_ERROR(validate_step_plan(plan, config_, num_slots_, /*device_sampling=*/true));
+    if (is_decode_only(plan)) return run_decode_graph(plan, out);
     const StepLayout s = make_step_layout(plan, config_.num_heads, config_.head_dim(), 2 * sm_count_);
     TNL_RETURN_IF_ERROR(reserve(s));
-    TNL_CUDA_TRY(cudaMemcpyAsync(act_.ints.get(), s.ints.data(), s.ints.size() * sizeof(int32_t),
+    TNL_RETURN_IF_ERROR(upload_ints(s));
+    TNL_RETURN_IF_ERROR(forward(s));
+    return finish_step(plan, s, s.num_logit_rows, out);
+  }
+
+ private:
+  // Every chunk decodes one token and yields a row (to sample or to return).
+  static bool is_decode_only(const StepPlan& plan) {
+    for (const SequenceChunk& c : plan.chunks) {
+      if (c.tokens.size() != 1 || (c.logits == LogitsMode::kNone && !c.sample)) return false;
+    }
+    return !plan.chunks.empty();
+  }
+
+  // Decode steps replay a CUDA graph captured once per batch-size bucket (powers
+  // of two): a decode step is ~10 launches per layer, too short to hide launch
+  // gaps. The plan is padded to the bucket with rows that decode into the scratch
+  // slot; only the real rows' logits are copied back.
+  Status run_decode_graph(const StepPlan& plan, StepOutput* out) {
+    const int64_t real = int64_t(plan.chunks.size());
+    int64_t bucket = 1;
+    while (bucket < real) bucket *= 2;
+    StepPlan padded = plan;
+    for (int64_t i = real; i < bucket; ++i) padded.chunks.push_back({scratch_slot(), 1, {0}, LogitsMode::kLast});
+    StepLayout s = make_step_layout(padded, config_.num_heads, config_.head_dim(), 2 * sm_count_);
+    TNL_RETURN_IF_ERROR(reserve(s));
+    TNL_RETURN_IF_ERROR(upload_ints(s));
+    auto it = decode_graphs_.find(bucket);
+    if (it == decode_graphs_.end()) {
+      TNL_CUDA_TRY(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
+      const Status captured = forward(s);
+      cudaGraph_t graph = nullptr;
+      const cudaError_t ended = cudaStreamEndCapture(stream_, &graph);
+      if (!captured.is_ok()) {
+        if (graph) cudaGraphDestroy(graph);
+        return captured;
+      }
+      TNL_CUDA_TRY(ended);
+      cudaGraphExec_t exec = nullptr;
+      const cudaError_t made = cudaGraphInstantiate(&exec, graph, 0);
+      cudaGraphDestroy(graph);
+      TNL_CUDA_TRY(made);
+      it = decode_graphs_.emplace(bucket, exec).first;
+    }
+    TNL_CUDA_TRY(cudaGraphLaunch(it->second, stream_));
+    s.row_begin.resize(size_t(real));  // the real chunks come first, one row each
+    return finish_step(plan, s, real, out);
+  }
+
+  // The step's int arrays go up from pinned memory: an asynchronous copy. The
+  // previous step's copy out of ints_host_ has finished (every step ends in a sync).
+  Status upload_ints(const StepLayout& s) {
+    TNL_RETURN_IF_ERROR(ints_host_.assign(s.ints.data(), int64_t(s.ints.size())));
+    TNL_CUDA_TRY(cudaMemcpyAsync(act_.ints.get(), ints_host_.get(), s.ints.size() * sizeof(int32_t),
                                  cudaMemcpyHostToDevice, stream_));
+    return Status::ok();
+  }
+
+  // Enqueues the whole forward pass of a step; logits rows land in act_.logits.
+  Status forward(const StepLayout& s) {
     const int32_t* ints = act_.ints.get();
     const int64_t N = s.num_tokens, d = config_.dim;
     const float scale = config_.scale_embedding ? float(std::sqrt(double(d))) : 1.0f;
@@ -89,24 +156,41 @@ class CudaBackend final : public Backend {
                                        act_.x.get(), stream_));
     for (int64_t l = 0; l < config_.num_layers; ++l) TNL_RETURN_IF_ERROR(layer(l, s));
     // logits = SRMSNorm(x[rows]) · Wlmᵀ, fp32
-    const int64_t R = s.num_logit_rows, V = config_.vocab_size;
-    out->vocab_size = V;
-    out->row_begin = s.row_begin;
-    out->logits.resize(size_t(R * V));
+    const int64_t R = s.num_logit_rows;
     if (R > 0) {
       TNL_CUDA_TRY(cuda::srms_norm<T>(act_.x.get(), d, ints + s.logit_rows, R, act_.a.get(), stream_));
-      TNL_RETURN_IF_ERROR(gemm_xwt_f32(cublas_, act_.a.get(), weights_.output_matrix(), R, d, V, act_.logits.get(), 0.0f));
-      TNL_CUDA_TRY(cudaMemcpyAsync(out->logits.data(), act_.logits.get(), size_t(R * V) * sizeof(float),
-                                   cudaMemcpyDeviceToHost, stream_));
+      TNL_RETURN_IF_ERROR(gemm_xwt_f32(cublas_, act_.a.get(), weights_.output_matrix(), R, d, config_.vocab_size,
+                                       act_.logits.get(), 0.0f));
     }
-    TNL_CUDA_TRY(cudaStreamSynchronize(stream_));
     return Status::ok();
   }
 
- private:
+  // Samples the chunks that ask for it on the GPU, copies the first `rows` logits
+  // rows to the host when any chunk wants rows there, and waits for the step.
+  Status finish_step(const StepPlan& plan, const StepLayout& s, int64_t rows, StepOutput* out) {
+    const int64_t V = config_.vocab_size;
+    TNL_RETURN_IF_ERROR(sampler_.enqueue(plan, s.sample_row, act_.logits.get(), V, stream_));
+    const bool host_rows = std::any_of(plan.chunks.begin(), plan.chunks.end(),
+                                       [](const SequenceChunk& c) { return c.logits != LogitsMode::kNone; });
+    if (!host_rows) rows = 0;
+    out->vocab_size = V;
+    out->row_begin = s.row_begin;
+    out->logits.resize(size_t(rows * V));
+    if (rows > 0) {
+      TNL_CUDA_TRY(cudaMemcpyAsync(out->logits.data(), act_.logits.get(), size_t(rows * V) * sizeof(float),
+                                   cudaMemcpyDeviceToHost, stream_));
+    }
+    TNL_CUDA_TRY(cudaStreamSynchronize(stream_));
+    sampler_.collect(plan.chunks.size(), &out->sampled);
+    return Status::ok();
+  }
+
+  int32_t scratch_slot() const { return num_slots_; }  // one slot past the real ones
+
   CudaBackend(ModelConfig config, const BackendOptions& options) : config_(std::move(config)), options_(options) {}
 
-  Status init(const Checkpoint& checkpoint, const BackendOptions& options) {
+  template <typename LoadWeights>
+  Status init(const BackendOptions& options, LoadWeights load_weights) {
     if (config_.head_dim() % 4 != 0 || config_.head_dim() / 4 > 256) {
       return unavailable("the CUDA backend needs a head width that is a multiple of 4 and at most 1024, got " +
                          std::to_string(config_.head_dim()));
@@ -118,7 +202,7 @@ class CudaBackend final : public Backend {
     TNL_CUDA_TRY(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
     TNL_CUBLAS_TRY(cublasCreate(&cublas_));
     TNL_CUBLAS_TRY(cublasSetStream(cublas_, stream_));
-    TNL_ASSIGN_OR_RETURN(weights_, upload_weights<T>(checkpoint, stream_));
+    TNL_ASSIGN_OR_RETURN(weights_, load_weights(stream_));
 
     int64_t offset = 0;
     for (int64_t l = 0; l < config_.num_layers; ++l) {
@@ -133,12 +217,15 @@ class CudaBackend final : public Backend {
     TNL_CUDA_TRY(cudaMemGetInfo(&free_bytes, &total_bytes));
     const double budget = double(free_bytes) * options.gpu_memory_fraction - double(activation_bytes(4096, 4096));
     const int64_t fit = budget > 0 ? int64_t(budget / double(state_bytes_per_slot())) : 0;
-    num_slots_ = int32_t(std::min<int64_t>(options.max_slots, fit));
+    num_slots_ = int32_t(std::min<int64_t>(options.max_slots, fit - 1));  // one more is the scratch slot
     if (num_slots_ < 1) {
       return resource_exhausted("the GPU has no room for a single decode-state slot (" +
                                 std::to_string(state_bytes_per_slot()) + " bytes) after the weights");
     }
-    TNL_RETURN_IF_ERROR(states_.allocate(state_floats_per_slot_ * num_slots_));
+    TNL_RETURN_IF_ERROR(states_.allocate(state_floats_per_slot_ * (num_slots_ + 1)));  // + scratch slot
+    // A fixed cuBLAS workspace: GEMMs inside captured graphs must not allocate.
+    TNL_RETURN_IF_ERROR(cublas_workspace_.allocate(32 << 20));
+    TNL_CUBLAS_TRY(cublasSetWorkspace(cublas_, cublas_workspace_.get(), size_t(cublas_workspace_.bytes())));
     TNL_CUDA_TRY(cudaMemsetAsync(states_.get(), 0, size_t(states_.bytes()), stream_));
     TNL_CUDA_TRY(cudaStreamSynchronize(stream_));
     spdlog::info("cuda backend: {} ({} SMs), weights {:.1f} MB {}, {} state slots x {:.2f} MB = {:.1f} MB",
@@ -153,7 +240,26 @@ class CudaBackend final : public Backend {
            rows * config_.vocab_size * 4;
   }
 
+  // Grows the activation buffers; captured graphs hold their old addresses, so
+  // any growth drops them (they are captured again on the next decode step).
   Status reserve(const StepLayout& s) {
+    const std::vector<const void*> before = buffer_addresses();
+    TNL_RETURN_IF_ERROR(grow(s));
+    if (buffer_addresses() != before) clear_graphs();
+    return Status::ok();
+  }
+
+  std::vector<const void*> buffer_addresses() const {
+    return {act_.x.get(), act_.a.get(), act_.qkvu.get(), act_.q.get(), act_.k.get(), act_.v.get(),
+            act_.o.get(), act_.h12.get(), act_.logits.get(), act_.ints.get(), act_.scratch.get()};
+  }
+
+  void clear_graphs() {
+    for (auto& [bucket, exec] : decode_graphs_) cudaGraphExecDestroy(exec);
+    decode_graphs_.clear();
+  }
+
+  Status grow(const StepLayout& s) {
     const int64_t N = s.num_tokens, P = s.num_prefill_tokens, H = config_.num_heads, e = config_.head_dim();
     const int64_t d = config_.dim, D = config_.hidden_dim, G = config_.glu_dim;
     TNL_RETURN_IF_ERROR(act_.x.reserve(N * d));
@@ -261,17 +367,43 @@ class CudaBackend final : public Backend {
   std::vector<int64_t> layer_state_offset_;  // floats from a slot's start to layer ℓ's state
   int64_t state_floats_per_slot_ = 0;
   int32_t num_slots_ = 0;
-  DeviceBuffer<float> states_;               // [slots][Σ_ℓ H·e_k·e]
+  DeviceBuffer<float> states_;               // [slots + 1 scratch][Σ_ℓ H·e_k·e]
+  DeviceBuffer<std::byte> cublas_workspace_;
   Activations<T> act_;
+  std::map<int64_t, cudaGraphExec_t> decode_graphs_;  // batch bucket → captured decode step
+  PinnedBuffer<int32_t> ints_host_;                   // staging of StepLayout::ints
+  DeviceSampler sampler_;                             // after the forward pass, outside the graphs
 };
 
 }  // namespace
 
-Expected<std::unique_ptr<Backend>> make_cuda_backend(const Checkpoint& checkpoint, const BackendOptions& options) {
+namespace {
+
+template <typename T>
+Expected<std::unique_ptr<Backend>> create_with(const ModelConfig& config, const BackendOptions& options,
+                                               const Checkpoint* checkpoint, uint64_t seed) {
+  return CudaBackend<T>::create(config, options, [&](cudaStream_t stream) {
+    return checkpoint ? upload_weights<T>(*checkpoint, stream) : random_weights<T>(config, seed, stream);
+  });
+}
+
+Expected<std::unique_ptr<Backend>> create(const ModelConfig& config, const BackendOptions& options,
+                                          const Checkpoint* checkpoint, uint64_t seed) {
   if (options.max_slots < 1) return invalid_argument("max_slots must be at least 1");
-  if (options.gpu_dtype == "bf16") return CudaBackend<__nv_bfloat16>::create(checkpoint, options);
-  if (options.gpu_dtype == "fp16") return CudaBackend<__half>::create(checkpoint, options);
+  if (options.gpu_dtype == "bf16") return create_with<__nv_bfloat16>(config, options, checkpoint, seed);
+  if (options.gpu_dtype == "fp16") return create_with<__half>(config, options, checkpoint, seed);
   return invalid_argument("gpu dtype must be bf16 or fp16, got \"" + options.gpu_dtype + "\"");
+}
+
+}  // namespace
+
+Expected<std::unique_ptr<Backend>> make_cuda_backend(const Checkpoint& checkpoint, const BackendOptions& options) {
+  return create(checkpoint.config(), options, &checkpoint, 0);
+}
+
+Expected<std::unique_ptr<Backend>> make_cuda_backend_random(const ModelConfig& config, const BackendOptions& options,
+                                                            uint64_t seed) {
+  return create(config, options, nullptr, seed);
 }
 
 }  // namespace tnl

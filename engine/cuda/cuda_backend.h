@@ -14,4 +14,9 @@ int cuda_device_count();
 
 Expected<std::unique_ptr<Backend>> make_cuda_backend(const Checkpoint& checkpoint, const BackendOptions& options);
 
+// A CUDA backend over random weights drawn on the GPU (tnl-bench: any config.json,
+// no checkpoint on disk). Same computation, same state slots.
+Expected<std::unique_ptr<Backend>> make_cuda_backend_random(const ModelConfig& config, const BackendOptions& options,
+                                                            uint64_t seed);
+
 }  // namespace tnl

@@ -3,6 +3,8 @@
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 
+#include <cmath>
+
 #include "kernels/cuda/launchers.h"
 
 namespace tnl {
@@ -83,6 +85,50 @@ Expected<CudaWeights<T>> upload_weights(const Checkpoint& c, cudaStream_t stream
   return w;
 }
 
+template <typename T>
+Expected<CudaWeights<T>> random_weights(const ModelConfig& cfg, uint64_t seed, cudaStream_t stream) {
+  CudaWeights<T> w;
+  // Each tensor gets its own stream of the counter-based generator.
+  auto fill = [&](DeviceBuffer<T>* out, int64_t n, float bound) -> Status {
+    TNL_RETURN_IF_ERROR(out->allocate(n));
+    w.bytes += out->bytes();
+    TNL_CUDA_TRY(cuda::fill_uniform<T>(out->get(), n, seed++ * 0x9E3779B97F4A7C15ull, bound, stream));
+    return Status::ok();
+  };
+  auto linear = [&](DeviceBuffer<T>* out, int64_t rows, int64_t in) {
+    return fill(out, rows * in, float(1.0 / std::sqrt(double(in))));
+  };
+  const int64_t d = cfg.dim, D = cfg.hidden_dim, G = cfg.glu_dim;
+  TNL_RETURN_IF_ERROR(fill(&w.embed, cfg.vocab_size * d, 1.7320508f));  // unit variance
+  if (!cfg.tie_word_embeddings) TNL_RETURN_IF_ERROR(linear(&w.lm_head, cfg.vocab_size, d));
+  w.layers.resize(cfg.num_layers);
+  for (int64_t l = 0; l < cfg.num_layers; ++l) {
+    CudaLayerWeights<T>& lw = w.layers[l];
+    TNL_RETURN_IF_ERROR(linear(&lw.qkvu, 4 * D, d));
+    TNL_RETURN_IF_ERROR(linear(&lw.out, d, D));
+    TNL_RETURN_IF_ERROR(linear(&lw.w12, 2 * G, d));
+    TNL_RETURN_IF_ERROR(linear(&lw.l3, d, G));
+    if (cfg.bias) {
+      TNL_RETURN_IF_ERROR(fill(&lw.qkvu_bias, 4 * D, 0.02f));
+      TNL_RETURN_IF_ERROR(fill(&lw.out_bias, d, 0.02f));
+      TNL_RETURN_IF_ERROR(fill(&lw.b12, 2 * G, 0.02f));
+      TNL_RETURN_IF_ERROR(fill(&lw.l3_bias, d, 0.02f));
+    }
+    if (cfg.lrpe_layers[l]) {
+      std::vector<float> theta(static_cast<size_t>(D));  // the authors' 10000^(−2j/D)
+      for (int64_t j = 0; j < D; ++j) theta[j] = float(std::pow(10000.0, -2.0 / double(D) * double(j)));
+      TNL_RETURN_IF_ERROR(upload_f32(theta, &lw.theta, &w.bytes));
+    }
+    std::vector<float> rates;
+    for (double s : decay_rates(cfg, l)) rates.push_back(float(s));
+    TNL_RETURN_IF_ERROR(upload_f32(rates, &lw.rates, &w.bytes));
+  }
+  TNL_CUDA_TRY(cudaStreamSynchronize(stream));
+  return w;
+}
+
+template Expected<CudaWeights<__nv_bfloat16>> random_weights<__nv_bfloat16>(const ModelConfig&, uint64_t, cudaStream_t);
+template Expected<CudaWeights<__half>> random_weights<__half>(const ModelConfig&, uint64_t, cudaStream_t);
 template Expected<CudaWeights<__nv_bfloat16>> upload_weights<__nv_bfloat16>(const Checkpoint&, cudaStream_t);
 template Expected<CudaWeights<__half>> upload_weights<__half>(const Checkpoint&, cudaStream_t);
 

@@ -34,4 +34,10 @@ struct CudaWeights {
 template <typename T>
 Expected<CudaWeights<T>> upload_weights(const Checkpoint& checkpoint, cudaStream_t stream);
 
+// Random weights of any config, drawn on the GPU (benchmarks of shapes nobody has
+// a checkpoint of): the distributions of write_random_checkpoint, uniform in
+// place of its normal embedding. Synchronous on `stream`.
+template <typename T>
+Expected<CudaWeights<T>> random_weights(const ModelConfig& config, uint64_t seed, cudaStream_t stream);
+
 }  // namespace tnl

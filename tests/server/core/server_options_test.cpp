@@ -43,8 +43,11 @@ TEST(ServerOptions, DefaultsAreValid) {
 
 TEST(ServerOptions, FlagsReachTheirStructs) {
   ServerOptions o = parse({"--model", model_dir(), "--max-num-seqs", "8", "--request-timeout", "1.5",
-                           "--max-body-bytes", "4096", "--threads", "3", "--api-key", "k", "--served-model-name", "m"});
+                           "--max-body-bytes", "4096", "--threads", "3", "--api-key", "k", "--served-model-name", "m",
+                           "--gpu-memory-fraction", "0.5", "--gpu-dtype", "fp16"});
   EXPECT_TRUE(o.validate().is_ok());
+  EXPECT_FLOAT_EQ(o.backend_options().gpu_memory_fraction, 0.5f);
+  EXPECT_EQ(o.backend_options().gpu_dtype, "fp16");
   EXPECT_EQ(o.engine_options().max_num_seqs, 8);
   EXPECT_EQ(o.engine_options().request_timeout.count(), 1500);
   EXPECT_EQ(o.http_limits().max_body_bytes, 4096u);
@@ -75,6 +78,8 @@ TEST(ServerOptions, BadValuesNameTheFlag) {
       {{"--header-timeout", "0"}, "--header-timeout"},
       {{"--drain-timeout", "-1"}, "--drain-timeout"},
       {{"--http-threads", "0"}, "--http-threads"},
+      {{"--gpu-memory-fraction", "0"}, "--gpu-memory-fraction"},
+      {{"--gpu-dtype", "fp8"}, "--gpu-dtype"},
       {{"--chat-template", "/nonexistent/template.json"}, "--chat-template"},
   };
   for (const auto& [args, flag] : cases) {

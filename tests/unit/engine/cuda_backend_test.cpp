@@ -4,6 +4,8 @@
 // logits mode. Skips without a CUDA device (CI); runs for real on the GPU machine.
 #include <gtest/gtest.h>
 
+#include <algorithm>
+#include <cmath>
 #include <cstdio>
 #include <filesystem>
 #include <random>
@@ -11,6 +13,7 @@
 #include "engine/checkpoint/checkpoint.h"
 #include "engine/checkpoint/random_checkpoint.h"
 #include "engine/cpu/cpu_backend.h"
+#include "kernels/cpu/sampling_reference.h"
 #if defined(TNL_WITH_CUDA)
 #include "engine/cuda/cuda_backend.h"
 #endif
@@ -140,6 +143,69 @@ TEST_P(CudaBackendTest, MixedBatchMatchesCpu) {
     expect_same({{{2, 41 + step, {int32_t(step)}, LogitsMode::kLast}, {3, 90 + step, {int32_t(step + 1)}, LogitsMode::kLast},
                   {4, 6 + step, {int32_t(step + 2)}, LogitsMode::kLast}, {5, 66 + step, {int32_t(step + 3)}, LogitsMode::kLast}}},
                 "batched decode " + std::to_string(step));
+  }
+}
+
+// Sampling on the GPU: each sampled chunk's token is what the CPU reference of
+// the kernel draws from the very row the GPU computed (returned alongside), in a
+// mixed step (generic path) and in decode-only steps (CUDA-graph path, rows
+// left on the GPU).
+TEST_P(CudaBackendTest, DeviceSamplingDrawsFromTheRightRows) {
+  ASSERT_TRUE(gpu_->samples_on_device());
+  auto sampled = [](float temperature, int32_t top_k, float top_p, double u) {
+    DeviceSampling d;
+    d.params.temperature = temperature;
+    d.params.inv_temperature = temperature > 0 ? 1.0f / temperature : 0.0f;
+    d.params.top_k = top_k;
+    d.params.top_p = top_p;
+    d.params.uniform = u;
+    d.params.repetition_penalty = 1.2f;
+    d.penalties = {{5, 1, 1}, {7, 2, 0}};
+    d.want_logprob = true;
+    return d;
+  };
+  const auto a = tokens(50, 21), b = tokens(3, 22);
+  StepPlan plan{{{0, 0, a, LogitsMode::kLast}, {1, 0, b, LogitsMode::kAll}, {2, 0, {9}, LogitsMode::kLast}}};
+  plan.chunks[0].sample = sampled(0.0f, 0, 1.0f, 0.0);
+  plan.chunks[1].sample = sampled(0.9f, 20, 0.9f, 0.37);
+  plan.chunks[2].sample = sampled(1.3f, 0, 1.0f, 0.81);
+  StepOutput out;
+  ASSERT_TRUE(gpu_->run_step(plan, &out).is_ok());
+  ASSERT_EQ(out.sampled.size(), 3u);
+  for (size_t i = 0; i < plan.chunks.size(); ++i) {
+    const int64_t last = out.row_begin[i] + (plan.chunks[i].logits == LogitsMode::kAll ? int64_t(plan.chunks[i].tokens.size()) - 1 : 0);
+    const auto row = out.row(last);
+    const DeviceSampling& d = *plan.chunks[i].sample;
+    const ref::SampleTrace want = ref::sample_row(row, d.params, d.penalties, true);
+    EXPECT_EQ(out.sampled[i].token, want.sampled.token) << "chunk " << i;
+    EXPECT_NEAR(out.sampled[i].logprob, want.sampled.logprob, 1e-4) << "chunk " << i;
+  }
+
+  // Decode-only steps with the rows left on the GPU: greedy tokens equal the CPU backend's argmax.
+  StepPlan cpu_plan = plan;  // the CPU backend's slots take the same prompts first
+  for (auto& c : cpu_plan.chunks) c.sample.reset();
+  StepOutput ignored;
+  ASSERT_TRUE(cpu_->run_step(cpu_plan, &ignored).is_ok());
+  for (int step = 0; step < 3; ++step) {
+    StepPlan decode{{{0, 50 + step, {int32_t(3 + step)}, LogitsMode::kNone}, {2, 1 + step, {int32_t(4 + step)}, LogitsMode::kNone}}};
+    for (auto& c : decode.chunks) c.sample = sampled(0.0f, 0, 1.0f, 0.0);
+    StepPlan with_rows = decode;
+    for (auto& c : with_rows.chunks) {
+      c.logits = LogitsMode::kLast;
+      c.sample.reset();
+    }
+    StepOutput g, c;
+    ASSERT_TRUE(gpu_->run_step(decode, &g).is_ok());
+    ASSERT_TRUE(cpu_->run_step(with_rows, &c).is_ok());
+    EXPECT_TRUE(g.logits.empty()) << "no row travels when every chunk samples on the GPU";
+    for (size_t i = 0; i < decode.chunks.size(); ++i) {
+      const auto row = c.row(c.row_begin[i]);
+      std::vector<float> sorted(row.begin(), row.end());
+      std::sort(sorted.rbegin(), sorted.rend());
+      if (sorted[0] - sorted[1] < 0.05f * std::fabs(sorted[0])) continue;  // a near tie: bf16 may flip it
+      const ref::SampleTrace want = ref::sample_row(row, decode.chunks[i].sample->params, decode.chunks[i].sample->penalties, false);
+      EXPECT_EQ(g.sampled[i].token, want.sampled.token) << "decode step " << step << " chunk " << i;
+    }
   }
 }
 
