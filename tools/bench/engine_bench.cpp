@@ -1,0 +1,169 @@
+#include "tools/bench/engine_bench.h"
+
+#include <cuda_runtime.h>
+#include <nvtx3/nvToolsExt.h>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <chrono>
+#include <random>
+
+#include "engine/cuda/cuda_backend.h"
+
+namespace tnl::bench {
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+// Lightning tile block B for a layer's (e, e_k) (kernels/cuda/lightning_prefill.cu).
+int64_t lightning_block(int64_t e, int64_t ek) { return e == 128 && ek == 256 ? 32 : 64; }
+
+// Attention FLOPs per token (blocked form): causal intra-block products plus q·S and k vᵀ.
+double attention_flops_per_token(const ModelConfig& c, bool prefill) {
+  double f = 0;
+  for (int64_t l = 0; l < c.num_layers; ++l) {
+    const int64_t e = c.head_dim(), ek = c.key_dim(l);
+    f += double(c.num_heads) * ((prefill ? double(lightning_block(e, ek) * (ek + e)) : 0.0) + 4.0 * double(ek * e));
+  }
+  return f;
+}
+
+int64_t device_memory_used() {
+  size_t free_bytes = 0, total = 0;
+  cudaMemGetInfo(&free_bytes, &total);
+  return int64_t(total - free_bytes);
+}
+
+std::vector<int32_t> random_tokens(int64_t n, int64_t vocab, uint64_t seed) {
+  std::mt19937_64 rng(seed);
+  std::vector<int32_t> t(static_cast<size_t>(n));
+  for (auto& x : t) x = int32_t(rng() % uint64_t(vocab));
+  return t;
+}
+
+Expected<double> time_step_ms(Backend& backend, const StepPlan& plan) {
+  StepOutput out;
+  const auto start = Clock::now();
+  TNL_RETURN_IF_ERROR(backend.run_step(plan, &out));
+  return std::chrono::duration<double, std::milli>(Clock::now() - start).count();
+}
+
+// Prefills slots [0, count) to `context` tokens, several sequences per step.
+Status fill_contexts(Backend& backend, int64_t count, int64_t context, int64_t budget, uint64_t seed) {
+  const int64_t vocab = backend.config().vocab_size, chunk = std::min<int64_t>(context, 8192);
+  std::vector<int64_t> done(size_t(count), 0);
+  int64_t next = 0;  // first slot not yet full
+  while (next < count) {
+    StepPlan plan;
+    int64_t tokens = 0;
+    for (int64_t s = next; s < count; ++s) {
+      const int64_t n = std::min(chunk, context - done[size_t(s)]);
+      if (n == 0) continue;
+      if (tokens + n > budget) break;
+      plan.chunks.push_back({int32_t(s), done[size_t(s)], random_tokens(n, vocab, seed + uint64_t(s * 131 + done[size_t(s)])),
+                             LogitsMode::kNone});
+      done[size_t(s)] += n;
+      tokens += n;
+    }
+    StepOutput out;
+    TNL_RETURN_IF_ERROR(backend.run_step(plan, &out));
+    while (next < count && done[size_t(next)] == context) ++next;
+  }
+  return Status::ok();
+}
+
+}  // namespace
+
+double flops_per_token(const ModelConfig& c, bool logits) {
+  const double projections = double(c.num_layers) * double(4 * c.hidden_dim * c.dim + c.dim * c.hidden_dim +
+                                                           3 * c.glu_dim * c.dim);
+  return 2.0 * (projections + (logits ? double(c.vocab_size * c.dim) : 0.0));
+}
+
+double weight_bytes_per_step(const ModelConfig& c, int64_t batch, int64_t bytes_per_weight) {
+  const double embedding = double(c.vocab_size * c.dim);
+  const double gathered = c.tie_word_embeddings ? 0.0 : double(batch * c.dim) - embedding;  // untied: b rows, not V
+  return (double(c.num_parameters()) + gathered) * double(bytes_per_weight);
+}
+
+Expected<EngineBenchResult> run_engine_benchmarks(const ModelConfig& config, const EngineBenchOptions& o) {
+  EngineBenchResult result;
+  BackendOptions bo;
+  bo.device = "cuda";
+  bo.gpu_dtype = o.gpu_dtype;
+  bo.max_slots = int32_t(std::max<int64_t>(1, *std::max_element(o.decode_batches.begin(), o.decode_batches.end())));
+  TNL_ASSIGN_OR_RETURN(std::unique_ptr<Backend> backend, make_cuda_backend_random(config, bo, o.seed));
+  if (backend->num_slots() < bo.max_slots) {
+    return resource_exhausted("the GPU holds " + std::to_string(backend->num_slots()) + " state slots, the benchmark needs " +
+                              std::to_string(bo.max_slots));
+  }
+  const int64_t state_bytes = backend->state_bytes_per_slot(), V = config.vocab_size;
+  auto note_memory = [&] { result.peak_memory_bytes = std::max(result.peak_memory_bytes, device_memory_used()); };
+
+  // Prefill: one fresh prompt of n tokens per step; the last row's logits come back.
+  // Each figure's timed steps sit in an NVTX range of its name (ncu --nvtx-include "NAME/").
+  for (int64_t n : o.prefill ? o.prefill_lengths : std::vector<int64_t>{}) {
+    const StepPlan plan{{{0, 0, random_tokens(n, V, o.seed + uint64_t(n)), LogitsMode::kLast}}};
+    const std::string name = "prefill n=" + std::to_string(n);
+    std::vector<double> times;
+    for (int i = 0; i < 2 + std::max(3, o.reps / 4); ++i) {
+      if (i == 2) nvtxRangePushA(name.c_str());
+      TNL_ASSIGN_OR_RETURN(const double ms, time_step_ms(*backend, plan));
+      if (i >= 2) times.push_back(ms);
+    }
+    nvtxRangePop();
+    note_memory();
+    Figure f;
+    f.section = "prefill";
+    f.name = name;
+    f.time_ms = median(times);
+    f.tokens = double(n);
+    f.flops = double(n) * (flops_per_token(config, false) + attention_flops_per_token(config, true)) +
+              flops_per_token(config, true) - flops_per_token(config, false);  // logits of the last row
+    f.bytes = weight_bytes_per_step(config, 1, 2) + double(state_bytes);
+    spdlog::info("{}: {:.3f} ms, {:.0f} tokens/s", f.name, f.time_ms, f.tokens / f.time_ms * 1e3);
+    result.figures.push_back(std::move(f));
+  }
+
+  // Decode: every batch size at every context; each sampled token is drawn on the GPU (greedy).
+  const int64_t slots = bo.max_slots;
+  for (int64_t context : o.decode ? o.contexts : std::vector<int64_t>{}) {
+    const auto fill_start = Clock::now();
+    TNL_RETURN_IF_ERROR(fill_contexts(*backend, slots, context, o.fill_tokens_per_step, o.seed + uint64_t(context)));
+    const double fill_s = std::chrono::duration<double>(Clock::now() - fill_start).count();
+    spdlog::info("prefilled {} sequences to {} tokens in {:.1f} s", slots, context, fill_s);
+    result.fill_seconds += fill_s;
+    note_memory();
+    std::vector<int64_t> position(size_t(slots), context);
+    for (int64_t b : o.decode_batches) {
+      const std::string name = "decode b=" + std::to_string(b) + " ctx=" + std::to_string(context);
+      std::vector<double> times;
+      for (int i = 0; i < 3 + o.reps; ++i) {
+        if (i == 3) nvtxRangePushA(name.c_str());
+        StepPlan plan;
+        for (int64_t s = 0; s < b; ++s) {
+          SequenceChunk c{int32_t(s), position[size_t(s)]++, {int32_t((s * 7 + i) % V)}, LogitsMode::kNone};
+          c.sample = DeviceSampling{};  // greedy: RowSampling's defaults
+          plan.chunks.push_back(std::move(c));
+        }
+        TNL_ASSIGN_OR_RETURN(const double ms, time_step_ms(*backend, plan));
+        if (i >= 3) times.push_back(ms);  // the first steps capture this batch's CUDA graph
+      }
+      nvtxRangePop();
+      note_memory();
+      Figure f;
+      f.section = "decode";
+      f.name = name;
+      f.time_ms = median(times);
+      f.tokens = double(b);
+      f.flops = double(b) * (flops_per_token(config, true) + attention_flops_per_token(config, false));
+      f.bytes = weight_bytes_per_step(config, b, 2) + 2.0 * double(b * state_bytes);  // states read and written
+      f.extra = {{"batch", b}, {"context", context}};
+      spdlog::info("{}: {:.3f} ms/step, {:.0f} tokens/s", f.name, f.time_ms, f.tokens / f.time_ms * 1e3);
+      result.figures.push_back(std::move(f));
+    }
+  }
+  return result;
+}
+
+}  // namespace tnl::bench

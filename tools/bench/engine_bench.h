@@ -1,0 +1,45 @@
+// Engine benchmarks through the real Backend::run_step on a random-weight model
+// of any config: prefill tokens/s of one prompt, and decode tokens/s of a batch
+// whose sequences were first prefilled to a context length, every sampled token
+// drawn on the GPU (no logits travel). Each figure is the wall time of a whole
+// step (plan upload, forward, sampling, synchronisation), median of the runs.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+#include "engine/model_config.h"
+#include "engine/status.h"
+#include "tools/bench/gpu_timer.h"
+#include "tools/bench/report.h"
+
+namespace tnl::bench {
+
+struct EngineBenchOptions {
+  std::vector<int64_t> prefill_lengths = {512, 2048, 8192};
+  std::vector<int64_t> decode_batches = {1, 16, 64, 256};
+  std::vector<int64_t> contexts = {512, 4096, 32768};
+  int64_t fill_tokens_per_step = 32768;  // prefill budget per step while filling contexts
+  bool prefill = true, decode = true;   // which halves run
+  int reps = 20;
+  uint64_t seed = 1;
+  std::string gpu_dtype = "bf16";
+};
+
+struct EngineBenchResult {
+  std::vector<Figure> figures;
+  int64_t peak_memory_bytes = 0;  // device memory in use at the fullest point (cudaMemGetInfo)
+  double fill_seconds = 0;        // spent prefilling contexts for the decode runs
+};
+
+Expected<EngineBenchResult> run_engine_benchmarks(const ModelConfig& config, const EngineBenchOptions& options);
+
+// FLOPs of one token through the model's matrix products (2 per multiply-add),
+// the output projection included only when `logits` is true.
+double flops_per_token(const ModelConfig& config, bool logits);
+// Bytes of the weights a decode step reads once (the embedding matrix only
+// through the tied output projection; `batch` rows of an untied one).
+double weight_bytes_per_step(const ModelConfig& config, int64_t batch, int64_t bytes_per_weight);
+
+}  // namespace tnl::bench

@@ -1,0 +1,155 @@
+#include "tools/bench/kernel_bench.h"
+
+#include <cuda_bf16.h>
+#include <spdlog/spdlog.h>
+
+#include <string>
+
+#include "engine/cuda/cuda_status.h"
+#include "engine/cuda/device_buffer.h"
+#include "kernels/cuda/launchers.h"
+
+namespace tnl::bench {
+namespace {
+
+using T = __nv_bfloat16;
+constexpr int64_t kBlock = 64;  // the Lightning tile's B for e = e_k = 128
+
+template <typename U>
+Status upload(const std::vector<U>& host, DeviceBuffer<U>* out) {
+  TNL_RETURN_IF_ERROR(out->allocate(std::max<int64_t>(1, int64_t(host.size()))));
+  if (!host.empty()) TNL_CUDA_TRY(cudaMemcpy(out->get(), host.data(), host.size() * sizeof(U), cudaMemcpyHostToDevice));
+  return Status::ok();
+}
+
+// Decay rates of a mid-depth layer of a 24-layer model (the rate only scales values).
+std::vector<float> rates_for(int64_t heads) {
+  std::vector<float> r;
+  for (int64_t h = 0; h < heads; ++h) r.push_back(float(std::exp2(-8.0 * double(h + 1) / double(heads)) * 0.5));
+  return r;
+}
+
+Expected<Figure> prefill_attention(const KernelBenchOptions& o, int64_t n, const Ceilings& c, GpuTimer& timer,
+                                   cudaStream_t stream) {
+  const int64_t b = o.batch, H = o.heads, e = o.head_dim, ek = e, N = b * n;
+  DeviceBuffer<T> q, k, v, out;
+  TNL_RETURN_IF_ERROR(q.allocate(H * N * ek));
+  TNL_RETURN_IF_ERROR(k.allocate(H * N * ek));
+  TNL_RETURN_IF_ERROR(v.allocate(H * N * e));
+  TNL_RETURN_IF_ERROR(out.allocate(N * H * e));
+  TNL_CUDA_TRY(cuda::fill_uniform(q.get(), q.size(), 11, 0.1f, stream));
+  TNL_CUDA_TRY(cuda::fill_uniform(k.get(), k.size(), 12, 0.1f, stream));
+  TNL_CUDA_TRY(cuda::fill_uniform(v.get(), v.size(), 13, 1.0f, stream));
+
+  const cuda::LightningPlan plan = cuda::plan_lightning(std::vector<int32_t>(static_cast<size_t>(b), int32_t(n)), H, e, 2 * c.sm_count);
+  std::vector<int32_t> slots(static_cast<size_t>(b)), fresh(static_cast<size_t>(b), 1);
+  for (int64_t i = 0; i < b; ++i) slots[size_t(i)] = int32_t(i);
+  DeviceBuffer<int32_t> d_segments, d_multi, d_slots, d_fresh;
+  DeviceBuffer<float> d_rates, states, scratch;
+  TNL_RETURN_IF_ERROR(upload(plan.segments, &d_segments));
+  TNL_RETURN_IF_ERROR(upload(plan.multi, &d_multi));
+  TNL_RETURN_IF_ERROR(upload(slots, &d_slots));
+  TNL_RETURN_IF_ERROR(upload(fresh, &d_fresh));
+  TNL_RETURN_IF_ERROR(upload(rates_for(H), &d_rates));
+  TNL_RETURN_IF_ERROR(states.allocate(b * H * ek * e));
+  TNL_RETURN_IF_ERROR(scratch.allocate(std::max<int64_t>(1, cuda::lightning_scratch_floats(plan, H, ek, e))));
+
+  cuda::LightningArgs a;
+  a.total_tokens = N;
+  a.heads = H;
+  a.ek = ek;
+  a.e = e;
+  a.rates = d_rates.get();
+  a.segments = d_segments.get();
+  a.multi = d_multi.get();
+  a.num_segments = plan.num_segments;
+  a.num_multi = plan.num_multi;
+  a.max_segment_len = plan.max_segment_len;
+  a.seq_slot = d_slots.get();
+  a.seq_fresh = d_fresh.get();
+  a.layer_state = states.get();
+  a.slot_stride = H * ek * e;
+  a.scratch = scratch.get();
+  TNL_ASSIGN_OR_RETURN(const double ms, timer.median_ms(stream, 2, o.reps, [&](int) {
+    return cuda::lightning_prefill<T>(q.get(), k.get(), v.get(), a, out.get(), stream);
+  }));
+
+  Figure f;
+  f.section = "kernel";
+  f.name = "prefill attn b=" + std::to_string(b) + " h=" + std::to_string(H) + " e=" + std::to_string(e) +
+           " n=" + std::to_string(n);
+  f.time_ms = ms;
+  // Each of q, k, v read once and o written once (bf16), the final states written (fp32).
+  f.bytes = double(N * H) * double(2 * ek + 2 * e) * sizeof(T) + double(b * H * ek * e) * 4.0;
+  // Per token and head: causal intra-block QKᵀ and PV (B/2 keys on average, 2 flops
+  // each) plus the inter-block q·S and the state update k vᵀ.
+  f.flops = double(N * H) * (double(kBlock) * double(ek + e) + 4.0 * double(ek * e));
+  f.extra = {{"segments", plan.num_segments}, {"block", kBlock}};
+  return f;
+}
+
+Expected<Figure> decode_step(const KernelBenchOptions& o, int64_t batch, GpuTimer& timer, cudaStream_t stream) {
+  const int64_t H = o.heads, e = o.head_dim, ek = e, D = H * e;
+  // Slots are spread over a pool larger than L2 so that no run finds its states cached.
+  const int64_t slot_floats = H * ek * e;
+  const int64_t pool = std::max<int64_t>(batch, (int64_t(512) << 20) / (slot_floats * 4));
+  DeviceBuffer<T> qkvu, out;
+  DeviceBuffer<float> states, theta, rates;
+  TNL_RETURN_IF_ERROR(qkvu.allocate(batch * 4 * D));
+  TNL_RETURN_IF_ERROR(out.allocate(batch * D));
+  TNL_RETURN_IF_ERROR(states.allocate(pool * slot_floats));
+  TNL_CUDA_TRY(cuda::fill_uniform(qkvu.get(), qkvu.size(), 21, 1.0f, stream));
+  TNL_CUDA_TRY(cuda::fill_uniform_f32(states.get(), states.size(), 22, 0.1f, stream));
+  TNL_RETURN_IF_ERROR(upload(rates_for(H), &rates));
+  std::vector<int32_t> positions(static_cast<size_t>(batch), 1000), slots(static_cast<size_t>(batch));
+  const int64_t rotations = pool / batch;
+  std::vector<DeviceBuffer<int32_t>> slot_sets(static_cast<size_t>(rotations));
+  for (int64_t r = 0; r < rotations; ++r) {
+    for (int64_t i = 0; i < batch; ++i) slots[size_t(i)] = int32_t(r * batch + i);
+    TNL_RETURN_IF_ERROR(upload(slots, &slot_sets[size_t(r)]));
+  }
+  DeviceBuffer<int32_t> d_positions;
+  TNL_RETURN_IF_ERROR(upload(positions, &d_positions));
+  cuda::DecodeArgs a;
+  a.batch = batch;
+  a.heads = H;
+  a.e = e;
+  a.rates = rates.get();
+  a.positions = d_positions.get();
+  a.layer_state = states.get();
+  a.slot_stride = slot_floats;
+  TNL_ASSIGN_OR_RETURN(const double ms, timer.median_ms(stream, 3, o.reps, [&](int i) {
+    cuda::DecodeArgs run = a;
+    run.slots = slot_sets[size_t(i % rotations)].get();
+    return cuda::recurrent_decode<T>(qkvu.get(), run, out.get(), stream);
+  }));
+
+  Figure f;
+  f.section = "kernel";
+  f.name = "decode step b=" + std::to_string(batch) + " h=" + std::to_string(H) + " e=" + std::to_string(e);
+  f.time_ms = ms;
+  // fp32 state read and written once; q, k, v read, o written (bf16).
+  f.bytes = double(batch * slot_floats) * 8.0 + double(batch * D) * 4.0 * sizeof(T);
+  f.flops = double(batch * slot_floats) * 4.0;  // S = λS + k vᵀ (2) and o = qᵀS (2) per state element
+  return f;
+}
+
+}  // namespace
+
+Expected<std::vector<Figure>> run_kernel_benchmarks(const KernelBenchOptions& o, const Ceilings& c, GpuTimer& timer,
+                                                    cudaStream_t stream) {
+  std::vector<Figure> figures;
+  for (int64_t n : o.prefill_lengths) {
+    TNL_ASSIGN_OR_RETURN(Figure f, prefill_attention(o, n, c, timer, stream));
+    spdlog::info("{}: {:.4f} ms ({:.0f}% of floor)", f.name, f.time_ms, 100 * f.ratio(c));
+    figures.push_back(std::move(f));
+  }
+  for (int64_t b : o.decode_batches) {
+    TNL_ASSIGN_OR_RETURN(Figure f, decode_step(o, b, timer, stream));
+    spdlog::info("{}: {:.4f} ms ({:.0f}% of floor)", f.name, f.time_ms, 100 * f.ratio(c));
+    figures.push_back(std::move(f));
+  }
+  return figures;
+}
+
+}  // namespace tnl::bench

@@ -1,0 +1,108 @@
+// tnl-bench: kernel and engine benchmarks of the CUDA backend on a random-weight
+// model built from any config.json, every figure next to its physical floor
+// (bytes ÷ measured bandwidth, FLOPs ÷ measured matmul peak). Prints a table and
+// writes the same figures as JSON. A tool, not a test: it asserts nothing.
+#include <CLI/CLI.hpp>
+#include <spdlog/spdlog.h>
+
+#include <cstdio>
+#include <fstream>
+#include <iostream>
+
+#include "engine/cuda/cuda_backend.h"
+#include "engine/model_config.h"
+#include "tools/bench/ceilings.h"
+#include "tools/bench/engine_bench.h"
+#include "tools/bench/kernel_bench.h"
+#include "tools/common/stderr_logging.h"
+
+int main(int argc, char** argv) {
+  tnl::tools::log_to_stderr();
+  CLI::App app{"tnl-bench: CUDA kernel and engine benchmarks against the hardware's floors"};
+  std::string config_path = "tools/bench/configs/tnl-385m.json";  // run from the repository root
+  std::string json_path;
+  bool skip_kernels = false, skip_engine = false;
+  tnl::bench::KernelBenchOptions ko;
+  tnl::bench::EngineBenchOptions eo;
+  app.add_option("--config", config_path, "config.json of the model shape (tools/bench/configs/ has 385M, 1B, 7B)")
+      ->check(CLI::ExistingPath)
+      ->capture_default_str();
+  app.add_option("--json", json_path, "Also write the figures to this JSON file");
+  app.add_flag("--skip-kernels", skip_kernels, "Only the engine benchmarks");
+  app.add_flag("--skip-engine", skip_engine, "Only the kernel benchmarks");
+  bool skip_prefill = false, skip_decode = false;
+  app.add_flag("--skip-prefill", skip_prefill, "Engine: no prefill figures");
+  app.add_flag("--skip-decode", skip_decode, "Engine: no decode figures");
+  app.add_option("--prefill-attn-lengths", ko.prefill_lengths, "Kernel: Lightning prefill lengths n")->capture_default_str();
+  app.add_option("--decode-kernel-batches", ko.decode_batches, "Kernel: recurrent decode batch sizes")->capture_default_str();
+  app.add_option("--prefill-lengths", eo.prefill_lengths, "Engine: prompt lengths")->capture_default_str();
+  app.add_option("--batches", eo.decode_batches, "Engine: decode batch sizes")->capture_default_str();
+  app.add_option("--contexts", eo.contexts, "Engine: context lengths the decode batches start from")->capture_default_str();
+  app.add_option("--reps", eo.reps, "Timed runs per figure (the median is reported)")->capture_default_str();
+  app.add_option("--gpu-dtype", eo.gpu_dtype, "Weight dtype: bf16 or fp16")
+      ->check(CLI::IsMember({"bf16", "fp16"}))
+      ->capture_default_str();
+  CLI11_PARSE(app, argc, argv);
+  ko.reps = eo.reps;
+  eo.prefill = !skip_prefill;
+  eo.decode = !skip_decode;
+
+  if (tnl::cuda_device_count() == 0) {
+    std::fprintf(stderr, "tnl-bench: no CUDA device is visible\n");
+    return 1;
+  }
+  // A config.json file, or a checkpoint directory holding one.
+  std::ifstream in(std::filesystem::is_directory(config_path) ? config_path + "/config.json" : config_path);
+  const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  auto config = tnl::parse_model_config(text, config_path);
+  if (!config.has_value()) {
+    std::fprintf(stderr, "tnl-bench: %s\n", config.status().to_string().c_str());
+    return 1;
+  }
+  spdlog::info("tnl-bench: {} ({:.0f}M parameters, L={} d={} H={} e={} G={} V={})", config_path,
+               double(config->num_parameters()) / 1e6, config->num_layers, config->dim, config->num_heads,
+               config->head_dim(), config->glu_dim, config->vocab_size);
+
+  cudaStream_t stream = nullptr;
+  cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking);
+  std::vector<tnl::bench::Figure> figures;
+  tnl::bench::Ceilings ceilings;
+  nlohmann::json extra;
+  {
+    tnl::bench::GpuTimer timer;
+    auto c = tnl::bench::measure_ceilings(timer, stream);
+    if (!c.has_value()) {
+      std::fprintf(stderr, "tnl-bench: ceilings: %s\n", c.status().to_string().c_str());
+      return 1;
+    }
+    ceilings = *c;
+    if (!skip_kernels) {
+      auto k = tnl::bench::run_kernel_benchmarks(ko, ceilings, timer, stream);
+      if (!k.has_value()) {
+        std::fprintf(stderr, "tnl-bench: kernels: %s\n", k.status().to_string().c_str());
+        return 1;
+      }
+      figures.insert(figures.end(), k->begin(), k->end());
+    }
+  }
+  if (!skip_engine) {
+    auto e = tnl::bench::run_engine_benchmarks(*config, eo);
+    if (!e.has_value()) {
+      std::fprintf(stderr, "tnl-bench: engine: %s\n", e.status().to_string().c_str());
+      return 1;
+    }
+    figures.insert(figures.end(), e->figures.begin(), e->figures.end());
+    extra = {{"peak_memory_bytes", e->peak_memory_bytes}, {"context_fill_seconds", e->fill_seconds}};
+    std::printf("peak GPU memory in use: %.2f GB; prefilling the decode contexts took %.1f s\n",
+                double(e->peak_memory_bytes) / 1e9, e->fill_seconds);
+  }
+  nlohmann::json out = tnl::bench::to_json(ceilings, figures);
+  out["config"] = config_path;
+  out["parameters"] = config->num_parameters();
+  out["state_bytes_per_sequence"] = config->state_bytes_per_sequence();
+  for (auto it = extra.begin(); it != extra.end(); ++it) out[it.key()] = it.value();
+  if (!json_path.empty()) std::ofstream(json_path) << out.dump(2) << "\n";
+  tnl::bench::print_table(ceilings, figures);
+  cudaStreamDestroy(stream);
+  return 0;
+}

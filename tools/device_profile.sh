@@ -1,0 +1,36 @@
+#!/usr/bin/env bash
+# Runs on the GPU machine: Nsight Compute per-kernel time summaries of the engine
+# steps that tnl-bench times (prefill n=8192, decode at batch 1 and 256; 385M
+# shape), one summary per scenario, each restricted to that figure's NVTX range.
+# Needs the bundle of tools/bundle_gpu.sh. Output under $OUT.
+set -uo pipefail
+OUT=${OUT:-$PWD/device-out}
+mkdir -p "$OUT" /tmp/tnl
+[ -x /tmp/tnl/bin/tnl-bench ] || tar -C /tmp/tnl -xJf .carry/bundle.tar.xz
+export LD_LIBRARY_PATH=/tmp/tnl/lib:/usr/local/cuda/lib64:/usr/lib/x86_64-linux-gnu
+bench="/tmp/tnl/bin/tnl-bench --config tools/bench/configs/tnl-385m.json --skip-kernels --reps 5"
+profile() {  # name, range, bench args...
+  local name=$1 range=$2
+  shift 2
+  ncu --clock-control none --nvtx --nvtx-include "$range/" --metrics gpu__time_duration.sum \
+      --print-summary per-kernel $bench "$@" > "$OUT/ncu_$name.txt" 2>&1
+  echo "== $name ($range): $(grep -c 'gpu__time_duration.sum' "$OUT/ncu_$name.txt") kernels summarised"
+}
+[ "${TNL_PROFILE_SUMMARY:-1}" = 1 ] && profile prefill8192 "prefill n=8192" --skip-decode --prefill-lengths 8192
+[ "${TNL_PROFILE_SUMMARY:-1}" = 1 ] && profile decode_b1 "decode b=1 ctx=64" --skip-prefill --batches 1 --contexts 64
+[ "${TNL_PROFILE_SUMMARY:-1}" = 1 ] && profile decode_b256 "decode b=256 ctx=64" --skip-prefill --batches 256 --contexts 64
+
+# Detailed sections of single kernels: where the time goes inside them.
+detail() {  # name, kernel regex, launches to skip, bench args...
+  local name=$1 kernel=$2 skip=$3
+  shift 3
+  ncu --clock-control none -k "regex:$kernel" --launch-skip "$skip" --launch-count 2 \
+      --section SpeedOfLight --section MemoryWorkloadAnalysis --section Occupancy --section WarpStateStats \
+      --section ComputeWorkloadAnalysis --section LaunchStats $bench "$@" > "$OUT/ncu_detail_$name.txt" 2>&1
+  echo "== detail $name: $(grep -c 'Section: ' "$OUT/ncu_detail_$name.txt") sections"
+}
+if [ "${TNL_PROFILE_DETAIL:-0}" = 1 ]; then
+  detail decode_b256 recurrent_decode 30 --skip-prefill --batches 256 --contexts 64
+  bench="/tmp/tnl/bin/tnl-bench --config tools/bench/configs/tnl-385m.json --skip-engine --reps 3"
+  detail lightning lightning_kernel 2 --prefill-attn-lengths 32768 --decode-kernel-batches 1
+fi
