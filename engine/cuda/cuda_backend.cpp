@@ -26,6 +26,7 @@
 #include "engine/cuda/pinned_buffer.h"
 #include "engine/cuda/step_layout.h"
 #include "kernels/cuda/launchers.h"
+#include "kernels/cuda/small_batch_linear.h"
 
 namespace tnl {
 
@@ -204,12 +205,11 @@ class CudaBackend final : public Backend {
     TNL_CUBLAS_TRY(cublasSetStream(cublas_, stream_));
     TNL_ASSIGN_OR_RETURN(weights_, load_weights(stream_));
 
-    int64_t offset = 0;
+    state_floats_per_slot_ = 0;
     for (int64_t l = 0; l < config_.num_layers; ++l) {
-      layer_state_offset_.push_back(offset);
-      offset += config_.num_heads * config_.key_dim(l) * config_.head_dim();
+      layer_slot_floats_.push_back(config_.num_heads * config_.key_dim(l) * config_.head_dim());
+      state_floats_per_slot_ += layer_slot_floats_.back();
     }
-    state_floats_per_slot_ = offset;
 
     // Slots: what the memory fraction leaves after weights and a reserve for the
     // activations of a 4096-token step.
@@ -222,10 +222,20 @@ class CudaBackend final : public Backend {
       return resource_exhausted("the GPU has no room for a single decode-state slot (" +
                                 std::to_string(state_bytes_per_slot()) + " bytes) after the weights");
     }
-    TNL_RETURN_IF_ERROR(states_.allocate(state_floats_per_slot_ * (num_slots_ + 1)));  // + scratch slot
+    // Layer-major: one layer's states of every slot are one contiguous region, so a
+    // decode step's attention walks 1/L of the pool, not strides across all of it.
+    int64_t offset = 0;
+    for (int64_t l = 0; l < config_.num_layers; ++l) {
+      layer_state_offset_.push_back(offset);
+      offset += layer_slot_floats_[l] * (num_slots_ + 1);  // + the scratch slot
+    }
+    TNL_RETURN_IF_ERROR(states_.allocate(offset));
     // A fixed cuBLAS workspace: GEMMs inside captured graphs must not allocate.
     TNL_RETURN_IF_ERROR(cublas_workspace_.allocate(32 << 20));
     TNL_CUBLAS_TRY(cublasSetWorkspace(cublas_, cublas_workspace_.get(), size_t(cublas_workspace_.bytes())));
+    small_batch_fits_ = cuda::small_batch_linear_fits(cuda::kSmallBatchMaxRows,
+                                                      std::max({config_.dim, config_.hidden_dim, config_.glu_dim}),
+                                                      int64_t(sizeof(T)));
     TNL_CUDA_TRY(cudaMemsetAsync(states_.get(), 0, size_t(states_.bytes()), stream_));
     TNL_CUDA_TRY(cudaStreamSynchronize(stream_));
     spdlog::info("cuda backend: {} ({} SMs), weights {:.1f} MB {}, {} state slots x {:.2f} MB = {:.1f} MB",
@@ -279,6 +289,7 @@ class CudaBackend final : public Backend {
   Status layer(int64_t l, const StepLayout& s) {
     const CudaLayerWeights<T>& w = weights_.layers[l];
     const int64_t N = s.num_tokens, d = config_.dim, D = config_.hidden_dim, G = config_.glu_dim;
+    if (N <= cuda::kSmallBatchMaxRows && small_batch_fits_) return small_batch_layer(l, s);
 
     // Token mixer: qkvu = SRMSNorm(x) · Wqkvuᵀ
     TNL_CUDA_TRY(cuda::srms_norm<T>(act_.x.get(), d, nullptr, N, act_.a.get(), stream_));
@@ -299,6 +310,51 @@ class CudaBackend final : public Backend {
     return Status::ok();
   }
 
+  // A step of a few rows (decode at small batch): four fused launches per layer
+  // (kernels/cuda/small_batch_linear.h) in place of nine. Their products are
+  // bound by the weight bytes, and at this size every launch costs microseconds.
+  Status small_batch_layer(int64_t l, const StepLayout& s) {
+    using cuda::LinearInput;
+    using cuda::LinearOutput;
+    const CudaLayerWeights<T>& w = weights_.layers[l];
+    const int64_t N = s.num_tokens, d = config_.dim, D = config_.hidden_dim, G = config_.glu_dim;
+    auto linear = [&](int64_t in, int64_t out, LinearInput input, LinearOutput output, const T* weight,
+                      const T* bias) {
+      cuda::SmallBatchLinearArgs<T> a;
+      a.n = N;
+      a.in = in;
+      a.out = out;
+      a.input = input;
+      a.output = output;
+      a.weight = weight;
+      a.bias = bias;
+      return a;
+    };
+    // qkvu = SRMSNorm(x) · Wqkvuᵀ
+    auto qkvu = linear(d, 4 * D, LinearInput::kNormF32, LinearOutput::kStoreT, w.qkvu.get(), w.qkvu_bias.get());
+    qkvu.x_f32 = act_.x.get();
+    qkvu.y = act_.qkvu.get();
+    TNL_CUDA_TRY(cuda::small_batch_linear(qkvu, stream_));
+    TNL_RETURN_IF_ERROR(attention(l, s));
+    // x += (SRMSNorm(o) ⊙ u) · Woutᵀ
+    auto out = linear(D, d, LinearInput::kNormGateT, LinearOutput::kAddF32, w.out.get(), w.out_bias.get());
+    out.x = act_.o.get();
+    out.gate = act_.qkvu.get() + 3 * D;
+    out.gate_stride = 4 * D;
+    out.residual = act_.x.get();
+    TNL_CUDA_TRY(cuda::small_batch_linear(out, stream_));
+    // p = (SRMSNorm(x)·W1ᵀ) ⊙ (SRMSNorm(x)·W2ᵀ); x += p · W3ᵀ
+    auto w12 = linear(d, G, LinearInput::kNormF32, LinearOutput::kGluProductT, w.w12.get(), w.b12.get());
+    w12.x_f32 = act_.x.get();
+    w12.y = act_.a.get();
+    TNL_CUDA_TRY(cuda::small_batch_linear(w12, stream_));
+    auto l3 = linear(G, d, LinearInput::kPlainT, LinearOutput::kAddF32, w.l3.get(), w.l3_bias.get());
+    l3.x = act_.a.get();
+    l3.residual = act_.x.get();
+    TNL_CUDA_TRY(cuda::small_batch_linear(l3, stream_));
+    return Status::ok();
+  }
+
   // o for every token: decode rows by the fused recurrence, prefill rows by Lightning Attention.
   Status attention(int64_t l, const StepLayout& s) {
     const CudaLayerWeights<T>& w = weights_.layers[l];
@@ -315,7 +371,7 @@ class CudaBackend final : public Backend {
     dec.theta = w.theta.get();
     dec.rates = w.rates.get();
     dec.layer_state = layer_state;
-    dec.slot_stride = state_floats_per_slot_;
+    dec.slot_stride = layer_slot_floats_[l];
     if (s.num_decode > 0) {
       dec.batch = s.num_decode;
       dec.positions = ints + s.positions;
@@ -351,7 +407,7 @@ class CudaBackend final : public Backend {
     la.seq_slot = ints + s.seq_slot;
     la.seq_fresh = ints + s.seq_fresh;
     la.layer_state = layer_state;
-    la.slot_stride = state_floats_per_slot_;
+    la.slot_stride = layer_slot_floats_[l];
     la.scratch = act_.scratch.get();
     TNL_CUDA_TRY(cuda::lightning_prefill<T>(act_.q.get(), act_.k.get(), act_.v.get(), la, act_.o.get() + first * D,
                                             stream_));
@@ -364,10 +420,12 @@ class CudaBackend final : public Backend {
   cudaStream_t stream_ = nullptr;
   cublasHandle_t cublas_ = nullptr;
   CudaWeights<T> weights_;
-  std::vector<int64_t> layer_state_offset_;  // floats from a slot's start to layer ℓ's state
+  std::vector<int64_t> layer_state_offset_;  // floats to layer ℓ's region [slots + 1][H·e_k·e]
+  std::vector<int64_t> layer_slot_floats_;   // H·e_k(ℓ)·e: one slot's state of layer ℓ
   int64_t state_floats_per_slot_ = 0;
   int32_t num_slots_ = 0;
-  DeviceBuffer<float> states_;               // [slots + 1 scratch][Σ_ℓ H·e_k·e]
+  bool small_batch_fits_ = false;            // the fused small-batch layer takes this model's widths
+  DeviceBuffer<float> states_;               // [L][slots + 1 scratch][H·e_k(ℓ)·e]
   DeviceBuffer<std::byte> cublas_workspace_;
   Activations<T> act_;
   std::map<int64_t, cudaGraphExec_t> decode_graphs_;  // batch bucket → captured decode step
