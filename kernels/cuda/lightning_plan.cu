@@ -10,7 +10,7 @@ LightningPlan plan_lightning(const std::vector<int32_t>& seq_lens, int64_t heads
                              int32_t max_segment) {
   constexpr int64_t kAlign = 64;  // segments start on block boundaries of every tile shape
   constexpr int64_t kMinAuto = 256;
-  const int64_t slices = e / detail::lightning_slice(e, e);  // the layers without LRPE
+  const int64_t slices = e / detail::lightning_slice(e);
   int64_t total = 0;
   for (int32_t n : seq_lens) total += n;
   int64_t segment = INT32_MAX;

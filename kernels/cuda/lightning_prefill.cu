@@ -300,7 +300,7 @@ cudaError_t lightning_prefill(const T* q, const T* k, const T* v, const Lightnin
   if (a.num_segments == 0) return cudaSuccess;
   const int64_t e = a.e, ek = a.ek;  // the tile shapes there are; the backend prefills others by the recurrence
   if (e == 128 && ek == 128) return launch<T, 128, 64>(q, k, v, a, o, stream);
-  if (e == 128 && ek == 256) return launch<T, 256, 32>(q, k, v, a, o, stream);
+  if (e == 128 && ek == 256) return launch<T, 256, 64>(q, k, v, a, o, stream);
   if (e == 64 && ek == 64) return launch<T, 64, 64>(q, k, v, a, o, stream);
   if (e == 64 && ek == 128) return launch<T, 128, 64>(q, k, v, a, o, stream);
   if (e == 32 && ek == 32) return launch<T, 32, 32>(q, k, v, a, o, stream);

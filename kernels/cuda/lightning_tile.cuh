@@ -23,9 +23,9 @@ constexpr int kLightningBlock = 64;    // B: tokens per block; segments start on
 constexpr int kLightningWarps = 4;
 constexpr int kLightningThreads = 32 * kLightningWarps;
 
-// Value columns per CTA for a layer's (e, e_k): 64 (32 for the wide LRPE key of
-// e = 128, so that the fp32 state still fits the registers of 4 warps).
-constexpr int lightning_slice(int64_t e, int64_t ek) { return ek == 256 ? 32 : (e >= 64 ? 64 : int(e)); }
+// Value columns per CTA: 64, or e when narrower. For the wide LRPE key (e_k = 256)
+// the fp32 state then takes 128 registers a thread: 1 CTA per SM (2 otherwise).
+constexpr int lightning_slice(int64_t e) { return e >= 64 ? 64 : int(e); }
 
 template <typename T, int EK, int EV, bool kStatesOnly>
 struct LightningLayout {

@@ -10,7 +10,7 @@
 // same id-order scan. Fixed-point integer sums make every result independent of
 // the order of the additions (deterministic runs, exact agreement with the CPU
 // reference but for expf's last bit).
-// Shared memory: ≈ 35 KB static (per-warp 256-bin histograms of u64).
+// Shared memory: ≈ 35 KB static (per-warp 256-bin histograms, two u32 halves).
 #include "kernels/cuda/device_math.cuh"
 #include "kernels/cuda/launchers.h"
 
@@ -22,8 +22,15 @@ constexpr unsigned kFull = 0xffffffffu;
 constexpr float kFixedOne = 68719476736.0f;  // kSamplingFixedOne
 using u64 = unsigned long long;
 
+// Histogram weights are split w = hi·2¹⁸ + lo into two 32-bit counters: a warp
+// sees at most 2¹⁷ / 16 = 2¹³ ids and w ≤ 2³⁶, so each half of a warp's bin stays
+// below 2³¹ (exact), and 32-bit shared atomics are native where 64-bit ones are not.
+constexpr int kLowBits = 18;
+constexpr u64 kLowMask = (u64(1) << kLowBits) - 1;
+
 struct SampleShared {
-  u64 hist[kWarps][kBins];  // a warp's atomics touch only its own copy
+  uint32_t hist_hi[kWarps][kBins];  // a warp's atomics touch only its own copy
+  uint32_t hist_lo[kWarps][kBins];
   u64 bins[kBins];
   u64 warp_u64[kWarps];
   float warp_f[kWarps], warp_f2[kWarps];
@@ -220,17 +227,26 @@ __device__ bool select_key(const float* x, Element element, int64_t V, double ta
   uint32_t prefix = 0, mask = 0;
   u64 above = 0, at = 0;
   for (int shift = 24; shift >= 0; shift -= 8) {
-    for (int b = threadIdx.x; b < kWarps * kBins; b += kThreads) (&s.hist[0][0])[b] = 0;
+    for (int b = threadIdx.x; b < kWarps * kBins; b += kThreads) {
+      (&s.hist_hi[0][0])[b] = 0;
+      (&s.hist_lo[0][0])[b] = 0;
+    }
     __syncthreads();
     for_strided(x, V, [&](int64_t i, float v) {
       uint32_t key;
-      u64 w;
-      if (element(i, v, key, w) && (key & mask) == prefix) atomicAdd(&s.hist[warp][(key >> shift) & 0xFF], w);
+      u64 w = 0;
+      if (!element(i, v, key, w) || (key & mask) != prefix) return;
+      // Native 32-bit shared atomics. (Combining equal bins across a warp first with
+      // __match_any_sync + __reduce_add_sync compiled to a loop over the distinct
+      // bins and ran ten times slower.)
+      const uint32_t bin = (key >> shift) & 0xFF;
+      atomicAdd(&s.hist_lo[warp][bin], uint32_t(w & kLowMask));
+      if (w >> kLowBits) atomicAdd(&s.hist_hi[warp][bin], uint32_t(w >> kLowBits));
     });
     __syncthreads();
     for (int b = threadIdx.x; b < kBins; b += kThreads) {
       u64 t = 0;
-      for (int w = 0; w < kWarps; ++w) t += s.hist[w][b];
+      for (int w = 0; w < kWarps; ++w) t += (u64(s.hist_hi[w][b]) << kLowBits) + s.hist_lo[w][b];
       s.bins[b] = t;
     }
     __syncthreads();
@@ -275,7 +291,7 @@ __device__ bool select_key(const float* x, Element element, int64_t V, double ta
   return true;
 }
 
-__global__ void __launch_bounds__(kThreads) sample_rows_kernel(const float* __restrict__ logits, int64_t V,
+__global__ void __launch_bounds__(kThreads, 1) sample_rows_kernel(const float* __restrict__ logits, int64_t V,
                                                                const SampleRowArgs* __restrict__ rows,
                                                                const PenaltyEntry* __restrict__ entries, float* work,
                                                                SampledToken* __restrict__ out) {

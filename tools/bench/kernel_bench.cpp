@@ -8,6 +8,7 @@
 #include "engine/cuda/cuda_status.h"
 #include "engine/cuda/device_buffer.h"
 #include "kernels/cuda/launchers.h"
+#include "kernels/cuda/small_batch_linear.h"
 
 namespace tnl::bench {
 namespace {
@@ -134,6 +135,76 @@ Expected<Figure> decode_step(const KernelBenchOptions& o, int64_t batch, GpuTime
   return f;
 }
 
+// The fused small-batch linear of a decode layer at n rows: [out, in] bf16 weights
+// streamed once. GLU mode: the stacked [2·out, in] matrix.
+Expected<Figure> small_batch_linear(int64_t n, int64_t in, int64_t out, bool glu, GpuTimer& timer,
+                                    cudaStream_t stream) {
+  const int64_t rows = glu ? 2 * out : out;
+  // Several weight copies, rotated, so that no run finds its weights in L2.
+  const int64_t copies = std::max<int64_t>(2, (int64_t(256) << 20) / (rows * in * 2));
+  DeviceBuffer<T> weights, y;
+  DeviceBuffer<float> x;
+  TNL_RETURN_IF_ERROR(weights.allocate(copies * rows * in));
+  TNL_RETURN_IF_ERROR(x.allocate(n * in));
+  TNL_RETURN_IF_ERROR(y.allocate(n * out));
+  TNL_CUDA_TRY(cuda::fill_uniform(weights.get(), weights.size(), 31, 0.03f, stream));
+  TNL_CUDA_TRY(cuda::fill_uniform_f32(x.get(), x.size(), 32, 1.0f, stream));
+  cuda::SmallBatchLinearArgs<T> a;
+  a.n = n;
+  a.in = in;
+  a.out = out;
+  a.input = cuda::LinearInput::kNormF32;
+  a.output = glu ? cuda::LinearOutput::kGluProductT : cuda::LinearOutput::kStoreT;
+  a.x_f32 = x.get();
+  a.y = y.get();
+  TNL_ASSIGN_OR_RETURN(const double ms, timer.median_ms(stream, 3, 20, [&](int i) {
+    cuda::SmallBatchLinearArgs<T> run = a;
+    run.weight = weights.get() + (i % copies) * rows * in;
+    return cuda::small_batch_linear(run, stream);
+  }));
+  Figure f;
+  f.section = "kernel";
+  f.name = std::string("norm+linear") + (glu ? "+glu" : "") + " n=" + std::to_string(n) + " [" +
+           std::to_string(rows) + "x" + std::to_string(in) + "]";
+  f.time_ms = ms;
+  f.bytes = double(rows * in) * sizeof(T) + double(n) * double(in * 4 + out * 2);
+  f.flops = 2.0 * double(n * rows * in);
+  return f;
+}
+
+// Sampling 256 rows of a 64k vocabulary on the GPU; each row read at least once.
+Expected<Figure> sampling(bool greedy, GpuTimer& timer, cudaStream_t stream) {
+  const int64_t rows = 256, V = 64000;
+  DeviceBuffer<float> logits;
+  DeviceBuffer<cuda::SampleRowArgs> args;
+  DeviceBuffer<SampledToken> out;
+  TNL_RETURN_IF_ERROR(logits.allocate(rows * V));
+  TNL_RETURN_IF_ERROR(args.allocate(rows));
+  TNL_RETURN_IF_ERROR(out.allocate(rows));
+  TNL_CUDA_TRY(cuda::fill_uniform_f32(logits.get(), logits.size(), 41, 8.0f, stream));
+  std::vector<cuda::SampleRowArgs> host(static_cast<size_t>(rows));
+  for (int64_t r = 0; r < rows; ++r) {
+    cuda::SampleRowArgs& a = host[size_t(r)];
+    a.row = int32_t(r);
+    if (!greedy) {
+      a.params.temperature = 0.8f;
+      a.params.inv_temperature = 1.0f / 0.8f;
+      a.params.top_p = 0.9f;
+      a.params.uniform = double(r) / double(rows);
+    }
+  }
+  TNL_RETURN_IF_ERROR(upload(host, &args));
+  TNL_ASSIGN_OR_RETURN(const double ms, timer.median_ms(stream, 3, 20, [&](int) {
+    return cuda::sample_rows(logits.get(), V, args.get(), rows, nullptr, nullptr, out.get(), stream);
+  }));
+  Figure f;
+  f.section = "kernel";
+  f.name = std::string("sample 256 rows V=64000 ") + (greedy ? "greedy" : "T=0.8 top-p=0.9");
+  f.time_ms = ms;
+  f.bytes = double(rows * V) * 4.0;  // one pass over every row: the fewest bytes sampling can read
+  return f;
+}
+
 }  // namespace
 
 Expected<std::vector<Figure>> run_kernel_benchmarks(const KernelBenchOptions& o, const Ceilings& c, GpuTimer& timer,
@@ -146,6 +217,17 @@ Expected<std::vector<Figure>> run_kernel_benchmarks(const KernelBenchOptions& o,
   }
   for (int64_t b : o.decode_batches) {
     TNL_ASSIGN_OR_RETURN(Figure f, decode_step(o, b, timer, stream));
+    spdlog::info("{}: {:.4f} ms ({:.0f}% of floor)", f.name, f.time_ms, 100 * f.ratio(c));
+    figures.push_back(std::move(f));
+  }
+  // The 385M shape's decode projections at batch 1: qkvu, and [l1; l2] with the GLU product.
+  for (const bool glu : {false, true}) {
+    TNL_ASSIGN_OR_RETURN(Figure f, small_batch_linear(1, 1024, glu ? 2816 : 4096, glu, timer, stream));
+    spdlog::info("{}: {:.4f} ms ({:.0f}% of floor)", f.name, f.time_ms, 100 * f.ratio(c));
+    figures.push_back(std::move(f));
+  }
+  for (const bool greedy : {true, false}) {
+    TNL_ASSIGN_OR_RETURN(Figure f, sampling(greedy, timer, stream));
     spdlog::info("{}: {:.4f} ms ({:.0f}% of floor)", f.name, f.time_ms, 100 * f.ratio(c));
     figures.push_back(std::move(f));
   }
