@@ -7,6 +7,8 @@
 # as tools/bundle_gpu.sh does for the lent GPU machines) and the default model.
 ARG CUDA_VERSION=13.0.0
 FROM nvidia/cuda:${CUDA_VERSION}-devel-ubuntu24.04 AS build
+ARG TNL_CUDA_ARCHS=90a
+ENV TNL_CUDA_ARCHS=${TNL_CUDA_ARCHS}
 WORKDIR /src
 COPY . .
 RUN bash tools/setup.sh && bash tools/build.sh \
