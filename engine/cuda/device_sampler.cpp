@@ -8,37 +8,42 @@ namespace tnl {
 
 Status DeviceSampler::enqueue(const StepPlan& plan, const std::vector<int32_t>& sample_row, const float* logits,
                               int64_t vocab, cudaStream_t stream) {
-  args_.clear();
-  entries_.clear();
+  // Sizes first, so that the rows and entries are written straight into pinned
+  // memory (the previous step's copies out of it have finished: every step ends
+  // in a stream synchronisation).
   chunk_of_.clear();
-  bool penalties = false;
+  int64_t num_entries = 0;
   for (size_t i = 0; i < plan.chunks.size(); ++i) {
-    const std::optional<DeviceSampling>& d = plan.chunks[i].sample;
-    if (!d) continue;
-    cuda::SampleRowArgs a;
-    a.params = d->params;
-    a.row = sample_row[i];
-    a.penalty_begin = int32_t(entries_.size());
-    a.penalty_count = int32_t(d->penalties.size());
-    a.want_logprob = d->want_logprob ? 1 : 0;
-    penalties = penalties || !d->penalties.empty();
-    entries_.insert(entries_.end(), d->penalties.begin(), d->penalties.end());
-    args_.push_back(a);
+    if (!plan.chunks[i].sample) continue;
     chunk_of_.push_back(i);
+    num_entries += int64_t(plan.chunks[i].sample->penalties.size());
   }
-  if (args_.empty()) return Status::ok();
+  if (chunk_of_.empty()) return Status::ok();
+  const auto rows = int64_t(chunk_of_.size());
+  TNL_RETURN_IF_ERROR(args_host_.reserve(rows));
+  TNL_RETURN_IF_ERROR(entries_host_.reserve(std::max<int64_t>(1, num_entries)));
+  int64_t entry = 0;
+  for (int64_t r = 0; r < rows; ++r) {
+    const DeviceSampling& d = *plan.chunks[chunk_of_[size_t(r)]].sample;
+    cuda::SampleRowArgs& a = args_host_.get()[r];
+    a = cuda::SampleRowArgs{};
+    a.params = d.params;
+    a.row = sample_row[chunk_of_[size_t(r)]];
+    a.penalty_begin = int32_t(entry);
+    a.penalty_count = int32_t(d.penalties.size());
+    a.want_logprob = d.want_logprob ? 1 : 0;
+    std::copy(d.penalties.begin(), d.penalties.end(), entries_host_.get() + entry);
+    entry += int64_t(d.penalties.size());
+  }
 
-  const auto rows = int64_t(args_.size());
   TNL_RETURN_IF_ERROR(d_args_.reserve(rows));
   TNL_RETURN_IF_ERROR(d_results_.reserve(rows));
-  TNL_RETURN_IF_ERROR(d_entries_.reserve(std::max<int64_t>(1, int64_t(entries_.size()))));
-  if (penalties) TNL_RETURN_IF_ERROR(work_.reserve(rows * vocab));
-  TNL_RETURN_IF_ERROR(args_host_.assign(args_.data(), rows));
-  TNL_CUDA_TRY(cudaMemcpyAsync(d_args_.get(), args_host_.get(), args_.size() * sizeof(args_[0]),
+  TNL_RETURN_IF_ERROR(d_entries_.reserve(std::max<int64_t>(1, num_entries)));
+  if (num_entries > 0) TNL_RETURN_IF_ERROR(work_.reserve(rows * vocab));  // penalised copies of rows
+  TNL_CUDA_TRY(cudaMemcpyAsync(d_args_.get(), args_host_.get(), size_t(rows) * sizeof(cuda::SampleRowArgs),
                                cudaMemcpyHostToDevice, stream));
-  if (!entries_.empty()) {
-    TNL_RETURN_IF_ERROR(entries_host_.assign(entries_.data(), int64_t(entries_.size())));
-    TNL_CUDA_TRY(cudaMemcpyAsync(d_entries_.get(), entries_host_.get(), entries_.size() * sizeof(entries_[0]),
+  if (num_entries > 0) {
+    TNL_CUDA_TRY(cudaMemcpyAsync(d_entries_.get(), entries_host_.get(), size_t(num_entries) * sizeof(PenaltyEntry),
                                  cudaMemcpyHostToDevice, stream));
   }
   TNL_CUDA_TRY(cuda::sample_rows(logits, vocab, d_args_.get(), rows, d_entries_.get(), work_.get(), d_results_.get(),

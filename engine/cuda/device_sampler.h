@@ -27,10 +27,8 @@ class DeviceSampler {
   void collect(size_t num_chunks, std::vector<SampledToken>* sampled) const;
 
  private:
-  std::vector<cuda::SampleRowArgs> args_;  // built on the host, reused
-  std::vector<PenaltyEntry> entries_;
   std::vector<size_t> chunk_of_;           // row of the launch → plan chunk
-  PinnedBuffer<cuda::SampleRowArgs> args_host_;  // pinned staging: asynchronous copies
+  PinnedBuffer<cuda::SampleRowArgs> args_host_;  // built here, in pinned memory: asynchronous copies
   PinnedBuffer<PenaltyEntry> entries_host_;
   PinnedBuffer<SampledToken> results_host_;
   DeviceBuffer<cuda::SampleRowArgs> d_args_;
