@@ -15,6 +15,8 @@ struct BackendOptions {
   float gpu_memory_fraction = 0.9f; // CUDA: share of free device memory for weights + state slots
   std::string gpu_dtype = "bf16";   // CUDA weight dtype: "bf16" or "fp16"
   int32_t gpu_device = 0;           // CUDA device ordinal
+  int64_t test_fatal_step = 0;      // test hook: > 0 makes step N and later fail fatally
+                                    // (fault_injecting_backend.h); 0 in production
 };
 
 }  // namespace tnl

@@ -5,29 +5,76 @@
 #include <sstream>
 
 #include <nlohmann/json.hpp>
+#include <spdlog/spdlog.h>
 
 namespace tnl {
 namespace {
 
 using nlohmann::json;
 
-// Fields the engine understands. Anything else that changes the math must be
-// rejected rather than silently ignored; purely informational HF keys are allowed.
-const char* const kKnownFields[] = {
-    "vocab_size", "decoder_embed_dim", "decoder_layers", "decoder_attention_heads",
-    "hidden_dim", "glu_dim", "linear_act_fun", "norm_type", "linear_use_lrpe_list",
-    "no_scale_embedding", "bias", "tie_word_embeddings", "pad_token_id", "bos_token_id",
-    "eos_token_id", "model_type", "architectures", "auto_map", "torch_dtype",
-    "transformers_version", "use_cache", "init_std", "act_dropout", "dropout",
-    "glu_act", "glu_dropout", "norm_eps", "add_bos_token", "max_position_embeddings",
-    "decoder_embed_dim_scale", "initializer_range", "_name_or_path", "output_attentions",
-    "output_hidden_states", "return_dict"};
+// Fields that change the math: read, type-checked and validated below.
+const char* const kModelFields[] = {
+    "vocab_size", "decoder_embed_dim", "decoder_layers", "decoder_attention_heads", "hidden_dim", "glu_dim",
+    "linear_act_fun", "norm_type", "linear_use_lrpe_list", "no_scale_embedding", "bias", "tie_word_embeddings",
+    "pad_token_id", "bos_token_id", "eos_token_id", "model_type"};
 
-bool is_known_field(const std::string& key) {
-  for (const char* k : kKnownFields) {
+// Informational fields the Hugging Face ecosystem writes: not used, but a wrong
+// type still means a broken file. Anything else is ignored with a warning
+// (model-spec §2: current transformers writes `dtype`; fine-tunes add their keys).
+enum class JsonKind { kString, kBool, kNumber, kInteger, kArray, kObject };
+struct InformationalField {
+  const char* name;
+  JsonKind kind;
+};
+const InformationalField kInformationalFields[] = {
+    {"architectures", JsonKind::kArray},        {"auto_map", JsonKind::kObject},
+    {"torch_dtype", JsonKind::kString},         {"dtype", JsonKind::kString},
+    {"transformers_version", JsonKind::kString}, {"use_cache", JsonKind::kBool},
+    {"init_std", JsonKind::kNumber},            {"act_dropout", JsonKind::kNumber},
+    {"dropout", JsonKind::kNumber},             {"glu_act", JsonKind::kString},
+    {"glu_dropout", JsonKind::kNumber},         {"norm_eps", JsonKind::kNumber},
+    {"add_bos_token", JsonKind::kBool},         {"max_position_embeddings", JsonKind::kInteger},
+    {"decoder_embed_dim_scale", JsonKind::kNumber}, {"initializer_range", JsonKind::kNumber},
+    {"_name_or_path", JsonKind::kString},       {"output_attentions", JsonKind::kBool},
+    {"output_hidden_states", JsonKind::kBool},  {"return_dict", JsonKind::kBool},
+};
+
+bool is_model_field(const std::string& key) {
+  for (const char* k : kModelFields) {
     if (key == k) return true;
   }
   return false;
+}
+
+const InformationalField* find_informational(const std::string& key) {
+  for (const InformationalField& f : kInformationalFields) {
+    if (key == f.name) return &f;
+  }
+  return nullptr;
+}
+
+bool has_kind(const json& v, JsonKind kind) {
+  switch (kind) {
+    case JsonKind::kString: return v.is_string();
+    case JsonKind::kBool: return v.is_boolean();
+    case JsonKind::kNumber: return v.is_number();
+    case JsonKind::kInteger: return v.is_number_integer();
+    case JsonKind::kArray: return v.is_array();
+    case JsonKind::kObject: return v.is_object();
+  }
+  return false;
+}
+
+const char* kind_name(JsonKind kind) {
+  switch (kind) {
+    case JsonKind::kString: return "a string";
+    case JsonKind::kBool: return "a boolean";
+    case JsonKind::kNumber: return "a number";
+    case JsonKind::kInteger: return "an integer";
+    case JsonKind::kArray: return "a list";
+    case JsonKind::kObject: return "an object";
+  }
+  return "?";
 }
 
 template <typename T>
@@ -97,13 +144,16 @@ Expected<ModelConfig> parse_model_config(const std::string& json_text, const std
     return invalid_argument(source + ": model_type is \"" + it->get<std::string>() +
                             "\", expected \"transnormer\"");
   }
+  ModelConfig c;
   for (auto it = j.begin(); it != j.end(); ++it) {
-    if (!is_known_field(it.key())) {
-      return invalid_argument(source + ": unknown field \"" + it.key() + "\"");
+    if (is_model_field(it.key())) continue;
+    const InformationalField* info = find_informational(it.key());
+    if (info == nullptr) {
+      c.unknown_fields.push_back(it.key());
+    } else if (!it->is_null() && !has_kind(*it, info->kind)) {
+      return invalid_argument(source + ": field \"" + it.key() + "\" must be " + kind_name(info->kind));
     }
   }
-
-  ModelConfig c;
   std::string act = "silu", norm = "simplermsnorm";
   bool no_scale_embedding = false;
   std::vector<int> lrpe;
@@ -187,7 +237,13 @@ Expected<ModelConfig> load_model_config(const std::filesystem::path& dir) {
   if (!in) return not_found(path.string() + ": cannot open (is this a checkpoint directory?)");
   std::stringstream ss;
   ss << in.rdbuf();
-  return parse_model_config(ss.str(), path.string());
+  Expected<ModelConfig> config = parse_model_config(ss.str(), path.string());
+  if (config.has_value()) {
+    for (const std::string& field : config->unknown_fields) {
+      spdlog::warn("{}: ignoring unknown field \"{}\" (not used by the engine)", path.string(), field);
+    }
+  }
+  return config;
 }
 
 std::string model_config_to_json(const ModelConfig& c) {

@@ -28,6 +28,9 @@ struct ModelConfig {
   int32_t pad_token_id = 0;
   int32_t bos_token_id = 1;
   int32_t eos_token_id = 2;
+  // config.json keys the engine neither uses nor knows (ignored; load_model_config
+  // warns once per key, as Hugging Face does).
+  std::vector<std::string> unknown_fields;
 
   int64_t head_dim() const { return hidden_dim / num_heads; }  // e
   // Key width of a layer's state: 2e on LRPE layers (cos and sin halves), else e.
@@ -38,7 +41,10 @@ struct ModelConfig {
   int64_t num_parameters() const;
 };
 
-// Parses and validates config.json text. `source` names the file in errors.
+// Parses and validates config.json text. `source` names the file in errors. A
+// field that changes the math is checked for type and consistency; a known
+// informational field (torch_dtype, dtype, architectures, ...) for type; any other
+// field is recorded in unknown_fields and otherwise ignored.
 Expected<ModelConfig> parse_model_config(const std::string& json_text, const std::string& source);
 // Reads and parses `dir/config.json`.
 Expected<ModelConfig> load_model_config(const std::filesystem::path& dir);

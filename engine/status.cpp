@@ -15,6 +15,7 @@ const char* status_code_name(StatusCode code) {
     case StatusCode::kCancelled: return "CANCELLED";
     case StatusCode::kInternal: return "INTERNAL";
     case StatusCode::kDataLoss: return "DATA_LOSS";
+    case StatusCode::kFatal: return "FATAL";
   }
   return "UNKNOWN";
 }

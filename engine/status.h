@@ -24,6 +24,8 @@ enum class StatusCode {
   kCancelled,
   kInternal,           // a broken invariant or a failed library call
   kDataLoss,           // truncated or corrupt file
+  kFatal,              // the backend cannot run steps any more (sticky device error,
+                       // dead communicator): the engine latches dead and stops serving
 };
 
 const char* status_code_name(StatusCode code);
@@ -54,6 +56,7 @@ inline Status failed_precondition(std::string m) { return {StatusCode::kFailedPr
 inline Status unavailable(std::string m) { return {StatusCode::kUnavailable, std::move(m)}; }
 inline Status internal_error(std::string m) { return {StatusCode::kInternal, std::move(m)}; }
 inline Status data_loss(std::string m) { return {StatusCode::kDataLoss, std::move(m)}; }
+inline Status fatal_error(std::string m) { return {StatusCode::kFatal, std::move(m)}; }
 
 template <typename T>
 class [[nodiscard]] Expected {

@@ -2,7 +2,11 @@
 // them to the host): the plain data both the CPU reference and the CUDA kernel
 // take, and the one rule set they share.
 //
-// Rules, in the Hugging Face order the host Sampler also uses (engine/sampling):
+// Rules, in the Hugging Face order; the host Sampler (engine/sampling), the CPU
+// reference (kernels/cpu/sampling_reference.*) and the CUDA kernel all follow them,
+// so a row, its parameters and a uniform give the same token on every path (the
+// GPU's expf may differ from the host's in the last bit, which moves a fixed-point
+// weight by one unit at most):
 //   x = logits with the penalties applied (repetition once per token seen in the
 //       prompt or output, HF style; then x −= count·frequency + presence for
 //       tokens in the output); NaN counts as −inf
@@ -18,6 +22,7 @@
 // the same row, parameters and uniform give the same token on every run.
 #pragma once
 
+#include <cmath>
 #include <cstdint>
 
 namespace tnl {
@@ -47,5 +52,28 @@ struct SampledToken {
 };
 
 constexpr double kSamplingFixedOne = 68719476736.0;  // 2³⁶: Σ over V ≤ 2¹⁷ weights stays < 2⁵³
+
+// The host side of the rules, shared by the host Sampler and the CPU reference.
+
+// x of one penalised token: repetition once (seen in the prompt or the output),
+// then count·frequency + presence as one fused multiply-add, as the kernel does.
+inline float penalised_logit(float x, const RowSampling& p, const PenaltyEntry& e) {
+  if (p.repetition_penalty != 1.0f && (e.in_prompt || e.output_count > 0)) {
+    x = x > 0.0f ? x / p.repetition_penalty : x * p.repetition_penalty;
+  }
+  if (e.output_count > 0) x -= std::fmaf(float(e.output_count), p.frequency_penalty, p.presence_penalty);
+  return x;
+}
+
+// The fixed-point weight of x against the row maximum (kSamplingFixedOne = weight 1).
+inline uint64_t fixed_weight(float x, float max, float inv_temperature) {
+  const float w = std::exp((x - max) * inv_temperature);
+  return uint64_t(w * float(kSamplingFixedOne));
+}
+
+// min-p keeps x when its (unnormalised, float) weight is at least min_p.
+inline bool passes_min_p(float x, float max, float inv_temperature, float min_p) {
+  return !(std::exp((x - max) * inv_temperature) < min_p);
+}
 
 }  // namespace tnl

@@ -6,9 +6,11 @@
 //   the engine's step-loop thread: owned by Engine, calls EventSinks;
 //   gRPC's callback threads: owned by grpc::Server.
 // Shutdown (SIGTERM/SIGINT): stop accepting, /ready and gRPC health go false, the
-// engine refuses new work, in-flight requests finish until --drain-timeout, exit 0.
-// A second signal exits at once.
+// engine refuses new work, in-flight requests finish until --drain-timeout (then
+// they end with an error), exit 0. A second signal exits at once. SIGHUP, SIGUSR1
+// and SIGUSR2 are logged and otherwise ignored.
 #include <sys/resource.h>
+#include <unistd.h>
 
 #include <csignal>
 #include <ctime>
@@ -36,8 +38,10 @@ Expected<std::unique_ptr<Engine>> load_engine(const ServerOptions& options) {
   return Engine::create(std::move(backend), std::move(tokenizer), options.engine_options());
 }
 
-// Drives the drain: polls until nothing is in flight or the deadline passes, then
-// stops the io_context (which ends main()'s io.run()).
+// Drives the drain: polls until nothing is in flight or the deadline passes. At the
+// deadline every request still running or queued is ended with an error saying so
+// (streams get an error event and [DONE], gRPC calls UNAVAILABLE); once those are
+// written out (or 2 s later) it stops the io_context, which ends main()'s io.run().
 class Drain {
  public:
   Drain(asio::io_context& io, ServerContext& ctx, HttpServer& http, GrpcFrontEnd* grpc, double timeout_s)
@@ -54,18 +58,38 @@ class Drain {
   }
 
  private:
+  bool nothing_in_flight() const {
+    return ctx_.engine().idle() && ctx_.metrics().active_generations.load() == 0;
+  }
+
   void poll() {
-    const bool done = ctx_.engine().idle() && ctx_.metrics().active_generations.load() == 0;
-    if (done || std::chrono::steady_clock::now() >= deadline_) {
-      if (!done) spdlog::warn("drain timeout: cancelling what is still running");
-      // A short grace so the last responses leave the socket buffers.
-      timer_.expires_after(std::chrono::milliseconds(100));
-      timer_.async_wait([this](boost::system::error_code) { io_.stop(); });
-      return;
+    const auto now = std::chrono::steady_clock::now();
+    if (nothing_in_flight()) return stop_soon();
+    if (now >= deadline_) {
+      spdlog::warn("drain timeout: ending what is still running with an error");
+      ctx_.engine().abort_all(unavailable("the server is shutting down: the drain timeout (--drain-timeout " +
+                                          std::to_string(timeout_.count() / 1000.0) + " s) expired"));
+      return wait_for_answers(now + std::chrono::seconds(2));
     }
-    timer_.expires_after(std::chrono::milliseconds(50));
-    timer_.async_wait([this](boost::system::error_code ec) {
-      if (!ec) poll();
+    after(std::chrono::milliseconds(50), [this] { poll(); });
+  }
+
+  // After abort_all: let the error answers reach the sockets, but not forever.
+  void wait_for_answers(std::chrono::steady_clock::time_point give_up) {
+    if (nothing_in_flight() || std::chrono::steady_clock::now() >= give_up) return stop_soon();
+    after(std::chrono::milliseconds(20), [this, give_up] { wait_for_answers(give_up); });
+  }
+
+  void stop_soon() {
+    // A short grace so the last responses leave the socket buffers.
+    after(std::chrono::milliseconds(100), [this] { io_.stop(); });
+  }
+
+  template <typename Then>
+  void after(std::chrono::milliseconds delay, Then then) {
+    timer_.expires_after(delay);
+    timer_.async_wait([then = std::move(then)](boost::system::error_code ec) {
+      if (!ec) then();
     });
   }
 
@@ -76,6 +100,36 @@ class Drain {
   asio::steady_timer timer_;
   std::chrono::milliseconds timeout_;
   std::chrono::steady_clock::time_point deadline_;
+};
+
+extern "C" void exit_now(int) { _exit(0); }
+
+// Polls the engine's health; on the first failure logs it and turns gRPC health
+// NOT_SERVING (HTTP /health reads the engine directly).
+class HealthWatch {
+ public:
+  HealthWatch(asio::io_context& io, ServerContext& ctx, GrpcFrontEnd* grpc) : ctx_(ctx), grpc_(grpc), timer_(io) {
+    poll();
+  }
+
+ private:
+  void poll() {
+    const Status health = ctx_.engine().health();
+    if (!health.is_ok()) {
+      spdlog::critical("health: {}; /health answers 503 and gRPC health NOT_SERVING until restarted",
+                       health.message());
+      if (grpc_) grpc_->set_serving(false);
+      return;
+    }
+    timer_.expires_after(std::chrono::milliseconds(250));
+    timer_.async_wait([this](boost::system::error_code ec) {
+      if (!ec) poll();
+    });
+  }
+
+  ServerContext& ctx_;
+  GrpcFrontEnd* grpc_;
+  asio::steady_timer timer_;
 };
 
 int run(const ServerOptions& options) {
@@ -91,7 +145,8 @@ int run(const ServerOptions& options) {
     return 1;
   }
   spdlog::info("chat template: {}", chat_template->source);
-  ServerContext ctx(**engine, options.served_model_name, *chat_template, options.api_key, int64_t(std::time(nullptr)));
+  ServerContext ctx(**engine, options.served_model_name, *chat_template, options.api_key, int64_t(std::time(nullptr)),
+                    options.front_end_limits());
 
   asio::io_context io(options.http_threads);
   HttpServer http(io, ctx, options.http_limits());
@@ -126,12 +181,34 @@ int run(const ServerOptions& options) {
   };
   signals.async_wait(on_signal);
 
+  // SIGHUP (a closed terminal, or an operator expecting a reload) and SIGUSR1/2 must
+  // not kill a serving process: there is no configuration to reload, so log and go on;
+  // SIGUSR1 also logs the engine's load.
+  asio::signal_set harmless(io, SIGHUP, SIGUSR1, SIGUSR2);
+  std::function<void(boost::system::error_code, int)> on_harmless = [&](boost::system::error_code ec, int signo) {
+    if (ec) return;
+    const EngineStats s = ctx.engine().stats();
+    spdlog::info("signal {} received and ignored (SIGTERM/SIGINT drain the server); running {}, waiting {}, "
+                 "slots {}/{}",
+                 signo, s.running, s.waiting, s.slots_used, s.slots_total);
+    harmless.async_wait(on_harmless);
+  };
+  harmless.async_wait(on_harmless);
+
+  // A dead engine (a fatal backend error) turns gRPC health NOT_SERVING, as /health
+  // turns 503: the orchestrator restarts the process.
+  HealthWatch health_watch(io, ctx, grpc.get());
+
   std::vector<std::thread> io_threads;
   for (int i = 1; i < options.http_threads; ++i) io_threads.emplace_back([&io] { io.run(); });
   io.run();
   for (std::thread& t : io_threads) t.join();
+  // Shutting down: a further SIGTERM/SIGINT exits at once, still with status 0.
+  std::signal(SIGTERM, exit_now);
+  std::signal(SIGINT, exit_now);
 
   if (grpc) grpc->shutdown(std::chrono::milliseconds(1000));
+  ctx.join_workers();  // they use the engine
   engine->reset();  // joins the step loop; anything unfinished is cancelled
   spdlog::info("tnl-server: stopped");
   return 0;

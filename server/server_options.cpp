@@ -31,6 +31,13 @@ void add_server_flags(CLI::App& app, ServerOptions& o) {
   app.add_option("--header-timeout", o.header_timeout_s,
                  "Seconds a client has to send a request's header, and then its body (slow clients are dropped)")
       ->capture_default_str();
+  app.add_option("--stream-buffer-bytes", o.stream_buffer_bytes,
+                 "Unsent bytes one stream may hold (HTTP and gRPC); a client that stops reading past it is cut off "
+                 "and its generation cancelled")
+      ->capture_default_str();
+  app.add_option("--worker-threads", o.worker_threads,
+                 "Front-end worker threads: request parsing and tokenizing, gRPC event handling")
+      ->capture_default_str();
   app.add_option("--api-key", o.api_key,
                  "Require 'Authorization: Bearer <key>' on the API (default: env TNL_API_KEY; empty: open)");
   app.add_option("--drain-timeout", o.drain_timeout_s,
@@ -55,6 +62,7 @@ void finalize_server_options(ServerOptions& o) {
   if (o.api_key.empty()) {
     if (const char* env = std::getenv("TNL_API_KEY")) o.api_key = env;
   }
+  if (const char* env = std::getenv("TNL_TEST_FATAL_STEP")) o.test_fatal_step = std::atoll(env);
   if (o.served_model_name.empty()) {
     std::filesystem::path dir(o.model);
     if (!dir.has_filename()) dir = dir.parent_path();
@@ -89,6 +97,8 @@ Status ServerOptions::validate() const {
   }
   if (gpu_dtype != "bf16" && gpu_dtype != "fp16") return invalid_argument("--gpu-dtype must be bf16 or fp16");
   if (http_threads < 1 || http_threads > 64) return invalid_argument("--http-threads must be in [1, 64]");
+  if (worker_threads < 1 || worker_threads > 64) return invalid_argument("--worker-threads must be in [1, 64]");
+  if (stream_buffer_bytes < 4096) return invalid_argument("--stream-buffer-bytes must be at least 4096");
   if (served_model_name.empty()) return invalid_argument("--served-model-name must not be empty");
   if (!chat_template.empty() && !std::filesystem::is_regular_file(chat_template)) {
     return invalid_argument("--chat-template: '" + chat_template + "' is not a file");
@@ -114,6 +124,7 @@ BackendOptions ServerOptions::backend_options() const {
   b.cpu_threads = threads;
   b.gpu_memory_fraction = gpu_memory_fraction;
   b.gpu_dtype = gpu_dtype;
+  b.test_fatal_step = test_fatal_step;
   return b;
 }
 
@@ -121,6 +132,14 @@ HttpLimits ServerOptions::http_limits() const {
   HttpLimits l;
   l.max_body_bytes = max_body_bytes;
   l.header_timeout = std::chrono::milliseconds(int64_t(header_timeout_s * 1000));
+  l.stream_buffer_bytes = stream_buffer_bytes;
+  return l;
+}
+
+FrontEndLimits ServerOptions::front_end_limits() const {
+  FrontEndLimits l;
+  l.stream_buffer_bytes = stream_buffer_bytes;
+  l.worker_threads = worker_threads;
   return l;
 }
 

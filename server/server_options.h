@@ -8,6 +8,7 @@
 #include "engine/backend_options.h"
 #include "engine/scheduler/engine.h"
 #include "engine/status.h"
+#include "server/core/server_context.h"
 #include "server/http/http_session.h"
 
 namespace CLI {
@@ -30,6 +31,9 @@ struct ServerOptions {
   double request_timeout_s = 0;        // 0: none
   uint64_t max_body_bytes = 8u << 20;
   double header_timeout_s = 10;
+  uint64_t stream_buffer_bytes = 1 << 20;  // unsent bytes per stream before a non-reading client is cut off
+  int32_t worker_threads = 2;          // front-end workers: request parsing/tokenizing, gRPC events
+  int64_t test_fatal_step = 0;         // env TNL_TEST_FATAL_STEP: test hook, see fault_injecting_backend.h
   std::string api_key;                 // empty: no authentication (env TNL_API_KEY)
   double drain_timeout_s = 30;
   std::string served_model_name;       // default: the model directory's name
@@ -44,6 +48,7 @@ struct ServerOptions {
   EngineOptions engine_options() const;
   BackendOptions backend_options() const;
   HttpLimits http_limits() const;
+  FrontEndLimits front_end_limits() const;
 };
 
 // Registers every flag on `app` bound to `options`.

@@ -1,5 +1,6 @@
 #include "engine/backend_factory/backend_factory.h"
 
+#include "engine/backend_factory/fault_injecting_backend.h"
 #include "engine/cpu/cpu_backend.h"
 #if defined(TNL_WITH_CUDA)
 #include "engine/cuda/cuda_backend.h"
@@ -15,7 +16,9 @@ bool cuda_available() {
 #endif
 }
 
-Expected<std::unique_ptr<Backend>> make_backend(const Checkpoint& checkpoint, const BackendOptions& options) {
+namespace {
+
+Expected<std::unique_ptr<Backend>> make_device_backend(const Checkpoint& checkpoint, const BackendOptions& options) {
   std::string device = options.device;
   if (device == "auto") device = cuda_available() ? "cuda" : "cpu";
   if (device == "cpu") return make_cpu_backend(checkpoint, options);
@@ -28,6 +31,14 @@ Expected<std::unique_ptr<Backend>> make_backend(const Checkpoint& checkpoint, co
 #endif
   }
   return invalid_argument("unknown device \"" + options.device + "\" (expected auto, cpu or cuda)");
+}
+
+}  // namespace
+
+Expected<std::unique_ptr<Backend>> make_backend(const Checkpoint& checkpoint, const BackendOptions& options) {
+  TNL_ASSIGN_OR_RETURN(std::unique_ptr<Backend> backend, make_device_backend(checkpoint, options));
+  if (options.test_fatal_step > 0) return make_fault_injecting_backend(std::move(backend), options.test_fatal_step);
+  return backend;
 }
 
 }  // namespace tnl

@@ -135,6 +135,15 @@ Expected<std::unique_ptr<Checkpoint>> Checkpoint::open(const fs::path& dir) {
   }
 
   TNL_RETURN_IF_ERROR(validate_tensors(ckpt->config_, source, &ckpt->tensors_));
+  // A NaN or Inf weight would load silently and every request would return 200
+  // with garbage: refuse the checkpoint, naming the tensor.
+  for (const auto& [name, view] : ckpt->tensors_) {
+    const int64_t at = first_non_finite(view.dtype, view.data, view.numel());
+    if (at >= 0) {
+      return data_loss(view.file + ": tensor \"" + name + "\" holds a non-finite value (NaN or Inf) at element " +
+                       std::to_string(at) + "; the checkpoint is corrupt");
+    }
+  }
   return ckpt;
 }
 

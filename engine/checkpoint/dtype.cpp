@@ -1,5 +1,6 @@
 #include "engine/checkpoint/dtype.h"
 
+#include <algorithm>
 #include <bit>
 #include <cstring>
 
@@ -131,6 +132,37 @@ std::vector<std::byte> encode_from_f32(DType dtype, std::span<const float> value
       break;
   }
   return out;
+}
+
+namespace {
+
+// Exponent all ones ⇔ NaN or Inf, for an IEEE format whose exponent field is `mask`.
+template <typename Bits>
+int64_t first_with_exponent_all_ones(const std::byte* src, int64_t n, Bits mask) {
+  constexpr int64_t kBlock = 4096;
+  Bits block[kBlock];
+  for (int64_t begin = 0; begin < n; begin += kBlock) {
+    const int64_t count = std::min(kBlock, n - begin);
+    std::memcpy(block, src + begin * int64_t(sizeof(Bits)), size_t(count) * sizeof(Bits));
+    bool any = false;
+    for (int64_t i = 0; i < count; ++i) any |= (block[i] & mask) == mask;
+    if (!any) continue;
+    for (int64_t i = 0; i < count; ++i) {
+      if ((block[i] & mask) == mask) return begin + i;
+    }
+  }
+  return -1;
+}
+
+}  // namespace
+
+int64_t first_non_finite(DType dtype, const std::byte* src, int64_t n) {
+  switch (dtype) {
+    case DType::kF32: return first_with_exponent_all_ones<uint32_t>(src, n, 0x7F800000u);
+    case DType::kBF16: return first_with_exponent_all_ones<uint16_t>(src, n, uint16_t(0x7F80));
+    case DType::kF16: return first_with_exponent_all_ones<uint16_t>(src, n, uint16_t(0x7C00));
+  }
+  return -1;
 }
 
 }  // namespace tnl

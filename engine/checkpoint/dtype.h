@@ -23,6 +23,11 @@ std::optional<DType> dtype_from_name(std::string_view name);
 // (tensors in a safetensors file start at arbitrary byte offsets).
 void convert_to_f32(DType dtype, const std::byte* src, int64_t n, float* dst);
 
+// Index of the first NaN or ±Inf among n elements of `dtype` at `src` (no
+// alignment needed), or -1 when every element is finite. A bit test on the
+// exponent field: memory-bound, about as fast as reading the bytes.
+int64_t first_non_finite(DType dtype, const std::byte* src, int64_t n);
+
 // fp32 values encoded as `dtype`, little-endian, rounded to nearest even.
 std::vector<std::byte> encode_from_f32(DType dtype, std::span<const float> values);
 

@@ -1,4 +1,6 @@
-// Truncation filters of sampling (top-k, top-p, min-p) over a candidate array.
+// Truncation filters of sampling (top-k, top-p, min-p) over a candidate array,
+// by the rules of kernels/sampling_row.h: candidates ordered by (x descending,
+// id ascending), weights in fixed point.
 //
 // Each filter reorders the candidates in place and returns how many of the
 // leading ones survive; none sorts the whole vocabulary: O(n) expected time, no
@@ -13,8 +15,9 @@
 namespace tnl {
 
 struct Candidate {
-  float value = 0.0f;  // a logit, or once weighted an unnormalised probability
+  float value = 0.0f;   // x: the penalised logit
   int32_t token = 0;
+  uint64_t weight = 0;  // fixed-point weight (kernels/sampling_row.h), once computed
 };
 
 // Strict total order "a is a better candidate than b": higher value, then lower id.
@@ -25,13 +28,12 @@ inline bool better_candidate(const Candidate& a, const Candidate& b) {
 // Keeps the k best candidates (k ≥ 1) in the first k places, unordered.
 size_t keep_top_k(std::span<Candidate> candidates, size_t k);
 
-// Candidates hold weights (unnormalised probabilities) summing to `total`.
-// Keeps the smallest set of best candidates whose weight reaches top_p · total
-// (at least one), found by a weight histogram and a weighted quickselect inside
-// one bucket rather than by a sort. Weights must be ≥ 0 and finite.
-size_t keep_top_p(std::span<Candidate> candidates, double total, float top_p);
+// Keeps the shortest prefix of the candidates in (x descending, id ascending)
+// order whose weight reaches top_p · total, `total` being the sum of all their
+// weights (at least one survives). A weighted quickselect, not a sort.
+size_t keep_top_p(std::span<Candidate> candidates, uint64_t total, float top_p);
 
-// Keeps candidates whose weight is at least min_p times the largest weight.
-size_t keep_min_p(std::span<Candidate> candidates, float min_p);
+// Keeps candidates whose float weight exp((x − max)·(1/T)) is at least min_p.
+size_t keep_min_p(std::span<Candidate> candidates, float max, float inv_temperature, float min_p);
 
 }  // namespace tnl

@@ -39,63 +39,62 @@ void Sampler::accept(int32_t token) {
   }
 }
 
-void Sampler::apply_penalties(std::span<Candidate> by_token) const {
-  const auto vocab = static_cast<int32_t>(by_token.size());
-  const float repetition = params_.repetition_penalty;
-  // HF style: a seen token's positive logit is divided, a negative one
-  // multiplied, so the penalty always makes it less likely; once per token.
-  const auto penalise = [&](int32_t token) {
-    if (token < 0 || token >= vocab) return;
-    float& logit = by_token[static_cast<size_t>(token)].value;
-    logit = logit > 0.0f ? logit / repetition : logit * repetition;
-  };
-  if (repetition != 1.0f) {
-    for (int32_t token : prompt_ids_) penalise(token);
-    for (const auto& [token, count] : output_counts_) {
-      if (!std::binary_search(prompt_ids_.begin(), prompt_ids_.end(), token)) penalise(token);
-    }
+bool Sampler::load_candidates(std::span<const float> logits) {
+  candidates_.resize(logits.size());
+  bool finite = true;
+  for (size_t i = 0; i < logits.size(); ++i) {
+    const float x = logits[i];
+    finite &= x < std::numeric_limits<float>::infinity();  // false for NaN and +Inf
+    // NaN would break the ordering; −0 and +0 must not differ in the tie rule.
+    candidates_[i] = {std::isnan(x) ? -std::numeric_limits<float>::infinity() : x + 0.0f, int32_t(i), 0};
   }
-  // OpenAI style, over generated tokens only: subtract count · frequency, and
-  // presence once for any token that appeared.
-  if (params_.presence_penalty != 0.0f || params_.frequency_penalty != 0.0f) {
-    for (const auto& [token, count] : output_counts_) {
-      if (token < 0 || token >= vocab) continue;
-      by_token[static_cast<size_t>(token)].value -=
-          static_cast<float>(count) * params_.frequency_penalty + params_.presence_penalty;
-    }
+  if (!has_penalties()) return finite;
+  const auto vocab = int32_t(candidates_.size());
+  const RowSampling row = rules();
+  for (const PenaltyEntry& e : penalty_entries()) {
+    if (e.token < 0 || e.token >= vocab) continue;
+    float& x = candidates_[size_t(e.token)].value;
+    x = penalised_logit(x, row, e) + 0.0f;  // −0 → +0 after the penalties too, as the reference
   }
+  return finite;
 }
 
-int32_t Sampler::draw(std::span<Candidate> candidates) {
-  // Temperature, top-k, weights, top-p, min-p, then an inverse-CDF draw.
-  size_t n = candidates.size();
-  if (params_.top_k > 0) n = keep_top_k(candidates.first(n), static_cast<size_t>(params_.top_k));
-  const std::span<Candidate> kept = candidates.first(n);
-
-  const Candidate best = *std::min_element(kept.begin(), kept.end(), better_candidate);
-  if (!std::isfinite(best.value)) return best.token;  // nothing has finite weight
-  const float inv_temperature = 1.0f / params_.temperature;
-  double total = 0.0;
+int32_t Sampler::draw(const RowSampling& row) {
+  std::span<Candidate> all(candidates_);
+  const Candidate best = *std::min_element(all.begin(), all.end(), better_candidate);
+  if (best.value == -std::numeric_limits<float>::infinity()) return best.token;  // nothing has weight
+  size_t n = all.size();
+  if (row.top_k > 0) n = keep_top_k(all, size_t(row.top_k));
+  std::span<Candidate> kept = all.first(n);
+  uint64_t total = 0;
   for (Candidate& c : kept) {
-    // Weight relative to the best (≤ 1), so exp cannot overflow.
-    c.value = std::exp((c.value - best.value) * inv_temperature);
-    total += c.value;
+    c.weight = fixed_weight(c.value, best.value, row.inv_temperature);
+    total += c.weight;
   }
-
-  n = keep_top_p(kept, total, params_.top_p);
-  n = keep_min_p(kept.first(n), params_.min_p);
+  n = keep_top_p(kept, total, row.top_p);
+  n = keep_min_p(kept.first(n), best.value, row.inv_temperature, row.min_p);
   const std::span<Candidate> survivors = kept.first(n);
-  if (n < kept.size()) {
-    total = 0.0;
-    for (const Candidate& c : survivors) total += c.value;
-  }
 
-  double u = std::uniform_real_distribution<double>(0.0, total)(rng_);
+  // The draw walks the survivors in id order: mark them by id, then scan.
+  survives_.assign(candidates_.size(), 0);
+  std::vector<uint64_t>& weight_by_id = weight_by_id_;
+  weight_by_id.resize(candidates_.size());
+  total = 0;
   for (const Candidate& c : survivors) {
-    u -= c.value;
-    if (u < 0.0) return c.token;
+    survives_[size_t(c.token)] = 1;
+    weight_by_id[size_t(c.token)] = c.weight;
+    total += c.weight;
   }
-  return survivors.back().token;  // u landed on total through rounding
+  const auto target = uint64_t(row.uniform * double(total));
+  uint64_t running = 0;
+  int32_t last = best.token;
+  for (size_t id = 0; id < survives_.size(); ++id) {
+    if (!survives_[id]) continue;
+    running += weight_by_id[id];
+    last = int32_t(id);
+    if (running > target) return int32_t(id);
+  }
+  return last;  // uniform·total rounded up to total
 }
 
 void Sampler::fill_logprobs(std::span<const float> logits, SampleResult* result) const {
@@ -124,7 +123,7 @@ void Sampler::fill_logprobs(std::span<const float> logits, SampleResult* result)
   for (TokenLogprob& entry : top) entry.logprob = static_cast<float>(entry.logprob - log_z);
 }
 
-RowSampling Sampler::device_row() {
+RowSampling Sampler::rules() const {
   RowSampling row;
   row.temperature = params_.temperature;
   row.inv_temperature = params_.temperature > 0.0f ? 1.0f / params_.temperature : 0.0f;
@@ -134,6 +133,11 @@ RowSampling Sampler::device_row() {
   row.repetition_penalty = params_.repetition_penalty;
   row.presence_penalty = params_.presence_penalty;
   row.frequency_penalty = params_.frequency_penalty;
+  return row;
+}
+
+RowSampling Sampler::device_row() {
+  RowSampling row = rules();
   if (params_.temperature > 0.0f) row.uniform = std::uniform_real_distribution<double>(0.0, 1.0)(rng_);
   return row;
 }
@@ -168,36 +172,31 @@ bool Sampler::has_penalties() const {
 SampleResult Sampler::sample(std::span<const float> logits) {
   assert(!logits.empty() && "sampling needs a logits row");
   SampleResult result;
+  // One uniform per sampled token, drawn first, exactly as device_row() does: the
+  // request's RNG stream is the same whichever path samples it.
+  const RowSampling row = device_row();
   if (params_.temperature == 0.0f && !has_penalties()) {
     // Greedy on the raw row needs no scratch copy. NaN never wins a comparison
     // and ties keep the lowest id.
     size_t best = 0;
     float best_logit = -std::numeric_limits<float>::infinity();
+    bool finite = true;
     for (size_t i = 0; i < logits.size(); ++i) {
+      finite &= logits[i] < std::numeric_limits<float>::infinity();
       if (logits[i] > best_logit) {
         best_logit = logits[i];
         best = i;
       }
     }
     result.token = static_cast<int32_t>(best);
-    if (params_.logprobs >= 0) fill_logprobs(logits, &result);
-    accept(result.token);
-    return result;
-  }
-
-  candidates_.resize(logits.size());
-  for (size_t i = 0; i < logits.size(); ++i) {
-    // NaN would break the ordering that selection relies on.
-    const float logit = std::isnan(logits[i]) ? -std::numeric_limits<float>::infinity() : logits[i];
-    candidates_[i] = {logit, static_cast<int32_t>(i)};
-  }
-  apply_penalties(candidates_);
-
-  if (params_.temperature == 0.0f) {
-    // Greedy: argmax, ties to the lowest id (better_candidate's order).
-    result.token = std::min_element(candidates_.begin(), candidates_.end(), better_candidate)->token;
+    result.non_finite = !finite;
   } else {
-    result.token = draw(candidates_);
+    result.non_finite = !load_candidates(logits);
+    if (params_.temperature == 0.0f) {
+      result.token = std::min_element(candidates_.begin(), candidates_.end(), better_candidate)->token;
+    } else {
+      result.token = draw(row);
+    }
   }
   if (params_.logprobs >= 0) fill_logprobs(logits, &result);
   accept(result.token);

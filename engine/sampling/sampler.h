@@ -38,15 +38,19 @@ struct SampleResult {
   int32_t token = 0;
   float logprob = 0.0f;                 // log-softmax of the raw (unpenalised, T=1) logits
   std::vector<TokenLogprob> top;        // top `logprobs` alternatives, best first
+  bool non_finite = false;              // the row held NaN or +Inf: the model is broken
 };
 
 // One sampler per sequence: owns its RNG and the token counts the penalties need.
 //
-// Per call: penalties (repetition, then presence/frequency), then greedy argmax
-// when temperature is 0, else temperature, top-k, top-p, min-p (the Hugging
-// Face order) and a draw. O(V) expected time (top-k/top-p by selection, not a
-// sort); scratch is reused, so the steady state allocates nothing but the
-// returned `top` list. Params are expected to be validated.
+// Per call: the rules of kernels/sampling_row.h — penalties (repetition, then
+// presence/frequency), greedy argmax when temperature is 0, else top-k, top-p on
+// fixed-point weights, min-p, and a draw walking the survivors in id order with one
+// uniform from this sampler's RNG (the same draw device_row() makes). So the same
+// row and seed give the same token here, in the CPU reference and on the GPU.
+// O(V) expected time (selection, not a sort); scratch is reused, so the steady
+// state allocates nothing but the returned `top` list. Params are expected to be
+// validated.
 class Sampler {
  public:
   Sampler(SamplingParams params, const std::vector<int32_t>& prompt_ids);
@@ -65,8 +69,11 @@ class Sampler {
 
  private:
   bool has_penalties() const;
-  void apply_penalties(std::span<Candidate> by_token) const;
-  int32_t draw(std::span<Candidate> candidates);
+  RowSampling rules() const;  // the parameters as kernels/sampling_row.h takes them (no uniform)
+  // Fills candidates_ with the penalised row (NaN → −inf, −0 → +0); returns false
+  // when the row holds NaN or +Inf.
+  bool load_candidates(std::span<const float> logits);
+  int32_t draw(const RowSampling& row);
   void fill_logprobs(std::span<const float> logits, SampleResult* result) const;
 
   SamplingParams params_;
@@ -74,6 +81,8 @@ class Sampler {
   std::vector<int32_t> prompt_ids_;                         // sorted, unique
   std::vector<std::pair<int32_t, int32_t>> output_counts_;  // (token, count), sorted by token
   std::vector<Candidate> candidates_;                       // scratch, one per vocabulary entry
+  std::vector<uint8_t> survives_;                           // scratch: by id, kept for the draw
+  std::vector<uint64_t> weight_by_id_;                      // scratch: by id, the survivors' weights
 };
 
 // log-softmax of one logits row (used by tnl-eval and logprobs).

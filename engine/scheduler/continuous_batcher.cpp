@@ -140,6 +140,7 @@ void ContinuousBatcher::attach_device_sampling(ScheduledStep* step) {
 void ContinuousBatcher::step() {
   const EngineClock::time_point start = EngineClock::now();
   ScheduledStep step = scheduler_.schedule();
+  if (on_scheduled_) on_scheduled_(scheduler_.num_running(), scheduler_.num_waiting());
   drop_invalid_chunks(&step);
   if (step.empty()) return;
   attach_device_sampling(&step);
@@ -156,8 +157,17 @@ void ContinuousBatcher::step() {
     // slots undefined, so every sequence in the step fails; the rest (waiting, or
     // running but not scheduled this step) are untouched and keep going.
     spdlog::error("step of {} chunks failed: {}", step.chunks.size(), status.to_string());
-    for (const ScheduledChunk& c : step.chunks) finish(c.seq, FinishReason::kError, status);
     metrics_.step_time.observe(seconds_between(start, EngineClock::now()));
+    if (status.code() == StatusCode::kFatal) {
+      // The backend is gone for good: fail everything, running and waiting, with a
+      // status the front ends turn into 503 / UNAVAILABLE.
+      dead_ = unavailable("the engine is dead and serves no more requests: " + status.message());
+      spdlog::critical("{}", dead_.message());
+      if (on_dead_) on_dead_(dead_);
+      finish_all(FinishReason::kError, dead_);
+      return;
+    }
+    for (const ScheduledChunk& c : step.chunks) finish(c.seq, FinishReason::kError, status);
     return;
   }
   scheduler_.commit(step);
@@ -182,6 +192,10 @@ void ContinuousBatcher::process_output(const ScheduledStep& step, const StepOutp
     if (!c.samples_next) continue;
     const FinishReason reason = pc.sample ? state.accept_sampled(out.sampled[i])
                                           : state.sample_token(out.row(out.row_begin[i] + rows - 1));
+    if (reason == FinishReason::kError) {
+      sampled.emplace_back(c.seq, reason);
+      continue;
+    }
     ++metrics_.generation_tokens_total;
     if (state.completion_tokens() == 1) {
       metrics_.time_to_first_token.observe(seconds_between(state.arrival(), now));
@@ -197,7 +211,7 @@ void ContinuousBatcher::process_output(const ScheduledStep& step, const StepOutp
     if (reason == FinishReason::kNone) {
       requests_.at(id)->emit(FinishReason::kNone);
     } else {
-      finish(id, reason);
+      finish(id, reason, reason == FinishReason::kError ? requests_.at(id)->error() : Status::ok());
     }
   }
 }

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <unordered_map>
@@ -36,6 +37,18 @@ class ContinuousBatcher {
   void fail_all(const Status& error);
   // Finishes every request past its deadline with kTimeout.
   void expire(EngineClock::time_point now);
+  // Not OK once the backend reported a fatal (sticky) error: every request then
+  // failed, and the engine must not run another step.
+  const Status& dead() const { return dead_; }
+  // Called once, on the loop thread, when the batcher latches dead — before the
+  // failed requests' events go out, so that anyone who sees those also sees the
+  // engine dead.
+  void set_on_dead(std::function<void(const Status&)> on_dead) { on_dead_ = std::move(on_dead); }
+  // Called on the loop thread after each step is planned and before it runs, with
+  // the running and waiting counts: the engine publishes them before any event of
+  // the step goes out (so a client that got a token never sees its own request
+  // still counted as waiting, e.g. by the queue limit).
+  void set_on_scheduled(std::function<void(int32_t running, int32_t waiting)> f) { on_scheduled_ = std::move(f); }
 
   // Runs one step; does nothing when there is no work.
   void step();
@@ -70,6 +83,9 @@ class ContinuousBatcher {
   std::unordered_map<uint64_t, std::unique_ptr<RequestState>> requests_;
   EngineMetrics metrics_;
   StepOutput output_;  // reused across steps (logits buffer)
+  Status dead_;        // set once, by a kFatal step status
+  std::function<void(const Status&)> on_dead_;
+  std::function<void(int32_t, int32_t)> on_scheduled_;
 };
 
 }  // namespace tnl

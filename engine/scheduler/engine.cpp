@@ -10,6 +10,7 @@
 #include <condition_variable>
 #include <exception>
 #include <mutex>
+#include <optional>
 #include <thread>
 #include <utility>
 
@@ -47,6 +48,15 @@ struct Engine::Impl {
   Impl(std::unique_ptr<Backend> b, std::unique_ptr<Tokenizer> t, EngineOptions o, SchedulerLimits limits)
       : backend(std::move(b)), tokenizer(std::move(t)), options(o), batcher(*backend, *tokenizer, options, limits) {
     published = batcher.stats();
+    batcher.set_on_dead([this](const Status& reason) {
+      std::lock_guard<std::mutex> lock(mu);
+      dead = reason;
+    });
+    batcher.set_on_scheduled([this](int32_t running, int32_t waiting) {
+      std::lock_guard<std::mutex> lock(mu);
+      published.running = running;
+      published.waiting = waiting;
+    });
   }
 
   void run_loop();
@@ -62,6 +72,8 @@ struct Engine::Impl {
   // Guarded by mu:
   std::vector<Submission> inbox;
   std::vector<uint64_t> cancels;
+  std::optional<Status> abort_reason;  // abort_all() asked; the loop applies it
+  Status dead;                         // copied from the batcher once it latches
   bool stopping = false;
   bool draining = false;
   uint64_t next_id = 1;
@@ -74,25 +86,38 @@ void Engine::Impl::publish_stats() {
   EngineStats s = batcher.stats();
   std::lock_guard<std::mutex> lock(mu);
   published = std::move(s);
+  if (dead.is_ok() && !batcher.dead().is_ok()) dead = batcher.dead();
 }
 
 void Engine::Impl::run_loop() {
   for (;;) {
     std::vector<Submission> arrivals;
     std::vector<uint64_t> cancelled;
+    std::optional<Status> abort;
     bool stop = false;
     {
       std::unique_lock<std::mutex> lock(mu);
       // batcher.has_work() is loop-owned state read by the loop thread itself.
-      wake.wait(lock, [&] { return stopping || !inbox.empty() || !cancels.empty() || batcher.has_work(); });
+      wake.wait(lock, [&] {
+        return stopping || !inbox.empty() || !cancels.empty() || abort_reason || batcher.has_work();
+      });
       arrivals.swap(inbox);
       cancelled.swap(cancels);
+      abort.swap(abort_reason);
       stop = stopping;
       // Keep them counted as waiting while they move from the inbox into the batcher.
       published.waiting += static_cast<int32_t>(arrivals.size());
     }
     for (Submission& s : arrivals) batcher.add(s.id, std::move(s.request), std::move(s.sink), s.arrival);
     for (uint64_t id : cancelled) batcher.cancel(id);
+    if (abort) batcher.fail_all(*abort);
+    if (!batcher.dead().is_ok()) {
+      // Latched dead: whatever arrived meanwhile fails at once; no step runs again.
+      batcher.fail_all(batcher.dead());
+      publish_stats();
+      if (stop) return;
+      continue;
+    }
     if (stop) {
       batcher.cancel_all();
       publish_stats();
@@ -160,6 +185,7 @@ Expected<uint64_t> Engine::submit(GenerationRequest request, EventSink sink) {
   uint64_t id = 0;
   {
     std::lock_guard<std::mutex> lock(impl_->mu);
+    if (!impl_->dead.is_ok()) return impl_->dead;
     if (impl_->draining) return failed_precondition("the engine is draining and accepts no new requests");
     const int64_t queued = static_cast<int64_t>(impl_->inbox.size()) + impl_->published.waiting;
     if (queued >= impl_->options.max_queue) {
@@ -194,6 +220,19 @@ void Engine::begin_drain() {
   std::lock_guard<std::mutex> lock(impl_->mu);
   if (!impl_->draining) spdlog::info("engine: draining; new requests are refused");
   impl_->draining = true;
+}
+
+void Engine::abort_all(Status reason) {
+  {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    impl_->abort_reason = std::move(reason);
+  }
+  impl_->wake.notify_one();
+}
+
+Status Engine::health() const {
+  std::lock_guard<std::mutex> lock(impl_->mu);
+  return impl_->dead;
 }
 
 bool Engine::idle() const {

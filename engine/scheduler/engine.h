@@ -90,7 +90,8 @@ class Engine {
   ~Engine();  // stops the loop; unfinished requests get finish = kCancelled
 
   // Validates (empty prompt, too long, bad sampling params → INVALID_ARGUMENT;
-  // queue full → RESOURCE_EXHAUSTED; draining → FAILED_PRECONDITION) and queues.
+  // queue full → RESOURCE_EXHAUSTED; draining → FAILED_PRECONDITION; dead →
+  // UNAVAILABLE) and queues.
   // Returns an id for cancel().
   Expected<uint64_t> submit(GenerationRequest request, EventSink sink);
   // Drops the sequence within one step and frees its slot; its sink gets kCancelled.
@@ -99,6 +100,12 @@ class Engine {
   EngineStats stats() const;
   void begin_drain();          // refuse new requests; in-flight ones continue
   bool idle() const;           // nothing running or waiting
+  // Ends every request, running or waiting, with kError and `reason` (within one
+  // step). Used when a drain times out, so that clients see why their stream ended.
+  void abort_all(Status reason);
+  // OK while the engine can serve; once the backend reported a fatal error, the
+  // reason (the engine is then dead for good: submit() refuses with UNAVAILABLE).
+  Status health() const;
 
   const Tokenizer& tokenizer() const;
   const ModelConfig& config() const;

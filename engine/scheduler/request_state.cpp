@@ -31,7 +31,14 @@ RequestState::RequestState(uint64_t id, GenerationRequest request, EventSink sin
 }
 
 FinishReason RequestState::sample_token(std::span<const float> logits) {
-  return record_token(sampler_.sample(logits));
+  SampleResult result = sampler_.sample(logits);
+  if (result.non_finite) {
+    // Weights are checked at load; this is an overflow or a backend fault. Fail
+    // this request rather than stream garbage.
+    error_ = internal_error("the model produced non-finite logits (NaN or +Inf) for this request");
+    return FinishReason::kError;
+  }
+  return record_token(std::move(result));
 }
 
 std::optional<DeviceSampling> RequestState::device_sampling() {

@@ -32,8 +32,9 @@ class RequestState {
 
   // Samples the next token from one logits row and runs it through the finish
   // checks and the text pipeline. Returns the finish reason it causes (kNone:
-  // the sequence continues).
+  // the sequence continues; kError: see error()).
   FinishReason sample_token(std::span<const float> logits);
+  const Status& error() const { return error_; }
 
   // For a backend that samples on its device: what it needs to sample this
   // request's next token, or nothing when the request needs its logits row on
@@ -77,6 +78,7 @@ class RequestState {
   int32_t last_token_ = -1;
   bool first_event_sent_ = false;
   GenerationEvent pending_;  // what the next event carries
+  Status error_;             // why sample_token() returned kError
 };
 
 }  // namespace tnl

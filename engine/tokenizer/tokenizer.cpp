@@ -33,7 +33,31 @@ Expected<std::unique_ptr<Tokenizer>> Tokenizer::load(const std::filesystem::path
   }
   tokenizer->add_bos_ = config.add_bos_token;
   tokenizer->add_eos_ = config.add_eos_token;
+  tokenizer->max_bytes_per_token_ = tokenizer->measure_max_bytes_per_token();
   return tokenizer;
+}
+
+int64_t Tokenizer::measure_max_bytes_per_token() const {
+  const sentencepiece::SentencePieceProcessor& p = impl_->processor;
+  constexpr std::string_view kSpace = "\xe2\x96\x81";  // "▁", one input space
+  int64_t longest = 1;
+  for (int32_t id = 0; id < p.GetPieceSize(); ++id) {
+    if (p.IsByte(id) || p.IsControl(id) || p.IsUnknown(id)) continue;
+    const std::string piece = p.IdToPiece(id);
+    int64_t bytes = int64_t(piece.size());
+    for (size_t at = piece.find(kSpace); at != std::string::npos; at = piece.find(kSpace, at + kSpace.size())) {
+      bytes -= int64_t(kSpace.size()) - 1;
+    }
+    longest = std::max(longest, bytes);
+  }
+  // A normalizer that changes text (collapses spaces, folds full-width letters)
+  // lets one token cover more input bytes than its piece has: probe for one.
+  const std::string probe = "a  \t\n   b\xef\xbc\xa1 \xef\xac\x81";  // runs of blanks, "Ａ", "ﬁ"
+  std::string round_trip;
+  std::vector<int> ids;
+  p.Encode(probe, &ids).IgnoreError();
+  p.Decode(ids, &round_trip).IgnoreError();
+  return round_trip == probe ? longest : longest * 8;
 }
 
 std::vector<int32_t> Tokenizer::encode_plain(std::string_view text) const {

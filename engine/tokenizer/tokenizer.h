@@ -39,15 +39,23 @@ class Tokenizer {
   int32_t vocab_size() const;
   int32_t bos_id() const;
   int32_t eos_id() const;
+  // At most this many bytes of input text become one token: the longest piece
+  // (a byte-fallback piece covers 1 byte, "▁" counts as one space), times 8 when
+  // the model's normalizer does not keep text as is (whitespace runs collapse,
+  // NFKC folds characters). So a text of B bytes is at least B / max_bytes_per_token()
+  // tokens: a cheap bound that refuses a huge prompt before tokenizing it.
+  int64_t max_bytes_per_token() const { return max_bytes_per_token_; }
   bool add_bos() const { return add_bos_; }
   bool add_eos() const { return add_eos_; }
 
  private:
   struct Impl;
   Tokenizer();
+  int64_t measure_max_bytes_per_token() const;
   std::unique_ptr<Impl> impl_;
   bool add_bos_ = true;
   bool add_eos_ = false;
+  int64_t max_bytes_per_token_ = 1;
 };
 
 // Turns a stream of generated ids into text pieces that never split a UTF-8

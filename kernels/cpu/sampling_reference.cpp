@@ -14,19 +14,10 @@ std::vector<float> penalised_logits(std::span<const float> logits, const RowSamp
   for (const PenaltyEntry& e : penalties) {
     if (e.token < 0 || e.token >= vocab) continue;
     float& v = x[size_t(e.token)];
-    if (p.repetition_penalty != 1.0f && (e.in_prompt || e.output_count > 0)) {
-      v = v > 0.0f ? v / p.repetition_penalty : v * p.repetition_penalty;
-    }
-    // One fused multiply-add, as the kernel computes it (no contraction ambiguity).
-    if (e.output_count > 0) v -= std::fmaf(float(e.output_count), p.frequency_penalty, p.presence_penalty);
+    v = penalised_logit(v, p, e);
   }
   for (float& v : x) v = std::isnan(v) ? -std::numeric_limits<float>::infinity() : v + 0.0f;
   return x;
-}
-
-uint64_t fixed_weight(float x, float max, float inv_temperature) {
-  const float w = std::exp((x - max) * inv_temperature);
-  return uint64_t(w * float(kSamplingFixedOne));
 }
 
 SampleTrace sample_row(std::span<const float> logits, const RowSampling& p, std::span<const PenaltyEntry> penalties,
@@ -58,7 +49,7 @@ SampleTrace sample_row(std::span<const float> logits, const RowSampling& p, std:
     }
     for (size_t i = 0; i < kept; ++i) {
       const int32_t id = order[i];
-      if (p.min_p > 0.0f && std::exp((x[id] - max) * p.inv_temperature) < p.min_p) continue;
+      if (p.min_p > 0.0f && !passes_min_p(x[id], max, p.inv_temperature, p.min_p)) continue;
       trace.kept.push_back(id);
     }
     std::sort(trace.kept.begin(), trace.kept.end());

@@ -24,7 +24,6 @@ SampleTrace sample_row(std::span<const float> logits, const RowSampling& params,
 std::vector<float> penalised_logits(std::span<const float> logits, const RowSampling& params,
                                     std::span<const PenaltyEntry> penalties);
 
-// The fixed-point weight of value x against the row maximum (kSamplingFixedOne = weight 1).
-uint64_t fixed_weight(float x, float max, float inv_temperature);
+using tnl::fixed_weight;  // kernels/sampling_row.h, shared with the host Sampler
 
 }  // namespace tnl::ref

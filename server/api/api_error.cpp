@@ -34,6 +34,7 @@ ApiError api_error_from_status(const Status& status) {
       return ApiError{429, status.message(), "rate_limit_error", "", "queue_full"};
     case StatusCode::kFailedPrecondition:
     case StatusCode::kUnavailable:
+    case StatusCode::kFatal:
       return ApiError{503, status.message(), "unavailable_error", "", "unavailable"};
     case StatusCode::kDeadlineExceeded:
       return ApiError{408, status.message(), "timeout_error", "", "request_timeout"};

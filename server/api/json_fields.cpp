@@ -27,7 +27,17 @@ std::optional<int64_t> as_int64(const nlohmann::json& v) {
 
 }  // namespace
 
+void FieldReader::reject_unread() {
+  for (auto it = object_.begin(); it != object_.end(); ++it) {
+    if (it->is_null() || std::find(read_.begin(), read_.end(), it.key()) != read_.end()) continue;
+    fail(invalid_request("unsupported parameter \"" + it.key() + "\": this server does not honour it (see docs/api.md)",
+                         it.key(), "unsupported_parameter"));
+    return;
+  }
+}
+
 const nlohmann::json* FieldReader::find(const char* name) const {
+  if (std::find(read_.begin(), read_.end(), name) == read_.end()) read_.emplace_back(name);
   auto it = object_.find(name);
   if (it == object_.end() || it->is_null()) return nullptr;
   return &*it;

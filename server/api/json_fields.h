@@ -28,8 +28,12 @@ class FieldReader {
   void string_or_list(const char* name, std::vector<std::string>* out);
   void integer_list(const char* name, std::vector<int32_t>* out);
 
-  // The field when present and not null.
+  // The field when present and not null. Every name asked for counts as read.
   const nlohmann::json* find(const char* name) const;
+  // A field the server does not honour must not be silently ignored: fails with
+  // 400 `unsupported_parameter` naming the first present, non-null field that no
+  // read asked for (call after every read).
+  void reject_unread();
   void fail(ApiError error) {
     if (!error_) error_ = std::move(error);
   }
@@ -38,6 +42,7 @@ class FieldReader {
  private:
   const nlohmann::json& object_;
   std::optional<ApiError> error_;
+  mutable std::vector<std::string> read_;  // names asked for
 };
 
 // Nesting depth of a JSON text ({ and [ outside strings), without parsing it.

@@ -88,12 +88,17 @@ void read_common(FieldReader& fields, CompletionSpec* spec) {
   fields.boolean("ignore_eos", &spec->ignore_eos);
   fields.integer("n", &spec->n);
   fields.boolean("stream", &spec->stream);
+  // OpenAI's end-user id: for the client's abuse monitoring; it changes nothing
+  // in the output (accepted, not used).
+  std::string user;
+  fields.string("user", &user);
   if (const json* options = fields.find("stream_options")) {
     if (!options->is_object()) {
       fields.fail(invalid_request("stream_options must be an object", "stream_options"));
     } else {
       FieldReader option_fields(*options);
       option_fields.boolean("include_usage", &spec->include_usage);
+      option_fields.reject_unread();
       if (option_fields.error()) fields.fail(*option_fields.error());
     }
   }
@@ -120,7 +125,8 @@ std::optional<ApiError> read_content(const json& content, std::string* out) {
   return invalid_request("message content must be a string or a list of text parts", "messages");
 }
 
-ApiResult<CompletionSpec> finish(CompletionSpec spec, const FieldReader& fields, const SpecLimits& limits) {
+ApiResult<CompletionSpec> finish(CompletionSpec spec, FieldReader& fields, const SpecLimits& limits) {
+  fields.reject_unread();
   if (fields.error()) return *fields.error();
   if (std::optional<ApiError> error = validate_completion_spec(spec, limits)) return *error;
   return spec;

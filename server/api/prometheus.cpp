@@ -55,9 +55,14 @@ std::string render_prometheus(const EngineStats& s, const FrontEndCounters& f) {
          double(f.rejected_overload_total));
   scalar(out, "tnl_client_disconnects_total", "counter", "Generations cancelled because the client went away.",
          double(f.client_disconnects_total));
+  scalar(out, "tnl_stalled_clients_total", "counter",
+         "Streams cut off because the client stopped reading (over --stream-buffer-bytes unsent).",
+         double(f.stalled_clients_total));
   scalar(out, "tnl_grpc_requests_total", "counter", "gRPC calls started.", double(f.grpc_requests_total));
   scalar(out, "tnl_http_open_connections", "gauge", "Open HTTP connections.", double(f.open_connections));
   scalar(out, "tnl_ready", "gauge", "1 when the model is loaded and the server is not draining.", f.ready ? 1 : 0);
+  scalar(out, "tnl_engine_alive", "gauge", "0 once the engine hit a fatal backend error (restart the process).",
+         f.alive ? 1 : 0);
   return out;
 }
 

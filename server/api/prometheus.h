@@ -16,9 +16,11 @@ struct FrontEndCounters {
   uint64_t http_errors_5xx_total = 0;
   uint64_t rejected_overload_total = 0;  // 429 / RESOURCE_EXHAUSTED
   uint64_t client_disconnects_total = 0; // streams cancelled because the client went away
+  uint64_t stalled_clients_total = 0;    // clients cut off for not reading their stream
   uint64_t grpc_requests_total = 0;
   int64_t open_connections = 0;
   bool ready = false;
+  bool alive = true;                     // false once the engine latched dead
 };
 
 std::string render_prometheus(const EngineStats& stats, const FrontEndCounters& front);

@@ -27,7 +27,11 @@ struct ChoiceDelta {
 
 class ChoiceProgress {
  public:
-  ChoiceProgress(int32_t index, bool want_logprobs) : index_(index), want_logprobs_(want_logprobs) {}
+  // keep_history false (streams): only the counters and the finish are kept, so a
+  // long stream does not hold its whole text and logprobs (text()/token_ids()/
+  // logprobs() then stay empty).
+  ChoiceProgress(int32_t index, bool want_logprobs, bool keep_history = true)
+      : index_(index), want_logprobs_(want_logprobs), keep_history_(keep_history) {}
 
   // Folds one event in and returns what it added.
   ChoiceDelta apply(GenerationEvent&& event, const Tokenizer& tokenizer);
@@ -45,6 +49,7 @@ class ChoiceProgress {
  private:
   int32_t index_;
   bool want_logprobs_;
+  bool keep_history_;
   std::string text_;
   std::vector<int32_t> token_ids_;
   std::vector<TokenLogprobView> logprobs_;

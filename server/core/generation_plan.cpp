@@ -1,8 +1,19 @@
 #include "server/core/generation_plan.h"
 
 #include <algorithm>
+#include <optional>
 
 namespace tnl::server {
+
+std::optional<ApiError> check_tokenize_size(size_t text_bytes, const Tokenizer& tokenizer, int64_t max_model_len,
+                                            const std::string& param) {
+  const int64_t at_least = int64_t(text_bytes) / tokenizer.max_bytes_per_token();
+  if (at_least <= max_model_len) return std::nullopt;
+  return invalid_request("text is at least " + std::to_string(at_least) + " tokens (" + std::to_string(text_bytes) +
+                             " bytes); tokenize takes at most --max-model-len (" + std::to_string(max_model_len) +
+                             ") tokens",
+                         param, "context_length_exceeded");
+}
 
 ApiResult<GenerationPlan> plan_generation(const CompletionSpec& spec, const Tokenizer& tokenizer,
                                           const ChatTemplate& chat_template, int64_t max_model_len,
@@ -14,13 +25,25 @@ ApiResult<GenerationPlan> plan_generation(const CompletionSpec& spec, const Toke
     std::vector<int32_t> ids;
     std::string text;
   };
+  // A text of B bytes is at least B / max_bytes_per_token() tokens: refuse one that
+  // can never fit before paying for its tokenization (megabytes cost seconds).
+  const auto too_long = [&](const std::string& text) -> std::optional<ApiError> {
+    const int64_t at_least = int64_t(text.size()) / tokenizer.max_bytes_per_token();
+    if (at_least < max_model_len) return std::nullopt;
+    return invalid_request("prompt is at least " + std::to_string(at_least) + " tokens (" +
+                               std::to_string(text.size()) + " bytes); this model's maximum context is " +
+                               std::to_string(max_model_len) + " tokens (--max-model-len)",
+                           prompt_param, "context_length_exceeded");
+  };
   std::vector<Prompt> prompts;
   if (chat) {
     std::string text = chat_template.render(spec.messages);
+    if (auto error = too_long(text)) return *error;
     prompts.push_back({tokenizer.encode(text), std::move(text)});
   } else {
     for (const PromptInput& p : spec.prompts) {
       if (p.is_text) {
+        if (auto error = too_long(p.text)) return *error;
         prompts.push_back({tokenizer.encode(p.text), p.text});
       } else {
         prompts.push_back({p.ids, spec.echo ? tokenizer.decode(p.ids) : std::string()});

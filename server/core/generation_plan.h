@@ -4,6 +4,7 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -26,6 +27,12 @@ struct GenerationPlan {
 };
 
 inline constexpr int32_t kDefaultCompletionMaxTokens = 16;  // OpenAI's default for /v1/completions
+
+// /tokenize (HTTP and gRPC) takes texts of at most --max-model-len tokens: one
+// that is surely longer (bytes / Tokenizer::max_bytes_per_token()) is refused
+// before tokenizing it, which bounds what a tokenize reply may cost.
+std::optional<ApiError> check_tokenize_size(size_t text_bytes, const Tokenizer& tokenizer, int64_t max_model_len,
+                                            const std::string& param);
 
 ApiResult<GenerationPlan> plan_generation(const CompletionSpec& spec, const Tokenizer& tokenizer,
                                           const ChatTemplate& chat_template, int64_t max_model_len,

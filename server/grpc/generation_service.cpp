@@ -4,13 +4,22 @@
 #include <memory>
 #include <mutex>
 
+#include <boost/asio/post.hpp>
+#include <boost/asio/strand.hpp>
 #include <spdlog/spdlog.h>
 
 #include "server/core/generation_plan.h"
+#include "server/core/posting_sink.h"
 #include "server/grpc/proto_translation.h"
 
 namespace tnl::server {
 namespace {
+
+namespace asio = boost::asio;
+using WorkerStrand = asio::strand<asio::thread_pool::executor_type>;
+
+const grpc::Status kUnauthenticated(grpc::StatusCode::UNAUTHENTICATED,
+                                    "missing or invalid 'authorization: Bearer <key>'");
 
 bool authorized(ServerContext& ctx, grpc::CallbackServerContext* call) {
   if (ctx.api_key().empty()) return true;
@@ -20,18 +29,19 @@ bool authorized(ServerContext& ctx, grpc::CallbackServerContext* call) {
 }
 
 // Validates, plans and names one generation call; an error is ready to Finish with.
+// Runs on a worker (tokenizing a large prompt is no work for gRPC's threads).
 struct PreparedCall {
   grpc::Status status;
   std::string id;
   GenerationPlan plan;
 };
 
-PreparedCall prepare(ServerContext& ctx, grpc::CallbackServerContext* call, const tnl::v1::GenerateRequest& request) {
+PreparedCall prepare(ServerContext& ctx, bool authorized_call, const tnl::v1::GenerateRequest& request,
+                     std::string id) {
   PreparedCall p;
-  ctx.metrics().grpc_requests.fetch_add(1);
-  p.id = ctx.next_request_id("grpc");
-  if (!authorized(ctx, call)) {
-    p.status = grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "missing or invalid 'authorization: Bearer <key>'");
+  p.id = std::move(id);
+  if (!authorized_call) {
+    p.status = kUnauthenticated;
     return p;
   }
   ApiResult<CompletionSpec> spec = spec_from_proto(request, ctx.limits());
@@ -69,71 +79,77 @@ void log_call(const char* method, const std::string& id, const grpc::Status& sta
                int(status.error_code()), ms);
 }
 
-// Unary Generate. Owns itself through self_ (released in OnDone) so that the engine's
-// sink, which holds another reference, never sees a dangling reactor.
-class UnaryGenerateCall final : public grpc::ServerUnaryReactor {
+// What both generation reactors share: the call's worker strand (preparation and
+// every engine event run there, in order: the engine's step loop only posts), the
+// engine request, cancellation and the access log. `Derived` supplies
+// on_prepared_locked(), on_event_locked() and finish().
+//
+// Threads: gRPC's callback threads (OnCancel, OnWriteDone, OnDone) and the call's
+// strand on the front-end workers; every mutable member is guarded by mu_.
+template <typename Derived>
+class GenerationCall {
  public:
-  UnaryGenerateCall(ServerContext& ctx, tnl::v1::GenerateResponse* response) : ctx_(ctx), response_(response) {}
+  GenerationCall(ServerContext& ctx, grpc::CallbackServerContext* call)
+      : ctx_(ctx), strand_(asio::make_strand(ctx.workers())), authorized_(authorized(ctx, call)) {}
 
-  void start(std::shared_ptr<UnaryGenerateCall> self, PreparedCall prepared) {
+  // Prepares and submits on the call's strand; the reactor returns to gRPC at once.
+  void start(std::shared_ptr<Derived> self, const tnl::v1::GenerateRequest* request) {
     self_ = self;
-    id_ = prepared.id;
-    if (!prepared.status.ok()) return finish(prepared.status);
-    response_->set_id(prepared.id);
-    want_logprobs_ = prepared.plan.choices[0].request.sampling.logprobs >= 0;
-    progress_.emplace(0, want_logprobs_);
+    ctx_.metrics().grpc_requests.fetch_add(1);
+    id_ = ctx_.next_request_id("grpc");
+    asio::post(strand_, [self, request] { self->submit(prepare(self->ctx_, self->authorized_, *request, self->id_)); });
+  }
+
+ protected:
+  void submit(PreparedCall prepared) {
+    auto* derived = static_cast<Derived*>(this);
+    if (!prepared.status.ok()) {
+      std::lock_guard lock(mu_);
+      return derived->finish(prepared.status);
+    }
+    GenerationRequest request = std::move(prepared.plan.choices[0].request);
+    {
+      std::lock_guard lock(mu_);
+      want_logprobs_ = request.sampling.logprobs >= 0;
+      progress_.emplace(0, want_logprobs_, Derived::kKeepsHistory);
+      derived->on_prepared_locked();
+    }
     ctx_.metrics().active_generations.fetch_add(1);
-    // Not under mu_: the engine may call the sink (which locks mu_) before submit returns.
+    // Not under mu_: the engine may call the sink before submit returns. The sink
+    // only posts the event onto this call's strand.
+    std::shared_ptr<Derived> self = self_;
     Expected<uint64_t> id = ctx_.engine().submit(
-        std::move(prepared.plan.choices[0].request),
-        [self](GenerationEvent&& event) { self->on_event(std::move(event)); });
+        std::move(request),
+        posting_sink(strand_, [self](GenerationEvent&& event) { self->handle_event(std::move(event)); }));
     std::lock_guard lock(mu_);
     if (!id.has_value()) {
       ctx_.metrics().active_generations.fetch_sub(1);
       if (id.status().code() == StatusCode::kResourceExhausted) ctx_.metrics().rejected_overload.fetch_add(1);
-      finish_called_ = true;
-      return finish(grpc_status_from(api_error_from_status(id.status())));
+      return derived->finish(grpc_status_from(api_error_from_status(id.status())));
     }
     engine_id_ = *id;
     if (client_gone_) ctx_.engine().cancel(*id);  // cancelled while submitting
   }
 
-  void OnCancel() override {
-    std::lock_guard lock(mu_);
-    client_gone_ = true;
-    if (engine_id_) ctx_.engine().cancel(*engine_id_);
-  }
-  void OnDone() override {
-    log_call("Generate", id_, final_status_, started_);
-    self_.reset();
-  }
-
- private:
-  void finish(grpc::Status status) {
-    final_status_ = status;
-    Finish(std::move(status));
-  }
-
-  // Engine thread: accumulate; on the last event fill the response and Finish (non-blocking).
-  void on_event(GenerationEvent&& event) {
+  // On the strand: one engine event, in order.
+  void handle_event(GenerationEvent&& event) {
     std::lock_guard lock(mu_);
     const bool last = event.finish != FinishReason::kNone;
     ChoiceDelta delta = progress_->apply(std::move(event), ctx_.engine().tokenizer());
-    if (want_logprobs_) add_proto_logprobs(delta.logprobs, response_->mutable_logprobs());
-    if (!last) return;
-    response_->set_text(progress_->text());
-    for (int32_t id : progress_->token_ids()) response_->add_token_ids(id);
-    response_->set_finish_reason(proto_finish_reason(progress_->finish()));
-    fill_usage(*progress_, response_->mutable_usage());
-    ctx_.metrics().active_generations.fetch_sub(1);
-    finish(finish_status(*progress_));
+    if (last) ctx_.metrics().active_generations.fetch_sub(1);
+    static_cast<Derived*>(this)->on_event_locked(std::move(delta), last);
+  }
+
+  void cancel_locked() {
+    client_gone_ = true;
+    if (engine_id_) ctx_.engine().cancel(*engine_id_);
   }
 
   ServerContext& ctx_;
-  tnl::v1::GenerateResponse* response_;
-  std::shared_ptr<UnaryGenerateCall> self_;
+  WorkerStrand strand_;
+  const bool authorized_;
+  std::shared_ptr<Derived> self_;  // released in OnDone
   std::string id_;
-  grpc::Status final_status_;
   const std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
   std::mutex mu_;
   std::optional<uint64_t> engine_id_;
@@ -141,52 +157,70 @@ class UnaryGenerateCall final : public grpc::ServerUnaryReactor {
   bool want_logprobs_ = false;
   bool client_gone_ = false;
   bool finish_called_ = false;
+  grpc::Status logged_status_;  // what Finish was given
 };
 
-// Server-streaming GenerateStream: one write in flight at a time; events that arrive
-// meanwhile queue up and go out in order; Finish once the queue is empty after the
-// last event.
-class StreamGenerateCall final : public grpc::ServerWriteReactor<tnl::v1::GenerateStreamResponse> {
+// Unary Generate: events accumulate; the last fills the response and Finishes.
+class UnaryGenerateCall final : public grpc::ServerUnaryReactor, public GenerationCall<UnaryGenerateCall> {
  public:
-  explicit StreamGenerateCall(ServerContext& ctx) : ctx_(ctx) {}
+  UnaryGenerateCall(ServerContext& ctx, grpc::CallbackServerContext* call, tnl::v1::GenerateResponse* response)
+      : GenerationCall(ctx, call), response_(response) {}
 
-  void start(std::shared_ptr<StreamGenerateCall> self, PreparedCall prepared) {
-    self_ = self;
-    id_ = prepared.id;
-    if (!prepared.status.ok()) return finish(prepared.status);
-    want_logprobs_ = prepared.plan.choices[0].request.sampling.logprobs >= 0;
-    progress_.emplace(0, want_logprobs_);
-    ctx_.metrics().active_generations.fetch_add(1);
-    // Not under mu_: the engine may call the sink (which locks mu_) before submit returns.
-    Expected<uint64_t> id = ctx_.engine().submit(
-        std::move(prepared.plan.choices[0].request),
-        [self](GenerationEvent&& event) { self->on_event(std::move(event)); });
+  void OnCancel() override {
     std::lock_guard lock(mu_);
-    if (!id.has_value()) {
-      ctx_.metrics().active_generations.fetch_sub(1);
-      if (id.status().code() == StatusCode::kResourceExhausted) ctx_.metrics().rejected_overload.fetch_add(1);
-      finish_called_ = true;
-      return finish(grpc_status_from(api_error_from_status(id.status())));
-    }
-    engine_id_ = *id;
-    if (client_gone_) ctx_.engine().cancel(*id);  // cancelled while submitting
+    cancel_locked();
   }
+  void OnDone() override {
+    log_call("Generate", id_, logged_status_, started_);
+    self_.reset();
+  }
+
+ private:
+  friend class GenerationCall<UnaryGenerateCall>;
+  static constexpr bool kKeepsHistory = true;  // the response carries the whole text
+
+  void finish(grpc::Status status) {
+    if (finish_called_) return;
+    finish_called_ = true;
+    logged_status_ = status;
+    Finish(std::move(status));
+  }
+  void on_prepared_locked() { response_->set_id(id_); }
+  void on_event_locked(ChoiceDelta&& delta, bool last) {
+    if (want_logprobs_) add_proto_logprobs(delta.logprobs, response_->mutable_logprobs());
+    if (!last) return;
+    response_->set_text(progress_->text());
+    for (int32_t id : progress_->token_ids()) response_->add_token_ids(id);
+    response_->set_finish_reason(proto_finish_reason(progress_->finish()));
+    fill_usage(*progress_, response_->mutable_usage());
+    finish(finish_status(*progress_));
+  }
+
+  tnl::v1::GenerateResponse* response_;
+};
+
+// Server-streaming GenerateStream: one write in flight at a time; chunks that
+// arrive meanwhile queue up (at most --stream-buffer-bytes of them: a client that
+// stops reading past that is cut off, its generation cancelled) and go out in
+// order; Finish once the queue is empty after the last event.
+class StreamGenerateCall final : public grpc::ServerWriteReactor<tnl::v1::GenerateStreamResponse>,
+                                 public GenerationCall<StreamGenerateCall> {
+ public:
+  StreamGenerateCall(ServerContext& ctx, grpc::CallbackServerContext* call) : GenerationCall(ctx, call) {}
 
   void OnWriteDone(bool ok) override {
     std::lock_guard lock(mu_);
     writing_ = false;
     if (!ok) {
       // The client is gone: drop what is queued; Finish still waits for the engine's last event.
-      client_gone_ = true;
-      queue_.clear();
-      if (engine_id_) ctx_.engine().cancel(*engine_id_);
+      drop_queue_locked();
+      cancel_locked();
     }
     write_next_locked();
   }
   void OnCancel() override {
     std::lock_guard lock(mu_);
-    client_gone_ = true;
-    if (engine_id_) ctx_.engine().cancel(*engine_id_);
+    cancel_locked();
   }
   void OnDone() override {
     log_call("GenerateStream", id_, logged_status_, started_);
@@ -194,15 +228,18 @@ class StreamGenerateCall final : public grpc::ServerWriteReactor<tnl::v1::Genera
   }
 
  private:
+  friend class GenerationCall<StreamGenerateCall>;
+  static constexpr bool kKeepsHistory = false;  // chunks carry deltas only
+
   void finish(grpc::Status status) {
+    if (finish_called_) return;
+    finish_called_ = true;
     logged_status_ = status;
     Finish(std::move(status));
   }
+  void on_prepared_locked() {}
 
-  void on_event(GenerationEvent&& event) {
-    std::lock_guard lock(mu_);
-    const bool last = event.finish != FinishReason::kNone;
-    ChoiceDelta delta = progress_->apply(std::move(event), ctx_.engine().tokenizer());
+  void on_event_locked(ChoiceDelta&& delta, bool last) {
     if (!client_gone_ && (!delta.text.empty() || !delta.token_ids.empty() || last)) {
       tnl::v1::GenerateStreamResponse chunk;
       chunk.set_id(id_);
@@ -213,14 +250,36 @@ class StreamGenerateCall final : public grpc::ServerWriteReactor<tnl::v1::Genera
         chunk.set_finish_reason(proto_finish_reason(progress_->finish()));
         fill_usage(*progress_, chunk.mutable_usage());
       }
+      queued_bytes_ += chunk.ByteSizeLong();
       queue_.push_back(std::move(chunk));
+      if (queued_bytes_ > ctx_.front_end_limits().stream_buffer_bytes) cut_off_stalled_client_locked();
     }
     if (last) {
-      final_status_ = finish_status(*progress_);
+      final_status_ = stalled_ ? stalled_status() : finish_status(*progress_);
       finished_ = true;
-      ctx_.metrics().active_generations.fetch_sub(1);
     }
     write_next_locked();
+  }
+
+  void cut_off_stalled_client_locked() {
+    spdlog::warn("grpc GenerateStream {}: client stopped reading: over --stream-buffer-bytes ({} bytes) unsent; "
+                 "cancelling its generation",
+                 id_, ctx_.front_end_limits().stream_buffer_bytes);
+    ctx_.metrics().stalled_clients.fetch_add(1);
+    stalled_ = true;
+    drop_queue_locked();
+    cancel_locked();
+  }
+
+  grpc::Status stalled_status() const {
+    return grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED,
+                        "the client stopped reading the stream: more than --stream-buffer-bytes (" +
+                            std::to_string(ctx_.front_end_limits().stream_buffer_bytes) + ") unsent");
+  }
+
+  void drop_queue_locked() {
+    queue_.clear();
+    queued_bytes_ = 0;
   }
 
   void write_next_locked() {
@@ -228,32 +287,24 @@ class StreamGenerateCall final : public grpc::ServerWriteReactor<tnl::v1::Genera
     if (!queue_.empty() && !client_gone_) {
       current_ = std::move(queue_.front());
       queue_.pop_front();
+      queued_bytes_ -= std::min<uint64_t>(queued_bytes_, current_.ByteSizeLong());
       writing_ = true;
       StartWrite(&current_);
       return;
     }
     if (finished_) {
-      finish_called_ = true;
+      if (stalled_) return finish(stalled_status());
       finish(client_gone_ ? grpc::Status(grpc::StatusCode::CANCELLED, "cancelled") : final_status_);
     }
   }
 
-  ServerContext& ctx_;
-  std::shared_ptr<StreamGenerateCall> self_;
-  std::mutex mu_;
-  std::string id_;
-  std::optional<uint64_t> engine_id_;
-  std::optional<ChoiceProgress> progress_;
   std::deque<tnl::v1::GenerateStreamResponse> queue_;
-  tnl::v1::GenerateStreamResponse current_;  // the message of the write in flight
-  grpc::Status final_status_;   // from the engine's last event
-  grpc::Status logged_status_;  // what Finish was given
-  const std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
-  bool want_logprobs_ = false;
+  uint64_t queued_bytes_ = 0;                  // serialized size of queue_
+  tnl::v1::GenerateStreamResponse current_;    // the message of the write in flight
+  grpc::Status final_status_;                  // from the engine's last event
   bool writing_ = false;
   bool finished_ = false;
-  bool finish_called_ = false;
-  bool client_gone_ = false;
+  bool stalled_ = false;
 };
 
 }  // namespace
@@ -261,15 +312,15 @@ class StreamGenerateCall final : public grpc::ServerWriteReactor<tnl::v1::Genera
 grpc::ServerUnaryReactor* GenerationService::Generate(grpc::CallbackServerContext* call,
                                                       const tnl::v1::GenerateRequest* request,
                                                       tnl::v1::GenerateResponse* response) {
-  auto reactor = std::make_shared<UnaryGenerateCall>(context_, response);
-  reactor->start(reactor, prepare(context_, call, *request));
+  auto reactor = std::make_shared<UnaryGenerateCall>(context_, call, response);
+  reactor->start(reactor, request);
   return reactor.get();
 }
 
 grpc::ServerWriteReactor<tnl::v1::GenerateStreamResponse>* GenerationService::GenerateStream(
     grpc::CallbackServerContext* call, const tnl::v1::GenerateRequest* request) {
-  auto reactor = std::make_shared<StreamGenerateCall>(context_);
-  reactor->start(reactor, prepare(context_, call, *request));
+  auto reactor = std::make_shared<StreamGenerateCall>(context_, call);
+  reactor->start(reactor, request);
   return reactor.get();
 }
 
@@ -278,17 +329,25 @@ grpc::ServerUnaryReactor* GenerationService::Tokenize(grpc::CallbackServerContex
                                                       tnl::v1::TokenizeResponse* response) {
   grpc::ServerUnaryReactor* reactor = call->DefaultReactor();
   if (!authorized(context_, call)) {
-    reactor->Finish(grpc::Status(grpc::StatusCode::UNAUTHENTICATED, "missing or invalid 'authorization: Bearer <key>'"));
+    reactor->Finish(kUnauthenticated);
     return reactor;
   }
-  const Tokenizer& tokenizer = context_.engine().tokenizer();
-  std::vector<int32_t> ids =
-      request->add_special_tokens() ? tokenizer.encode(request->text()) : tokenizer.encode_plain(request->text());
-  for (int32_t id : ids) {
-    response->add_token_ids(id);
-    response->add_pieces(tokenizer.piece(id));
-  }
-  reactor->Finish(grpc::Status::OK);
+  // On a worker: a long text is no work for gRPC's threads; one surely over
+  // --max-model-len tokens is refused untokenized.
+  asio::post(context_.workers(), [this, reactor, request, response] {
+    const Tokenizer& tokenizer = context_.engine().tokenizer();
+    const int64_t max_model_len = context_.engine().options().max_model_len;
+    if (std::optional<ApiError> error = check_tokenize_size(request->text().size(), tokenizer, max_model_len, "text")) {
+      return reactor->Finish(grpc_status_from(*error));
+    }
+    std::vector<int32_t> ids =
+        request->add_special_tokens() ? tokenizer.encode(request->text()) : tokenizer.encode_plain(request->text());
+    for (int32_t id : ids) {
+      response->add_token_ids(id);
+      response->add_pieces(tokenizer.piece(id));
+    }
+    reactor->Finish(grpc::Status::OK);
+  });
   return reactor;
 }
 
@@ -296,6 +355,10 @@ grpc::ServerUnaryReactor* GenerationService::GetModelInfo(grpc::CallbackServerCo
                                                           const tnl::v1::GetModelInfoRequest*,
                                                           tnl::v1::ModelInfo* info) {
   grpc::ServerUnaryReactor* reactor = call->DefaultReactor();
+  if (!authorized(context_, call)) {
+    reactor->Finish(kUnauthenticated);
+    return reactor;
+  }
   const Engine& engine = context_.engine();
   const ModelConfig& config = engine.config();
   info->set_name(context_.served_model_name());

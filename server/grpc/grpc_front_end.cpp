@@ -1,11 +1,25 @@
 #include "server/grpc/grpc_front_end.h"
 
+#include <google/protobuf/stubs/logging.h>
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/health_check_service_interface.h>
 #include <grpcpp/security/server_credentials.h>
 #include <grpcpp/server_builder.h>
+#include <spdlog/spdlog.h>
 
 namespace tnl::server {
+namespace {
+
+// Protobuf's own log lines (e.g. "String field ... contains invalid UTF-8" for a
+// hostile message) go through the server's logger, not raw to stderr.
+void protobuf_log(google::protobuf::LogLevel level, const char* filename, int line, const std::string& message) {
+  const spdlog::level::level_enum spd = level >= google::protobuf::LOGLEVEL_ERROR     ? spdlog::level::warn
+                                        : level == google::protobuf::LOGLEVEL_WARNING ? spdlog::level::info
+                                                                                      : spdlog::level::debug;
+  spdlog::log(spd, "protobuf ({}:{}): {}", filename ? filename : "?", line, message);
+}
+
+}  // namespace
 
 GrpcFrontEnd::GrpcFrontEnd(ServerContext& context) : service_(context) {}
 
@@ -14,12 +28,19 @@ GrpcFrontEnd::~GrpcFrontEnd() { shutdown(std::chrono::milliseconds(0)); }
 Status GrpcFrontEnd::start(const std::string& host, int port) {
   grpc::EnableDefaultHealthCheckService(true);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  google::protobuf::SetLogHandler(&protobuf_log);  // once, before any call is served
   grpc::ServerBuilder builder;
   const std::string address = (host.find(':') != std::string::npos ? "[" + host + "]" : host) + ":" + std::to_string(port);
+  // gRPC binds with SO_REUSEPORT by default: a second server on the same port would
+  // start silently and steal calls. Fail like the HTTP port does instead.
+  builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
   builder.AddListeningPort(address, grpc::InsecureServerCredentials(), &port_);
   builder.RegisterService(&service_);
   server_ = builder.BuildAndStart();
-  if (!server_ || port_ == 0) return unavailable("cannot start the gRPC server on " + address);
+  if (!server_ || port_ == 0) {
+    return unavailable("cannot listen on " + address + " for gRPC (is another process using --grpc-port " +
+                       std::to_string(port) + "?)");
+  }
   set_serving(true);
   return Status::ok();
 }

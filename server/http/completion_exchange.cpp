@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include "server/api/sse.h"
+#include "server/core/posting_sink.h"
 
 namespace tnl::server {
 
@@ -13,7 +14,9 @@ CompletionExchange::CompletionExchange(std::shared_ptr<HttpSession> session, Com
       spec_(std::move(spec)),
       plan_(std::move(plan)),
       meta_(std::move(meta)) {
-  for (const PlannedChoice& c : plan_.choices) choices_.emplace_back(c.index, spec_.sampling.logprobs >= 0);
+  for (const PlannedChoice& c : plan_.choices) {
+    choices_.emplace_back(c.index, spec_.sampling.logprobs >= 0, /*keep_history=*/!spec_.stream);
+  }
 }
 
 void CompletionExchange::start() {
@@ -22,10 +25,8 @@ void CompletionExchange::start() {
   context_.metrics().active_generations.fetch_add(1);
   counted_active_ = true;
   for (size_t i = 0; i < plan_.choices.size(); ++i) {
-    EventSink sink = [self = shared_from_this(), executor, i](GenerationEvent&& event) {
-      // Engine thread: never block, hand over to the connection's strand.
-      asio::post(executor, [self, i, event = std::move(event)]() mutable { self->on_event(i, std::move(event)); });
-    };
+    EventSink sink = posting_sink(
+        executor, [self = shared_from_this(), i](GenerationEvent&& event) { self->on_event(i, std::move(event)); });
     Expected<uint64_t> id = engine.submit(plan_.choices[i].request, std::move(sink));
     if (!id.has_value()) {
       abandoned_ = true;

@@ -43,9 +43,9 @@ std::string format_response(int status, std::string_view content_type, std::stri
   return out;
 }
 
-std::string format_stream_head(const HeaderList& headers, bool keep_alive) {
-  std::string out = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n"
-                    "Transfer-Encoding: chunked\r\n";
+std::string format_stream_head(const HeaderList& headers, bool keep_alive, bool chunked) {
+  std::string out = "HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nCache-Control: no-cache\r\n";
+  if (chunked) out.append("Transfer-Encoding: chunked\r\n");
   append_headers(out, headers, keep_alive);
   out.append("\r\n");
   return out;

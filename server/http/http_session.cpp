@@ -56,6 +56,7 @@ void HttpSession::on_body(beast::error_code ec, size_t) {
   if (ec) return on_read_error(ec);
   http::request<http::string_body> request = parser_->release();
   keep_alive_ = request.keep_alive();
+  http10_ = request.version() < 11;
   stream_.expires_never();  // the router decides how long the answer may take
   context_.metrics().http_requests.fetch_add(1);
   request_id_ = context_.next_request_id("req");  // generation routes replace it with the completion id
@@ -115,14 +116,28 @@ void HttpSession::send_error(const ApiError& error, HeaderList headers) {
 
 void HttpSession::begin_stream() {
   note_status(200);
-  write(format_stream_head(with_request_id({}, request_id_), keep_alive_), false);
+  // An HTTP/1.0 client knows no chunked encoding: the stream's end is the connection's.
+  raw_stream_ = http10_;
+  if (raw_stream_) keep_alive_ = false;
+  write(format_stream_head(with_request_id({}, request_id_), keep_alive_, /*chunked=*/!raw_stream_), false);
 }
 
 void HttpSession::send_stream_data(std::string_view data) {
-  if (!data.empty()) write(format_chunk(data), false);
+  if (data.empty() || closed_) return;
+  if (unsent_bytes_ + data.size() > limits_.stream_buffer_bytes) return cut_off_stalled_client();
+  write(raw_stream_ ? std::string(data) : format_chunk(data), false);
 }
 
-void HttpSession::end_stream() { write(std::string(kLastChunk), true); }
+void HttpSession::end_stream() { write(raw_stream_ ? std::string() : std::string(kLastChunk), true); }
+
+void HttpSession::cut_off_stalled_client() {
+  spdlog::warn("{} {} client stopped reading: over --stream-buffer-bytes ({} bytes) unsent; cancelling its generation",
+               method_, target_, limits_.stream_buffer_bytes);
+  context_.metrics().stalled_clients.fetch_add(1);
+  if (exchange_) exchange_->client_gone();
+  log_access(499);
+  close();
+}
 
 void HttpSession::attach_exchange(std::shared_ptr<CompletionExchange> exchange) {
   exchange_ = std::move(exchange);
@@ -131,6 +146,7 @@ void HttpSession::attach_exchange(std::shared_ptr<CompletionExchange> exchange) 
 
 void HttpSession::write(std::string bytes, bool completes_response) {
   if (closed_) return;
+  unsent_bytes_ += bytes.size();
   write_queue_.push_back(std::move(bytes));
   if (completes_response) response_complete_ = true;
   if (!writing_) do_write();
@@ -151,6 +167,9 @@ void HttpSession::do_write() {
 
 void HttpSession::on_write(beast::error_code ec, size_t) {
   writing_ = false;
+  unsent_bytes_ -= writing_bytes_.size();
+  writing_bytes_.clear();
+  writing_bytes_.shrink_to_fit();  // a large answer's buffer is not kept for the connection's life
   if (ec) {
     if (exchange_) {
       exchange_->client_gone();
@@ -169,11 +188,15 @@ void HttpSession::end_response() {
   response_complete_ = false;
   log_access(status_);
   in_request_ = false;
+  raw_stream_ = false;
   exchange_.reset();
   if (!keep_alive_) return linger_close();
   if (watching_) {
-    // The hang-up watch read stays pending and becomes the next request's first read.
-    stream_.expires_after(limits_.header_timeout);
+    // Stop the hang-up watch; its completion (aborted, or with bytes of a pipelined
+    // request) starts the next read, which parses what is buffered first.
+    read_after_watch_ = true;
+    beast::error_code ec;
+    stream_.socket().cancel(ec);
     return;
   }
   read_request();
@@ -186,9 +209,19 @@ void HttpSession::watch_client() {
 
 void HttpSession::on_watch(beast::error_code ec, size_t bytes) {
   watching_ = false;
+  if (closed_) return;
+  if (!ec) buffer_.commit(bytes);
+  if (read_after_watch_) {
+    // The response ended meanwhile: read the next request (an error such as EOF
+    // surfaces there and closes the connection).
+    read_after_watch_ = false;
+    if (!keep_alive_) return linger_close();
+    return read_request();
+  }
   if (ec) {
-    if (closed_) return;
-    if (exchange_) {
+    // A client that closes right after the last bytes of its answer were queued has
+    // not hung up on a generation: only count (and cancel) the ones still running.
+    if (exchange_ && !response_complete_) {
       // The client hung up mid-generation: free its engine slots now.
       exchange_->client_gone();
       context_.metrics().client_disconnects.fetch_add(1);
@@ -196,7 +229,7 @@ void HttpSession::on_watch(beast::error_code ec, size_t bytes) {
     }
     return close();
   }
-  buffer_.commit(bytes);  // a pipelined next request: keep it for the parser
+  // Bytes of a pipelined next request: kept in buffer_ for the parser.
   if (exchange_ || writing_ || response_complete_) {
     if (buffer_.size() < kMaxPipelinedBytes) watch_client();
     return;
@@ -209,7 +242,12 @@ void HttpSession::linger_close() {
   // request bytes would reset the connection and could destroy our error response.
   beast::error_code ec;
   stream_.socket().shutdown(tcp::socket::shutdown_send, ec);
-  if (watching_) return;  // the pending watch read drains; its error closes
+  if (watching_) {
+    // Stop the hang-up watch first; on_watch comes back here to drain.
+    read_after_watch_ = true;
+    stream_.socket().cancel(ec);
+    return;
+  }
   stream_.expires_after(kLingerTimeout);
   drain_until_closed();
 }

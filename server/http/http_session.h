@@ -1,7 +1,14 @@
 // HttpSession: one client connection. Reads requests with Beast's parser (header
 // timeout, body limit), hands each to the router, and writes responses through one
 // byte queue. While a generation runs it keeps a read pending on the socket so that
-// a client that hangs up is noticed at once and its generation is cancelled.
+// a client that hangs up is noticed at once and its generation is cancelled; bytes
+// of pipelined requests that this read brings in are kept and parsed, in order,
+// once the current response is written (HTTP/1.1 pipelining).
+//
+// Bounds: a stream's unsent bytes (queued + in flight) may not exceed
+// --stream-buffer-bytes; a client that stops reading past that is cut off and its
+// generation cancelled, so a stalled reader costs a bounded amount of memory. An
+// idle keep-alive connection is closed after --header-timeout.
 //
 // Threads: every member runs on the connection's strand (an io thread of the HTTP
 // server's io_context); engine events reach it by asio::post onto that strand.
@@ -32,6 +39,7 @@ struct HttpLimits {
   uint64_t max_body_bytes = 8 << 20;
   std::chrono::milliseconds header_timeout{10'000};  // to receive a request's header, and then its body
   std::chrono::milliseconds write_timeout{60'000};   // for one write to drain into a slow client
+  uint64_t stream_buffer_bytes = 1 << 20;             // unsent bytes of a stream before the client is cut off
 };
 
 class CompletionExchange;
@@ -70,6 +78,7 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
   void end_response();
   void watch_client();
   void on_watch(beast::error_code ec, size_t bytes);
+  void cut_off_stalled_client();
   void linger_close();
   void drain_until_closed();
   void close();
@@ -84,12 +93,16 @@ class HttpSession : public std::enable_shared_from_this<HttpSession> {
 
   std::deque<std::string> write_queue_;
   std::string writing_bytes_;       // the buffer of the async_write in flight
+  uint64_t unsent_bytes_ = 0;       // in write_queue_ and writing_bytes_
   bool writing_ = false;
   bool response_complete_ = false;  // the queued bytes end the current response
   bool watching_ = false;           // a hang-up watch read is pending
   bool closed_ = false;
   bool keep_alive_ = true;
   bool in_request_ = false;         // a request was read and is not yet answered
+  bool http10_ = false;             // the current request is HTTP/1.0: streams are not chunked
+  bool raw_stream_ = false;         // the current response streams without chunked framing
+  bool read_after_watch_ = false;   // the response ended while the watch read was pending
 
   std::shared_ptr<CompletionExchange> exchange_;
   std::string request_id_;

@@ -20,21 +20,46 @@ constexpr std::string_view kJson = "application/json";
 
 std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
 
-void generate(const std::shared_ptr<HttpSession>& session, const Request& request, ApiKind kind) {
+// Runs `work` on the front-end workers (off the io threads: parsing and tokenizing
+// a large body takes milliseconds to seconds), then `answer(result)` back on the
+// connection's strand.
+template <typename Work, typename Answer>
+void off_io_thread(const std::shared_ptr<HttpSession>& session, Work work, Answer answer) {
+  asio::post(session->context().workers(), [session, work = std::move(work), answer = std::move(answer)]() mutable {
+    auto result = std::make_shared<decltype(work())>(work());
+    asio::post(session->executor(), [session, result, answer = std::move(answer)]() mutable {
+      if (session->client_gone()) return;
+      answer(std::move(*result));
+    });
+  });
+}
+
+void generate(const std::shared_ptr<HttpSession>& session, Request&& request, ApiKind kind) {
   ServerContext& ctx = session->context();
   const char* prefix = kind == ApiKind::kChat ? "chatcmpl" : "cmpl";
   session->set_request_id(ctx.next_request_id(prefix));
-  ApiResult<CompletionSpec> spec = kind == ApiKind::kChat ? parse_chat_request(request.body(), ctx.limits())
-                                                          : parse_completion_request(request.body(), ctx.limits());
-  if (!spec.ok()) return session->send_error(spec.error());
-  ApiResult<GenerationPlan> plan = plan_generation(spec.value(), ctx.engine().tokenizer(), ctx.chat_template(),
-                                                   ctx.engine().options().max_model_len, session->request_id());
-  if (!plan.ok()) return session->send_error(plan.error());
-  ResponseMeta meta{kind, session->request_id(), int64_t(std::time(nullptr)), ctx.served_model_name()};
-  auto exchange = std::make_shared<CompletionExchange>(session, std::move(spec).value(), std::move(plan).value(),
-                                                       std::move(meta));
-  session->attach_exchange(exchange);
-  exchange->start();
+  struct Prepared {
+    ApiResult<CompletionSpec> spec = ApiError{};
+    ApiResult<GenerationPlan> plan = ApiError{};
+  };
+  auto work = [&ctx, kind, id = session->request_id(), body = std::move(request.body())]() {
+    Prepared p;
+    p.spec = kind == ApiKind::kChat ? parse_chat_request(body, ctx.limits()) : parse_completion_request(body, ctx.limits());
+    if (!p.spec.ok()) return p;
+    p.plan = plan_generation(p.spec.value(), ctx.engine().tokenizer(), ctx.chat_template(),
+                             ctx.engine().options().max_model_len, id);
+    return p;
+  };
+  off_io_thread(session, std::move(work), [session, kind](Prepared p) {
+    ServerContext& ctx = session->context();
+    if (!p.spec.ok()) return session->send_error(p.spec.error());
+    if (!p.plan.ok()) return session->send_error(p.plan.error());
+    ResponseMeta meta{kind, session->request_id(), int64_t(std::time(nullptr)), ctx.served_model_name()};
+    auto exchange = std::make_shared<CompletionExchange>(session, std::move(p.spec).value(), std::move(p.plan).value(),
+                                                         std::move(meta));
+    session->attach_exchange(exchange);
+    exchange->start();
+  });
 }
 
 ApiResult<json> json_object_body(const Request& request) {
@@ -46,22 +71,33 @@ ApiResult<json> json_object_body(const Request& request) {
 }
 
 // {"content"|"prompt": string, "add_special": bool} → {"tokens": [...], "count", "max_model_len"}.
-void tokenize(const std::shared_ptr<HttpSession>& session, const Request& request) {
-  ApiResult<json> body = json_object_body(request);
-  if (!body.ok()) return session->send_error(body.error());
-  const json& b = body.value();
+// Runs on a worker; texts that are surely over --max-model-len tokens are refused
+// untokenized, which bounds what a reply may cost.
+ApiResult<std::string> tokenize_body(const ServerContext& ctx, const std::string& body_text) {
+  json b = json::parse(body_text, nullptr, false);
+  if (b.is_discarded() || !b.is_object()) return invalid_request("request body must be a JSON object", "", "invalid_json");
   const char* field = b.contains("content") ? "content" : "prompt";
-  if (!b.contains(field) || !b[field].is_string()) {
-    return session->send_error(invalid_request("content must be a string", "content"));
-  }
+  if (!b.contains(field) || !b[field].is_string()) return invalid_request("content must be a string", "content");
   const json add_special = b.value("add_special", json(true));
-  if (!add_special.is_boolean()) return session->send_error(invalid_request("add_special must be a boolean", "add_special"));
-  const Tokenizer& tokenizer = session->context().engine().tokenizer();
-  const std::string text = b[field].get<std::string>();
+  if (!add_special.is_boolean()) return invalid_request("add_special must be a boolean", "add_special");
+  const Tokenizer& tokenizer = ctx.engine().tokenizer();
+  const int64_t max_model_len = ctx.engine().options().max_model_len;
+  const std::string& text = b[field].get_ref<const std::string&>();
+  if (std::optional<ApiError> error = check_tokenize_size(text.size(), tokenizer, max_model_len, field)) {
+    return *error;
+  }
   std::vector<int32_t> ids = add_special.get<bool>() ? tokenizer.encode(text) : tokenizer.encode_plain(text);
-  json out = {{"tokens", ids}, {"count", ids.size()},
-              {"max_model_len", session->context().engine().options().max_model_len}};
-  session->send_response(200, kJson, dump(out));
+  return dump(json{{"tokens", ids}, {"count", ids.size()}, {"max_model_len", max_model_len}});
+}
+
+void tokenize(const std::shared_ptr<HttpSession>& session, Request&& request) {
+  ServerContext& ctx = session->context();
+  off_io_thread(
+      session, [&ctx, body = std::move(request.body())] { return tokenize_body(ctx, body); },
+      [session](ApiResult<std::string> reply) {
+        if (!reply.ok()) return session->send_error(reply.error());
+        session->send_response(200, kJson, reply.value());
+      });
 }
 
 // {"tokens": [ids]} → {"content": text}.
@@ -117,22 +153,29 @@ void route_request(const std::shared_ptr<HttpSession>& session, Request&& reques
   if (!known) {
     return session->send_error(not_found_error("no route for " + std::string(path), "", "not_found"));
   }
-  if (is("/v1/completions", http::verb::post)) return generate(session, request, ApiKind::kCompletion);
-  if (is("/v1/chat/completions", http::verb::post)) return generate(session, request, ApiKind::kChat);
-  if (is("/tokenize", http::verb::post)) return tokenize(session, request);
+  if (is("/v1/completions", http::verb::post)) return generate(session, std::move(request), ApiKind::kCompletion);
+  if (is("/v1/chat/completions", http::verb::post)) return generate(session, std::move(request), ApiKind::kChat);
+  if (is("/tokenize", http::verb::post)) return tokenize(session, std::move(request));
   if (is("/detokenize", http::verb::post)) return detokenize(session, request);
   if (is("/v1/models", http::verb::get)) {
     return session->send_response(
         200, kJson, models_body(ctx.served_model_name(), ctx.created(), ctx.engine().options().max_model_len));
   }
-  if (is("/health", http::verb::get)) return session->send_response(200, kJson, R"({"status":"ok"})");
+  if (is("/health", http::verb::get)) {
+    // Liveness: 503 once the engine is dead, so the orchestrator restarts the process.
+    const Status health = ctx.engine().health();
+    if (health.is_ok()) return session->send_response(200, kJson, R"({"status":"ok"})");
+    return session->send_response(503, kJson, dump({{"status", "dead"}, {"error", health.message()}}));
+  }
   if (is("/ready", http::verb::get)) {
-    return ctx.ready() ? session->send_response(200, kJson, R"({"status":"ready"})")
-                       : session->send_response(503, kJson, R"({"status":"draining"})");
+    if (ctx.ready()) return session->send_response(200, kJson, R"({"status":"ready"})");
+    return session->send_response(503, kJson, ctx.engine().health().is_ok() ? R"({"status":"draining"})"
+                                                                            : R"({"status":"dead"})");
   }
   if (is("/metrics", http::verb::get)) {
     return session->send_response(200, "text/plain; version=0.0.4",
-                                  render_prometheus(ctx.engine().stats(), ctx.metrics().snapshot(ctx.ready())));
+                                  render_prometheus(ctx.engine().stats(),
+                                                    ctx.metrics().snapshot(ctx.ready(), ctx.engine().health().is_ok())));
   }
 }
 

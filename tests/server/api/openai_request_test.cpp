@@ -46,6 +46,24 @@ TEST(CompletionRequest, PromptShapes) {
   EXPECT_EQ(id_lists.prompts[1].ids, (std::vector<int32_t>{2, 3}));
 }
 
+TEST(CompletionRequest, FieldsTheServerDoesNotHonourAreRefusedByName) {
+  // Accepting and ignoring them would answer 200 with what the client did not ask
+  // for (an unconstrained answer to response_format, no bias for logit_bias).
+  for (const char* field : {"logit_bias", "suffix", "best_of", "frobnicate"}) {
+    const ApiError e = bad_completion(std::string(R"({"prompt": "x", ")") + field + R"(": 1})");
+    EXPECT_EQ(e.http_status, 400) << field;
+    EXPECT_EQ(e.param, field);
+    EXPECT_EQ(e.code, "unsupported_parameter");
+    EXPECT_NE(e.message.find(field), std::string::npos) << e.message;
+  }
+  const ApiError chat = bad_chat(R"({"messages": [{"role": "user", "content": "hi"}], "tools": []})");
+  EXPECT_EQ(chat.param, "tools");
+  const ApiError nested = bad_completion(R"({"prompt": "x", "stream": true, "stream_options": {"continuous_usage_stats": true}})");
+  EXPECT_EQ(nested.param, "continuous_usage_stats");
+  // Explicit nulls mean "default" and `user` is only for the client's bookkeeping.
+  ok_completion(R"({"prompt": "x", "logit_bias": null, "suffix": null, "user": "u-1"})");
+}
+
 TEST(CompletionRequest, ParametersAndDefaults) {
   CompletionSpec d = ok_completion(R"({"prompt": "x", "model": "tiny", "temperature": null})");
   EXPECT_FALSE(d.max_tokens.has_value());

@@ -1,130 +1,14 @@
 // gRPC front end, end to end: starts the real tnl-server (tiny generated model,
 // free loopback ports) and talks to it with the generated tnl.v1 stubs plus the
 // standard health and reflection protocols.
-#include <signal.h>
-#include <spawn.h>
-#include <sys/socket.h>
-#include <sys/wait.h>
-#include <netinet/in.h>
-#include <unistd.h>
-
-#include <chrono>
-#include <cstdlib>
-#include <filesystem>
-#include <string>
-#include <thread>
-#include <vector>
-
-#include <grpcpp/grpcpp.h>
-#include <gtest/gtest.h>
-
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "grpc/reflection/v1alpha/reflection.grpc.pb.h"
-#include "tnl/v1/generate.grpc.pb.h"
-
-extern char** environ;
+#include "tests/server/grpc/grpc_test_support.h"
 
 namespace {
 
-namespace fs = std::filesystem;
+using namespace tnl::grpc_test;
 using namespace std::chrono_literals;
-
-std::string env(const char* name) {
-  const char* v = std::getenv(name);
-  return v ? v : "";
-}
-
-int free_port() {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  ::bind(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr);
-  socklen_t len = sizeof addr;
-  ::getsockname(fd, reinterpret_cast<sockaddr*>(&addr), &len);
-  ::close(fd);
-  return ntohs(addr.sin_port);
-}
-
-// GET over a raw socket (the tests need /metrics; no HTTP client library here).
-std::string http_get(int port, const std::string& path) {
-  int fd = ::socket(AF_INET, SOCK_STREAM, 0);
-  sockaddr_in addr{};
-  addr.sin_family = AF_INET;
-  addr.sin_port = htons(uint16_t(port));
-  addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof addr) != 0) {
-    ::close(fd);
-    return "";
-  }
-  const std::string request = "GET " + path + " HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n";
-  (void)!::write(fd, request.data(), request.size());
-  std::string response;
-  char buf[4096];
-  for (ssize_t n; (n = ::read(fd, buf, sizeof buf)) > 0;) response.append(buf, size_t(n));
-  ::close(fd);
-  return response;
-}
-
-double metric(int http_port, const std::string& name) {
-  const std::string text = http_get(http_port, "/metrics");
-  const size_t at = text.find("\n" + name + " ");
-  return at == std::string::npos ? -1 : std::stod(text.substr(at + name.size() + 2));
-}
-
-class ServerProcess {
- public:
-  explicit ServerProcess(std::vector<std::string> extra) {
-    const fs::path work = fs::path(env("TNL_TEST_WORK_DIR")) / "grpc";
-    model_ = work / "tiny-model";
-    if (!fs::exists(model_ / "tokenizer.model")) {
-      fs::create_directories(work);
-      const std::string cmd = env("TNL_MAKE_TEST_MODEL_BIN") + " --out " + model_.string() + " --tokenizer-corpus " +
-                              env("TNL_SOURCE_DIR") + "/tests/data/tokenizer_corpus.txt --layers 2 --dim 32 --heads 2 "
-                              "--vocab 512 --seed 7 > /dev/null";
-      EXPECT_EQ(std::system(cmd.c_str()), 0);
-    }
-    http_port = free_port();
-    grpc_port = free_port();
-    std::vector<std::string> args = {env("TNL_SERVER_BIN"), "--model", model_.string(), "--port",
-                                     std::to_string(http_port), "--grpc-port", std::to_string(grpc_port),
-                                     "--device", "cpu", "--threads", "1", "--served-model-name", "tiny",
-                                     "--log-level", "warn"};
-    args.insert(args.end(), extra.begin(), extra.end());
-    std::vector<char*> argv;
-    for (std::string& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    EXPECT_EQ(posix_spawn(&pid_, argv[0], nullptr, nullptr, argv.data(), environ), 0);
-    for (int i = 0; i < 600 && http_get(http_port, "/health").find("200 OK") == std::string::npos; ++i) {
-      std::this_thread::sleep_for(50ms);
-    }
-    channel = grpc::CreateChannel("127.0.0.1:" + std::to_string(grpc_port), grpc::InsecureChannelCredentials());
-    EXPECT_TRUE(channel->WaitForConnected(std::chrono::system_clock::now() + 30s));
-  }
-  ~ServerProcess() {
-    ::kill(pid_, SIGTERM);
-    int status = 0;
-    ::waitpid(pid_, &status, 0);
-    EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << "tnl-server exit status " << status;
-  }
-
-  int http_port = 0;
-  int grpc_port = 0;
-  std::shared_ptr<grpc::Channel> channel;
-
- private:
-  fs::path model_;
-  pid_t pid_ = 0;
-};
-
-tnl::v1::GenerateRequest greedy(const std::string& prompt, int max_tokens) {
-  tnl::v1::GenerateRequest r;
-  r.set_text(prompt);
-  r.set_max_tokens(max_tokens);
-  r.set_ignore_eos(true);
-  r.mutable_sampling()->set_temperature(0);
-  return r;
-}
 
 class GrpcFrontEnd : public ::testing::Test {
  protected:
@@ -276,7 +160,10 @@ TEST_F(GrpcFrontEnd, ClientCancellationFreesTheSlot) {
 }
 
 TEST(GrpcOverload, FullQueueIsResourceExhausted) {
-  ServerProcess server({"--max-num-seqs", "1", "--max-queue", "1", "--max-model-len", "100000"});
+  // The running stream is never read: a buffer bound large enough that it is not
+  // cut off as a stalled client during the test.
+  ServerProcess server({"--max-num-seqs", "1", "--max-queue", "1", "--max-model-len", "100000",
+                        "--stream-buffer-bytes", "1073741824"});
   auto stub = tnl::v1::Generation::NewStub(server.channel);
   // One running, one waiting: the queue is full.
   grpc::ClientContext running_ctx, waiting_ctx;

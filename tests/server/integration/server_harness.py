@@ -33,7 +33,7 @@ def make_test_model():
 
 
 class Server:
-    def __init__(self, model, *extra_args, grpc=False):
+    def __init__(self, model, *extra_args, grpc=False, preexec_fn=None, env=None):
         self.port = free_port()
         self.grpc_port = free_port() if grpc else -1
         args = [SERVER_BIN, "--model", model, "--host", "127.0.0.1", "--port", str(self.port),
@@ -41,7 +41,9 @@ class Server:
                 "--served-model-name", "tiny", *extra_args]
         self.log_path = os.path.join(WORK_DIR, f"server-{self.port}.log")
         self.log = open(self.log_path, "wb")
-        self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT)
+        proc_env = dict(os.environ, **env) if env else None
+        self.proc = subprocess.Popen(args, stdout=self.log, stderr=subprocess.STDOUT, preexec_fn=preexec_fn,
+                                     env=proc_env)
         deadline = time.time() + 60
         while time.time() < deadline:
             if self.proc.poll() is not None:

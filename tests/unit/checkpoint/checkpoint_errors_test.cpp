@@ -3,6 +3,7 @@
 #include <cstring>
 #include <fstream>
 #include <functional>
+#include <limits>
 
 #include <gmock/gmock.h>
 #include <gtest/gtest.h>
@@ -156,6 +157,30 @@ TEST_F(CheckpointErrors, ThetaOnANonLrpeLayer) {
   const std::string msg = open_error();
   EXPECT_THAT(msg, HasSubstr(name));
   EXPECT_THAT(msg, HasSubstr("linear_use_lrpe_list"));
+}
+
+TEST_F(CheckpointErrors, NonFiniteWeightsAreRefusedNamingTheTensor) {
+  // A NaN or Inf weight used to load silently; every request then answered 200
+  // with garbage. Each dtype, each kind of non-finite value.
+  const std::string name = layer_tensor_name(1, kL3Weight);
+  const float bad[] = {std::numeric_limits<float>::quiet_NaN(), std::numeric_limits<float>::infinity(),
+                       -std::numeric_limits<float>::infinity()};
+  for (DType dtype : {DType::kF32, DType::kBF16, DType::kF16}) {
+    for (float value : bad) {
+      auto tensors = random_checkpoint_tensors(config_, 21, dtype);
+      for (TensorData& t : tensors) {
+        if (t.name != name) continue;
+        std::vector<float> values(size_t(t.bytes.size() / size_t(dtype_size(dtype))), 0.25f);
+        values[7] = value;
+        t = tensor_from_f32(t.name, t.shape, values, dtype);
+      }
+      ASSERT_TRUE(write_safetensors(weights(), tensors).is_ok());
+      const std::string msg = open_error();
+      EXPECT_THAT(msg, HasSubstr(weights().string())) << dtype_name(dtype);
+      EXPECT_THAT(msg, HasSubstr("\"" + name + "\""));
+      EXPECT_THAT(msg, HasSubstr("non-finite value (NaN or Inf) at element 7"));
+    }
+  }
 }
 
 TEST_F(CheckpointErrors, UnsupportedDType) {

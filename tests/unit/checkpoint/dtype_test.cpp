@@ -79,6 +79,24 @@ TEST(DType, ConvertToF32FromUnalignedBytes) {
   }
 }
 
+TEST(DType, FirstNonFiniteFindsNaNAndInfInEveryDType) {
+  for (DType dtype : {DType::kF32, DType::kBF16, DType::kF16}) {
+    std::vector<float> values(10000, 1.5f);
+    const std::vector<std::byte> finite = encode_from_f32(dtype, values);
+    EXPECT_EQ(first_non_finite(dtype, finite.data() + 0, int64_t(values.size())), -1) << dtype_name(dtype);
+    values[9000] = std::numeric_limits<float>::infinity();
+    values[9500] = std::numeric_limits<float>::quiet_NaN();
+    const std::vector<std::byte> bad = encode_from_f32(dtype, values);
+    EXPECT_EQ(first_non_finite(dtype, bad.data(), int64_t(values.size())), 9000) << dtype_name(dtype);
+    // Unaligned start (safetensors gives no alignment) and the largest finite values.
+    std::vector<std::byte> shifted(bad.size() + 1);
+    std::memcpy(shifted.data() + 1, bad.data(), bad.size());
+    EXPECT_EQ(first_non_finite(dtype, shifted.data() + 1, int64_t(values.size())), 9000);
+  }
+  const std::vector<float> big = {65504.0f, -65504.0f};
+  EXPECT_EQ(first_non_finite(DType::kF16, encode_from_f32(DType::kF16, big).data(), 2), -1);
+}
+
 TEST(DType, ConvertNothingFromNull) {
   // Regression (found by safetensors_header_fuzz): empty tensors reach this with
   // null pointers, and memcpy(nullptr, nullptr, 0) is undefined behaviour.

@@ -48,6 +48,18 @@ TEST(ModelConfig, DefaultsGluAndHiddenToWidth) {
   EXPECT_EQ(c->lrpe_layers, std::vector<bool>({false, false}));
 }
 
+TEST(ModelConfig, UnknownFieldsAreIgnoredAndListed) {
+  // Current transformers writes `dtype` (beside or instead of torch_dtype); fine-tunes
+  // add their own keys. None of them may refuse the checkpoint.
+  auto c = parse_model_config(
+      R"({"vocab_size": 10, "decoder_embed_dim": 16, "decoder_layers": 2, "decoder_attention_heads": 2,
+          "dtype": "bfloat16", "torch_dtype": "bfloat16", "quantization_config": {"bits": 8}, "my_key": [1]})",
+      "c.json");
+  ASSERT_TRUE(c.has_value()) << c.status().to_string();
+  EXPECT_EQ(c->unknown_fields, std::vector<std::string>({"my_key", "quantization_config"}));
+  EXPECT_EQ(c->dim, 16);
+}
+
 TEST(ModelConfig, ErrorsNameFileAndField) {
   struct Case {
     const char* json;
@@ -59,7 +71,10 @@ TEST(ModelConfig, ErrorsNameFileAndField) {
       {R"({"vocab_size": "10", "decoder_embed_dim": 16, "decoder_layers": 2, "decoder_attention_heads": 2})", "vocab_size"},
       {R"({"vocab_size": 10, "decoder_embed_dim": 16, "decoder_layers": 2, "decoder_attention_heads": 3})", "divisible"},
       {R"({"vocab_size": 10, "decoder_embed_dim": 16, "decoder_layers": 1, "decoder_attention_heads": 2})", "decoder_layers"},
-      {R"({"vocab_size": 10, "decoder_embed_dim": 16, "decoder_layers": 2, "decoder_attention_heads": 2, "frobnicate": 1})", "unknown field \"frobnicate\""},
+      {R"({"vocab_size": 10, "decoder_embed_dim": 16, "decoder_layers": 2, "decoder_attention_heads": 2, "dtype": 16})", "\"dtype\" must be a string"},
+      {R"({"vocab_size": 10, "decoder_embed_dim": 16, "decoder_layers": 2, "decoder_attention_heads": 2, "architectures": "x"})", "\"architectures\" must be a list"},
+      {R"({"vocab_size": 10, "decoder_embed_dim": 16.5, "decoder_layers": 2, "decoder_attention_heads": 2})", "decoder_embed_dim"},
+      {R"({"vocab_size": 10, "decoder_embed_dim": 16, "decoder_layers": 2, "decoder_attention_heads": 2, "bias": "no"})", "bias"},
       {R"({"vocab_size": 10, "decoder_embed_dim": 16, "decoder_layers": 2, "decoder_attention_heads": 2, "linear_use_lrpe_list": [1]})", "linear_use_lrpe_list"},
       {R"({"vocab_size": 10, "decoder_embed_dim": 16, "decoder_layers": 2, "decoder_attention_heads": 2, "norm_type": "layernorm"})", "norm_type"},
       {R"({"vocab_size": 10, "decoder_embed_dim": -4, "decoder_layers": 2, "decoder_attention_heads": 2})", "decoder_embed_dim"},

@@ -2,6 +2,8 @@
 
 #include <gtest/gtest.h>
 
+#include "kernels/cpu/sampling_reference.h"
+
 #include <algorithm>
 #include <cmath>
 #include <map>
@@ -271,6 +273,67 @@ TEST(SamplerTest, MaskedAndNanLogitsAreNeverChosen) {
     const int32_t token = Sampler(seeded(seed), {}).sample(logits).token;
     EXPECT_TRUE(token == 1 || token == 3) << token;
   }
+}
+
+TEST(SamplerTest, NonFiniteRowsAreFlagged) {
+  const float inf = std::numeric_limits<float>::infinity();
+  const std::vector<float> masked = {0.0f, 1.0f, -inf}, nan_row = {0.0f, std::nanf(""), 1.0f},
+                           inf_row = {0.0f, inf, 1.0f};
+  EXPECT_FALSE(Sampler(seeded(1), {}).sample(masked).non_finite) << "-inf is a masked token, not an error";
+  SamplingParams greedy = seeded(1);
+  greedy.temperature = 0.0f;
+  for (const SamplingParams& params : {seeded(1), greedy}) {
+    EXPECT_TRUE(Sampler(params, {}).sample(nan_row).non_finite);
+    EXPECT_TRUE(Sampler(params, {}).sample(inf_row).non_finite);
+  }
+}
+
+// One rule set (kernels/sampling_row.h): the host Sampler, given a seed, picks
+// exactly the token the CPU reference picks from the same row with the uniform
+// and penalty entries the same request would hand to the GPU — over random rows
+// with ties, -inf and NaN, and every combination of the parameters, across steps
+// (so that the penalties' output counts grow).
+TEST(SamplerTest, HostSamplingFollowsTheSharedRulesExactly) {
+  std::mt19937_64 rng(2026);
+  const float inf = std::numeric_limits<float>::infinity();
+  const float temperatures[] = {0.0f, 0.3f, 1.0f, 1.7f};
+  const int32_t top_ks[] = {0, 1, 7, 120};
+  const float top_ps[] = {1.0f, 0.95f, 0.5f, 0.02f};
+  const float min_ps[] = {0.0f, 0.05f, 0.4f};
+  int checked = 0, non_greedy_distinct = 0;
+  for (int trial = 0; trial < 400; ++trial) {
+    SamplingParams params = seeded(rng());
+    params.temperature = temperatures[rng() % 4];
+    params.top_k = top_ks[rng() % 4];
+    params.top_p = top_ps[rng() % 4];
+    params.min_p = min_ps[rng() % 3];
+    if (rng() % 2) params.repetition_penalty = std::uniform_real_distribution<float>(0.5f, 2.0f)(rng);
+    if (rng() % 2) params.presence_penalty = std::uniform_real_distribution<float>(-2.0f, 2.0f)(rng);
+    if (rng() % 2) params.frequency_penalty = std::uniform_real_distribution<float>(-2.0f, 2.0f)(rng);
+    std::vector<int32_t> prompt(1 + rng() % 40);
+    const size_t vocab = 50 + rng() % 2000;
+    for (int32_t& t : prompt) t = int32_t(rng() % vocab);
+    Sampler host(params, prompt), device(params, prompt);
+    std::set<int32_t> seen;
+    for (int step = 0; step < 6; ++step) {
+      std::vector<float> row = random_logits(vocab, rng(), 4.0f);
+      if (trial % 5 == 0) {
+        for (float& x : row) x = std::round(x);  // many exact ties
+      }
+      for (int i = 0; i < 3; ++i) row[rng() % vocab] = -inf;
+      const SampleResult got = host.sample(row);
+      const RowSampling rules = device.device_row();
+      const std::vector<PenaltyEntry> entries = device.penalty_entries();
+      const ref::SampleTrace want = ref::sample_row(row, rules, entries, /*want_logprob=*/false);
+      ASSERT_EQ(got.token, want.sampled.token) << "trial " << trial << " step " << step;
+      device.accept(want.sampled.token);
+      seen.insert(got.token);
+      ++checked;
+    }
+    non_greedy_distinct += params.temperature > 0.0f && seen.size() > 1;
+  }
+  EXPECT_EQ(checked, 2400);
+  EXPECT_GT(non_greedy_distinct, 50) << "the draws should not all be degenerate";
 }
 
 TEST(LogSoftmaxTest, NormalisesAndIsShiftInvariant) {

@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <cmath>
+#include <set>
 
 #include "engine/scheduler/engine.h"
 #include "tests/unit/scheduler/engine_test_support.h"
@@ -22,9 +23,10 @@ struct Generation {
   std::vector<SequenceChunk> chunks;
 };
 
-Generation generate(bool device_sampling, const GenerationRequest& request) {
+Generation generate(bool device_sampling, const GenerationRequest& request, bool spread_logits = false) {
   auto backend = std::make_unique<FakeBackend>(4);
   backend->set_device_sampling(device_sampling);
+  backend->set_spread_logits(spread_logits);
   FakeBackend* fake = backend.get();
   EngineOptions o;
   o.max_num_seqs = 4;
@@ -117,6 +119,29 @@ TEST(DeviceSampling, SeededDrawsRepeatAndPenaltiesReachTheBackend) {
   unique_prompt.erase(std::unique(unique_prompt.begin(), unique_prompt.end()), unique_prompt.end());
   EXPECT_EQ(prompt, int32_t(unique_prompt.size()));
   EXPECT_GT(last->sample->params.uniform, 0.0);
+}
+
+TEST(DeviceSampling, SameSeedSameTokensOnTheHostAndDevicePaths) {
+  // One rule set: a seeded request draws the same tokens whether the backend
+  // samples on its device, the host samples (a backend that cannot), or the
+  // request asks for top logprobs (host path on a device-sampling backend).
+  GenerationRequest r = request_of(40);
+  r.sampling.temperature = 1.0f;
+  r.sampling.top_k = 200;
+  r.sampling.top_p = 0.9f;
+  r.sampling.min_p = 0.01f;
+  r.sampling.frequency_penalty = 0.3f;
+  r.sampling.seed = 77;
+  const Generation device = generate(true, r, /*spread_logits=*/true);
+  const Generation host = generate(false, r, true);
+  GenerationRequest with_top = r;
+  with_top.sampling.logprobs = 3;
+  const Generation device_backend_host_path = generate(true, with_top, true);
+  ASSERT_EQ(device.tokens.size(), 40u);
+  EXPECT_EQ(host.tokens, device.tokens);
+  EXPECT_EQ(device_backend_host_path.tokens, device.tokens);
+  std::set<int32_t> distinct(device.tokens.begin(), device.tokens.end());
+  EXPECT_GT(distinct.size(), 10u) << "the rows must make the draw matter";
 }
 
 }  // namespace

@@ -290,6 +290,75 @@ TEST(Engine, ValidationErrorsSayWhatIsWrong) {
   EXPECT_TRUE(e.engine->idle());
 }
 
+TEST(Engine, FatalBackendErrorLatchesTheEngineDead) {
+  // A sticky device error poisons every later step: the engine fails what is
+  // running and what is queued, refuses new work and reports itself unhealthy.
+  EngineOptions o = small_options();
+  o.max_num_seqs = 1;
+  auto e = make_engine(o, 1, [](FakeBackend& b) {
+    b.set_fatal_from_step(5);
+    b.set_step_delay(1ms);
+  });
+  EXPECT_TRUE(e.engine->health().is_ok());
+  EventCollector running, waiting;
+  ASSERT_TRUE(e.engine->submit(request({5, 6, 7}, 1000), running.sink()).has_value());
+  ASSERT_TRUE(e.engine->submit(request({8, 9}, 10), waiting.sink()).has_value());
+  ASSERT_TRUE(running.wait_finished());
+  ASSERT_TRUE(waiting.wait_finished());
+  for (EventCollector* c : {&running, &waiting}) {
+    EXPECT_EQ(c->finish(), FinishReason::kError);
+    EXPECT_EQ(c->error().code(), StatusCode::kUnavailable);
+    EXPECT_NE(c->error().message().find("device lost"), std::string::npos) << c->error().message();
+  }
+  EXPECT_FALSE(e.engine->health().is_ok());
+  EXPECT_NE(e.engine->health().message().find("dead"), std::string::npos);
+  EventCollector later;
+  auto refused = e.engine->submit(request({1, 2}, 3), later.sink());
+  ASSERT_FALSE(refused.has_value());
+  EXPECT_EQ(refused.status().code(), StatusCode::kUnavailable);
+  const int64_t steps = e.backend->steps_entered();
+  std::this_thread::sleep_for(20ms);
+  EXPECT_EQ(e.backend->steps_entered(), steps) << "a dead engine runs no more steps";
+}
+
+TEST(Engine, AbortAllEndsRunningAndWaitingRequestsWithTheReason) {
+  EngineOptions o = small_options();
+  o.max_num_seqs = 1;
+  auto e = make_engine(o, 1, [](FakeBackend& b) { b.set_step_delay(1ms); });
+  EventCollector running, waiting;
+  ASSERT_TRUE(e.engine->submit(request({5, 6, 7}, 3000), running.sink()).has_value());
+  ASSERT_TRUE(e.engine->submit(request({8, 9}, 10), waiting.sink()).has_value());
+  ASSERT_TRUE(running.wait_events(2));
+  e.engine->abort_all(unavailable("the server is shutting down: drain timeout"));
+  ASSERT_TRUE(running.wait_finished());
+  ASSERT_TRUE(waiting.wait_finished());
+  for (EventCollector* c : {&running, &waiting}) {
+    EXPECT_EQ(c->finish(), FinishReason::kError);
+    EXPECT_EQ(c->error().message(), "the server is shutting down: drain timeout");
+  }
+  EXPECT_TRUE(e.engine->health().is_ok()) << "aborting is not dying";
+  EventCollector after;
+  ASSERT_TRUE(e.engine->submit(request({1, 2}, 3), after.sink()).has_value());
+  ASSERT_TRUE(after.wait_finished());
+  EXPECT_EQ(after.finish(), FinishReason::kLength);
+}
+
+TEST(Engine, NonFiniteLogitsFailOnlyThatRequest) {
+  auto e = make_engine(small_options(), 8, [](FakeBackend& b) {
+    b.set_next_token([](int64_t pos, int32_t token) { return FakeBackend::default_next(pos, token); });
+    b.set_nan_token(42);
+  });
+  EventCollector bad, good;
+  ASSERT_TRUE(e.engine->submit(request({5, 42}, 4), bad.sink()).has_value());
+  ASSERT_TRUE(e.engine->submit(request({5, 6}, 4), good.sink()).has_value());
+  ASSERT_TRUE(bad.wait_finished());
+  ASSERT_TRUE(good.wait_finished());
+  EXPECT_EQ(bad.finish(), FinishReason::kError);
+  EXPECT_NE(bad.error().message().find("non-finite"), std::string::npos) << bad.error().message();
+  EXPECT_EQ(good.finish(), FinishReason::kLength);
+  EXPECT_TRUE(e.engine->health().is_ok());
+}
+
 TEST(Engine, CreateRejectsUnworkableOptions) {
   EngineOptions o = small_options();
   o.prefill_chunk = 64;  // > max_num_batched_tokens 32

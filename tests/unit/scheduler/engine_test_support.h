@@ -6,6 +6,8 @@
 #include <unistd.h>
 
 #include <chrono>
+#include <cmath>
+#include <cstring>
 #include <condition_variable>
 #include <cstdlib>
 #include <filesystem>
@@ -88,6 +90,9 @@ class FakeBackend : public Backend {
       }
     }
     if (step_delay_.count() > 0) std::this_thread::sleep_for(step_delay_);
+    if (fatal_from_step_ > 0 && steps_entered() >= fatal_from_step_) {
+      return fatal_error("fake backend: device lost (sticky error)");
+    }
     TNL_RETURN_IF_ERROR(validate_step_plan(plan, config_, num_slots(), device_sampling_));
     std::lock_guard<std::mutex> lock(mu_);
     out->vocab_size = kVocab;
@@ -110,14 +115,12 @@ class FakeBackend : public Backend {
         const bool wanted = c.logits == LogitsMode::kAll || (c.logits == LogitsMode::kLast && i + 1 == c.tokens.size());
         if (!wanted) continue;
         const int64_t pos = c.start_pos + static_cast<int64_t>(i);
-        const size_t base = out->logits.size();
-        out->logits.resize(base + kVocab, 0.0f);
-        out->logits[base + static_cast<size_t>(next_(pos, c.tokens[i]))] = 10.0f;
+        const std::vector<float> row = row_for(pos, c.tokens[i]);
+        out->logits.insert(out->logits.end(), row.begin(), row.end());
       }
       if (c.sample) {  // "on the device": the CPU reference of the GPU sampling kernel
-        std::vector<float> row(kVocab, 0.0f);
         const int64_t last = c.start_pos + static_cast<int64_t>(c.tokens.size()) - 1;
-        row[static_cast<size_t>(next_(last, c.tokens.back()))] = 10.0f;
+        const std::vector<float> row = row_for(last, c.tokens.back());
         out->sampled[out->row_begin.size() - 1] =
             ref::sample_row(row, c.sample->params, c.sample->penalties, c.sample->want_logprob).sampled;
       }
@@ -133,6 +136,17 @@ class FakeBackend : public Backend {
   void set_poison_token(int32_t t) { poison_token_ = t; }
   // Accept chunks with `sample` and sample them here, as the CUDA backend does on the GPU.
   void set_device_sampling(bool on) { device_sampling_ = on; }
+  // Rows of spread logits (a fixed pseudo-random value in [-3, 3] per (pos, token,
+  // id), +3 on the next token) instead of one-hot rows: sampling then really draws.
+  void set_spread_logits(bool on) { spread_logits_ = on; }
+  // The row after `token` is all NaN (a broken model, as seen by the sampler).
+  void set_nan_token(int32_t token) { nan_token_ = token; }
+  // From the n-th step on, fail every step with a fatal (sticky) error.
+  void set_fatal_from_step(int64_t n) { fatal_from_step_ = n; }
+  int64_t steps_entered() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return steps_entered_;
+  }
 
   // Steps after the first `n` completed ones block until release().
   void gate_after(int64_t n) {
@@ -173,6 +187,31 @@ class FakeBackend : public Backend {
   std::chrono::milliseconds step_delay_{0};
   int32_t poison_token_ = -1;
   bool device_sampling_ = false;
+  bool spread_logits_ = false;
+  int64_t fatal_from_step_ = 0;
+  int32_t nan_token_ = -1;
+
+  // The logits row the fake model gives after `token` at `pos`.
+  std::vector<float> row_for(int64_t pos, int32_t token) const {
+    std::vector<float> row(kVocab, 0.0f);
+    if (token == nan_token_) {
+      row.assign(kVocab, std::nanf(""));
+      return row;
+    }
+    if (!spread_logits_) {
+      row[static_cast<size_t>(next_(pos, token))] = 10.0f;
+      return row;
+    }
+    uint64_t h = uint64_t(pos) * 0x9E3779B97F4A7C15ull ^ uint64_t(token) * 0xBF58476D1CE4E5B9ull;
+    for (float& x : row) {
+      h ^= h >> 31;
+      h *= 0x94D049BB133111EBull;
+      h ^= h >> 29;
+      x = float(int64_t(h % 6001) - 3000) / 1000.0f;
+    }
+    row[static_cast<size_t>(next_(pos, token))] += 3.0f;
+    return row;
+  }
 
   mutable std::mutex mu_;
   std::condition_variable entered_;

@@ -1,0 +1,39 @@
+#include "engine/backend_factory/fault_injecting_backend.h"
+
+#include <string>
+
+namespace tnl {
+namespace {
+
+class FaultInjectingBackend final : public Backend {
+ public:
+  FaultInjectingBackend(std::unique_ptr<Backend> inner, int64_t fatal_from_step)
+      : inner_(std::move(inner)), fatal_from_step_(fatal_from_step) {}
+
+  const ModelConfig& config() const override { return inner_->config(); }
+  std::string name() const override { return inner_->name(); }
+  int32_t num_slots() const override { return inner_->num_slots(); }
+  int64_t state_bytes_per_slot() const override { return inner_->state_bytes_per_slot(); }
+  bool samples_on_device() const override { return inner_->samples_on_device(); }
+
+  Status run_step(const StepPlan& plan, StepOutput* out) override {
+    if (++steps_ >= fatal_from_step_) {
+      return fatal_error("injected fatal backend error at step " + std::to_string(steps_) +
+                         " (TNL_TEST_FATAL_STEP)");
+    }
+    return inner_->run_step(plan, out);
+  }
+
+ private:
+  std::unique_ptr<Backend> inner_;
+  int64_t fatal_from_step_;
+  int64_t steps_ = 0;
+};
+
+}  // namespace
+
+std::unique_ptr<Backend> make_fault_injecting_backend(std::unique_ptr<Backend> inner, int64_t fatal_from_step) {
+  return std::make_unique<FaultInjectingBackend>(std::move(inner), fatal_from_step);
+}
+
+}  // namespace tnl
