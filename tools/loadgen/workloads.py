@@ -69,8 +69,9 @@ class PromptSizer:
         n = await self.count_tokens(sample, False)
         self.tokens_per_word = max(0.1, n / len(sample.split()))
 
-    async def make(self, rng, target, add_special):
-        start = rng.randrange(len(self.corpus.words))
+    async def make(self, rng, target, add_special, start=None):
+        if start is None:
+            start = rng.randrange(len(self.corpus.words))
         n = max(1, round(target / self.tokens_per_word))
         if self.count_tokens is None:
             return self.corpus.window(start, n)
@@ -139,19 +140,24 @@ class Workload:
 async def build_corpus_workload(sizer, *, pool_size, turns, input_len, turn_len, output_len, chat, seed,
                                 parallel=16):
     rng = random.Random(seed)
-    plan = []  # (conversation index, turn index, target tokens, per-text rng seed)
+    n_words = len(sizer.corpus.words)
+    # Distinct first-message offsets: two conversations must not share a prefix by chance.
+    firsts = rng.sample(range(n_words), pool_size) if pool_size <= n_words else \
+        [rng.randrange(n_words) for _ in range(pool_size)]
+    plan = []  # (conversation, turn, target tokens, corpus offset)
     max_tokens = []
     for c in range(pool_size):
         max_tokens.append([output_len.sample(rng) for _ in range(turns)])
         for t in range(turns):
-            plan.append((c, t, (input_len if t == 0 else turn_len).sample(rng), rng.randrange(1 << 30)))
+            plan.append((c, t, (input_len if t == 0 else turn_len).sample(rng),
+                         firsts[c] if t == 0 else rng.randrange(n_words)))
     texts = [[None] * turns for _ in range(pool_size)]
     gate = asyncio.Semaphore(parallel)
 
-    async def one(c, t, target, text_seed):
+    async def one(c, t, target, start):
         async with gate:
             # Turn 1 is a whole prompt (BOS counted); later turns are appended text.
-            texts[c][t] = await sizer.make(random.Random(text_seed), target, add_special=(t == 0))
+            texts[c][t] = await sizer.make(rng, target, add_special=(t == 0), start=start)
 
     await asyncio.gather(*(one(*p) for p in plan))
     conversations = [Conversation(texts[c], max_tokens[c], chat) for c in range(pool_size)]
