@@ -53,9 +53,16 @@ class _Exchange:
                     break
                 size = _chunk_size(buf[pos:nl])
                 end = nl + 2 + size
-                if size and end + 2 <= n:  # the common case: a whole chunk (one SSE event) is here
-                    self._deliver(buf[nl + 2:end], t)
+                if size and end + 2 <= n:  # the common case: a whole chunk is here
+                    piece = buf[nl + 2:end]
                     pos = end + 2
+                    # ... holding exactly one "data: ..." event: inlined, it is the hot path
+                    if (self.sse == b"" and piece.startswith(b"data: ") and piece.endswith(b"\n\n")
+                            and piece.find(b"\n\n") == size - 2 and piece != b"data: [DONE]\n\n"):
+                        self.events.append((t, piece[6:-2]))
+                        self.counter[0] += 1
+                    else:
+                        self._deliver(piece, t)
                     continue
                 pos = nl + 2
                 self.remaining = size
