@@ -20,20 +20,64 @@ perf = time.perf_counter
 _HEAD, _BODY_LENGTH, _BODY_UNTIL_CLOSE, _CHUNK_SIZE, _CHUNK_DATA, _CHUNK_CRLF, _TRAILER, _DONE = range(8)
 
 
+class _StreamDigest:
+    """A stream's SSE events, parsed in batches as they arrive: parsing each alone
+    costs a json.loads call per event, parsing all at the end made a burst of work
+    (and loop lag) whenever many streams ended together."""
+
+    BATCH = 16
+
+    def __init__(self, chat):
+        self.chat = chat
+        self.pending = []  # (arrival time, payload bytes) not parsed yet
+        self.pieces = []
+        self.t_first = self.t_last = None
+        self.gaps = []
+        self.usage = None
+        self.error = None
+        self.chunks = 0
+
+    def flush(self):
+        pending, self.pending = self.pending, []
+        if not pending:
+            return
+        try:
+            objects = json.loads(b"[" + b",".join(p for _, p in pending) + b"]")
+            for (t, _), obj in zip(pending, objects):
+                if "error" in obj:
+                    self.error = "stream_error"
+                    continue
+                if obj.get("usage"):
+                    self.usage = obj["usage"]
+                for choice in obj.get("choices") or ():
+                    piece = (choice.get("delta") or {}).get("content") if self.chat else choice.get("text")
+                    if piece:
+                        self.pieces.append(piece)
+                        self.chunks += 1
+                        if self.t_first is None:
+                            self.t_first = t
+                        else:
+                            self.gaps.append(t - self.t_last)
+                        self.t_last = t
+        except (ValueError, AttributeError, TypeError):
+            self.error = "bad_event"
+
+
 class _Exchange:
     """Parses one response incrementally. `future` resolves to True once the
     response is complete, False if the connection ended first or it timed out."""
 
-    def __init__(self, future, counter):
+    def __init__(self, future, counter, chat=False):
         self.future = future
         self.counter = counter  # shared live count of SSE events (progress line)
+        self.chat = chat
         self.state = _HEAD
         self.buf = b""  # received, not yet parsed
         self.status = 0
         self.headers = {}
         self.body = bytearray()
         self.sse = None  # bytes of a partial event, once the response is an event stream
-        self.events = []  # (arrival time, payload bytes)
+        self.digest = None  # _StreamDigest, once the response is an event stream
         self.done_seen = False
         self.remaining = 0
         self.got_bytes = False
@@ -59,8 +103,11 @@ class _Exchange:
                     # ... holding exactly one "data: ..." event: inlined, it is the hot path
                     if (self.sse == b"" and piece.startswith(b"data: ") and piece.endswith(b"\n\n")
                             and piece.find(b"\n\n") == size - 2 and piece != b"data: [DONE]\n\n"):
-                        self.events.append((t, piece[6:-2]))
+                        pending = self.digest.pending
+                        pending.append((t, piece[6:-2]))
                         self.counter[0] += 1
+                        if len(pending) >= _StreamDigest.BATCH:
+                            self.digest.flush()
                     else:
                         self._deliver(piece, t)
                     continue
@@ -129,6 +176,7 @@ class _Exchange:
             self.headers["connection"] = "close"
         if self.status == 200 and self.headers.get("content-type", "").startswith("text/event-stream"):
             self.sse = b""
+            self.digest = _StreamDigest(self.chat)
 
     def _deliver(self, piece, t):
         if self.sse is None:
@@ -153,7 +201,7 @@ class _Exchange:
             if payload == b"[DONE]":
                 self.done_seen = True
             else:
-                self.events.append((t, payload))
+                self.digest.pending.append((t, payload))
                 self.counter[0] += 1
 
     def _complete(self, t):
@@ -262,7 +310,7 @@ class HttpClient:
         loop = asyncio.get_running_loop()
         for _ in range(2):
             conn, reused = await self._acquire(reuse)
-            ex = _Exchange(loop.create_future(), self.live_events)
+            ex = _Exchange(loop.create_future(), self.live_events, self.endpoint == "chat")
             conn.exchange = ex
             expiry = loop.call_later(timeout, self._expire, conn, ex)
             try:
@@ -350,34 +398,17 @@ class HttpClient:
             self._read_whole(ex, result)
         return result
 
-    def _read_stream(self, ex, result):
-        chat = self.endpoint == "chat"
-        pieces, last = [], None
-        try:
-            # One json.loads for the whole stream: per-call overhead dominated parsing.
-            objects = json.loads(b"[" + b",".join(p for _, p in ex.events) + b"]")
-            for (t, _), obj in zip(ex.events, objects):
-                if "error" in obj:
-                    result.error = "stream_error"
-                    continue
-                usage = obj.get("usage")
-                if usage:
-                    result.prompt_tokens = usage.get("prompt_tokens")
-                    result.output_tokens = usage.get("completion_tokens", 0)
-                for choice in obj.get("choices") or ():
-                    piece = (choice.get("delta") or {}).get("content") if chat else choice.get("text")
-                    if piece:
-                        pieces.append(piece)
-                        if last is None:
-                            result.t_first = t
-                        else:
-                            result.gaps.append(t - last)
-                        last = t
-        except (ValueError, AttributeError, TypeError):
-            result.error = "bad_event"
-        result.text = "".join(pieces)
+    @staticmethod
+    def _read_stream(ex, result):
+        d = ex.digest
+        d.flush()
+        result.t_first, result.gaps, result.text = d.t_first, d.gaps, "".join(d.pieces)
+        if d.usage:
+            result.prompt_tokens = d.usage.get("prompt_tokens")
+            result.output_tokens = d.usage.get("completion_tokens", 0)
         if not result.output_tokens:
-            result.output_tokens = len(pieces)  # no usage chunk: one text chunk ~ one token
+            result.output_tokens = d.chunks  # no usage chunk: one text chunk ~ one token
+        result.error = d.error
         if result.error is None:
             if ex.done_seen:
                 result.ok = True
