@@ -95,9 +95,10 @@ def single_charts(reports, names, slo):
     with_turns = [(n, rep["runs"][0]["per_turn"]) for n, rep in zip(names, reports) if "per_turn" in rep["runs"][0]]
     if with_turns:
         chart = Chart("TTFT by turn", "turn", "ms", y_zero=True)
+        styles = P_STYLES if len(with_turns) == 1 else (P_STYLES[0], P_STYLES[2])  # keep the legend small
         for i, (n, turns) in enumerate(with_turns):
             t = [p["turn"] for p in turns]
-            for p, dash in P_STYLES:
+            for p, dash in styles:
                 label = f"{n} {p}" if len(with_turns) > 1 else p
                 chart.line(label, t, [(x["ttft_ms"] or {}).get(p) for x in turns],
                            color=PALETTE[i if len(with_turns) > 1 else P_STYLES.index((p, dash))], dash=dash)

@@ -140,6 +140,11 @@ def compare_table(reports, names):
                          _pcts(r["latency_ms"]["e2e"], ("p50", "p99")), _fmt(r["goodput"]["requests_per_s"], 2)])
         parts.append(table(["report", "load", "out tok/s", "TTFT p50/p90/p99 ms", "TPOT p50/p90/p99 ms",
                             "E2E p50/p99 ms", "goodput/s"], rows))
+        cache = [(name, {k: v for k, v in ((rep["runs"][i].get("server_metrics") or {}).get("counters") or {}).items()
+                         if "cache" in k}) for name, rep in zip(names, reports) if i < len(rep["runs"])]
+        for name, counters in cache:  # e.g. the server's prefix-cache queries, hits, hit tokens
+            if counters:
+                parts.append(f"{name}: " + ", ".join(f"{k} +{v:g}" for k, v in counters.items()))
         turn_sets = [{p["turn"]: p for p in rep["runs"][i].get("per_turn", [])} for rep in reports
                      if i < len(rep["runs"])]
         turns = sorted(set().union(*turn_sets))
