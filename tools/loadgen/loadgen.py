@@ -68,6 +68,8 @@ def parse_args(argv):
     t.add_argument("--keep-alive", action=argparse.BooleanOptionalAction, default=False,
                    help="HTTP: reuse connections between generation requests (default: a fresh connection "
                         "each, see docs/operations.md on the keep-alive race)")
+    t.add_argument("--uvloop", action=argparse.BooleanOptionalAction, default=True,
+                   help="use uvloop's event loop when the interpreter has it (Debian: python3-uvloop)")
     t.add_argument("--grpc-channels", type=int, default=1, help="HTTP/2 connections for gRPC calls")
     t.add_argument("--server-pid", type=int, default=0, help="report this local process's peak RSS (VmHWM)")
 
@@ -166,6 +168,16 @@ def ensure_grpc():
             os.execv(SYSTEM_PYTHON, [SYSTEM_PYTHON, os.path.abspath(__file__), *sys.argv[1:]])
     sys.exit("tnl-loadgen: --protocol grpc needs Python's grpc and protobuf modules "
              "(Debian: apt-get install python3-grpcio python3-protobuf, for /usr/bin/python3)")
+
+
+def use_uvloop():
+    """uvloop halves the event loop's own cost per read; asyncio's loop when absent."""
+    try:
+        import uvloop
+    except ImportError:
+        return "asyncio"
+    asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    return "uvloop"
 
 
 def request_params(args):
@@ -365,7 +377,10 @@ def main(argv=None):
         ensure_grpc()
     soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))  # one socket per in-flight HTTP request
+    loop_name = use_uvloop() if args.uvloop else "asyncio"
     out = asyncio.run(run(args))
+    for r in out["runs"]:
+        r["client"]["event_loop"] = loop_name
     print_report(out)
     write_outputs(args, [out], None)
     ok = sum(r["requests"]["ok"] for r in out["runs"])
