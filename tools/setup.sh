@@ -15,6 +15,7 @@ packages=(
   libcli11-dev             # CLI11: command-line parsing for every tool
   clang libclang-rt-14-dev # libFuzzer for the parser fuzz targets
   curl python3
+  python3-grpcio python3-protobuf  # tnl-loadgen's gRPC client (tools/loadgen, for /usr/bin/python3)
 )
 
 missing=()
