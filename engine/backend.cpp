@@ -4,6 +4,35 @@
 
 namespace tnl {
 
+const char* state_tier_name(StateTier tier) {
+  switch (tier) {
+    case StateTier::kLive: return "live";
+    case StateTier::kCache: return "cache";
+    case StateTier::kHost: return "host";
+  }
+  return "?";
+}
+
+Status validate_state_ref(StateRef slot, const Backend& backend) {
+  const int32_t n = backend.num_state_slots(slot.tier);
+  if (slot.index < 0 || slot.index >= n) {
+    return invalid_argument(std::string(state_tier_name(slot.tier)) + " state slot " + std::to_string(slot.index) +
+                            " outside [0, " + std::to_string(n) + ")");
+  }
+  return Status::ok();
+}
+
+Status validate_state_copies(const StepPlan& plan, const Backend& backend) {
+  for (const auto* copies : {&plan.copies_before, &plan.copies_after}) {
+    for (const StateCopy& c : *copies) {
+      TNL_RETURN_IF_ERROR(validate_state_ref(c.from, backend));
+      TNL_RETURN_IF_ERROR(validate_state_ref(c.to, backend));
+      if (c.from == c.to) return invalid_argument("a state copy onto itself");
+    }
+  }
+  return Status::ok();
+}
+
 Status validate_step_plan(const StepPlan& plan, const ModelConfig& config, int32_t num_slots, bool device_sampling) {
   std::vector<bool> used(num_slots, false);
   for (size_t i = 0; i < plan.chunks.size(); ++i) {

@@ -9,6 +9,7 @@
 // it may use worker threads internally.
 #pragma once
 
+#include <cstddef>
 #include <cstdint>
 #include <optional>
 #include <span>
@@ -44,8 +45,31 @@ struct SequenceChunk {
   std::optional<DeviceSampling> sample;   // set: the backend samples the last row itself
 };
 
+// Where a decode state lives. Chunks run in live slots; the prefix state cache
+// keeps snapshots in cache slots (the backend's own memory: device memory on the
+// GPU, RAM on the CPU) and, on backends that have one, in a host-RAM tier behind
+// it. Every slot of every tier holds exactly state_bytes_per_slot().
+enum class StateTier { kLive, kCache, kHost };
+const char* state_tier_name(StateTier tier);  // "live", "cache", "host"
+
+struct StateRef {
+  StateTier tier = StateTier::kLive;
+  int32_t index = 0;
+  bool operator==(const StateRef&) const = default;
+};
+
+// Copies one whole state (a slot copy: exact, every byte). Restores, snapshots,
+// forks and swaps are all copies.
+struct StateCopy {
+  StateRef from;
+  StateRef to;
+};
+
 struct StepPlan {
-  std::vector<SequenceChunk> chunks;  // each slot at most once per step
+  std::vector<SequenceChunk> chunks;     // each slot at most once per step
+  std::vector<StateCopy> copies_before;  // in order, before any chunk runs
+  std::vector<StateCopy> copies_after;   // in order, after every chunk ran
+  bool empty() const { return chunks.empty() && copies_before.empty() && copies_after.empty(); }
 };
 
 // Logits of one step, fp32, row-major [rows, V]. Rows appear in chunk order; a
@@ -73,14 +97,28 @@ class Backend {
   // travel to the host). Backends that cannot reject such chunks.
   virtual bool samples_on_device() const { return false; }
 
-  // Runs one step. A chunk whose start_pos is 0 starts from a zero state; other
-  // chunks continue the state their slot holds. On error no slot state is
+  // Slots of a tier (kLive: num_slots()). 0 when the backend has no such tier.
+  virtual int32_t num_state_slots(StateTier tier) const { return tier == StateTier::kLive ? num_slots() : 0; }
+
+  // Runs one step: copies_before, the chunks, copies_after. A chunk whose
+  // start_pos is 0 starts from a zero state; other chunks continue the state their
+  // slot holds. A plan may hold copies and no chunk. On error no live-slot state is
   // guaranteed (the engine fails those sequences) but the backend stays usable.
+  // Copies may complete asynchronously (a GPU copying to host memory on a side
+  // stream); the backend orders every later use of a slot after them.
   virtual Status run_step(const StepPlan& plan, StepOutput* out) = 0;
+
+  // One slot's state as bytes, in the backend-independent layout: for each layer,
+  // each head (in global head order), the fp32 [e_k, e] matrix S, row-major
+  // (model-spec §5.2) — state_bytes_per_slot() bytes. Between steps only.
+  virtual Status read_state(StateRef slot, std::span<std::byte> out) = 0;
+  virtual Status write_state(StateRef slot, std::span<const std::byte> in) = 0;
 };
 
-// Validates a plan against a config and slot count (shared by every backend).
+// Validates a plan against a config and slot counts (shared by every backend).
 Status validate_step_plan(const StepPlan& plan, const ModelConfig& config, int32_t num_slots,
                           bool device_sampling = false);
+Status validate_state_copies(const StepPlan& plan, const Backend& backend);
+Status validate_state_ref(StateRef slot, const Backend& backend);
 
 }  // namespace tnl

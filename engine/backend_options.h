@@ -10,11 +10,19 @@ namespace tnl {
 struct BackendOptions {
   std::string device = "auto";      // "auto" (cuda when a GPU is present, else cpu), "cpu", "cuda"
   int32_t max_slots = 64;           // decode-state slots wanted (CUDA may grant fewer: memory)
+  int32_t max_step_tokens = 4096;   // tokens in the largest step (the engine's max_num_batched_tokens):
+                                    // CUDA reserves activation memory for it before sizing slots
   int64_t prefill_block = 64;       // Lightning Attention block size B (tokens)
   int32_t cpu_threads = 0;          // CPU backend worker threads; 0: all cores
   float gpu_memory_fraction = 0.9f; // CUDA: share of free device memory for weights + state slots
   std::string gpu_dtype = "bf16";   // CUDA weight dtype: "bf16" or "fp16"
   int32_t gpu_device = 0;           // CUDA device ordinal
+  // Prefix state cache (snapshot slots). cache: the backend's own memory (GPU
+  // memory, or RAM on the CPU); -1: CUDA takes what the memory fraction leaves
+  // after the live slots, the CPU 512 MiB. host: a RAM tier behind GPU memory
+  // (CUDA only; pinned). 0 turns a tier off.
+  int64_t prefix_cache_bytes = -1;
+  int64_t prefix_cache_host_bytes = 0;
   int64_t test_fatal_step = 0;      // test hook: > 0 makes step N and later fail fatally
                                     // (fault_injecting_backend.h); 0 in production
 };

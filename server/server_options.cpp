@@ -121,6 +121,7 @@ BackendOptions ServerOptions::backend_options() const {
   BackendOptions b;
   b.device = device;
   b.max_slots = max_num_seqs;
+  b.max_step_tokens = max_num_batched_tokens;
   b.cpu_threads = threads;
   b.gpu_memory_fraction = gpu_memory_fraction;
   b.gpu_dtype = gpu_dtype;

@@ -46,6 +46,12 @@ class CpuBackend final : public Backend {
     }
     state_floats_per_slot_ = offset;
     states_.assign(size_t(state_floats_per_slot_) * size_t(num_slots_), 0.0f);
+    // Default: 512 MiB, at most 4096 snapshots. Left uninitialised: a slot's pages
+    // are touched (and count in RSS) only once a snapshot is written into it.
+    const int64_t cache_bytes = options.prefix_cache_bytes < 0 ? int64_t(512) << 20 : options.prefix_cache_bytes;
+    const int64_t max_slots = options.prefix_cache_bytes < 0 ? 4096 : 1 << 20;
+    num_cache_slots_ = int32_t(std::min<int64_t>(cache_bytes / state_bytes_per_slot(), max_slots));
+    cache_states_.reset(new float[size_t(state_floats_per_slot_) * size_t(num_cache_slots_)]);
   }
 
   const ModelConfig& config() const override { return config_; }
@@ -53,8 +59,38 @@ class CpuBackend final : public Backend {
   int32_t num_slots() const override { return num_slots_; }
   int64_t state_bytes_per_slot() const override { return state_floats_per_slot_ * int64_t(sizeof(float)); }
 
+  int32_t num_state_slots(StateTier tier) const override {
+    switch (tier) {
+      case StateTier::kLive: return num_slots_;
+      case StateTier::kCache: return num_cache_slots_;
+      case StateTier::kHost: return 0;  // the cache already lives in RAM
+    }
+    return 0;
+  }
+
+  Status read_state(StateRef slot, std::span<std::byte> out) override {
+    TNL_RETURN_IF_ERROR(validate_state_ref(slot, *this));
+    if (int64_t(out.size()) != state_bytes_per_slot()) return invalid_argument("read_state: wrong buffer size");
+    std::memcpy(out.data(), state_of(slot), out.size());
+    return Status::ok();
+  }
+
+  Status write_state(StateRef slot, std::span<const std::byte> in) override {
+    TNL_RETURN_IF_ERROR(validate_state_ref(slot, *this));
+    if (int64_t(in.size()) != state_bytes_per_slot()) return invalid_argument("write_state: wrong buffer size");
+    std::memcpy(state_of(slot), in.data(), in.size());
+    return Status::ok();
+  }
+
   Status run_step(const StepPlan& plan, StepOutput* out) override {
     TNL_RETURN_IF_ERROR(validate_step_plan(plan, config_, num_slots_));
+    TNL_RETURN_IF_ERROR(validate_state_copies(plan, *this));
+    copy_states(plan.copies_before);
+    if (plan.chunks.empty()) {
+      *out = StepOutput{config_.vocab_size, {}, {}, {}};
+      copy_states(plan.copies_after);
+      return Status::ok();
+    }
     std::vector<ChunkActivations> acts(plan.chunks.size());
     for (size_t i = 0; i < plan.chunks.size(); ++i) {
       const SequenceChunk& chunk = plan.chunks[i];
@@ -69,11 +105,21 @@ class CpuBackend final : public Backend {
       channel_mixer(l, acts);
     }
     logits(plan, acts, out);
+    copy_states(plan.copies_after);
     return Status::ok();
   }
 
  private:
   float* slot_state(int32_t slot) { return states_.data() + int64_t(slot) * state_floats_per_slot_; }
+  float* state_of(StateRef ref) {
+    float* base = ref.tier == StateTier::kLive ? states_.data() : cache_states_.get();
+    return base + int64_t(ref.index) * state_floats_per_slot_;
+  }
+  void copy_states(const std::vector<StateCopy>& copies) {
+    for (const StateCopy& c : copies) {
+      std::memcpy(state_of(c.to), state_of(c.from), size_t(state_floats_per_slot_) * sizeof(float));
+    }
+  }
 
   void allocate(const SequenceChunk& chunk, ChunkActivations* act) const {
     const int64_t m = int64_t(chunk.tokens.size());
@@ -232,6 +278,8 @@ class CpuBackend final : public Backend {
   std::vector<int64_t> layer_state_offset_;  // floats from a slot's start to layer ℓ's state
   int64_t state_floats_per_slot_ = 0;
   std::vector<float> states_;                // [slots][Σ_ℓ H·e_k·e] fp32
+  int32_t num_cache_slots_ = 0;
+  std::unique_ptr<float[]> cache_states_;    // [cache slots][Σ_ℓ H·e_k·e]: prefix-cache snapshots
 };
 
 }  // namespace

@@ -24,6 +24,7 @@
 #include "engine/cuda/device_sampler.h"
 #include "engine/cuda/gemm.h"
 #include "engine/cuda/pinned_buffer.h"
+#include "engine/cuda/state_store.h"
 #include "engine/cuda/step_layout.h"
 #include "kernels/cuda/launchers.h"
 #include "kernels/cuda/small_batch_linear.h"
@@ -83,10 +84,27 @@ class CudaBackend final : public Backend {
   std::string name() const override { return "cuda"; }
   int32_t num_slots() const override { return num_slots_; }
   int64_t state_bytes_per_slot() const override { return state_floats_per_slot_ * int64_t(sizeof(float)); }
+  int32_t num_state_slots(StateTier tier) const override { return store_.slots(tier); }
+  Status read_state(StateRef slot, std::span<std::byte> out) override {
+    TNL_RETURN_IF_ERROR(validate_state_ref(slot, *this));
+    return store_.read(slot, out);
+  }
+  Status write_state(StateRef slot, std::span<const std::byte> in) override {
+    TNL_RETURN_IF_ERROR(validate_state_ref(slot, *this));
+    return store_.write(slot, in);
+  }
   bool samples_on_device() const override { return true; }
 
   Status run_step(const StepPlan& plan, StepOutput* out) override {
     TNL_RETURN_IF_ERROR(validate_step_plan(plan, config_, num_slots_, /*device_sampling=*/true));
+    TNL_RETURN_IF_ERROR(validate_state_copies(plan, *this));
+    TNL_RETURN_IF_ERROR(store_.run_copies(plan.copies_before));
+    if (plan.chunks.empty()) {
+      *out = StepOutput{config_.vocab_size, {}, {}, {}};
+      TNL_RETURN_IF_ERROR(store_.run_copies(plan.copies_after));
+      TNL_CUDA_TRY(cudaStreamSynchronize(stream_));
+      return Status::ok();
+    }
     if (is_decode_only(plan)) return run_decode_graph(plan, out);
     const StepLayout s = make_step_layout(plan, config_.num_heads, config_.head_dim(), 2 * sm_count_);
     TNL_RETURN_IF_ERROR(reserve(s));
@@ -113,7 +131,9 @@ class CudaBackend final : public Backend {
     int64_t bucket = 1;
     while (bucket < real) bucket *= 2;
     StepPlan padded = plan;
-    for (int64_t i = real; i < bucket; ++i) padded.chunks.push_back({scratch_slot(), 1, {0}, LogitsMode::kLast});
+    for (int64_t i = real; i < bucket; ++i) {
+      padded.chunks.push_back({store_.scratch_slot(), 1, {0}, LogitsMode::kLast});
+    }
     StepLayout s = make_step_layout(padded, config_.num_heads, config_.head_dim(), 2 * sm_count_);
     TNL_RETURN_IF_ERROR(reserve(s));
     TNL_RETURN_IF_ERROR(upload_ints(s));
@@ -166,10 +186,12 @@ class CudaBackend final : public Backend {
     return Status::ok();
   }
 
-  // Samples the chunks that ask for it on the GPU, copies the first `rows` logits
-  // rows to the host when any chunk wants rows there, and waits for the step.
+  // Samples the chunks that ask for it on the GPU, runs the plan's copies_after,
+  // copies the first `rows` logits rows to the host when any chunk wants rows
+  // there, and waits for the step.
   Status finish_step(const StepPlan& plan, const StepLayout& s, int64_t rows, StepOutput* out) {
     const int64_t V = config_.vocab_size;
+    TNL_RETURN_IF_ERROR(store_.run_copies(plan.copies_after));
     TNL_RETURN_IF_ERROR(sampler_.enqueue(plan, s.sample_row, act_.logits.get(), V, stream_));
     const bool host_rows = std::any_of(plan.chunks.begin(), plan.chunks.end(),
                                        [](const SequenceChunk& c) { return c.logits != LogitsMode::kNone; });
@@ -185,8 +207,6 @@ class CudaBackend final : public Backend {
     sampler_.collect(plan.chunks.size(), &out->sampled);
     return Status::ok();
   }
-
-  int32_t scratch_slot() const { return num_slots_; }  // one slot past the real ones
 
   CudaBackend(ModelConfig config, const BackendOptions& options) : config_(std::move(config)), options_(options) {}
 
@@ -205,42 +225,40 @@ class CudaBackend final : public Backend {
     TNL_CUBLAS_TRY(cublasSetStream(cublas_, stream_));
     TNL_ASSIGN_OR_RETURN(weights_, load_weights(stream_));
 
-    state_floats_per_slot_ = 0;
-    for (int64_t l = 0; l < config_.num_layers; ++l) {
-      layer_slot_floats_.push_back(config_.num_heads * config_.key_dim(l) * config_.head_dim());
-      state_floats_per_slot_ += layer_slot_floats_.back();
-    }
+    state_floats_per_slot_ = config_.state_bytes_per_sequence() / int64_t(sizeof(float));
 
-    // Slots: what the memory fraction leaves after weights and a reserve for the
-    // activations of a 4096-token step.
+    // Slots: what the memory fraction leaves after the weights and a reserve for
+    // the activations of the largest step; the prefix cache's snapshot slots come
+    // out of the same budget (by default half of what the live slots leave).
     size_t free_bytes = 0, total_bytes = 0;
     TNL_CUDA_TRY(cudaMemGetInfo(&free_bytes, &total_bytes));
-    const double budget = double(free_bytes) * options.gpu_memory_fraction - double(activation_bytes(4096, 4096));
-    const int64_t fit = budget > 0 ? int64_t(budget / double(state_bytes_per_slot())) : 0;
+    const int64_t step_tokens = std::max<int64_t>(4096, options.max_step_tokens);
+    const double budget = double(free_bytes) * options.gpu_memory_fraction - double(activation_bytes(step_tokens, step_tokens));
+    const double slot_bytes = double(state_bytes_per_slot());
+    const int64_t fit = budget > 0 ? int64_t(budget / slot_bytes) : 0;
     num_slots_ = int32_t(std::min<int64_t>(options.max_slots, fit - 1));  // one more is the scratch slot
     if (num_slots_ < 1) {
       return resource_exhausted("the GPU has no room for a single decode-state slot (" +
                                 std::to_string(state_bytes_per_slot()) + " bytes) after the weights");
     }
-    // Layer-major: one layer's states of every slot are one contiguous region, so a
-    // decode step's attention walks 1/L of the pool, not strides across all of it.
-    int64_t offset = 0;
-    for (int64_t l = 0; l < config_.num_layers; ++l) {
-      layer_state_offset_.push_back(offset);
-      offset += layer_slot_floats_[l] * (num_slots_ + 1);  // + the scratch slot
-    }
-    TNL_RETURN_IF_ERROR(states_.allocate(offset));
+    const int64_t left = std::max<int64_t>(0, fit - (num_slots_ + 1) - 4);  // 4: demotion staging slots
+    const int64_t cache_slots = options.prefix_cache_bytes < 0
+                                    ? std::min<int64_t>(left / 2, 1 << 16)
+                                    : std::min<int64_t>(left, options.prefix_cache_bytes / state_bytes_per_slot());
+    const int64_t host_slots = cache_slots > 0 ? options.prefix_cache_host_bytes / state_bytes_per_slot() : 0;
+    TNL_RETURN_IF_ERROR(store_.init(config_, num_slots_, int32_t(cache_slots), int32_t(host_slots), stream_));
     // A fixed cuBLAS workspace: GEMMs inside captured graphs must not allocate.
     TNL_RETURN_IF_ERROR(cublas_workspace_.allocate(32 << 20));
     TNL_CUBLAS_TRY(cublasSetWorkspace(cublas_, cublas_workspace_.get(), size_t(cublas_workspace_.bytes())));
     small_batch_fits_ = cuda::small_batch_linear_fits(cuda::kSmallBatchMaxRows,
                                                       std::max({config_.dim, config_.hidden_dim, config_.glu_dim}),
                                                       int64_t(sizeof(T)));
-    TNL_CUDA_TRY(cudaMemsetAsync(states_.get(), 0, size_t(states_.bytes()), stream_));
     TNL_CUDA_TRY(cudaStreamSynchronize(stream_));
-    spdlog::info("cuda backend: {} ({} SMs), weights {:.1f} MB {}, {} state slots x {:.2f} MB = {:.1f} MB",
+    spdlog::info("cuda backend: {} ({} SMs), weights {:.1f} MB {}, {} state slots x {:.2f} MB, {} prefix-cache "
+                 "slots in GPU memory, {} in pinned host memory; states {:.1f} MB on the GPU, {:.1f} MB on the host",
                  prop.name, sm_count_, double(weights_.bytes) / 1e6, options.gpu_dtype, num_slots_,
-                 double(state_bytes_per_slot()) / 1e6, double(states_.bytes()) / 1e6);
+                 double(state_bytes_per_slot()) / 1e6, cache_slots, host_slots, double(store_.device_bytes()) / 1e6,
+                 double(store_.host_bytes()) / 1e6);
     return Status::ok();
   }
 
@@ -361,7 +379,7 @@ class CudaBackend final : public Backend {
     const int64_t H = config_.num_heads, e = config_.head_dim(), ek = config_.key_dim(l), D = config_.hidden_dim;
     const bool lrpe = config_.lrpe_layers[l];
     const int32_t* ints = act_.ints.get();
-    float* layer_state = states_.get() + layer_state_offset_[l];
+    float* layer_state = store_.layer_state(l);
 
     cuda::DecodeArgs dec;
     dec.heads = H;
@@ -371,7 +389,7 @@ class CudaBackend final : public Backend {
     dec.theta = w.theta.get();
     dec.rates = w.rates.get();
     dec.layer_state = layer_state;
-    dec.slot_stride = layer_slot_floats_[l];
+    dec.slot_stride = store_.slot_stride(l);
     if (s.num_decode > 0) {
       dec.batch = s.num_decode;
       dec.positions = ints + s.positions;
@@ -407,7 +425,7 @@ class CudaBackend final : public Backend {
     la.seq_slot = ints + s.seq_slot;
     la.seq_fresh = ints + s.seq_fresh;
     la.layer_state = layer_state;
-    la.slot_stride = layer_slot_floats_[l];
+    la.slot_stride = store_.slot_stride(l);
     la.scratch = act_.scratch.get();
     TNL_CUDA_TRY(cuda::lightning_prefill<T>(act_.q.get(), act_.k.get(), act_.v.get(), la, act_.o.get() + first * D,
                                             stream_));
@@ -420,12 +438,10 @@ class CudaBackend final : public Backend {
   cudaStream_t stream_ = nullptr;
   cublasHandle_t cublas_ = nullptr;
   CudaWeights<T> weights_;
-  std::vector<int64_t> layer_state_offset_;  // floats to layer ℓ's region [slots + 1][H·e_k·e]
-  std::vector<int64_t> layer_slot_floats_;   // H·e_k(ℓ)·e: one slot's state of layer ℓ
   int64_t state_floats_per_slot_ = 0;
   int32_t num_slots_ = 0;
   bool small_batch_fits_ = false;            // the fused small-batch layer takes this model's widths
-  DeviceBuffer<float> states_;               // [L][slots + 1 scratch][H·e_k(ℓ)·e]
+  StateStore store_;                         // live slots, prefix-cache slots (device, host)
   DeviceBuffer<std::byte> cublas_workspace_;
   Activations<T> act_;
   std::map<int64_t, cudaGraphExec_t> decode_graphs_;  // batch bucket → captured decode step

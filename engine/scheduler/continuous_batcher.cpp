@@ -44,6 +44,18 @@ void ContinuousBatcher::add(uint64_t id, GenerationRequest request, EventSink si
   scheduler_.add(id, std::move(prompt), prompt_logprobs);
 }
 
+void ContinuousBatcher::add_group(const std::vector<uint64_t>& ids, std::vector<GenerationRequest> requests,
+                                  std::vector<EventSink> sinks, EngineClock::time_point arrival) {
+  std::optional<EngineClock::time_point> deadline;
+  if (options_.request_timeout.count() > 0) deadline = arrival + options_.request_timeout;
+  std::vector<int32_t> prompt = requests.front().prompt_ids;
+  for (size_t i = 0; i < ids.size(); ++i) {
+    requests_.emplace(ids[i], std::make_unique<RequestState>(ids[i], std::move(requests[i]), std::move(sinks[i]),
+                                                             tokenizer_, eos_id_, arrival, deadline));
+  }
+  scheduler_.add_group(ids, std::move(prompt));
+}
+
 void ContinuousBatcher::cancel(uint64_t id) {
   if (requests_.count(id) != 0) finish(id, FinishReason::kCancelled);
 }
@@ -73,7 +85,10 @@ void ContinuousBatcher::finish(uint64_t id, FinishReason reason, Status error) {
   if (it == requests_.end()) return;
   std::unique_ptr<RequestState> state = std::move(it->second);
   requests_.erase(it);
-  scheduler_.remove(id);  // frees the slot before anything else is scheduled
+  // Frees the slot before anything else is scheduled. A sequence that ended well
+  // (not by an error: its state is sound) leaves a snapshot in the prefix cache,
+  // so that the next turn of a conversation starts from it.
+  scheduler_.remove(id, /*snapshot=*/reason != FinishReason::kError);
   if (reason == FinishReason::kError) {
     spdlog::warn("request {} ({}) failed: {}", id, state->request().request_id, error.to_string());
   }
@@ -86,11 +101,17 @@ void ContinuousBatcher::drop_invalid_chunks(ScheduledStep* step) {
   ScheduledStep kept;
   kept.num_decode_tokens = 0;
   kept.num_prefill_tokens = 0;
+  kept.num_cached_tokens = step->num_cached_tokens;
+  kept.cached_starts = std::move(step->cached_starts);
+  kept.plan.copies_before = std::move(step->plan.copies_before);
+  kept.plan.copies_after = std::move(step->plan.copies_after);
   for (size_t i = 0; i < step->chunks.size(); ++i) {
     StepPlan alone;
     alone.chunks.push_back(step->plan.chunks[i]);
     Status s = validate_step_plan(alone, backend_.config(), backend_.num_slots());
     if (!s.is_ok()) {
+      // Its snapshots would be keyed by tokens never computed: drop them with it.
+      scheduler_.discard_snapshots_of(step->plan.chunks[i].slot, &kept.plan);
       finish(step->chunks[i].seq, FinishReason::kError, internal_error("planned chunk rejected: " + s.message()));
       continue;
     }
@@ -129,12 +150,23 @@ Status ContinuousBatcher::check_output(const ScheduledStep& step, const StepOutp
 void ContinuousBatcher::attach_device_sampling(ScheduledStep* step) {
   if (!backend_.samples_on_device()) return;
   for (size_t i = 0; i < step->chunks.size(); ++i) {
-    if (!step->chunks[i].samples_next) continue;
+    const ScheduledChunk& c = step->chunks[i];
+    // A fork group's members all sample from the leader's row: on the host.
+    if (!c.samples_next || !c.forks.empty()) continue;
     SequenceChunk& pc = step->plan.chunks[i];
-    pc.sample = requests_.at(step->chunks[i].seq)->device_sampling();
-    // The row was wanted only to sample it; prompt logprobs (kAll) still travel.
-    if (pc.sample && pc.logits == LogitsMode::kLast) pc.logits = LogitsMode::kNone;
+    pc.sample = requests_.at(c.seq)->device_sampling();
+    // The row was wanted only to sample it, unless the prefix cache keeps it with a
+    // prompt's snapshot; prompt logprobs (kAll) still travel.
+    if (pc.sample && pc.logits == LogitsMode::kLast && !c.keep_logits_for) pc.logits = LogitsMode::kNone;
   }
+}
+
+Status ContinuousBatcher::flush_copies() {
+  if (!scheduler_.has_pending_copies()) return Status::ok();
+  ScheduledStep step;
+  step.plan.copies_before = scheduler_.take_pending_copies();
+  StepOutput out;
+  return backend_.run_step(step.plan, &out);
 }
 
 void ContinuousBatcher::step() {
@@ -153,6 +185,12 @@ void ContinuousBatcher::step() {
   }
   if (status.is_ok()) status = check_output(step, output_);
   if (!status.is_ok()) {
+    // The failed step's copies may not have happened: its restores, snapshots
+    // and forks are as undefined as its chunks' states. Sequences admitted from a
+    // restore are in the step (chunks or cached starts) and fail below; snapshot
+    // entries may hold garbage, so they go.
+    scheduler_.discard_step_snapshots(step);
+    for (const CachedStart& c : step.cached_starts) finish(c.seq, FinishReason::kError, status);
     // run_step reports one status for the whole step and leaves the state of its
     // slots undefined, so every sequence in the step fails; the rest (waiting, or
     // running but not scheduled this step) are untouched and keep going.
@@ -172,8 +210,32 @@ void ContinuousBatcher::step() {
   }
   scheduler_.commit(step);
   metrics_.prompt_tokens_total += static_cast<uint64_t>(step.num_prefill_tokens);
+  metrics_.prompt_tokens_cached_total += static_cast<uint64_t>(step.num_cached_tokens);
   process_output(step, output_);
   metrics_.step_time.observe(seconds_between(start, EngineClock::now()));
+}
+
+void ContinuousBatcher::note_token(RequestState& state, EngineClock::time_point now) {
+  ++metrics_.generation_tokens_total;
+  if (state.completion_tokens() == 1) {
+    metrics_.time_to_first_token.observe(seconds_between(state.arrival(), now));
+  } else if (state.last_token_time()) {
+    metrics_.time_per_output_token.observe(seconds_between(*state.last_token_time(), now));
+  }
+  state.set_last_token_time(now);
+}
+
+void ContinuousBatcher::sample_from_row(uint64_t seq, std::span<const float> row, EngineClock::time_point now,
+                                        std::vector<std::pair<uint64_t, FinishReason>>* sampled) {
+  auto it = requests_.find(seq);
+  if (it == requests_.end()) return;
+  RequestState& state = *it->second;
+  const FinishReason reason = state.sample_token(row);
+  if (reason != FinishReason::kError) {
+    note_token(state, now);
+    if (reason == FinishReason::kNone) scheduler_.append_token(seq, state.last_token());
+  }
+  sampled->emplace_back(seq, reason);
 }
 
 void ContinuousBatcher::process_output(const ScheduledStep& step, const StepOutput& out) {
@@ -190,22 +252,25 @@ void ContinuousBatcher::process_output(const ScheduledStep& step, const StepOutp
       state.add_prompt_rows(c.start_pos, prompt_rows);
     }
     if (!c.samples_next) continue;
-    const FinishReason reason = pc.sample ? state.accept_sampled(out.sampled[i])
-                                          : state.sample_token(out.row(out.row_begin[i] + rows - 1));
-    if (reason == FinishReason::kError) {
+    const std::span<const float> last_row =
+        rows > 0 ? out.row(out.row_begin[i] + rows - 1) : std::span<const float>();
+    if (c.keep_logits_for && !last_row.empty()) {
+      scheduler_.prefix_cache().set_last_logits(*c.keep_logits_for, {last_row.begin(), last_row.end()});
+    }
+    if (pc.sample) {
+      const FinishReason reason = state.accept_sampled(out.sampled[i]);
+      note_token(state, now);
+      if (reason == FinishReason::kNone) scheduler_.append_token(c.seq, state.last_token());
       sampled.emplace_back(c.seq, reason);
-      continue;
+    } else {
+      sample_from_row(c.seq, last_row, now, &sampled);
     }
-    ++metrics_.generation_tokens_total;
-    if (state.completion_tokens() == 1) {
-      metrics_.time_to_first_token.observe(seconds_between(state.arrival(), now));
-    } else if (state.last_token_time()) {
-      metrics_.time_per_output_token.observe(seconds_between(*state.last_token_time(), now));
-    }
-    state.set_last_token_time(now);
-    if (reason == FinishReason::kNone) scheduler_.append_token(c.seq, state.last_token());
-    sampled.emplace_back(c.seq, reason);
+    // Fork members: their slots got this chunk's state; each draws its own token
+    // from the same row, as it would have after prefilling the prompt itself.
+    for (uint64_t member : c.forks) sample_from_row(member, last_row, now, &sampled);
   }
+  // Whole prompts restored from the cache: the first token comes from the cached row.
+  for (const CachedStart& c : step.cached_starts) sample_from_row(c.seq, *c.logits, now, &sampled);
   // One event per sequence that produced a token this step.
   for (const auto& [id, reason] : sampled) {
     if (reason == FinishReason::kNone) {
@@ -223,6 +288,21 @@ EngineStats ContinuousBatcher::stats() const {
   s.slots_used = scheduler_.slots_used();
   s.slots_total = scheduler_.slots_total();
   metrics_.copy_to(&s);
+  const PrefixCacheStats cache = scheduler_.prefix_cache().stats();
+  s.prefix_cache.enabled = scheduler_.prefix_cache().enabled();
+  s.prefix_cache.queries_total = cache.queries;
+  s.prefix_cache.hits_total = cache.hits;
+  s.prefix_cache.hit_tokens_total = cache.hit_tokens;
+  s.prefix_cache.snapshots_total = cache.snapshots;
+  s.prefix_cache.evictions_total = cache.evictions;
+  s.prefix_cache.demotions_total = cache.demotions;
+  s.prefix_cache.host_restores_total = cache.host_restores;
+  s.prefix_cache.slots_used = cache.cache_slots_used;
+  s.prefix_cache.slots_total = cache.cache_slots_total;
+  s.prefix_cache.host_slots_used = cache.host_slots_used;
+  s.prefix_cache.host_slots_total = cache.host_slots_total;
+  s.prefix_cache.state_bytes = backend_.state_bytes_per_slot();
+  s.forks_total = scheduler_.forks_total();
   return s;
 }
 

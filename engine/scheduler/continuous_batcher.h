@@ -28,6 +28,10 @@ class ContinuousBatcher {
 
   // Queues a validated request under a fresh id.
   void add(uint64_t id, GenerationRequest request, EventSink sink, EngineClock::time_point arrival);
+  // Queues validated requests with one prompt as a fork group (scheduler.h): the
+  // prompt is prefilled once and its state copied to the others.
+  void add_group(const std::vector<uint64_t>& ids, std::vector<GenerationRequest> requests, std::vector<EventSink> sinks,
+                 EngineClock::time_point arrival);
   // Finishes the request with kCancelled and frees its slot; unknown ids are ignored
   // (it may have finished already).
   void cancel(uint64_t id);
@@ -52,6 +56,12 @@ class ContinuousBatcher {
 
   // Runs one step; does nothing when there is no work.
   void step();
+  // Runs the state copies the scheduler still owes (finish snapshots) so that
+  // every cache entry holds its state (before reading one out).
+  Status flush_copies();
+
+  Backend& backend() { return backend_; }
+  PrefixCache& prefix_cache() { return scheduler_.prefix_cache(); }
 
   bool has_work() const { return scheduler_.has_work(); }
   int32_t num_running() const { return scheduler_.num_running(); }
@@ -74,6 +84,10 @@ class ContinuousBatcher {
   // Checks the backend returned the rows the plan asked for.
   Status check_output(const ScheduledStep& step, const StepOutput& out) const;
   void process_output(const ScheduledStep& step, const StepOutput& out);
+  // Samples `seq`'s next token from `row` on the host and records what follows.
+  void sample_from_row(uint64_t seq, std::span<const float> row, EngineClock::time_point now,
+                       std::vector<std::pair<uint64_t, FinishReason>>* sampled);
+  void note_token(RequestState& state, EngineClock::time_point now);
 
   Backend& backend_;
   const Tokenizer& tokenizer_;

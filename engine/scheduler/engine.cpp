@@ -35,11 +35,13 @@ const char* finish_reason_name(FinishReason r) {
 
 namespace {
 
+// One submit() or submit_group() call: a group of one or more requests.
 struct Submission {
-  uint64_t id = 0;
-  GenerationRequest request;
-  EventSink sink;
+  std::vector<uint64_t> ids;
+  std::vector<GenerationRequest> requests;
+  std::vector<EventSink> sinks;
   EngineClock::time_point arrival;
+  bool fork = false;  // the requests share one prompt: prefill it once
 };
 
 }  // namespace
@@ -106,9 +108,15 @@ void Engine::Impl::run_loop() {
       abort.swap(abort_reason);
       stop = stopping;
       // Keep them counted as waiting while they move from the inbox into the batcher.
-      published.waiting += static_cast<int32_t>(arrivals.size());
+      for (const Submission& a : arrivals) published.waiting += static_cast<int32_t>(a.ids.size());
     }
-    for (Submission& s : arrivals) batcher.add(s.id, std::move(s.request), std::move(s.sink), s.arrival);
+    for (Submission& s : arrivals) {
+      if (s.fork) {
+        batcher.add_group(s.ids, std::move(s.requests), std::move(s.sinks), s.arrival);
+      } else {
+        batcher.add(s.ids[0], std::move(s.requests[0]), std::move(s.sinks[0]), s.arrival);
+      }
+    }
     for (uint64_t id : cancelled) batcher.cancel(id);
     if (abort) batcher.fail_all(*abort);
     if (!batcher.dead().is_ok()) {
@@ -145,6 +153,10 @@ Expected<std::unique_ptr<Engine>> Engine::create(std::unique_ptr<Backend> backen
   limits.num_slots = std::min(options.max_num_seqs, backend->num_slots());
   limits.max_num_batched_tokens = options.max_num_batched_tokens;
   limits.prefill_chunk = options.prefill_chunk;
+  if (options.prefix_cache) {
+    limits.cache_slots = backend->num_state_slots(StateTier::kCache);
+    limits.host_cache_slots = backend->num_state_slots(StateTier::kHost);
+  }
   TNL_RETURN_IF_ERROR(validate_scheduler_limits(limits));
   if (tokenizer->vocab_size() > backend->config().vocab_size) {
     spdlog::warn("the tokenizer has {} ids but the model only {}: prompts using the extra ids will be rejected",
@@ -161,6 +173,16 @@ Expected<std::unique_ptr<Engine>> Engine::create(std::unique_ptr<Backend> backen
       static_cast<double>(total_bytes) / (1024.0 * 1024.0), options.max_num_batched_tokens, options.prefill_chunk,
       options.max_queue, options.max_model_len, options.request_timeout.count());
 
+  const double mib = double(state_bytes) / (1024.0 * 1024.0);
+  if (!options.prefix_cache) {
+    spdlog::info("prefix cache: off");
+  } else if (limits.cache_slots == 0) {
+    spdlog::info("prefix cache: on, but the backend has no room for snapshot slots");
+  } else {
+    spdlog::info("prefix cache: {} snapshot slots ({:.1f} MiB) in {} memory, {} host-RAM slots ({:.1f} MiB)",
+                 limits.cache_slots, limits.cache_slots * mib, backend->name() == "cpu" ? "host" : "device",
+                 limits.host_cache_slots, limits.host_cache_slots * mib);
+  }
   auto impl = std::make_unique<Impl>(std::move(backend), std::move(tokenizer), options, limits);
   Impl* raw = impl.get();
   impl->loop = std::thread([raw] { raw->run_loop(); });
@@ -180,24 +202,46 @@ Engine::~Engine() {
 }
 
 Expected<uint64_t> Engine::submit(GenerationRequest request, EventSink sink) {
-  if (!sink) return invalid_argument("submit: no event sink");
-  TNL_RETURN_IF_ERROR(validate_request(request, impl_->backend->config().vocab_size, impl_->options));
-  uint64_t id = 0;
+  std::vector<GenerationRequest> requests;
+  requests.push_back(std::move(request));
+  std::vector<EventSink> sinks;
+  sinks.push_back(std::move(sink));
+  TNL_ASSIGN_OR_RETURN(std::vector<uint64_t> ids, submit_group(std::move(requests), std::move(sinks)));
+  return ids.front();
+}
+
+Expected<std::vector<uint64_t>> Engine::submit_group(std::vector<GenerationRequest> requests,
+                                                     std::vector<EventSink> sinks) {
+  if (requests.empty() || requests.size() != sinks.size()) return invalid_argument("submit: one sink per request");
+  bool fork = requests.size() > 1;
+  for (size_t i = 0; i < requests.size(); ++i) {
+    if (!sinks[i]) return invalid_argument("submit: no event sink");
+    TNL_RETURN_IF_ERROR(validate_request(requests[i], impl_->backend->config().vocab_size, impl_->options));
+    fork = fork && !requests[i].prompt_logprobs && requests[i].prompt_ids == requests[0].prompt_ids;
+  }
+  std::vector<uint64_t> ids;
   {
     std::lock_guard<std::mutex> lock(impl_->mu);
     if (!impl_->dead.is_ok()) return impl_->dead;
     if (impl_->draining) return failed_precondition("the engine is draining and accepts no new requests");
-    const int64_t queued = static_cast<int64_t>(impl_->inbox.size()) + impl_->published.waiting;
-    if (queued >= impl_->options.max_queue) {
+    int64_t queued = impl_->published.waiting;
+    for (const Submission& s : impl_->inbox) queued += int64_t(s.ids.size());
+    if (queued + int64_t(requests.size()) > impl_->options.max_queue) {
       return resource_exhausted("the request queue is full (" + std::to_string(queued) +
                                 " waiting, max_queue " + std::to_string(impl_->options.max_queue) +
                                 "); retry later");
     }
-    id = impl_->next_id++;
-    impl_->inbox.push_back({id, std::move(request), std::move(sink), EngineClock::now()});
+    Submission s;
+    for (size_t i = 0; i < requests.size(); ++i) s.ids.push_back(impl_->next_id++);
+    s.requests = std::move(requests);
+    s.sinks = std::move(sinks);
+    s.arrival = EngineClock::now();
+    s.fork = fork;
+    ids = s.ids;
+    impl_->inbox.push_back(std::move(s));
   }
   impl_->wake.notify_one();
-  return id;
+  return ids;
 }
 
 void Engine::cancel(uint64_t id) {
@@ -212,7 +256,7 @@ void Engine::cancel(uint64_t id) {
 EngineStats Engine::stats() const {
   std::lock_guard<std::mutex> lock(impl_->mu);
   EngineStats s = impl_->published;
-  s.waiting += static_cast<int32_t>(impl_->inbox.size());
+  for (const Submission& sub : impl_->inbox) s.waiting += static_cast<int32_t>(sub.ids.size());
   return s;
 }
 

@@ -30,6 +30,7 @@ struct EngineOptions {
   int32_t max_queue = 256;               // waiting requests; past it submit() → RESOURCE_EXHAUSTED
   int64_t max_model_len = 32768;         // prompt + max_tokens
   std::chrono::milliseconds request_timeout{0};  // 0: none
+  bool prefix_cache = true;              // snapshot states and start prompts from cached prefixes
 };
 
 enum class FinishReason { kNone, kStop, kLength, kCancelled, kTimeout, kError };
@@ -67,8 +68,19 @@ struct EngineStats {
   int32_t slots_used = 0;
   int32_t slots_total = 0;
   uint64_t prompt_tokens_total = 0;
+  uint64_t prompt_tokens_cached_total = 0;
   uint64_t generation_tokens_total = 0;
   uint64_t requests_finished_total = 0;
+  uint64_t forks_total = 0;  // sequences started from a fork group's shared prompt
+  struct PrefixCacheGauges {
+    bool enabled = false;
+    uint64_t queries_total = 0, hits_total = 0, hit_tokens_total = 0;
+    uint64_t snapshots_total = 0, evictions_total = 0;
+    uint64_t demotions_total = 0;       // snapshots moved to the host tier
+    uint64_t host_restores_total = 0;   // restores straight from the host tier
+    int32_t slots_used = 0, slots_total = 0, host_slots_used = 0, host_slots_total = 0;
+    int64_t state_bytes = 0;            // per slot
+  } prefix_cache;
   // Histograms (seconds): cumulative bucket counts over `bucket_bounds`, plus sum and count.
   struct Histogram {
     std::vector<double> bucket_bounds;
@@ -94,6 +106,11 @@ class Engine {
   // UNAVAILABLE) and queues.
   // Returns an id for cancel().
   Expected<uint64_t> submit(GenerationRequest request, EventSink sink);
+  // Submits requests that share one prompt (the choices of `n`) as a fork group:
+  // the prompt is prefilled once and its state copied, and each request samples
+  // and continues on its own. All are queued, or none (the first error). Requests
+  // whose prompts differ, or that ask for prompt logprobs, run independently.
+  Expected<std::vector<uint64_t>> submit_group(std::vector<GenerationRequest> requests, std::vector<EventSink> sinks);
   // Drops the sequence within one step and frees its slot; its sink gets kCancelled.
   void cancel(uint64_t id);
 

@@ -11,6 +11,7 @@ namespace tnl {
 
 struct EngineMetrics {
   uint64_t prompt_tokens_total = 0;      // prompt tokens computed (prefill chunks committed)
+  uint64_t prompt_tokens_cached_total = 0;  // prompt tokens restored from the prefix cache instead
   uint64_t generation_tokens_total = 0;  // tokens sampled
   uint64_t requests_finished_total = 0;  // every finish reason
   LatencyHistogram time_to_first_token{time_to_first_token_buckets()};      // arrival → first token
@@ -21,6 +22,7 @@ struct EngineMetrics {
   // Fills the counter and histogram fields of `stats` (not the gauges).
   void copy_to(EngineStats* stats) const {
     stats->prompt_tokens_total = prompt_tokens_total;
+    stats->prompt_tokens_cached_total = prompt_tokens_cached_total;
     stats->generation_tokens_total = generation_tokens_total;
     stats->requests_finished_total = requests_finished_total;
     stats->time_to_first_token = time_to_first_token.snapshot();

@@ -1,6 +1,7 @@
 #include "engine/scheduler/scheduler.h"
 
 #include <algorithm>
+#include <span>
 #include <cassert>
 #include <string>
 #include <utility>
@@ -34,9 +35,16 @@ Status validate_scheduler_limits(const SchedulerLimits& limits) {
   return Status::ok();
 }
 
-Scheduler::Scheduler(SchedulerLimits limits) : limits_(limits), slots_(limits.num_slots) {
+Scheduler::Scheduler(SchedulerLimits limits)
+    : limits_(limits), slots_(limits.num_slots), cache_(limits.cache_slots, limits.host_cache_slots) {
   assert(validate_scheduler_limits(limits).is_ok());
 }
+
+namespace {
+
+StateRef live(int32_t slot) { return {StateTier::kLive, slot}; }
+
+}  // namespace
 
 void Scheduler::add(SequenceId seq, std::vector<int32_t> prompt, bool prompt_logprobs) {
   assert(!prompt.empty() && !contains(seq));
@@ -48,6 +56,17 @@ void Scheduler::add(SequenceId seq, std::vector<int32_t> prompt, bool prompt_log
   waiting_.push_back(std::move(s));
 }
 
+void Scheduler::add_group(const std::vector<SequenceId>& seqs, std::vector<int32_t> prompt) {
+  assert(!seqs.empty());
+  if (seqs.size() == 1 || int64_t(seqs.size()) > limits_.num_slots) {
+    // Never admissible together: run them as independent sequences.
+    for (SequenceId id : seqs) add(id, prompt, false);
+    return;
+  }
+  add(seqs[0], std::move(prompt), false);
+  waiting_.back().followers.assign(seqs.begin() + 1, seqs.end());
+}
+
 int32_t Scheduler::next_chunk_len(const Sequence& seq) const {
   // Fixed boundaries: the chunk ends at the next multiple of prefill_chunk, whatever
   // the load, so the backend sees the same pieces as when the sequence runs alone.
@@ -56,26 +75,104 @@ int32_t Scheduler::next_chunk_len(const Sequence& seq) const {
   return static_cast<int32_t>(end - seq.num_computed);
 }
 
-void Scheduler::plan_prefill(const Sequence& seq, int32_t len, ScheduledStep* step) const {
-  const bool last = seq.num_computed + len == seq.prompt_len;
+void Scheduler::plan_prefill(const Sequence& seq, int32_t len, ScheduledStep* step) {
+  const int64_t end = seq.num_computed + len;
+  const bool last = end == seq.prompt_len;
   SequenceChunk chunk;
   chunk.slot = seq.slot;
   chunk.start_pos = seq.num_computed;
-  chunk.tokens.assign(seq.tokens.begin() + seq.num_computed, seq.tokens.begin() + seq.num_computed + len);
+  chunk.tokens.assign(seq.tokens.begin() + seq.num_computed, seq.tokens.begin() + end);
   chunk.logits = seq.prompt_logprobs ? LogitsMode::kAll : (last ? LogitsMode::kLast : LogitsMode::kNone);
+  ScheduledChunk scheduled{seq.id, /*prefill=*/true, seq.num_computed, len, /*samples_next=*/last};
+
+  // Snapshots where the chunking rule already cuts: every multiple of
+  // prefill_chunk, and the prompt's end (with its last logits row).
+  if (cache_.enabled() && (last || end % limits_.prefill_chunk == 0)) {
+    const std::span<const int32_t> covered(seq.tokens.data(), size_t(end));
+    // Demotions that free the slot go first (copies_before): see prefix_cache.h.
+    if (auto reserved = cache_.reserve(covered, &step->plan.copies_before)) {
+      step->plan.copies_after.push_back({live(seq.slot), reserved->slot});
+      if (last) scheduled.keep_logits_for = reserved->id;
+    } else if (last) {
+      scheduled.keep_logits_for = cache_.exact_id(covered);  // the same snapshot exists: give it the row
+    }
+  }
+  // A fork group's leader: its members take the state and the last row.
+  if (last && !seq.followers.empty()) {
+    scheduled.forks = seq.followers;
+    for (SequenceId f : seq.followers) {
+      if (const Sequence* follower = find_running(f)) step->plan.copies_after.push_back({live(seq.slot), live(follower->slot)});
+    }
+  }
   step->plan.chunks.push_back(std::move(chunk));
-  step->chunks.push_back({seq.id, /*prefill=*/true, seq.num_computed, len, /*samples_next=*/last});
+  step->chunks.push_back(std::move(scheduled));
   step->num_prefill_tokens += len;
+}
+
+bool Scheduler::admit_head(int64_t* budget, ScheduledStep* step) {
+  Sequence& head = waiting_.front();
+  const int32_t group = 1 + int32_t(head.followers.size());
+  if (slots_.num_free() < group) return false;
+  // Prompt logprobs need every prompt row: such a sequence computes its prompt.
+  std::optional<PrefixHit> hit;
+  if (!head.prompt_logprobs) hit = cache_.lookup(head.tokens);
+  const bool whole = hit && hit->length == head.prompt_len;
+  Sequence probe;
+  probe.prompt_len = head.prompt_len;
+  probe.num_computed = hit ? hit->length : 0;
+  const int32_t len = whole ? 0 : next_chunk_len(probe);
+  if (len > *budget) return false;
+  if (!head.prompt_logprobs) cache_.record(hit);
+
+  head.slot = *slots_.allocate();
+  std::vector<SequenceId> followers = std::move(head.followers);
+  head.followers.clear();
+  running_.push_back(std::move(head));
+  waiting_.pop_front();
+  auto start_member = [&](Sequence& member) {
+    if (!hit) return;
+    step->plan.copies_before.push_back({hit->slot, live(member.slot)});
+    member.num_computed = hit->length;
+    step->num_cached_tokens += hit->length;
+    if (whole) step->cached_starts.push_back({member.id, hit->last_logits});
+  };
+  start_member(running_.back());
+  const SequenceId leader_id = running_.back().id;
+  for (SequenceId f : followers) {
+    Sequence member;
+    member.id = f;
+    member.slot = *slots_.allocate();
+    running_.push_back(std::move(member));  // may move running_: look the leader up after
+    Sequence& leader = *find_running(leader_id);
+    Sequence& added = running_.back();
+    added.tokens = leader.tokens;
+    added.prompt_len = leader.prompt_len;
+    start_member(added);
+    if (!whole) {
+      added.leader = leader_id;
+      leader.followers.push_back(f);
+    }
+    ++forks_total_;
+  }
+  if (!whole) {
+    plan_prefill(*find_running(leader_id), len, step);
+    *budget -= len;
+  }
+  return true;
 }
 
 ScheduledStep Scheduler::schedule() {
   ScheduledStep step;
   int64_t budget = limits_.max_num_batched_tokens;
+  // Finish snapshots (and the demotions they need) first: their live slots may be
+  // given to new sequences below.
+  step.plan.copies_before = std::move(pending_copies_);
+  pending_copies_.clear();
 
   // 1. Decodes: one token for every running sequence past its prompt. Never left out:
   //    there are at most num_slots of them and the budget holds more (validated).
   for (const Sequence& seq : running_) {
-    if (seq.prefilling()) continue;
+    if (seq.prefilling() || seq.leader) continue;
     assert(static_cast<int64_t>(seq.tokens.size()) == seq.num_computed + 1 &&
            "a decoding sequence needs its sampled token before it is scheduled");
     SequenceChunk chunk;
@@ -93,8 +190,9 @@ ScheduledStep Scheduler::schedule() {
   // 2. Prompt chunks of running sequences, oldest first; stop at the first that does
   //    not fit so that no younger prompt overtakes an older one.
   bool blocked = false;
-  for (const Sequence& seq : running_) {
-    if (!seq.prefilling()) continue;
+  for (size_t i = 0; i < running_.size(); ++i) {
+    const Sequence& seq = running_[i];
+    if (!seq.prefilling() || seq.leader) continue;
     const int32_t len = next_chunk_len(seq);
     if (len > budget) {
       blocked = true;
@@ -104,16 +202,9 @@ ScheduledStep Scheduler::schedule() {
     budget -= len;
   }
 
-  // 3. Admissions, FIFO, while a slot is free and the first chunk fits.
-  while (!blocked && !waiting_.empty() && slots_.num_free() > 0) {
-    Sequence& head = waiting_.front();
-    const int32_t len = next_chunk_len(head);
-    if (len > budget) break;
-    head.slot = *slots_.allocate();
-    running_.push_back(std::move(head));
-    waiting_.pop_front();
-    plan_prefill(running_.back(), len, &step);
-    budget -= len;
+  // 3. Admissions, FIFO, while slots are free and the first chunk fits.
+  while (!blocked && !waiting_.empty()) {
+    if (!admit_head(&budget, &step)) break;
   }
   return step;
 }
@@ -124,6 +215,13 @@ void Scheduler::commit(const ScheduledStep& step) {
     if (seq == nullptr) continue;  // removed after planning (e.g. failed); nothing to advance
     assert(seq->num_computed == c.start_pos);
     seq->num_computed += c.num_tokens;
+    for (SequenceId f : c.forks) {
+      Sequence* follower = find_running(f);
+      if (follower == nullptr || follower->leader != c.seq) continue;
+      follower->num_computed = follower->prompt_len;  // its slot got the leader's state
+      follower->leader.reset();
+    }
+    if (!c.forks.empty()) seq->followers.clear();
   }
 }
 
@@ -134,26 +232,76 @@ void Scheduler::append_token(SequenceId id, int32_t token) {
   if (seq != nullptr) seq->tokens.push_back(token);
 }
 
-bool Scheduler::remove(SequenceId id) {
+bool Scheduler::remove(SequenceId id, bool snapshot) {
   for (auto it = running_.begin(); it != running_.end(); ++it) {
-    if (it->id == id) {
-      slots_.release(it->slot);
-      running_.erase(it);
-      return true;
+    if (it->id != id) continue;
+    if (snapshot && !it->leader && !it->prefilling() && it->num_computed > 0) {
+      // Finish snapshot: the tokens whose effect is in the state. The copy runs
+      // first in the next step, before the slot freed here can be reused.
+      const std::span<const int32_t> covered(it->tokens.data(), size_t(it->num_computed));
+      if (auto reserved = cache_.reserve(covered, &pending_copies_)) {
+        pending_copies_.push_back({live(it->slot), reserved->slot});
+      }
     }
+    // Members still waiting for this leader prefill on their own now.
+    for (SequenceId f : it->followers) {
+      if (Sequence* follower = find_running(f)) follower->leader.reset();
+    }
+    if (it->leader) {
+      if (Sequence* leader = find_running(*it->leader)) std::erase(leader->followers, id);
+    }
+    slots_.release(it->slot);
+    running_.erase(it);
+    return true;
   }
   for (auto it = waiting_.begin(); it != waiting_.end(); ++it) {
     if (it->id == id) {
-      waiting_.erase(it);
+      if (!it->followers.empty()) {
+        // The group goes on without its first member: the next one leads it.
+        Sequence next = *it;
+        next.id = it->followers.front();
+        next.followers.erase(next.followers.begin());
+        *it = std::move(next);
+      } else {
+        waiting_.erase(it);
+      }
+      return true;
+    }
+    if (std::find(it->followers.begin(), it->followers.end(), id) != it->followers.end()) {
+      std::erase(it->followers, id);
       return true;
     }
   }
   return false;
 }
 
+void Scheduler::discard_step_snapshots(const ScheduledStep& step) {
+  for (const auto* copies : {&step.plan.copies_before, &step.plan.copies_after}) {
+    for (const StateCopy& c : *copies) {
+      if (c.to.tier != StateTier::kLive) cache_.discard(c.to);
+    }
+  }
+}
+
+void Scheduler::discard_snapshots_of(int32_t slot, StepPlan* plan) {
+  std::erase_if(plan->copies_after, [&](const StateCopy& c) {
+    if (c.from.tier != StateTier::kLive || c.from.index != slot || c.to.tier == StateTier::kLive) return false;
+    cache_.discard(c.to);
+    return true;
+  });
+}
+
 bool Scheduler::contains(SequenceId id) const {
   if (find_running(id) != nullptr) return true;
-  return std::any_of(waiting_.begin(), waiting_.end(), [id](const Sequence& s) { return s.id == id; });
+  return std::any_of(waiting_.begin(), waiting_.end(), [id](const Sequence& s) {
+    return s.id == id || std::find(s.followers.begin(), s.followers.end(), id) != s.followers.end();
+  });
+}
+
+int32_t Scheduler::num_waiting() const {
+  int32_t n = 0;
+  for (const Sequence& s : waiting_) n += 1 + int32_t(s.followers.size());
+  return n;
 }
 
 std::optional<int32_t> Scheduler::slot_of(SequenceId id) const {
@@ -170,7 +318,10 @@ std::vector<SequenceId> Scheduler::running_ids() const {
 
 std::vector<SequenceId> Scheduler::waiting_ids() const {
   std::vector<SequenceId> ids;
-  for (const Sequence& s : waiting_) ids.push_back(s.id);
+  for (const Sequence& s : waiting_) {
+    ids.push_back(s.id);
+    ids.insert(ids.end(), s.followers.begin(), s.followers.end());
+  }
   return ids;
 }
 

@@ -5,7 +5,7 @@
 // Policy (continuous batching with chunked prefill, first come first served):
 //   1. every running sequence whose prompt is computed decodes one token;
 //   2. running sequences still prefilling get their next prompt chunk, oldest first;
-//   3. waiting sequences are admitted (FIFO) while a slot is free, with their first chunk.
+//   3. waiting sequences are admitted (FIFO) while slots are free, with their first chunk.
 // Steps 2 and 3 stop at the first chunk that does not fit the remaining token
 // budget, so nobody overtakes an older prompt: a stream of short requests cannot
 // starve a long one.
@@ -15,6 +15,21 @@
 // whole or not at all. What a sequence computes is therefore independent of what
 // else shares its steps, which keeps greedy output bit-identical to running alone.
 //
+// Prefix state cache (prefix_cache.h): at admission a sequence starts from a copy
+// of the longest cached prefix of its prompt (a restore in the step's
+// copies_before) and prefills only the rest, with the same chunk boundaries; a
+// whole prompt cached with its last logits row needs no chunk at all (the first
+// token is sampled from that row). Snapshots are taken where the chunking rule
+// already cuts: after every chunk that ends on a multiple of prefill_chunk, after
+// a prompt's last chunk (keeping its last logits row), and when a sequence
+// finishes (prompt + generated tokens whose effect is in the state; planned at
+// remove(), copied before the freed slot is reused).
+//
+// Forks: a group added with add_group() shares one prompt. The group is admitted
+// together; only the first sequence prefills; its last prompt chunk's state is
+// copied into every other member's slot (copies_after) and each member samples
+// its own first token from that chunk's last logits row.
+//
 // Budget invariant (checked by validate_scheduler_limits): max_num_batched_tokens
 // ≥ prefill_chunk + num_slots − 1. While any sequence is prefilling, at most
 // num_slots − 1 others decode, so the oldest prefilling sequence always gets its
@@ -23,10 +38,13 @@
 
 #include <cstdint>
 #include <deque>
+#include <memory>
 #include <optional>
+#include <utility>
 #include <vector>
 
 #include "engine/backend.h"
+#include "engine/scheduler/prefix_cache.h"
 #include "engine/scheduler/slot_allocator.h"
 #include "engine/status.h"
 
@@ -38,6 +56,8 @@ struct SchedulerLimits {
   int32_t num_slots = 1;               // running sequences: min(max_num_seqs, backend slots)
   int32_t max_num_batched_tokens = 512;
   int32_t prefill_chunk = 256;
+  int32_t cache_slots = 0;             // prefix cache snapshot slots (backend kCache tier); 0: cache off
+  int32_t host_cache_slots = 0;        // host tier behind them (backend kHost tier)
 };
 
 // INVALID_ARGUMENT with a message naming the option when the limits cannot work.
@@ -51,14 +71,27 @@ struct ScheduledChunk {
   int32_t num_tokens = 0;
   bool samples_next = false; // its last row yields the sequence's next token
                              // (the prompt's last chunk, or a decode)
+  // A prompt's last chunk whose snapshot keeps its last logits row (the row must
+  // come back to the host): the engine stores it with set_last_logits().
+  std::optional<PrefixEntryId> keep_logits_for;
+  std::vector<SequenceId> forks;  // members of its group that take its state and last row
+};
+
+// A sequence admitted with its whole prompt cached: no chunk runs for it; its
+// first token is sampled from the cached row.
+struct CachedStart {
+  SequenceId seq = 0;
+  std::shared_ptr<const std::vector<float>> logits;
 };
 
 struct ScheduledStep {
   StepPlan plan;
   std::vector<ScheduledChunk> chunks;  // chunks[i] describes plan.chunks[i]
+  std::vector<CachedStart> cached_starts;
   int32_t num_decode_tokens = 0;
   int32_t num_prefill_tokens = 0;
-  bool empty() const { return chunks.empty(); }
+  int64_t num_cached_tokens = 0;       // prompt tokens restored instead of computed
+  bool empty() const { return plan.empty() && cached_starts.empty(); }
 };
 
 class Scheduler {
@@ -67,6 +100,9 @@ class Scheduler {
 
   // Queues a new sequence (prompt ≥ 1 token). Ids are unique while the sequence lives.
   void add(SequenceId seq, std::vector<int32_t> prompt, bool prompt_logprobs);
+  // Queues sequences that share `prompt` as one fork group (see the header comment).
+  // A group larger than the slots is queued as independent sequences.
+  void add_group(const std::vector<SequenceId>& seqs, std::vector<int32_t> prompt);
 
   // Plans the next step. Admitted sequences take a slot now; nothing else changes
   // until commit(). An empty step means there is nothing to do.
@@ -80,8 +116,9 @@ class Scheduler {
   void append_token(SequenceId seq, int32_t token);
 
   // Drops a sequence wherever it is (waiting or running), freeing its slot at once.
-  // Returns false when the id is unknown.
-  bool remove(SequenceId seq);
+  // With `snapshot`, a running sequence's state (the tokens it has computed) is
+  // first kept in the prefix cache. Returns false when the id is unknown.
+  bool remove(SequenceId seq, bool snapshot = false);
 
   bool contains(SequenceId seq) const;
   std::optional<int32_t> slot_of(SequenceId seq) const;  // nullopt while waiting
@@ -90,11 +127,22 @@ class Scheduler {
   std::vector<SequenceId> waiting_ids() const;
 
   int32_t num_running() const { return static_cast<int32_t>(running_.size()); }
-  int32_t num_waiting() const { return static_cast<int32_t>(waiting_.size()); }
+  int32_t num_waiting() const;
   int32_t slots_used() const { return slots_.num_used(); }
   int32_t slots_total() const { return slots_.num_slots(); }
-  bool has_work() const { return !running_.empty() || !waiting_.empty(); }
+  bool has_work() const { return !running_.empty() || !waiting_.empty() || !pending_copies_.empty(); }
+  bool has_pending_copies() const { return !pending_copies_.empty(); }
+  // The finish snapshots not yet planned into a step (to run them now).
+  std::vector<StateCopy> take_pending_copies() { return std::exchange(pending_copies_, {}); }
+  // A step failed: its copies may not have happened, so the cache entries they
+  // were to fill (snapshots, demotions) hold nothing reliable and are dropped.
+  void discard_step_snapshots(const ScheduledStep& step);
+  // A chunk of `slot` will not run: drop the snapshots `plan` takes from it.
+  void discard_snapshots_of(int32_t slot, StepPlan* plan);
   const SchedulerLimits& limits() const { return limits_; }
+  PrefixCache& prefix_cache() { return cache_; }
+  const PrefixCache& prefix_cache() const { return cache_; }
+  uint64_t forks_total() const { return forks_total_; }
 
  private:
   // Scheduling state of one sequence. Invariant for a running sequence:
@@ -107,20 +155,27 @@ class Scheduler {
     int64_t prompt_len = 0;
     int64_t num_computed = 0;     // tokens whose effect is in the slot's state
     bool prompt_logprobs = false;
+    std::vector<SequenceId> followers;   // waiting: the rest of its fork group; running: not yet forked
+    std::optional<SequenceId> leader;    // running: waits for this sequence's prompt
     bool prefilling() const { return num_computed < prompt_len; }
   };
 
   // The prompt chunk that starts at seq.num_computed: up to the next multiple of
   // prefill_chunk, or the prompt end.
   int32_t next_chunk_len(const Sequence& seq) const;
-  void plan_prefill(const Sequence& seq, int32_t len, ScheduledStep* step) const;
+  void plan_prefill(const Sequence& seq, int32_t len, ScheduledStep* step);
+  // Admits the head of the waiting queue when slots and budget allow; false otherwise.
+  bool admit_head(int64_t* budget, ScheduledStep* step);
   Sequence* find_running(SequenceId seq);
   const Sequence* find_running(SequenceId seq) const;
 
   SchedulerLimits limits_;
   SlotAllocator slots_;
-  std::deque<Sequence> waiting_;   // arrival order
+  PrefixCache cache_;
+  std::deque<Sequence> waiting_;   // arrival order (a fork group is one entry)
   std::vector<Sequence> running_;  // admission order (= arrival order)
+  std::vector<StateCopy> pending_copies_;  // finish snapshots, run first in the next step
+  uint64_t forks_total_ = 0;
 };
 
 }  // namespace tnl

@@ -60,7 +60,8 @@ class FakeBackend : public Backend {
     return 4 + static_cast<int32_t>((static_cast<int64_t>(token) * 31 + pos * 17 + 5) % (kVocab - 4));
   }
 
-  explicit FakeBackend(int32_t num_slots) : positions_(num_slots, -1) {
+  explicit FakeBackend(int32_t num_slots, int32_t cache_slots = 0)
+      : positions_(num_slots, -1), cache_positions_(cache_slots, -1) {
     config_.vocab_size = kVocab;
     config_.dim = 8;
     config_.num_layers = 1;
@@ -76,6 +77,24 @@ class FakeBackend : public Backend {
   int32_t num_slots() const override { return static_cast<int32_t>(positions_.size()); }
   int64_t state_bytes_per_slot() const override { return 4096; }
   bool samples_on_device() const override { return device_sampling_; }
+  int32_t num_state_slots(StateTier tier) const override {
+    if (tier == StateTier::kLive) return num_slots();
+    return tier == StateTier::kCache ? static_cast<int32_t>(cache_positions_.size()) : 0;
+  }
+  // The fake's "state" is the position a slot has reached, as 8 bytes.
+  Status read_state(StateRef slot, std::span<std::byte> out) override {
+    TNL_RETURN_IF_ERROR(validate_state_ref(slot, *this));
+    std::lock_guard<std::mutex> lock(mu_);
+    std::fill(out.begin(), out.end(), std::byte{0});
+    std::memcpy(out.data(), &position_of(slot), std::min(out.size(), sizeof(int64_t)));
+    return Status::ok();
+  }
+  Status write_state(StateRef slot, std::span<const std::byte> in) override {
+    TNL_RETURN_IF_ERROR(validate_state_ref(slot, *this));
+    std::lock_guard<std::mutex> lock(mu_);
+    std::memcpy(&position_of(slot), in.data(), std::min(in.size(), sizeof(int64_t)));
+    return Status::ok();
+  }
 
   Status run_step(const StepPlan& plan, StepOutput* out) override {
     {
@@ -94,7 +113,10 @@ class FakeBackend : public Backend {
       return fatal_error("fake backend: device lost (sticky error)");
     }
     TNL_RETURN_IF_ERROR(validate_step_plan(plan, config_, num_slots(), device_sampling_));
+    TNL_RETURN_IF_ERROR(validate_state_copies(plan, *this));
     std::lock_guard<std::mutex> lock(mu_);
+    for (const StateCopy& copy : plan.copies_before) position_of(copy.to) = position_of(copy.from);
+    copies_run_.insert(copies_run_.end(), plan.copies_before.begin(), plan.copies_before.end());
     out->vocab_size = kVocab;
     out->logits.clear();
     out->row_begin.clear();
@@ -126,8 +148,15 @@ class FakeBackend : public Backend {
       }
       chunks_run_.push_back(c);
     }
+    for (const StateCopy& copy : plan.copies_after) position_of(copy.to) = position_of(copy.from);
+    copies_run_.insert(copies_run_.end(), plan.copies_after.begin(), plan.copies_after.end());
     ++steps_done_;
     return Status::ok();
+  }
+
+  std::vector<StateCopy> copies_run() const {
+    std::lock_guard<std::mutex> lock(mu_);
+    return copies_run_;
   }
 
   // Configuration (set before the engine starts, except the gate).
@@ -181,8 +210,14 @@ class FakeBackend : public Backend {
   }
 
  private:
+  int64_t& position_of(StateRef ref) {
+    return ref.tier == StateTier::kLive ? positions_[size_t(ref.index)] : cache_positions_[size_t(ref.index)];
+  }
+
   ModelConfig config_;
-  std::vector<int64_t> positions_;  // per slot: tokens computed so far
+  std::vector<int64_t> positions_;        // per slot: tokens computed so far
+  std::vector<int64_t> cache_positions_;  // per cache slot: the position its snapshot holds
+  std::vector<StateCopy> copies_run_;
   std::function<int32_t(int64_t, int32_t)> next_ = default_next;
   std::chrono::milliseconds step_delay_{0};
   int32_t poison_token_ = -1;

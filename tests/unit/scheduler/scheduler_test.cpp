@@ -286,3 +286,139 @@ TEST(Scheduler, ChunkBoundariesDoNotDependOnLoad) {
 
 }  // namespace
 }  // namespace tnl
+
+namespace tnl {
+namespace {
+
+SchedulerLimits cached_limits() {
+  SchedulerLimits l;
+  l.num_slots = 4;
+  l.max_num_batched_tokens = 64;
+  l.prefill_chunk = 16;
+  l.cache_slots = 8;
+  return l;
+}
+
+// Runs steps until `seq` has sampled its first token (commit; no token appended).
+std::vector<ScheduledStep> prefill(Scheduler& s, SequenceId seq) {
+  std::vector<ScheduledStep> steps;
+  for (int i = 0; i < 10; ++i) {
+    ScheduledStep step = s.schedule();
+    s.commit(step);
+    steps.push_back(step);
+    for (const ScheduledChunk& c : step.chunks) {
+      if (c.seq == seq && c.samples_next) return steps;
+    }
+  }
+  ADD_FAILURE() << "sequence " << seq << " never finished its prompt";
+  return steps;
+}
+
+TEST(SchedulerPrefixCache, SnapshotsWhereChunksEndAndRestoresAtAdmission) {
+  Scheduler s(cached_limits());
+  const std::vector<int32_t> prompt = prompt_of(40);
+  s.add(1, prompt, false);
+  const std::vector<ScheduledStep> steps = prefill(s, 1);
+  ASSERT_EQ(steps.size(), 3u);  // chunks [0,16) [16,32) [32,40)
+  for (const ScheduledStep& step : steps) {
+    ASSERT_EQ(step.plan.copies_after.size(), 1u) << "one snapshot per chunk end";
+    EXPECT_EQ(step.plan.copies_after[0].from, (StateRef{StateTier::kLive, *s.slot_of(1)}));
+    EXPECT_EQ(step.plan.copies_after[0].to.tier, StateTier::kCache);
+  }
+  EXPECT_FALSE(steps[0].chunks[0].keep_logits_for);
+  ASSERT_TRUE(steps[2].chunks[0].keep_logits_for) << "the prompt's end keeps its last row";
+  EXPECT_EQ(steps[2].plan.chunks[0].logits, LogitsMode::kLast);
+
+  // A second prompt sharing 35 tokens starts from the 32-token snapshot.
+  std::vector<int32_t> second(prompt.begin(), prompt.begin() + 35);
+  second.push_back(999);
+  s.add(2, second, false);
+  s.append_token(1, 7);
+  const ScheduledStep step = s.schedule();
+  ASSERT_EQ(step.plan.copies_before.size(), 1u);
+  EXPECT_EQ(step.plan.copies_before[0].from, steps[1].plan.copies_after[0].to);
+  EXPECT_EQ(step.plan.copies_before[0].to, (StateRef{StateTier::kLive, *s.slot_of(2)}));
+  bool found = false;
+  for (size_t i = 0; i < step.chunks.size(); ++i) {
+    if (step.chunks[i].seq != 2) continue;
+    found = true;
+    EXPECT_EQ(step.chunks[i].start_pos, 32);
+    EXPECT_EQ(step.chunks[i].num_tokens, 4);  // the prompt's end: 36
+  }
+  EXPECT_TRUE(found);
+  EXPECT_EQ(step.num_cached_tokens, 32);
+}
+
+TEST(SchedulerPrefixCache, AFinishSnapshotRunsBeforeItsSlotIsReused) {
+  SchedulerLimits limits = cached_limits();
+  limits.num_slots = 1;
+  limits.max_num_batched_tokens = 16;
+  Scheduler s(limits);
+  s.add(1, prompt_of(10), false);
+  prefill(s, 1);
+  s.append_token(1, 7);
+  s.commit(s.schedule());  // one decode: 11 tokens in the state
+  const int32_t slot = *s.slot_of(1);
+  s.add(2, prompt_of(5, 500), false);
+  ASSERT_TRUE(s.remove(1, /*snapshot=*/true));
+  EXPECT_TRUE(s.has_work());
+  const ScheduledStep step = s.schedule();
+  ASSERT_FALSE(step.plan.copies_before.empty());
+  EXPECT_EQ(step.plan.copies_before[0].from, (StateRef{StateTier::kLive, slot}));
+  EXPECT_EQ(step.plan.copies_before[0].to.tier, StateTier::kCache);
+  ASSERT_EQ(step.chunks.size(), 1u);
+  EXPECT_EQ(step.plan.chunks[0].slot, slot) << "the new sequence reuses the slot after the copy";
+  // The snapshot covers the 11 computed tokens: a prompt extending them hits it.
+  std::vector<int32_t> extended = prompt_of(10);
+  extended.push_back(7);
+  extended.push_back(8);
+  const auto hit = s.prefix_cache().lookup(extended);
+  ASSERT_TRUE(hit);
+  EXPECT_EQ(hit->length, 11);
+}
+
+TEST(SchedulerPrefixCache, AForkGroupPrefillsOnceAndCopiesTheStateToEveryMember) {
+  SchedulerLimits limits = cached_limits();
+  limits.cache_slots = 0;  // forks need no cache
+  Scheduler s(limits);
+  s.add_group({1, 2, 3}, prompt_of(20));
+  EXPECT_EQ(s.num_waiting(), 3);
+  const std::vector<ScheduledStep> steps = prefill(s, 1);
+  EXPECT_EQ(s.slots_used(), 3);
+  int32_t prefill_tokens = 0;
+  for (const ScheduledStep& step : steps) {
+    prefill_tokens += step.num_prefill_tokens;
+    for (const ScheduledChunk& c : step.chunks) EXPECT_EQ(c.seq, 1u) << "only the leader computes the prompt";
+  }
+  EXPECT_EQ(prefill_tokens, 20);
+  const ScheduledStep& last = steps.back();
+  EXPECT_EQ(last.chunks[0].forks, (std::vector<SequenceId>{2, 3}));
+  ASSERT_EQ(last.plan.copies_after.size(), 2u);
+  for (size_t i = 0; i < 2; ++i) {
+    EXPECT_EQ(last.plan.copies_after[i].from, (StateRef{StateTier::kLive, *s.slot_of(1)}));
+    EXPECT_EQ(last.plan.copies_after[i].to, (StateRef{StateTier::kLive, *s.slot_of(SequenceId(2 + i))}));
+  }
+  EXPECT_EQ(s.forks_total(), 2u);
+  // Every member now decodes on its own.
+  for (SequenceId id : {1, 2, 3}) s.append_token(id, 40 + int32_t(id));
+  const ScheduledStep decode = s.schedule();
+  EXPECT_EQ(decode.num_decode_tokens, 3);
+  EXPECT_EQ(decode.num_prefill_tokens, 0);
+}
+
+TEST(SchedulerPrefixCache, MembersOfACancelledLeaderPrefillThemselves) {
+  SchedulerLimits limits = cached_limits();
+  limits.cache_slots = 0;
+  limits.max_num_batched_tokens = 19;  // one 16-token chunk per step (+ up to 3 decodes)
+  Scheduler s(limits);
+  s.add_group({1, 2}, prompt_of(30));
+  s.commit(s.schedule());  // the leader's first chunk
+  ASSERT_TRUE(s.remove(1));
+  const ScheduledStep step = s.schedule();
+  ASSERT_EQ(step.chunks.size(), 1u);
+  EXPECT_EQ(step.chunks[0].seq, 2u);
+  EXPECT_EQ(step.chunks[0].start_pos, 0) << "the member starts its own prompt from scratch";
+}
+
+}  // namespace
+}  // namespace tnl
