@@ -31,6 +31,7 @@ uint32_t FrameArena::push(uint32_t return_position, uint32_t parent) {
     return slot;
   }
   const uint32_t id = static_cast<uint32_t>(frames_.size());
+  deepest_pushed_ = std::max(deepest_pushed_, below.depth + 1);
   frames_.push_back({return_position, parent, below.depth + 1, mix(return_position, below.hash)});
   slot = id;
   return id;
@@ -95,16 +96,36 @@ void ByteAutomaton::enter(uint32_t position, uint32_t frame, FrameArena& arena, 
   }
 }
 
+void ByteAutomaton::pop_frame(uint32_t frame, FrameArena& arena, std::vector<StackRef>& out) const {
+  if (frame == kBottomFrame) {
+    out.push_back({kAcceptPosition, kBottomFrame});
+    return;
+  }
+  bool escaped = false;
+  const size_t begin = out.size();
+  const Frame popped = arena.frame(frame);
+  enter(popped.return_position, popped.parent, arena, out, &escaped);
+  dedup(out, begin, arena);
+}
+
 bool ByteAutomaton::advance(std::span<const StackRef> from, uint8_t byte, FrameArena& arena,
                             std::vector<StackRef>& out) const {
   bool escaped = false;
   const size_t begin = out.size();
+  int sources = 0;
   for (const StackRef& s : from) {
     if (s.position == kAcceptPosition || !grammar_.bytes_at(s.position).contains(byte)) continue;
+    ++sources;
     const bool stays = grammar_.elements[s.position].repeat == ElementRepeat::kStar;
     enter(stays ? s.position : s.position + 1, s.frame, arena, out, &escaped);
   }
-  dedup(out, begin, arena);
+  // One source yields distinct stacks (closure items are distinct, and stacks
+  // reached through pops sit at other depths), so only merges need deduping.
+  if (sources > 1) {
+    dedup(out, begin, arena);
+  } else if (out.size() - begin > max_live_stacks_) {
+    out.resize(begin + max_live_stacks_);
+  }
   return escaped;
 }
 

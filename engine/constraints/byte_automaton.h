@@ -50,10 +50,14 @@ class FrameArena {
   // Whether frames a and b hold the same return positions all the way down.
   bool same_stack(uint32_t a, uint32_t b) const;
   uint32_t max_depth() const { return max_depth_; }
+  // Deepest frame pushed since construction or the last reset (frames kept or not).
+  uint32_t deepest_pushed() const { return deepest_pushed_; }
+  void reset_deepest_pushed() { deepest_pushed_ = 0; }
 
  private:
   std::vector<Frame> frames_;
   uint32_t max_depth_;
+  uint32_t deepest_pushed_ = 0;
   // Direct-mapped memo of recent pushes, so stacks built along different
   // closure items share frames; validated on use, so truncation needs no reset.
   std::array<uint32_t, 1024> recent_{};
@@ -69,6 +73,9 @@ class ByteAutomaton {
   // Stacks to continue from `position` (a position about to be matched) on
   // `frame`, appended to out; sets *escaped if a path popped kUnknownFrame.
   void enter(uint32_t position, uint32_t frame, FrameArena& arena, std::vector<StackRef>& out, bool* escaped) const;
+  // Stacks after popping `frame`: where it returns to (the root finished when
+  // it is kBottomFrame), appended to out and deduped.
+  void pop_frame(uint32_t frame, FrameArena& arena, std::vector<StackRef>& out) const;
   // Appends to `out` the stacks reached from `from` by reading `byte` (deduped,
   // at most max_live_stacks). Returns true if some path popped kUnknownFrame.
   // `from` must not alias `out`.

@@ -1,6 +1,7 @@
 #include "engine/constraints/compiled_constraint.h"
 
 #include <utility>
+#include <vector>
 
 #include "engine/constraints/grammar_builder.h"
 #include "engine/constraints/grammar_parser.h"
@@ -39,19 +40,40 @@ const constraints::TokenMaskTable& CompiledConstraint::table(uint32_t position) 
     constraints::TrieWalker walker;
     constraints::TrieWalkResult walk;
     const constraints::StackRef start{position, constraints::kUnknownFrame};
-    walker.walk(automaton_, *trie_, {&start, 1}, arena, walk);
+    walker.walk(automaton_, *trie_, 0, {&start, 1}, arena, walk);
     slot.table = std::make_unique<constraints::TokenMaskTable>(
-        constraints::TokenMaskTable::from_walk(std::move(walk), trie_->mask_words()));
+        constraints::TokenMaskTable::from_walk(walk, *trie_, arena.deepest_pushed()));
     tables_built_.fetch_add(1, std::memory_order_relaxed);
     table_bytes_.fetch_add(slot.table->memory_bytes(), std::memory_order_relaxed);
   });
   return *slot.table;
 }
 
-void CompiledConstraint::precompute_tables() const {
-  for (uint32_t p = 0; p < grammar_.num_positions(); ++p) {
-    if (grammar_.elements[p].kind == ElementKind::kBytes) (void)table(p);
+size_t CompiledConstraint::precompute_tables(size_t max_tables) const {
+  // Only rules reachable from the root: the JSON building blocks are defined
+  // for every schema but used by few.
+  std::vector<bool> reached(grammar_.num_rules(), false);
+  std::vector<uint32_t> work = {grammar_.root_rule};
+  reached[grammar_.root_rule] = true;
+  size_t built = 0;
+  while (!work.empty() && built < max_tables) {
+    const uint32_t rule = work.back();
+    work.pop_back();
+    for (uint32_t a = grammar_.rule_alt_begin[rule]; a < grammar_.rule_alt_begin[rule + 1]; ++a) {
+      for (uint32_t p = grammar_.alt_begin[a]; grammar_.elements[p].kind != ElementKind::kEnd; ++p) {
+        const constraints::GrammarElement& e = grammar_.elements[p];
+        if (e.kind == ElementKind::kBytes) {
+          if (built == max_tables) break;
+          (void)table(p);
+          ++built;
+        } else if (!reached[e.arg]) {
+          reached[e.arg] = true;
+          work.push_back(e.arg);
+        }
+      }
+    }
   }
+  return built;
 }
 
 CompiledConstraint::Stats CompiledConstraint::stats() const {

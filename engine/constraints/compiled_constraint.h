@@ -8,6 +8,7 @@
 #pragma once
 
 #include <atomic>
+#include <cstddef>
 #include <cstdint>
 #include <memory>
 #include <mutex>
@@ -36,8 +37,9 @@ class CompiledConstraint {
 
   // The table of a terminal position, computed on first use (thread-safe).
   const constraints::TokenMaskTable& table(uint32_t position) const;
-  // Computes every terminal position's table now.
-  void precompute_tables() const;
+  // Computes the tables of the positions reachable from the root now, at most
+  // max_tables of them (the rest stay lazy); returns how many it built.
+  size_t precompute_tables(size_t max_tables = SIZE_MAX) const;
 
   struct Stats {
     uint32_t rules = 0;

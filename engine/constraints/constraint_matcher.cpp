@@ -7,7 +7,6 @@
 namespace tnl {
 
 using constraints::kAcceptPosition;
-using constraints::kBottomFrame;
 using constraints::StackRef;
 
 ConstraintMatcher::ConstraintMatcher(std::shared_ptr<const CompiledConstraint> compiled)
@@ -37,6 +36,7 @@ void ConstraintMatcher::fill_allowed(std::span<uint32_t> mask) const {
   std::fill(mask.begin(), mask.end(), 0u);
   if (finished_) return;
   const TokenTrie& trie = compiled_->trie();
+  const constraints::ByteAutomaton& automaton = compiled_->automaton();
   const uint32_t max_depth = compiled_->limits().max_stack_depth;
   const size_t arena_mark = arena_.size();
   for (const StackRef& s : stacks_) {
@@ -45,25 +45,27 @@ void ConstraintMatcher::fill_allowed(std::span<uint32_t> mask) const {
       continue;
     }
     const constraints::TokenMaskTable& table = compiled_->table(s.position);
-    if (s.frame == kBottomFrame) {
-      // The table is exact at the bottom of the stack: a pop there ends the text.
-      table.add_accepted(mask);
-      for (int32_t t : table.ends_with_pop) constraints::set_token_bit(mask, t);
-      continue;
-    }
     if (arena_.depth(s.frame) + table.max_frame_depth > max_depth) {
       // Near the depth limit the table may allow paths the limit cuts: walk
       // the trie with the real stack instead (rare: deep nesting only).
       walk_result_ = {};
-      walker_.walk(compiled_->automaton(), trie, {&s, 1}, arena_, walk_result_);
+      walker_.walk(automaton, trie, 0, {&s, 1}, arena_, walk_result_);
       for (int32_t t : walk_result_.accepted) constraints::set_token_bit(mask, t);
       continue;
     }
     table.add_accepted(mask);
-    for (int32_t t : table.uncertain) {
-      if (!constraints::token_bit(mask, t) && reads_token({&s, 1}, t)) constraints::set_token_bit(mask, t);
-      arena_.truncate(arena_mark);
+    if (!table.escapes()) continue;
+    // Tokens that leave the rule continue where this stack's frame returns.
+    std::vector<StackRef>& after_pop = scratch_[0];
+    after_pop.clear();
+    automaton.pop_frame(s.frame, arena_, after_pop);
+    if (!after_pop.empty()) {
+      for (int32_t t : table.ends_at_escape) constraints::set_token_bit(mask, t);
+      walk_result_ = {};
+      for (uint32_t node : table.escape_subtrees) walker_.walk(automaton, trie, node, after_pop, arena_, walk_result_);
+      for (int32_t t : walk_result_.accepted) constraints::set_token_bit(mask, t);
     }
+    arena_.truncate(arena_mark);
   }
   arena_.truncate(arena_mark);
 }

@@ -15,23 +15,23 @@
 namespace tnl::constraints {
 
 struct TrieWalkResult {
-  std::vector<int32_t> accepted;   // some path reads all the token's bytes
-  std::vector<int32_t> uncertain;  // not accepted, but a path popped kUnknownFrame on the way
-  std::vector<int32_t> ends_with_pop;  // the uncertain tokens where that pop came right after the last byte
-  uint32_t max_frame_depth = 0;    // deepest frame on any stack the walk kept
+  std::vector<int32_t> accepted;  // some path reads all the token's bytes
+  // Nodes where a path popped kUnknownFrame right after the node's last byte
+  // (only when the start stacks sit on kUnknownFrame), in preorder.
+  std::vector<uint32_t> escape_nodes;
 };
 
 class TrieWalker {
  public:
-  // Walks every token from `start` (stacks on frames of `arena`, which is
-  // restored to its size on return). Results are appended to `result`.
-  void walk(const ByteAutomaton& automaton, const TokenTrie& trie, std::span<const StackRef> start,
+  // Walks the tokens below trie node `root` (0: the whole vocabulary), reading
+  // their bytes after root's prefix from the stacks `start` (on frames of
+  // `arena`, which is restored to its size on return). Appends to `result`.
+  void walk(const ByteAutomaton& automaton, const TokenTrie& trie, uint32_t root, std::span<const StackRef> start,
             FrameArena& arena, TrieWalkResult& result);
 
  private:
-  std::vector<std::vector<StackRef>> levels_;  // levels_[d]: the stacks after d bytes of the current prefix
+  std::vector<std::vector<StackRef>> levels_;  // levels_[d]: the stacks after d bytes below root
   std::vector<size_t> arena_marks_;
-  std::vector<bool> escaped_;
 };
 
 }  // namespace tnl::constraints

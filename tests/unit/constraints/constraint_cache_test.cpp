@@ -14,7 +14,9 @@ namespace tnl::test {
 namespace {
 
 TEST(ConstraintCache, HitsMissesAndEviction) {
-  ConstraintCache cache(synthetic_vocabulary(), /*capacity=*/2);
+  ConstraintCacheOptions options;
+  options.capacity = 2;
+  ConstraintCache cache(synthetic_vocabulary(), options);
   const ConstraintSpec a{ConstraintSpec::Kind::kRegex, "a+"};
   const ConstraintSpec b{ConstraintSpec::Kind::kRegex, "b+"};
   const ConstraintSpec c{ConstraintSpec::Kind::kGrammar, "root ::= \"c\""};
@@ -40,6 +42,13 @@ TEST(ConstraintCache, HitsMissesAndEviction) {
   EXPECT_EQ(cache.stats().misses, 5u);
 }
 
+TEST(ConstraintCache, PrecomputesTablesOnAMiss) {
+  ConstraintCache cache(synthetic_vocabulary());
+  auto compiled = cache.get_or_compile({ConstraintSpec::Kind::kJsonObject, ""});
+  ASSERT_TRUE(compiled.has_value());
+  EXPECT_GT((*compiled)->stats().tables_built, 10u);
+}
+
 TEST(ConstraintCache, ErrorsAreReturnedEachTime) {
   ConstraintCache cache(synthetic_vocabulary());
   for (int i = 0; i < 2; ++i) {
@@ -51,7 +60,10 @@ TEST(ConstraintCache, ErrorsAreReturnedEachTime) {
 }
 
 TEST(ConstraintCache, ConcurrentRequestsShareEntries) {
-  ConstraintCache cache(model_vocabulary(), 8);
+  ConstraintCacheOptions options;
+  options.capacity = 8;
+  options.precompute_tables = false;  // tables then fill lazily, concurrently
+  ConstraintCache cache(model_vocabulary(), options);
   std::vector<std::thread> threads;
   std::vector<const CompiledConstraint*> seen(8, nullptr);
   for (int i = 0; i < 8; ++i) {

@@ -167,7 +167,8 @@ TEST(TokenMask, PrecomputedTablesGiveTheSameMasks) {
     auto lazy = compile_or_die(spec.kind, spec.text, trie);
     auto eager = compile_or_die(spec.kind, spec.text, trie);
     eager->precompute_tables();
-    EXPECT_EQ(eager->stats().tables_built, eager->stats().terminal_positions);
+    EXPECT_GT(eager->stats().tables_built, 0u);  // the positions of rules reachable from the root
+    EXPECT_LE(eager->stats().tables_built, eager->stats().terminal_positions);
     std::mt19937 rng(3);
     ConstraintMatcher a(lazy), b(eager);
     std::vector<uint32_t> ma(a.mask_words()), mb(b.mask_words());
