@@ -1,5 +1,6 @@
 #include "engine/constraints/compiled_constraint.h"
 
+#include <map>
 #include <utility>
 #include <vector>
 
@@ -31,16 +32,37 @@ CompiledConstraint::CompiledConstraint(ConstraintSpec spec, constraints::Grammar
       grammar_(std::move(grammar)),
       automaton_(grammar_, limits_),
       trie_(std::move(trie)),
-      tables_(new TableSlot[grammar_.num_positions()]) {}
+      table_position_(grammar_.num_positions()),
+      tables_(new TableSlot[grammar_.num_positions()]) {
+  for (uint32_t p = 0; p < grammar_.num_positions(); ++p) table_position_[p] = p;
+  // Levels of a repetition chain read the same tokens when their distances to
+  // min and to max agree up to the longest token (each level reads >= 1 byte).
+  const uint64_t horizon = uint64_t{trie_->max_depth()} + 1;
+  for (const constraints::RepeatChain& chain : grammar_.repeat_chains) {
+    std::map<std::pair<uint64_t, uint64_t>, uint32_t> first_level;
+    for (uint32_t j = 0; j < chain.level_begin.size(); ++j) {
+      const uint64_t to_min = chain.min > j ? std::min<uint64_t>(chain.min - j, horizon) : 0;
+      const uint64_t to_max = chain.max == UINT32_MAX ? horizon : std::min<uint64_t>(chain.max - j, horizon);
+      const auto [it, inserted] = first_level.emplace(std::make_pair(to_min, to_max), j);
+      if (inserted) continue;
+      for (uint32_t offset = 0; offset < chain.level_size; ++offset) {
+        table_position_[chain.level_begin[j] + offset] = chain.level_begin[it->second] + offset;
+      }
+    }
+  }
+}
 
 const constraints::TokenMaskTable& CompiledConstraint::table(uint32_t position) const {
+  position = table_position_[position];
   TableSlot& slot = tables_[position];
   std::call_once(slot.once, [&] {
     constraints::FrameArena arena(limits_.max_stack_depth);
     constraints::TrieWalker walker;
     constraints::TrieWalkResult walk;
-    const constraints::StackRef start{position, constraints::kUnknownFrame};
-    walker.walk(automaton_, *trie_, 0, {&start, 1}, arena, walk);
+    // A position that is always at the bottom of the stack gets an exact table.
+    const constraints::StackRef start{position, grammar_.bottom_only[position] ? constraints::kBottomFrame
+                                                                               : constraints::kUnknownFrame};
+    walker.walk(automaton_, *trie_, 0, {&start, 1}, arena, walk);  // may stop early: table.overflowed
     slot.table = std::make_unique<constraints::TokenMaskTable>(
         constraints::TokenMaskTable::from_walk(walk, *trie_, arena.deepest_pushed()));
     tables_built_.fetch_add(1, std::memory_order_relaxed);
@@ -63,6 +85,7 @@ size_t CompiledConstraint::precompute_tables(size_t max_tables) const {
       for (uint32_t p = grammar_.alt_begin[a]; grammar_.elements[p].kind != ElementKind::kEnd; ++p) {
         const constraints::GrammarElement& e = grammar_.elements[p];
         if (e.kind == ElementKind::kBytes) {
+          if (table_position_[p] != p) continue;  // shares an equivalent level's table
           if (built == max_tables) break;
           (void)table(p);
           ++built;

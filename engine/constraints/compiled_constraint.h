@@ -12,6 +12,7 @@
 #include <cstdint>
 #include <memory>
 #include <mutex>
+#include <vector>
 
 #include "engine/constraints/byte_automaton.h"
 #include "engine/constraints/constraint.h"
@@ -61,6 +62,9 @@ class CompiledConstraint {
   constraints::Grammar grammar_;
   constraints::ByteAutomaton automaton_;  // refers to grammar_
   std::shared_ptr<const TokenTrie> trie_;
+  // Position whose table a position uses: itself, or an equivalent level of
+  // a repetition chain (grammar.h, RepeatChain).
+  std::vector<uint32_t> table_position_;
   std::unique_ptr<TableSlot[]> tables_;   // one per position
   mutable std::atomic<uint32_t> tables_built_{0};
   mutable std::atomic<size_t> table_bytes_{0};

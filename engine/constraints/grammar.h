@@ -43,6 +43,18 @@ struct ClosureItem {
   uint32_t push_count;
 };
 
+// A repetition lowered to levels (grammar_builder.h): level j is the rule
+// whose elements start at level_begin[j], all levels level_size elements with
+// the same layout, and the part read per level takes at least one byte. Two
+// levels whose distances to min and to max agree up to the longest token have
+// the same token tables, which lets CompiledConstraint share them.
+struct RepeatChain {
+  std::vector<uint32_t> level_begin;
+  uint32_t min;
+  uint32_t max;  // kUnbounded-style: UINT32_MAX for no maximum
+  uint32_t level_size = 0;
+};
+
 struct Grammar {
   std::vector<GrammarElement> elements;
   std::vector<uint32_t> alt_begin;       // first element of each alternative
@@ -53,6 +65,7 @@ struct Grammar {
   // The automaton starts at this position (a synthetic `root kEnd` alternative)
   // with an empty stack.
   uint32_t start_position = 0;
+  std::vector<RepeatChain> repeat_chains;
 
   // --- filled by analyze_grammar / compute_closures ---
   std::vector<uint32_t> rule_min_bytes;    // fewest bytes any expansion of the rule has
@@ -60,6 +73,9 @@ struct Grammar {
   std::vector<uint32_t> closure_begin;     // per position, size elements+1: items [closure_begin[p], closure_begin[p+1])
   std::vector<ClosureItem> closure_items;
   std::vector<uint32_t> closure_pushes;
+  // Per position: its rule is only ever entered by tail calls from the start,
+  // so a stack with it on top always has the empty stack below (kBottomFrame).
+  std::vector<bool> bottom_only;
 
   uint32_t num_positions() const { return static_cast<uint32_t>(elements.size()); }
   uint32_t num_rules() const { return static_cast<uint32_t>(rule_names.size()); }

@@ -148,6 +148,42 @@ std::vector<uint32_t> components(uint32_t n, const std::vector<LeftEdge>& edges)
   return component;
 }
 
+// Rules entered with a return frame below them: the targets of non-tail
+// references, and everything those reach by tail calls. The others run only on
+// the empty stack.
+void compute_bottom_only(Grammar& g) {
+  std::vector<bool> pushed(g.num_rules(), false);
+  std::vector<uint32_t> work;
+  auto mark = [&](uint32_t rule) {
+    if (!pushed[rule]) {
+      pushed[rule] = true;
+      work.push_back(rule);
+    }
+  };
+  auto is_tail = [&](uint32_t p) {
+    return g.elements[p].repeat != ElementRepeat::kStar && g.elements[p + 1].kind == ElementKind::kEnd;
+  };
+  for (uint32_t p = 0; p < g.num_positions(); ++p) {
+    if (g.elements[p].kind == ElementKind::kRule && !is_tail(p)) mark(g.elements[p].arg);
+  }
+  while (!work.empty()) {
+    const uint32_t rule = work.back();
+    work.pop_back();
+    for (uint32_t a = g.rule_alt_begin[rule]; a < g.rule_alt_begin[rule + 1]; ++a) {
+      for (uint32_t p = g.alt_begin[a]; g.elements[p].kind != ElementKind::kEnd; ++p) {
+        if (g.elements[p].kind == ElementKind::kRule && is_tail(p)) mark(g.elements[p].arg);
+      }
+    }
+  }
+  g.bottom_only.assign(g.num_positions(), false);
+  for (uint32_t r = 0; r < g.num_rules(); ++r) {
+    if (pushed[r]) continue;
+    for (uint32_t a = g.rule_alt_begin[r]; a < g.rule_alt_begin[r + 1]; ++a) {
+      for (uint32_t p = g.alt_begin[a]; g.elements[p].kind != ElementKind::kEnd; ++p) g.bottom_only[p] = true;
+    }
+  }
+}
+
 }  // namespace
 
 Status analyze_grammar(Grammar& g, std::string_view error_prefix) {
@@ -169,6 +205,7 @@ Status analyze_grammar(Grammar& g, std::string_view error_prefix) {
     return invalid_argument(prefix + "rule \"" + display_name(g, e.from) + "\" is left-recursive" + through +
                             "; rewrite it with repetition, e.g. expr ::= term (\"+\" term)*");
   }
+  compute_bottom_only(g);
   return Status::ok();
 }
 

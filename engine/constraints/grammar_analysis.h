@@ -14,6 +14,7 @@ namespace tnl::constraints {
 // recursion (a rule reaching itself before consuming a byte in a position
 // that needs a return frame, which would push frames forever). Left recursion
 // through tail positions only (`a ::= "x"? a` at the end) is harmless and allowed.
+// Also fills bottom_only.
 Status analyze_grammar(Grammar& grammar, std::string_view error_prefix);
 
 // Fills closure_begin / closure_items / closure_pushes (grammar_closure.cpp).

@@ -1,6 +1,7 @@
 #include "engine/constraints/grammar_builder.h"
 
-#include <map>
+#include <algorithm>
+#include <limits>
 #include <string>
 #include <unordered_map>
 #include <utility>
@@ -13,9 +14,90 @@ namespace {
 
 using Alternative = std::vector<GrammarElement>;
 
-// Lowered expression nesting beyond this is refused (parsers bound user nesting
-// well below it; this guards the recursion itself).
+constexpr uint32_t kNoRule = std::numeric_limits<uint32_t>::max();
+// Expression nesting beyond this is refused (parsers bound user nesting well
+// below it; this guards the recursion itself).
 constexpr int kMaxLoweringDepth = 1000;
+// A repetition copies its part into every level up to this many elements
+// (levels far from min and max share token tables, so copies cost memory, not
+// table walks); beyond, the part gets one helper rule and its own frame per
+// repetition, which makes masks slower.
+constexpr uint64_t kMaxInlinedRepeatElements = 100000;
+
+// Sequences flattened, one-option alternations unwrapped, empties dropped.
+void flatten(const GrammarExpr& e, std::vector<const GrammarExpr*>& out) {
+  if (e.kind == GrammarExpr::Kind::kEmpty) return;
+  if (e.kind == GrammarExpr::Kind::kSequence) {
+    for (const GrammarExpr& part : e.children) flatten(part, out);
+  } else if (e.kind == GrammarExpr::Kind::kAlternation && e.children.size() == 1) {
+    flatten(e.children[0], out);
+  } else {
+    out.push_back(&e);
+  }
+}
+
+// The expression as one element if it is one byte class or rule reference.
+const GrammarExpr* single_part(const GrammarExpr& e) {
+  std::vector<const GrammarExpr*> parts;
+  flatten(e, parts);
+  if (parts.size() != 1) return nullptr;
+  const GrammarExpr& p = *parts[0];
+  switch (p.kind) {
+    case GrammarExpr::Kind::kLiteral: return p.text.size() == 1 ? &p : nullptr;
+    case GrammarExpr::Kind::kBytes:
+    case GrammarExpr::Kind::kRuleRef: return &p;
+    case GrammarExpr::Kind::kChars: return p.chars.max_code_point() < 0x80 ? &p : nullptr;
+    default: return nullptr;
+  }
+}
+
+uint64_t saturate(uint64_t x) { return std::min<uint64_t>(x, uint64_t{1} << 40); }
+
+// Elements lowering will produce (a saturating estimate, used to decide
+// whether a repetition copies its part into each level).
+uint64_t estimate(const GrammarExpr& e) {
+  switch (e.kind) {
+    case GrammarExpr::Kind::kEmpty: return 0;
+    case GrammarExpr::Kind::kLiteral: return e.text.size();
+    case GrammarExpr::Kind::kBytes:
+    case GrammarExpr::Kind::kRuleRef: return 1;
+    case GrammarExpr::Kind::kChars: return e.chars.max_code_point() < 0x80 ? 1 : 5 * e.chars.utf8_sequences().size();
+    case GrammarExpr::Kind::kSequence:
+    case GrammarExpr::Kind::kAlternation: {
+      uint64_t sum = e.children.size();
+      for (const GrammarExpr& c : e.children) sum = saturate(sum + estimate(c));
+      return sum;
+    }
+    case GrammarExpr::Kind::kRepeat: {
+      const uint64_t levels = e.max == kUnbounded ? uint64_t{e.min} + 1 : uint64_t{e.max} + 1;
+      const uint64_t part = estimate(e.children[0]);
+      const uint64_t inlined = saturate(part * levels + 2 * levels);
+      return inlined <= kMaxInlinedRepeatElements ? inlined : saturate(3 * levels + part);
+    }
+  }
+  return 0;
+}
+
+// Fewest bytes an expression can match, counting rule references as 0.
+uint64_t min_bytes(const GrammarExpr& e) {
+  switch (e.kind) {
+    case GrammarExpr::Kind::kLiteral: return e.text.size();
+    case GrammarExpr::Kind::kBytes:
+    case GrammarExpr::Kind::kChars: return 1;
+    case GrammarExpr::Kind::kSequence: {
+      uint64_t sum = 0;
+      for (const GrammarExpr& c : e.children) sum += min_bytes(c);
+      return sum;
+    }
+    case GrammarExpr::Kind::kAlternation: {
+      uint64_t best = e.children.empty() ? 0 : std::numeric_limits<uint64_t>::max();
+      for (const GrammarExpr& c : e.children) best = std::min(best, min_bytes(c));
+      return best;
+    }
+    case GrammarExpr::Kind::kRepeat: return e.min * min_bytes(e.children[0]);
+    default: return 0;
+  }
+}
 
 class Lowering {
  public:
@@ -36,15 +118,20 @@ class Lowering {
     auto root = rule_ids_.find(definition.root);
     if (root == rule_ids_.end()) return error("no \"" + definition.root + "\" rule to start from");
     for (size_t r = 0; r < definition.rules.size(); ++r) {
-      TNL_RETURN_IF_ERROR(lower_body(static_cast<uint32_t>(r), definition.rules[r].body, 0));
+      TNL_RETURN_IF_ERROR(lower_alternatives(definition.rules[r].body, static_cast<uint32_t>(r), kNoRule, 0));
     }
     return finish(root->second);
   }
 
  private:
+  struct RuleDraft {
+    std::string name;
+    std::vector<Alternative> alternatives;
+  };
+
   Status error(const std::string& message) const { return invalid_argument(prefix_ + ": " + message); }
 
-  Status count_elements(size_t n) {
+  Status count_elements(uint64_t n) {
     elements_ += n;
     if (elements_ > limits_.max_grammar_elements) {
       return error("the compiled grammar is too large (more than " + std::to_string(limits_.max_grammar_elements) +
@@ -69,136 +156,177 @@ class Lowering {
   GrammarElement bytes_element(const ByteSet& set) { return {ElementKind::kBytes, ElementRepeat::kOnce, intern(set)}; }
   static GrammarElement rule_element(uint32_t rule) { return {ElementKind::kRule, ElementRepeat::kOnce, rule}; }
 
-  // Rule `rule` gets one alternative per top-level option of `body`.
-  Status lower_body(uint32_t rule, const GrammarExpr& body, int depth) {
-    if (body.kind == GrammarExpr::Kind::kAlternation) {
-      if (body.children.empty()) return error("rule \"" + rules_[rule].name + "\" has no alternatives");
-      for (const GrammarExpr& option : body.children) {
+  void add_alternative(uint32_t rule, Alternative alt) { rules_[rule].alternatives.push_back(std::move(alt)); }
+
+  // Alternatives of `rule` from `body`, one per top-level option, each ending
+  // with a tail call to `continuation` (kNoRule: the rule ends there).
+  Status lower_alternatives(const GrammarExpr& body, uint32_t rule, uint32_t continuation, int depth) {
+    std::vector<const GrammarExpr*> parts;
+    flatten(body, parts);
+    if (parts.size() == 1 && parts[0]->kind == GrammarExpr::Kind::kAlternation) {
+      if (parts[0]->children.empty()) return error("rule \"" + rules_[rule].name + "\" has no alternatives");
+      for (const GrammarExpr& option : parts[0]->children) {
+        TNL_RETURN_IF_ERROR(lower_sequence(option, rule, continuation, depth + 1));
+      }
+      return Status::ok();
+    }
+    if (parts.size() == 1 && parts[0]->kind == GrammarExpr::Kind::kChars && parts[0]->chars.max_code_point() >= 0x80) {
+      // A non-ASCII character class: one alternative per UTF-8 byte pattern.
+      for (const Utf8Sequence& seq : parts[0]->chars.utf8_sequences()) {
+        TNL_RETURN_IF_ERROR(count_elements(seq.size() + 1));
         Alternative alt;
-        TNL_RETURN_IF_ERROR(append(option, rule, alt, depth + 1));
-        rules_[rule].alternatives.push_back(std::move(alt));
+        for (const auto& [lo, hi] : seq) alt.push_back(bytes_element(ByteSet::range(lo, hi)));
+        if (continuation != kNoRule) alt.push_back(rule_element(continuation));
+        add_alternative(rule, std::move(alt));
       }
       return Status::ok();
     }
-    Alternative alt;
-    TNL_RETURN_IF_ERROR(append(body, rule, alt, depth + 1));
-    rules_[rule].alternatives.push_back(std::move(alt));
-    return Status::ok();
+    return lower_sequence(body, rule, continuation, depth + 1);
   }
 
-  Status append(const GrammarExpr& expr, uint32_t owner, Alternative& out, int depth) {
+  // One alternative of `rule`: `expr` then `continuation`. At the first part
+  // that needs a helper, the alternative tail-calls the helper, and what
+  // follows the part becomes a new rule the helper tail-calls in turn.
+  Status lower_sequence(const GrammarExpr& expr, uint32_t rule, uint32_t continuation, int depth) {
     if (depth > kMaxLoweringDepth) return error("expression nested too deeply");
-    switch (expr.kind) {
-      case GrammarExpr::Kind::kEmpty:
-        return Status::ok();
-      case GrammarExpr::Kind::kLiteral:
-        TNL_RETURN_IF_ERROR(count_elements(expr.text.size()));
-        for (char c : expr.text) out.push_back(bytes_element(ByteSet::single(static_cast<uint8_t>(c))));
-        return Status::ok();
+    std::vector<const GrammarExpr*> parts;
+    flatten(expr, parts);
+    Alternative current;
+    uint32_t target = rule;
+    for (size_t i = 0; i < parts.size(); ++i) {
+      const GrammarExpr& part = *parts[i];
+      TNL_ASSIGN_OR_RETURN(bool appended, append_simple(part, current));
+      if (appended) continue;
+      const uint32_t helper = new_rule(rule);
+      const bool last = i + 1 == parts.size();
+      const uint32_t next = last ? continuation : new_rule(rule);
+      TNL_RETURN_IF_ERROR(count_elements(1));
+      current.push_back(rule_element(helper));
+      add_alternative(target, std::move(current));
+      current.clear();
+      TNL_RETURN_IF_ERROR(lower_group(part, helper, next, depth + 1));
+      if (last) return Status::ok();
+      target = next;
+    }
+    if (continuation != kNoRule) {
+      TNL_RETURN_IF_ERROR(count_elements(1));
+      current.push_back(rule_element(continuation));
+    }
+    add_alternative(target, std::move(current));
+    return Status::ok();
+  }
+
+  Expected<GrammarElement> element_of(const GrammarExpr& part) {
+    switch (part.kind) {
+      case GrammarExpr::Kind::kLiteral: return bytes_element(ByteSet::single(static_cast<uint8_t>(part.text[0])));
       case GrammarExpr::Kind::kBytes:
-        if (expr.bytes.empty()) return error("empty byte class matches nothing");
-        TNL_RETURN_IF_ERROR(count_elements(1));
-        out.push_back(bytes_element(expr.bytes));
-        return Status::ok();
-      case GrammarExpr::Kind::kChars:
-        return append_chars(expr.chars, owner, out);
-      case GrammarExpr::Kind::kRuleRef: {
-        auto it = rule_ids_.find(expr.text);
+        if (part.bytes.empty()) return error("empty byte class matches nothing");
+        return bytes_element(part.bytes);
+      case GrammarExpr::Kind::kChars: {
+        if (part.chars.empty()) return error("empty character class matches nothing");
+        ByteSet set;
+        for (const auto& [lo, hi] : part.chars.ranges()) set.add_range(static_cast<uint8_t>(lo), static_cast<uint8_t>(hi));
+        return bytes_element(set);
+      }
+      default: {
+        auto it = rule_ids_.find(part.text);
         if (it == rule_ids_.end()) {
-          return error("undefined rule \"" + expr.text + "\"" +
-                       (expr.line > 0 ? " (line " + std::to_string(expr.line) + ")" : ""));
+          return error("undefined rule \"" + part.text + "\"" +
+                       (part.line > 0 ? " (line " + std::to_string(part.line) + ")" : ""));
         }
-        TNL_RETURN_IF_ERROR(count_elements(1));
-        out.push_back(rule_element(it->second));
-        return Status::ok();
+        return rule_element(it->second);
       }
-      case GrammarExpr::Kind::kSequence:
-        for (const GrammarExpr& part : expr.children) TNL_RETURN_IF_ERROR(append(part, owner, out, depth + 1));
-        return Status::ok();
-      case GrammarExpr::Kind::kAlternation: {
-        const uint32_t helper = new_rule(owner);
-        TNL_RETURN_IF_ERROR(lower_body(helper, expr, depth + 1));
-        TNL_RETURN_IF_ERROR(count_elements(1));
-        out.push_back(rule_element(helper));
-        return Status::ok();
-      }
-      case GrammarExpr::Kind::kRepeat:
-        return append_repeat(expr, owner, out, depth);
     }
-    return Status::ok();
   }
 
-  Status append_chars(const CodePointSet& chars, uint32_t owner, Alternative& out) {
-    if (chars.empty()) return error("empty character class matches nothing");
-    TNL_RETURN_IF_ERROR(count_elements(1));
-    if (chars.max_code_point() < 0x80) {
-      ByteSet set;
-      for (const auto& [lo, hi] : chars.ranges()) set.add_range(static_cast<uint8_t>(lo), static_cast<uint8_t>(hi));
-      out.push_back(bytes_element(set));
-      return Status::ok();
-    }
-    auto cached = char_rules_.find(chars);
-    if (cached != char_rules_.end()) {
-      out.push_back(rule_element(cached->second));
-      return Status::ok();
-    }
-    const uint32_t helper = new_rule(owner);
-    for (const Utf8Sequence& seq : chars.utf8_sequences()) {
-      TNL_RETURN_IF_ERROR(count_elements(seq.size()));
-      Alternative alt;
-      for (const auto& [lo, hi] : seq) alt.push_back(bytes_element(ByteSet::range(lo, hi)));
-      rules_[helper].alternatives.push_back(std::move(alt));
-    }
-    char_rules_.emplace(chars, helper);
-    out.push_back(rule_element(helper));
-    return Status::ok();
-  }
-
-  Status append_repeat(const GrammarExpr& expr, uint32_t owner, Alternative& out, int depth) {
-    const uint32_t min = expr.min;
-    const uint32_t max = expr.max;
+  Status check_bounds(const GrammarExpr& repeat) const {
+    const uint32_t min = repeat.min, max = repeat.max;
     if (min > limits_.max_repeat_bound || (max != kUnbounded && max > limits_.max_repeat_bound)) {
       return error("repetition bound " + std::to_string(max != kUnbounded && max > min ? max : min) +
                    " exceeds the limit " + std::to_string(limits_.max_repeat_bound));
     }
     if (max < min) return error("repetition {" + std::to_string(min) + "," + std::to_string(max) + "} has max < min");
-    if (max == 0) return Status::ok();
-    // The repeated unit as one element: itself when the body lowers to one
-    // element, else a helper rule holding the body.
-    Alternative body;
-    TNL_RETURN_IF_ERROR(append(expr.children.at(0), owner, body, depth + 1));
-    if (body.empty()) return Status::ok();  // repeating the empty string
-    GrammarElement unit;
-    if (body.size() == 1 && body[0].repeat == ElementRepeat::kOnce) {
-      unit = body[0];
-    } else {
-      const uint32_t helper = new_rule(owner);
-      rules_[helper].alternatives.push_back(std::move(body));
-      unit = rule_element(helper);
+    return Status::ok();
+  }
+
+  // Appends a part that needs no helper rule; false if it needs one.
+  Expected<bool> append_simple(const GrammarExpr& part, Alternative& out) {
+    switch (part.kind) {
+      case GrammarExpr::Kind::kLiteral:
+        TNL_RETURN_IF_ERROR(count_elements(part.text.size()));
+        for (char c : part.text) out.push_back(bytes_element(ByteSet::single(static_cast<uint8_t>(c))));
+        return true;
+      case GrammarExpr::Kind::kChars:
+        if (part.chars.max_code_point() >= 0x80) return false;
+        [[fallthrough]];
+      case GrammarExpr::Kind::kBytes:
+      case GrammarExpr::Kind::kRuleRef: {
+        TNL_ASSIGN_OR_RETURN(GrammarElement e, element_of(part));
+        TNL_RETURN_IF_ERROR(count_elements(1));
+        out.push_back(e);
+        return true;
+      }
+      case GrammarExpr::Kind::kRepeat: {
+        TNL_RETURN_IF_ERROR(check_bounds(part));
+        std::vector<const GrammarExpr*> body;
+        flatten(part.children.at(0), body);
+        if (part.max == 0 || body.empty()) return true;  // matches only the empty string
+        const GrammarExpr* unit = single_part(part.children[0]);
+        if (unit == nullptr || (part.max != kUnbounded && part.max - part.min > 1)) return false;
+        TNL_ASSIGN_OR_RETURN(GrammarElement e, element_of(*unit));
+        TNL_RETURN_IF_ERROR(count_elements(part.min + 1));
+        for (uint32_t i = 0; i < part.min; ++i) out.push_back(e);
+        if (part.max == kUnbounded) out.push_back({e.kind, ElementRepeat::kStar, e.arg});
+        if (part.max == part.min + 1) out.push_back({e.kind, ElementRepeat::kOptional, e.arg});
+        return true;
+      }
+      default:
+        return false;
     }
-    TNL_RETURN_IF_ERROR(count_elements(min + 1));
-    for (uint32_t i = 0; i < min; ++i) out.push_back(unit);
-    if (max == kUnbounded) {
-      out.push_back({unit.kind, ElementRepeat::kStar, unit.arg});
-      return Status::ok();
+  }
+
+  // Fills `helper` with alternatives matching `part` and then tail-calling `continuation`.
+  Status lower_group(const GrammarExpr& part, uint32_t helper, uint32_t continuation, int depth) {
+    if (part.kind == GrammarExpr::Kind::kRepeat) return lower_repeat(part, helper, continuation, depth);
+    return lower_alternatives(part, helper, continuation, depth);  // an alternation or a non-ASCII class
+  }
+
+  // Levels L_0 (= first) .. : L_j = "j repetitions done"; it may repeat once
+  // more (into L_{j+1}, or itself for the last level of an unbounded
+  // repetition) and may leave (into `continuation`) once j >= min.
+  Status lower_repeat(const GrammarExpr& part, uint32_t first, uint32_t continuation, int depth) {
+    const GrammarExpr& body = part.children[0];
+    const uint32_t min = part.min;
+    const uint64_t levels = part.max == kUnbounded ? uint64_t{min} + 1 : uint64_t{part.max} + 1;
+    const GrammarExpr* unit = single_part(body);
+    const bool copies = unit == nullptr && saturate(estimate(body) * levels) <= kMaxInlinedRepeatElements;
+    GrammarElement unit_element;
+    if (unit != nullptr) {
+      TNL_ASSIGN_OR_RETURN(unit_element, element_of(*unit));
+    } else if (!copies) {
+      const uint32_t unit_rule = new_rule(first);  // the part once, in its own frame
+      TNL_RETURN_IF_ERROR(lower_alternatives(body, unit_rule, kNoRule, depth + 1));
+      unit_element = rule_element(unit_rule);
     }
-    const uint32_t optional = max - min;
-    if (optional == 0) return Status::ok();
-    if (optional == 1) {
-      out.push_back({unit.kind, ElementRepeat::kOptional, unit.arg});
-      return Status::ok();
+    RepeatChainDraft chain{{first}, min, part.max, min_bytes(body) >= 1};
+    for (uint64_t j = 1; j < levels; ++j) chain.levels.push_back(new_rule(first));
+    for (uint64_t j = 0; j < levels; ++j) {
+      const uint32_t level = chain.levels[j];
+      const uint32_t next = j + 1 < levels ? chain.levels[j + 1] : level;
+      if (part.max == kUnbounded || j < part.max) {
+        if (copies) {
+          TNL_RETURN_IF_ERROR(lower_alternatives(body, level, next, depth + 1));
+        } else {
+          TNL_RETURN_IF_ERROR(count_elements(2));
+          add_alternative(level, {unit_element, rule_element(next)});
+        }
+      }
+      if (j >= min) {
+        TNL_RETURN_IF_ERROR(count_elements(1));
+        add_alternative(level, continuation != kNoRule ? Alternative{rule_element(continuation)} : Alternative{});
+      }
     }
-    // chain_k ::= unit chain_{k-1}?   (chain_1 ::= unit): up to `optional`
-    // more units, one stack per position, the optional tail in tail position.
-    TNL_RETURN_IF_ERROR(count_elements(3 * optional));
-    uint32_t chain = new_rule(owner);
-    rules_[chain].alternatives.push_back({unit});
-    for (uint32_t k = 2; k <= optional; ++k) {
-      const uint32_t next = new_rule(owner);
-      rules_[next].alternatives.push_back({unit, {ElementKind::kRule, ElementRepeat::kOptional, chain}});
-      chain = next;
-    }
-    out.push_back({ElementKind::kRule, ElementRepeat::kOptional, chain});
+    if (chain.aliasable && levels > 1) chains_.push_back(std::move(chain));
     return Status::ok();
   }
 
@@ -211,7 +339,9 @@ class Lowering {
     g.elements.push_back(rule_element(root));
     g.elements.push_back({ElementKind::kEnd, ElementRepeat::kOnce, 0});
     g.rule_alt_begin.push_back(0);
+    std::vector<uint32_t> rule_begin;  // first position of each rule
     for (RuleDraft& rule : rules_) {
+      rule_begin.push_back(static_cast<uint32_t>(g.elements.size()));
       for (Alternative& alt : rule.alternatives) {
         g.alt_begin.push_back(static_cast<uint32_t>(g.elements.size()));
         g.elements.insert(g.elements.end(), alt.begin(), alt.end());
@@ -220,24 +350,32 @@ class Lowering {
       g.rule_alt_begin.push_back(static_cast<uint32_t>(g.alt_begin.size()));
       g.rule_names.push_back(std::move(rule.name));
     }
+    rule_begin.push_back(static_cast<uint32_t>(g.elements.size()));
+    for (const RepeatChainDraft& draft : chains_) {
+      RepeatChain chain{{}, draft.min, draft.max};
+      for (uint32_t level : draft.levels) chain.level_begin.push_back(rule_begin[level]);
+      chain.level_size = rule_begin[draft.levels[0] + 1] - rule_begin[draft.levels[0]];
+      g.repeat_chains.push_back(std::move(chain));
+    }
     TNL_RETURN_IF_ERROR(analyze_grammar(g, prefix_));
     TNL_RETURN_IF_ERROR(compute_closures(g, limits_, prefix_));
     return g;
   }
 
-  struct RuleDraft {
-    std::string name;
-    std::vector<Alternative> alternatives;
+  struct RepeatChainDraft {
+    std::vector<uint32_t> levels;  // rule per level
+    uint32_t min, max;
+    bool aliasable;  // each repetition reads at least one byte
   };
 
   const ConstraintLimits& limits_;
   std::string prefix_;
   std::vector<RuleDraft> rules_;
   std::unordered_map<std::string, uint32_t> rule_ids_;
-  std::map<CodePointSet, uint32_t> char_rules_;
   std::unordered_map<ByteSet, uint32_t, ByteSetHash> byte_set_ids_;
   std::vector<ByteSet> byte_sets_;
-  size_t elements_ = 0;
+  std::vector<RepeatChainDraft> chains_;
+  uint64_t elements_ = 0;
   uint32_t helper_count_ = 0;
 };
 

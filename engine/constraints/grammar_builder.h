@@ -1,10 +1,15 @@
 // build_grammar: rule expressions → the flat, analysed Grammar.
 //
-// Lowering keeps single-element repetition as element flags (`x?`, `x*`), turns
-// `x+` into `x x*`, bounded repetition `x{m,n}` into m copies plus a chain of
-// nested optional helper rules (deterministic, no blow-up), and a repeated or
-// alternated group into a helper rule. Non-ASCII character classes become a
-// helper rule over their UTF-8 byte patterns.
+// Lowering is continuation-passing: a part that needs a helper rule (an
+// alternation, a repeated group, a non-ASCII character class) gets a helper
+// whose every alternative ends by tail-calling what follows the part. So a
+// rule only ends where the user's rule ends, and the token tables of positions
+// inside groups see the text that follows them instead of "end of rule"
+// (grammar.h, token_mask_table.h). Repetition of one element stays a flag
+// (`x?`, `x*`); other repetition becomes a chain of levels, level j meaning
+// "j repetitions done", each tail-calling the next (one level loops for an
+// unbounded maximum). Levels copy the repeated part; past a size budget the
+// part becomes one helper rule called from each level instead.
 #pragma once
 
 #include <string_view>

@@ -87,6 +87,14 @@ GrammarExpr digits(uint32_t min, uint32_t max) { return expr_repeat(expr_bytes(B
 
 }  // namespace
 
+GrammarExpr json_char() {
+  std::vector<GrammarExpr> options;
+  options.push_back(expr_bytes(plain_string_bytes()));
+  for (auto seq : escape_sequences()) options.push_back(expr_sequence(std::move(seq)));
+  for (auto seq : non_ascii_sequences()) options.push_back(expr_sequence(std::move(seq)));
+  return expr_alternation(std::move(options));
+}
+
 GrammarExpr json_space() { return expr_optional(expr_literal(" ")); }
 
 GrammarExpr json_string_char(uint32_t cp) {
@@ -127,14 +135,6 @@ void add_json_rules(GrammarDefinition& def) {
     def.rules.push_back({"json-string-body",
                          expr_sequence({expr_star(expr_bytes(plain_string_bytes())), expr_alternation(std::move(next))})});
     def.rules.push_back({kJsonStringRule, expr_sequence({expr_literal("\""), expr_ref("json-string-body")})});
-  }
-  // json-char: one character of string content (for minLength / maxLength).
-  {
-    std::vector<GrammarExpr> options;
-    options.push_back(expr_bytes(plain_string_bytes()));
-    for (auto seq : escape_sequences()) options.push_back(expr_sequence(std::move(seq)));
-    for (auto seq : non_ascii_sequences()) options.push_back(expr_sequence(std::move(seq)));
-    def.rules.push_back({kJsonCharRule, expr_alternation(std::move(options))});
   }
   // Numbers: -?(0|[1-9][0-9]{0,17})(\.[0-9]{1,18})?([eE][+-]?[0-9]{1,2})?
   // Bounded so that every number fits an int64 or a finite double (parsers

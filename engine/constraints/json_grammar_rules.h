@@ -21,12 +21,14 @@ namespace tnl::constraints {
 inline constexpr const char* kJsonValueRule = "json-value";      // any JSON value
 inline constexpr const char* kJsonObjectRule = "json-object";    // any JSON object
 inline constexpr const char* kJsonStringRule = "json-string";    // any JSON string, quotes included
-inline constexpr const char* kJsonCharRule = "json-char";        // one character of string content
 inline constexpr const char* kJsonNumberRule = "json-number";
 inline constexpr const char* kJsonIntegerRule = "json-integer";
 
 // Adds the json-* rules above (and their helpers) to `definition`.
 void add_json_rules(GrammarDefinition& definition);
+// One character of string content (plain, escaped or UTF-8), as an expression
+// so that a bounded repetition of it copies it into each level.
+GrammarExpr json_char();
 // The optional single space of the whitespace policy.
 GrammarExpr json_space();
 // One character of `chars` as it appears inside a JSON string: escaped when it

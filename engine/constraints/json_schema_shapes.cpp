@@ -294,7 +294,7 @@ Expected<GrammarExpr> JsonSchemaCompiler::string_value(const SchemaJson& schema,
       TNL_ASSIGN_OR_RETURN(max, count_keyword(schema, "maxLength", path));
     }
     if (min > max) return error("\"minLength\" is greater than \"maxLength\" at " + where(path));
-    return expr_sequence({expr_literal("\""), expr_repeat(expr_ref(kJsonCharRule), min, max), expr_literal("\"")});
+    return expr_sequence({expr_literal("\""), expr_repeat(json_char(), min, max), expr_literal("\"")});
   }
   return expr_ref(kJsonStringRule);
 }

@@ -1,6 +1,6 @@
 // tnl-constraint-bench: CPU cost of structured-output masks.
 //
-// Compiles a nested JSON schema for a vocabulary (synthetic at --vocab-size
+// Compiles a nested JSON schema (or any --kind/--schema/--document) for a vocabulary (synthetic at --vocab-size
 // from corpus substrings, or a real tokenizer's with --tokenizer), then replays
 // a realistic generation: a valid document for the schema, tokenised greedily,
 // computing the allowed-token mask before each token (fill_allowed) and
@@ -102,8 +102,11 @@ int main(int argc, char** argv) {
   app.add_option("--vocab-size", vocab_size, "Synthetic vocabulary size")->check(CLI::Range(300, 1 << 20))->capture_default_str();
   app.add_option("--tokenizer", tokenizer_dir, "Use this checkpoint directory's tokenizer.model instead");
   app.add_option("--corpus", corpus, "Text files whose substrings make the synthetic vocabulary")->capture_default_str();
-  app.add_option("--schema", schema_file, "JSON schema file (default: a nested order record)");
-  app.add_option("--document", document_file, "A document the schema accepts (required with --schema)");
+  std::string kind_name = "json_schema";
+  app.add_option("--kind", kind_name, "Constraint kind of --schema: json_schema, regex or grammar")
+      ->check(CLI::IsMember({"json_schema", "regex", "grammar"}))->capture_default_str();
+  app.add_option("--schema", schema_file, "Constraint file: a JSON schema, regex or GBNF grammar (default: a nested order record schema)");
+  app.add_option("--document", document_file, "A text the constraint accepts (required with --schema)");
   app.add_option("--repeats", repeats, "Warm requests replayed after the first")->check(CLI::PositiveNumber)->capture_default_str();
   app.add_flag("--trace", trace, "Print each step's mask time and token (last warm request)");
   CLI11_PARSE(app, argc, argv);
@@ -128,6 +131,7 @@ int main(int argc, char** argv) {
   const std::string schema = schema_file.empty() ? kSchema : read_file(schema_file);
   const std::string document = document_file.empty() ? kDocument : read_file(document_file);
   if (!schema_file.empty() && document_file.empty()) return fail("--schema needs --document");
+  if (schema_file.empty() && kind_name != "json_schema") return fail("--kind needs --schema");
 
   start = Clock::now();
   auto trie = tnl::build_token_trie(vocabulary);
@@ -136,7 +140,10 @@ int main(int argc, char** argv) {
   if (tokens.empty()) return fail("the document cannot be tokenised with this vocabulary");
   std::printf("generation: %zu tokens (%zu bytes) of a valid document, then EOS\n", tokens.size(), document.size());
 
-  const tnl::ConstraintSpec spec{tnl::ConstraintSpec::Kind::kJsonSchema, schema};
+  const tnl::ConstraintSpec::Kind kind = kind_name == "regex"     ? tnl::ConstraintSpec::Kind::kRegex
+                                         : kind_name == "grammar" ? tnl::ConstraintSpec::Kind::kGrammar
+                                                                  : tnl::ConstraintSpec::Kind::kJsonSchema;
+  const tnl::ConstraintSpec spec{kind, schema};
   start = Clock::now();
   auto compiled = tnl::compile_constraint(spec, trie);
   const double compile_ms = ms_since(start);
