@@ -53,20 +53,19 @@ ByteAutomaton::ByteAutomaton(const Grammar& grammar, const ConstraintLimits& lim
     : grammar_(grammar), max_live_stacks_(limits.max_live_stacks) {}
 
 void ByteAutomaton::start(FrameArena& arena, std::vector<StackRef>& out) const {
-  bool escaped = false;
   const size_t begin = out.size();
-  enter(grammar_.start_position, kBottomFrame, arena, out, &escaped);
-  dedup(out, begin, arena);
+  enter(grammar_.start_position, kBottomFrame, arena, out);
+  dedup(out, begin, arena);  // closures are bounded at compile time; the start never overflows in practice
 }
 
-void ByteAutomaton::enter(uint32_t position, uint32_t frame, FrameArena& arena, std::vector<StackRef>& out,
-                          bool* escaped) const {
+uint32_t ByteAutomaton::enter(uint32_t position, uint32_t frame, FrameArena& arena, std::vector<StackRef>& out) const {
+  uint32_t flags = 0;
   // Pops walk down the stack, so this loop ends within depth(frame) rounds.
   for (;;) {
     const GrammarElement& e = grammar_.elements[position];
     if (e.kind == ElementKind::kBytes && e.repeat == ElementRepeat::kOnce) {
       out.push_back({position, frame});
-      return;
+      return flags;
     }
     bool pops = false;
     for (const ClosureItem& item : grammar_.closure(position)) {
@@ -81,55 +80,52 @@ void ByteAutomaton::enter(uint32_t position, uint32_t frame, FrameArena& arena, 
       }
       if (f != kNoFrame) out.push_back({item.position, f});
     }
-    if (!pops) return;
+    if (!pops) return flags;
+    flags |= kPopped;
     if (frame == kBottomFrame) {
       out.push_back({kAcceptPosition, kBottomFrame});
-      return;
+      return flags;
     }
-    if (frame == kUnknownFrame) {
-      *escaped = true;
-      return;
-    }
+    if (frame == kUnknownFrame) return flags | kEscaped;
     const Frame popped = arena.frame(frame);
     position = popped.return_position;
     frame = popped.parent;
   }
 }
 
-void ByteAutomaton::pop_frame(uint32_t frame, FrameArena& arena, std::vector<StackRef>& out) const {
+uint32_t ByteAutomaton::pop_frame(uint32_t frame, FrameArena& arena, std::vector<StackRef>& out) const {
   if (frame == kBottomFrame) {
     out.push_back({kAcceptPosition, kBottomFrame});
-    return;
+    return 0;
   }
-  bool escaped = false;
   const size_t begin = out.size();
   const Frame popped = arena.frame(frame);
-  enter(popped.return_position, popped.parent, arena, out, &escaped);
-  dedup(out, begin, arena);
+  enter(popped.return_position, popped.parent, arena, out);
+  return dedup(out, begin, arena);
 }
 
-bool ByteAutomaton::advance(std::span<const StackRef> from, uint8_t byte, FrameArena& arena,
-                            std::vector<StackRef>& out) const {
-  bool escaped = false;
+uint32_t ByteAutomaton::advance(std::span<const StackRef> from, uint8_t byte, FrameArena& arena,
+                                std::vector<StackRef>& out) const {
+  uint32_t flags = 0;
   const size_t begin = out.size();
   int sources = 0;
   for (const StackRef& s : from) {
     if (s.position == kAcceptPosition || !grammar_.bytes_at(s.position).contains(byte)) continue;
     ++sources;
     const bool stays = grammar_.elements[s.position].repeat == ElementRepeat::kStar;
-    enter(stays ? s.position : s.position + 1, s.frame, arena, out, &escaped);
+    flags |= enter(stays ? s.position : s.position + 1, s.frame, arena, out);
   }
-  // One source yields distinct stacks (closure items are distinct, and stacks
-  // reached through pops sit at other depths), so only merges need deduping.
-  if (sources > 1) {
-    dedup(out, begin, arena);
-  } else if (out.size() - begin > max_live_stacks_) {
+  // One source without pops yields distinct stacks (its closure items are
+  // distinct), so only merges and pops need deduping.
+  if (sources > 1 || (flags & kPopped)) return (flags & kEscaped) | dedup(out, begin, arena);
+  if (out.size() - begin > max_live_stacks_) {
     out.resize(begin + max_live_stacks_);
+    flags |= kOverflow;
   }
-  return escaped;
+  return flags & (kEscaped | kOverflow);
 }
 
-void ByteAutomaton::dedup(std::vector<StackRef>& out, size_t begin, const FrameArena& arena) const {
+uint32_t ByteAutomaton::dedup(std::vector<StackRef>& out, size_t begin, const FrameArena& arena) const {
   const size_t n = out.size() - begin;
   if (n > 1) {
     auto same = [&](const StackRef& a, const StackRef& b) {
@@ -155,9 +151,9 @@ void ByteAutomaton::dedup(std::vector<StackRef>& out, size_t begin, const FrameA
     }
     out.resize(kept);
   }
-  // Sound but possibly incomplete beyond the bound: dropping a stack only ever
-  // forbids text, never allows invalid text (docs/constraints.md, limits).
-  if (out.size() - begin > max_live_stacks_) out.resize(begin + max_live_stacks_);
+  if (out.size() - begin <= max_live_stacks_) return 0;
+  out.resize(begin + max_live_stacks_);
+  return kOverflow;
 }
 
 uint32_t ByteAutomaton::min_bytes_to_accept(std::span<const StackRef> stacks, const FrameArena& arena) const {

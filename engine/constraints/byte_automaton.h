@@ -23,6 +23,11 @@ inline constexpr uint32_t kUnknownFrame = 1;  // frames below a token table's st
 inline constexpr uint32_t kNoFrame = std::numeric_limits<uint32_t>::max();
 inline constexpr uint32_t kAcceptPosition = std::numeric_limits<uint32_t>::max() - 1;  // the root finished
 
+// What happened while reading a byte (bit flags returned by advance()).
+inline constexpr uint32_t kEscaped = 1;   // a path popped kUnknownFrame
+inline constexpr uint32_t kOverflow = 2;  // more than max_live_stacks distinct stacks: the result is cut and
+                                          // callers must fail rather than use it (grammar too ambiguous)
+
 struct StackRef {
   uint32_t position;  // a kBytes element, or kAcceptPosition
   uint32_t frame;
@@ -70,22 +75,25 @@ class ByteAutomaton {
   const Grammar& grammar() const { return grammar_; }
   // The stacks before any byte (from the start position on kBottomFrame).
   void start(FrameArena& arena, std::vector<StackRef>& out) const;
-  // Stacks to continue from `position` (a position about to be matched) on
-  // `frame`, appended to out; sets *escaped if a path popped kUnknownFrame.
-  void enter(uint32_t position, uint32_t frame, FrameArena& arena, std::vector<StackRef>& out, bool* escaped) const;
   // Stacks after popping `frame`: where it returns to (the root finished when
-  // it is kBottomFrame), appended to out and deduped.
-  void pop_frame(uint32_t frame, FrameArena& arena, std::vector<StackRef>& out) const;
-  // Appends to `out` the stacks reached from `from` by reading `byte` (deduped,
-  // at most max_live_stacks). Returns true if some path popped kUnknownFrame.
-  // `from` must not alias `out`.
-  bool advance(std::span<const StackRef> from, uint8_t byte, FrameArena& arena, std::vector<StackRef>& out) const;
+  // it is kBottomFrame), appended to out and deduped. Returns kOverflow or 0.
+  uint32_t pop_frame(uint32_t frame, FrameArena& arena, std::vector<StackRef>& out) const;
+  // Appends to `out` the stacks reached from `from` by reading `byte`, deduped;
+  // returns kEscaped / kOverflow flags. `from` must not alias `out`.
+  uint32_t advance(std::span<const StackRef> from, uint8_t byte, FrameArena& arena, std::vector<StackRef>& out) const;
   // Fewest bytes that complete the text from these stacks (0 when accepting).
   uint32_t min_bytes_to_accept(std::span<const StackRef> stacks, const FrameArena& arena) const;
   static bool is_accepting(std::span<const StackRef> stacks);
 
  private:
-  void dedup(std::vector<StackRef>& out, size_t begin, const FrameArena& arena) const;
+  // Stacks to continue from `position` (about to be matched) on `frame`,
+  // appended to out. Returns kEscaped if a path popped kUnknownFrame, plus
+  // kPopped if any frame was popped (which can repeat a stack).
+  static constexpr uint32_t kPopped = 4;
+  uint32_t enter(uint32_t position, uint32_t frame, FrameArena& arena, std::vector<StackRef>& out) const;
+  // Removes repeated stacks from out[begin, end); returns kOverflow when more
+  // than max_live_stacks remain (then cuts them to that many).
+  uint32_t dedup(std::vector<StackRef>& out, size_t begin, const FrameArena& arena) const;
 
   const Grammar& grammar_;
   uint32_t max_live_stacks_;

@@ -26,7 +26,8 @@ class ConstraintMatcher {
   // Writes the allowed-token mask: bit (id % 32) of word id / 32 is set iff
   // token id may come next. EOS is set iff the text so far is a complete match.
   // Requires mask.size() >= mask_words(); words past mask_words() are zeroed.
-  // After EOS was accepted nothing is allowed.
+  // After EOS was accepted nothing is allowed. If the mask cannot be computed
+  // (failed() afterwards) it is all zero: end the request with error().
   void fill_allowed(std::span<uint32_t> mask) const;
   // Whether one token may come next (cheaper than a mask when checking a
   // sampled token first).
@@ -35,6 +36,12 @@ class ConstraintMatcher {
   Status accept(int32_t token);
   // Undoes the last `tokens` accepted tokens (EOS included).
   Status rollback(size_t tokens);
+
+  // A grammar so ambiguous here that more than limits.max_live_stacks parses
+  // are alive puts the matcher in a failed state rather than guessing: masks
+  // are empty and accept() returns error() (INVALID_ARGUMENT) until a rollback.
+  bool failed() const { return !error_.is_ok(); }
+  const Status& error() const { return error_; }
 
   bool is_accepting() const;  // the text so far is a complete match (EOS allowed)
   bool must_end() const;      // accepting and no byte can follow: only EOS is allowed
@@ -49,6 +56,8 @@ class ConstraintMatcher {
   // Whether the automaton reads all of `token`'s bytes from one of `stacks`;
   // the surviving stacks are left in scratch_ when it does.
   bool reads_token(std::span<const constraints::StackRef> stacks, int32_t token) const;
+  // Enters the failed state (see failed()).
+  void fail_too_ambiguous() const;
 
   struct Checkpoint {
     std::vector<constraints::StackRef> stacks;
@@ -63,6 +72,7 @@ class ConstraintMatcher {
   std::vector<constraints::StackRef> stacks_;
   std::vector<Checkpoint> history_;
   bool finished_ = false;
+  mutable Status error_;
   mutable std::vector<constraints::StackRef> scratch_[2];
   mutable int scratch_result_ = 0;  // which scratch_ holds reads_token's survivors
   mutable constraints::TrieWalker walker_;

@@ -17,6 +17,7 @@ TokenMaskTable TokenMaskTable::from_walk(const TrieWalkResult& walk, const Token
     table.accepted_ids = walk.accepted;
   }
   table.max_frame_depth = max_frame_depth;
+  table.overflowed = walk.overflowed;
   const std::span<const int32_t> tokens = trie.tokens();
   for (uint32_t node : walk.escape_nodes) {
     for (uint32_t i = trie.token_begin(node); i < trie.token_begin(node + 1); ++i) {

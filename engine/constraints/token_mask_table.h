@@ -28,6 +28,7 @@ struct TokenMaskTable {
   std::vector<int32_t> ends_at_escape;   // not accepted, but their bytes end where a path leaves the rule
   std::vector<uint32_t> escape_subtrees; // escape nodes with children, whose subtrees continue after F
   uint32_t max_frame_depth = 0;          // deepest frame above kUnknownFrame on any kept path
+  bool overflowed = false;               // the walk outgrew max_live_stacks: the table is unusable
 
   static TokenMaskTable from_walk(const TrieWalkResult& walk, const TokenTrie& trie, uint32_t max_frame_depth);
   bool escapes() const { return !ends_at_escape.empty() || !escape_subtrees.empty(); }

@@ -17,7 +17,12 @@ void TrieWalker::walk(const ByteAutomaton& automaton, const TokenTrie& trie, uin
     arena.truncate(arena_marks_[d - 1]);  // frames built for the previous sibling's subtree
     std::vector<StackRef>& here = levels_[d];
     here.clear();
-    if (automaton.advance(levels_[d - 1], trie.byte(node), arena, here)) result.escape_nodes.push_back(node);
+    const uint32_t flags = automaton.advance(levels_[d - 1], trie.byte(node), arena, here);
+    if (flags & kOverflow) {
+      result.overflowed = true;
+      break;
+    }
+    if (flags & kEscaped) result.escape_nodes.push_back(node);
     if (here.empty()) {
       node = trie.subtree_end(node);
       continue;

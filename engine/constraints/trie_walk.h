@@ -19,6 +19,9 @@ struct TrieWalkResult {
   // Nodes where a path popped kUnknownFrame right after the node's last byte
   // (only when the start stacks sit on kUnknownFrame), in preorder.
   std::vector<uint32_t> escape_nodes;
+  // The stacks outgrew max_live_stacks (a too ambiguous grammar); the walk
+  // stopped and the rest of the result is incomplete.
+  bool overflowed = false;
 };
 
 class TrieWalker {

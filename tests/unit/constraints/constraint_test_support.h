@@ -117,6 +117,10 @@ inline Sample sample_output(const std::shared_ptr<const CompiledConstraint>& com
   std::vector<uint32_t> mask(matcher.mask_words());
   for (int step = 0; step < options.max_steps; ++step) {
     matcher.fill_allowed(mask);
+    if (matcher.failed()) {
+      ADD_FAILURE() << matcher.error().to_string() << " after \"" << sample.text << "\"";
+      return sample;
+    }
     const std::vector<int32_t> allowed = allowed_tokens(mask, vocab.size());
     if (allowed.empty()) {
       ADD_FAILURE() << "no token allowed after \"" << sample.text << "\"";

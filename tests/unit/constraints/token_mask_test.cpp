@@ -136,6 +136,39 @@ TEST(TokenMask, StackDepthLimitSteersTowardsClosing) {
   EXPECT_TRUE(matcher.must_end());
 }
 
+TEST(TokenMask, TooAmbiguousGrammarsFailClosed) {
+  // Exponentially many parses of "aaaa…": past max_live_stacks the matcher
+  // fails instead of keeping an arbitrary subset (which could make the mask
+  // allow a token accept() then refuses).
+  auto trie = build_token_trie(synthetic_vocabulary());
+  ConstraintLimits limits;
+  limits.max_live_stacks = 32;
+  auto compiled = compile_constraint(
+      {ConstraintSpec::Kind::kGrammar, "root ::= item item root?{5}\nitem ::= \"a\"{1,4}"}, trie, limits);
+  ASSERT_TRUE(compiled.has_value()) << compiled.status().to_string();
+  ConstraintMatcher matcher(*compiled);
+  std::vector<uint32_t> mask(matcher.mask_words());
+  const int32_t a = 4 + 'a';
+  int steps = 0;
+  for (; steps < 40; ++steps) {
+    matcher.fill_allowed(mask);
+    if (matcher.failed()) break;
+    const std::vector<uint32_t> brute = brute_force_mask(matcher, trie->vocab_size());
+    if (matcher.failed()) break;  // a longer token outgrew the bound in the direct run
+    ASSERT_EQ(mask, brute);
+    ASSERT_TRUE(matcher.accept(a).is_ok());
+  }
+  ASSERT_TRUE(matcher.failed());
+  EXPECT_EQ(matcher.error().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(matcher.error().message().find("too ambiguous"), std::string::npos) << matcher.error().message();
+  matcher.fill_allowed(mask);
+  for (uint32_t w : mask) EXPECT_EQ(w, 0u);
+  EXPECT_FALSE(matcher.accept(a).is_ok());
+  ASSERT_GT(steps, 0);
+  ASSERT_TRUE(matcher.rollback(1).is_ok());
+  EXPECT_FALSE(matcher.failed());
+}
+
 TEST(TokenMask, ConcurrentMatchersShareOneCompiledConstraint) {
   auto trie = build_token_trie(model_vocabulary());
   // Tables are filled lazily, so concurrent first uses race on call_once.
