@@ -109,11 +109,17 @@ uint32_t ByteAutomaton::advance(std::span<const StackRef> from, uint8_t byte, Fr
   uint32_t flags = 0;
   const size_t begin = out.size();
   int sources = 0;
+  // Dedup along the way once the raw output is several times the bound, so
+  // an ambiguous grammar cannot build a huge set before failing.
+  const size_t dedup_at = 8 * size_t{max_live_stacks_};
   for (const StackRef& s : from) {
     if (s.position == kAcceptPosition || !grammar_.bytes_at(s.position).contains(byte)) continue;
     ++sources;
     const bool stays = grammar_.elements[s.position].repeat == ElementRepeat::kStar;
     flags |= enter(stays ? s.position : s.position + 1, s.frame, arena, out);
+    if (out.size() - begin > dedup_at && (dedup(out, begin, arena) & kOverflow)) {
+      return (flags & kEscaped) | kOverflow;
+    }
   }
   // One source without pops yields distinct stacks (its closure items are
   // distinct), so only merges and pops need deduping.

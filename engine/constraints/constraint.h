@@ -53,6 +53,7 @@ struct ConstraintLimits {
   uint32_t max_repeat_bound = 10000;       // m, n in {m,n}; minLength, maxItems, ...
   size_t max_grammar_elements = 200000;    // elements of the lowered grammar
   size_t max_closure_items = 1000000;      // precomputed epsilon-closure entries
+  uint32_t max_closure_depth = 128;        // rule calls entered before reading the next byte
   uint32_t max_stack_depth = 512;          // frames of the pushdown automaton
   uint32_t max_live_stacks = 1024;         // parallel parse stacks kept per byte
 };

@@ -69,10 +69,11 @@ uint64_t estimate(const GrammarExpr& e) {
       return sum;
     }
     case GrammarExpr::Kind::kRepeat: {
-      const uint64_t levels = e.max == kUnbounded ? uint64_t{e.min} + 1 : uint64_t{e.max} + 1;
+      // Levels that may repeat once more each hold a copy of the part.
+      const uint64_t copies = e.max == kUnbounded ? uint64_t{e.min} + 1 : uint64_t{e.max};
       const uint64_t part = estimate(e.children[0]);
-      const uint64_t inlined = saturate(part * levels + 2 * levels);
-      return inlined <= kMaxInlinedRepeatElements ? inlined : saturate(3 * levels + part);
+      const uint64_t inlined = saturate(part * copies + 2 * (copies + 1));
+      return inlined <= kMaxInlinedRepeatElements ? inlined : saturate(3 * (copies + 1) + part);
     }
   }
   return 0;
@@ -298,8 +299,9 @@ class Lowering {
     const GrammarExpr& body = part.children[0];
     const uint32_t min = part.min;
     const uint64_t levels = part.max == kUnbounded ? uint64_t{min} + 1 : uint64_t{part.max} + 1;
+    const uint64_t repeating_levels = part.max == kUnbounded ? levels : levels - 1;
     const GrammarExpr* unit = single_part(body);
-    const bool copies = unit == nullptr && saturate(estimate(body) * levels) <= kMaxInlinedRepeatElements;
+    const bool copies = unit == nullptr && saturate(estimate(body) * repeating_levels) <= kMaxInlinedRepeatElements;
     GrammarElement unit_element;
     if (unit != nullptr) {
       TNL_ASSIGN_OR_RETURN(unit_element, element_of(*unit));

@@ -85,6 +85,12 @@ Status compute_closures(Grammar& g, const ConstraintLimits& limits, std::string_
         if (inserted) {
           reversed.clear();
           for (uint32_t c = chain; c != 0; c = chains.parent(c)) reversed.push_back(chains.top(c));
+          // Each pop of such a stack re-enters closures this deep: keep it bounded.
+          if (reversed.size() > limits.max_closure_depth) {
+            return invalid_argument(std::string(error_prefix) + ": rules nest more than " +
+                                    std::to_string(limits.max_closure_depth) +
+                                    " calls deep before reading a character");
+          }
           it->second = {static_cast<uint32_t>(g.closure_pushes.size()), static_cast<uint32_t>(reversed.size())};
           g.closure_pushes.insert(g.closure_pushes.end(), reversed.rbegin(), reversed.rend());
         }
