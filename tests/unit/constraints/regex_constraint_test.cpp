@@ -44,6 +44,8 @@ const std::vector<std::string> kPatterns = {
     "\\w+,\\w*",
     "(é|日本|x)+",
     "[^a-z]*q",
+    "(ab|[c-e ]){2,40}!",
+    ".{0,30}x",
     "",
 };
 

@@ -39,6 +39,11 @@ const std::vector<Spec> kSpecs = {
     {ConstraintSpec::Kind::kRegex, "(ab|a)*b[0-9]{2,4}(x|yz)?"},
     {ConstraintSpec::Kind::kGrammar, "root ::= expr\nexpr ::= term ((\"+\" | \"-\") term)*\n"
                                      "term ::= [0-9]+ | \"(\" expr \")\"\n"},
+    // Long repetitions: levels far from min and max share tables.
+    {ConstraintSpec::Kind::kRegex, "(ab|[c-e ]|\\.){2,40}!|.{0,30}x"},
+    {ConstraintSpec::Kind::kJsonSchema,
+     R"({"type":"object","properties":{"s":{"type":"string","minLength":3,"maxLength":30},
+         "t":{"type":"array","items":{"type":"string","pattern":"^(ab|c){0,25}$"},"minItems":1}},"required":["s","t"]})"},
 };
 
 TEST(TokenMask, TablesAgreeWithBruteForceAlongSampledPaths) {
