@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "engine/constraints/grammar_analysis.h"
+#include "engine/constraints/literal_factoring.h"
 
 namespace tnl::constraints {
 namespace {
@@ -23,6 +24,9 @@ constexpr int kMaxLoweringDepth = 1000;
 // table walks); beyond, the part gets one helper rule and its own frame per
 // repetition, which makes masks slower.
 constexpr uint64_t kMaxInlinedRepeatElements = 100000;
+// Alternations with this many options get common literal prefixes factored
+// out (literal_factoring.h).
+constexpr size_t kFactorFromOptions = 4;
 
 // Sequences flattened, one-option alternations unwrapped, empties dropped.
 void flatten(const GrammarExpr& e, std::vector<const GrammarExpr*>& out) {
@@ -166,10 +170,11 @@ class Lowering {
     flatten(body, parts);
     if (parts.size() == 1 && parts[0]->kind == GrammarExpr::Kind::kAlternation) {
       if (parts[0]->children.empty()) return error("rule \"" + rules_[rule].name + "\" has no alternatives");
-      for (const GrammarExpr& option : parts[0]->children) {
-        TNL_RETURN_IF_ERROR(lower_sequence(option, rule, continuation, depth + 1));
+      if (parts[0]->children.size() >= kFactorFromOptions) {
+        const GrammarExpr factored = factor_literal_prefixes(*parts[0]);
+        return lower_options(factored, rule, continuation, depth);
       }
-      return Status::ok();
+      return lower_options(*parts[0], rule, continuation, depth);
     }
     if (parts.size() == 1 && parts[0]->kind == GrammarExpr::Kind::kChars && parts[0]->chars.max_code_point() >= 0x80) {
       // A non-ASCII character class: one alternative per UTF-8 byte pattern.
@@ -183,6 +188,13 @@ class Lowering {
       return Status::ok();
     }
     return lower_sequence(body, rule, continuation, depth + 1);
+  }
+
+  Status lower_options(const GrammarExpr& alternation, uint32_t rule, uint32_t continuation, int depth) {
+    for (const GrammarExpr& option : alternation.children) {
+      TNL_RETURN_IF_ERROR(lower_sequence(option, rule, continuation, depth + 1));
+    }
+    return Status::ok();
   }
 
   // One alternative of `rule`: `expr` then `continuation`. At the first part

@@ -300,6 +300,27 @@ TEST(JsonSchemaConstraint, KnownDocumentsAndTheWhitespacePolicy) {
   EXPECT_FALSE(accepts_text(strings, R"({"text":"","short":"ab","quote":"ab","free":"ab"})"));
 }
 
+TEST(JsonSchemaConstraint, LargeEnumsShareTheirPrefixes) {
+  // 5000 values behind one opening quote: factored into a trie, so the parse
+  // stays far below the live-stack bound.
+  nlohmann::json values = nlohmann::json::array();
+  for (int i = 0; i < 5000; ++i) values.push_back("item-" + std::to_string(i * 7919 % 100000));
+  const nlohmann::json schema = {{"type", "object"}, {"properties", {{"sku", {{"enum", values}}}}}, {"required", {"sku"}}};
+  auto trie = build_token_trie(model_vocabulary());
+  auto compiled = compile_or_die(ConstraintSpec::Kind::kJsonSchema, schema.dump(), trie);
+  ASSERT_NE(compiled, nullptr);
+  SchemaChecker checker(schema);
+  std::mt19937 rng(41);
+  for (int i = 0; i < 10; ++i) {
+    const Sample s = sample_output(compiled, rng);
+    ASSERT_TRUE(s.finished);
+    std::string why;
+    EXPECT_TRUE(checker.check(json::parse(s.text), schema, &why)) << why << " " << s.text;
+  }
+  EXPECT_TRUE(accepts_text(compiled, R"({"sku":"item-7919"})"));
+  EXPECT_FALSE(accepts_text(compiled, R"({"sku":"item-7"})"));
+}
+
 TEST(JsonSchemaConstraint, UnsupportedOrMalformedSchemasNameTheProblem) {
   auto trie = build_token_trie(synthetic_vocabulary());
   const std::vector<std::pair<std::string, std::string>> cases = {
