@@ -35,7 +35,9 @@ Expected<std::unique_ptr<Engine>> load_engine(const ServerOptions& options) {
   TNL_ASSIGN_OR_RETURN(std::unique_ptr<Checkpoint> checkpoint, Checkpoint::open(options.model));
   TNL_ASSIGN_OR_RETURN(std::unique_ptr<Backend> backend, make_backend(*checkpoint, options.backend_options()));
   TNL_ASSIGN_OR_RETURN(std::unique_ptr<Tokenizer> tokenizer, Tokenizer::load(options.model));
-  return Engine::create(std::move(backend), std::move(tokenizer), options.engine_options());
+  EngineOptions engine_options = options.engine_options();
+  engine_options.model_fingerprint = checkpoint->fingerprint();
+  return Engine::create(std::move(backend), std::move(tokenizer), engine_options);
 }
 
 // Drives the drain: polls until nothing is in flight or the deadline passes. At the

@@ -56,6 +56,17 @@ void add_server_flags(CLI::App& app, ServerOptions& o) {
   app.add_option("--http-threads", o.http_threads, "HTTP io threads (connections are multiplexed on them)")
       ->capture_default_str();
   app.add_option("--log-level", o.log_level, "trace, debug, info, warn, error")->capture_default_str();
+  app.add_option("--prefix-cache", o.prefix_cache,
+                 "on, off: keep decode-state snapshots (chunk edges, prompt ends, finished requests) and start "
+                 "prompts from their longest cached prefix")
+      ->capture_default_str();
+  app.add_option("--prefix-cache-bytes", o.prefix_cache_bytes,
+                 "Memory for prefix-cache snapshots: GPU memory on CUDA, RAM on the CPU (-1: CUDA takes half of what "
+                 "the live slots leave, the CPU 512 MiB)")
+      ->capture_default_str();
+  app.add_option("--prefix-cache-host-bytes", o.prefix_cache_host_bytes,
+                 "CUDA: pinned host RAM for snapshots evicted from GPU memory (0: none)")
+      ->capture_default_str();
 }
 
 void finalize_server_options(ServerOptions& o) {
@@ -99,6 +110,9 @@ Status ServerOptions::validate() const {
   if (http_threads < 1 || http_threads > 64) return invalid_argument("--http-threads must be in [1, 64]");
   if (worker_threads < 1 || worker_threads > 64) return invalid_argument("--worker-threads must be in [1, 64]");
   if (stream_buffer_bytes < 4096) return invalid_argument("--stream-buffer-bytes must be at least 4096");
+  if (prefix_cache != "on" && prefix_cache != "off") return invalid_argument("--prefix-cache must be on or off");
+  if (prefix_cache_bytes < -1) return invalid_argument("--prefix-cache-bytes must be -1 (automatic) or ≥ 0");
+  if (prefix_cache_host_bytes < 0) return invalid_argument("--prefix-cache-host-bytes must be ≥ 0");
   if (served_model_name.empty()) return invalid_argument("--served-model-name must not be empty");
   if (!chat_template.empty() && !std::filesystem::is_regular_file(chat_template)) {
     return invalid_argument("--chat-template: '" + chat_template + "' is not a file");
@@ -114,6 +128,7 @@ EngineOptions ServerOptions::engine_options() const {
   e.max_queue = max_queue;
   e.max_model_len = max_model_len;
   e.request_timeout = std::chrono::milliseconds(int64_t(request_timeout_s * 1000));
+  e.prefix_cache = prefix_cache == "on";
   return e;
 }
 
@@ -126,6 +141,8 @@ BackendOptions ServerOptions::backend_options() const {
   b.gpu_memory_fraction = gpu_memory_fraction;
   b.gpu_dtype = gpu_dtype;
   b.test_fatal_step = test_fatal_step;
+  b.prefix_cache_bytes = prefix_cache == "on" ? prefix_cache_bytes : 0;
+  b.prefix_cache_host_bytes = prefix_cache == "on" ? prefix_cache_host_bytes : 0;
   return b;
 }
 

@@ -43,6 +43,9 @@ struct ServerOptions {
   std::string gpu_dtype = "bf16";      // CUDA weight dtype: bf16 or fp16
   int32_t http_threads = 2;            // io threads of the HTTP front end
   std::string log_level = "info";
+  std::string prefix_cache = "on";     // on, off: snapshot states, start prompts from cached prefixes
+  int64_t prefix_cache_bytes = -1;     // snapshot slots in GPU memory (RAM on the CPU); -1: automatic
+  int64_t prefix_cache_host_bytes = int64_t(4) << 30;  // CUDA: pinned host-RAM tier behind it
 
   Status validate() const;
   EngineOptions engine_options() const;

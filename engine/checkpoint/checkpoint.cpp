@@ -1,6 +1,8 @@
 #include "engine/checkpoint/checkpoint.h"
 
+#include <algorithm>
 #include <cstdio>
+#include <cstring>
 #include <cstdlib>
 #include <fstream>
 #include <set>
@@ -13,6 +15,33 @@
 
 namespace tnl {
 namespace {
+
+uint64_t fnv1a(const void* data, size_t n, uint64_t h) {
+  const auto* p = static_cast<const unsigned char*>(data);
+  for (size_t i = 0; i < n; ++i) h = (h ^ p[i]) * 0x100000001b3ull;
+  return h;
+}
+
+std::string fingerprint_of(const ModelConfig& config, const std::map<std::string, TensorView>& tensors) {
+  const std::string config_json = model_config_to_json(config);
+  uint64_t h = fnv1a(config_json.data(), config_json.size(), 0xcbf29ce484222325ull);
+  constexpr int64_t kSample = 4096;
+  for (const auto& [name, t] : tensors) {  // std::map: sorted, so the order is fixed
+    h = fnv1a(name.data(), name.size(), h);
+    const char* dtype = dtype_name(t.dtype);
+    h = fnv1a(dtype, std::strlen(dtype), h);
+    h = fnv1a(t.shape.data(), t.shape.size() * sizeof(int64_t), h);
+    for (int64_t at : {int64_t(0), t.num_bytes / 2, t.num_bytes - kSample}) {
+      const int64_t begin = std::clamp<int64_t>(at, 0, t.num_bytes);
+      const int64_t n = std::min(kSample, t.num_bytes - begin);
+      h = fnv1a(t.data + begin, size_t(n), h);
+    }
+  }
+  char hex[17];
+  std::snprintf(hex, sizeof hex, "%016llx", static_cast<unsigned long long>(h));
+  return hex;
+}
+
 
 namespace fs = std::filesystem;
 
@@ -144,6 +173,7 @@ Expected<std::unique_ptr<Checkpoint>> Checkpoint::open(const fs::path& dir) {
                        std::to_string(at) + "; the checkpoint is corrupt");
     }
   }
+  ckpt->fingerprint_ = fingerprint_of(ckpt->config_, ckpt->tensors_);
   return ckpt;
 }
 

@@ -53,6 +53,10 @@ class Checkpoint {
   // The output matrix [V, d]: lm_head.weight, or the embedding when tied.
   const TensorView& output_matrix() const;
   std::vector<float> to_f32(const std::string& name) const;
+  // Identifies the weights (16 hex digits): a hash of the config and, per tensor,
+  // its name, dtype, shape and sampled bytes (start, middle, end). Two checkpoints
+  // of one shape (a base model and its fine-tune) differ. State blobs carry it.
+  const std::string& fingerprint() const { return fingerprint_; }
 
  private:
   Checkpoint() = default;
@@ -60,6 +64,7 @@ class Checkpoint {
   std::filesystem::path dir_;
   std::vector<std::unique_ptr<MappedFile>> files_;
   std::map<std::string, TensorView> tensors_;
+  std::string fingerprint_;
 };
 
 }  // namespace tnl

@@ -32,7 +32,84 @@ ContinuousBatcher::ContinuousBatcher(Backend& backend, const Tokenizer& tokenize
       tokenizer_(tokenizer),
       options_(options),
       eos_id_(tokenizer.eos_id() >= 0 ? tokenizer.eos_id() : backend.config().eos_token_id),
-      scheduler_(limits) {}
+      scheduler_(limits) {
+  const ModelConfig& c = backend.config();
+  layout_.model_fingerprint = options.model_fingerprint;
+  layout_.layers = c.num_layers;
+  layout_.heads = c.num_heads;
+  layout_.head_dim = c.head_dim();
+  for (int64_t l = 0; l < c.num_layers; ++l) layout_.key_dims.push_back(c.key_dim(l));
+  layout_.vocab_size = c.vocab_size;
+  layout_.max_tokens = options.max_model_len;
+}
+
+Expected<std::string> ContinuousBatcher::make_blob(const std::vector<int32_t>& tokens, StateRef slot,
+                                                   std::span<const float> logits) {
+  StateBlob blob;
+  blob.tokens = tokens;
+  blob.state.resize(size_t(backend_.state_bytes_per_slot()));
+  TNL_RETURN_IF_ERROR(backend_.read_state(slot, blob.state));
+  blob.logits.assign(logits.begin(), logits.end());
+  return write_state_blob(layout_, blob);
+}
+
+void ContinuousBatcher::export_state(std::vector<int32_t> tokens, ExportDone done) {
+  if (Status s = flush_copies(); !s.is_ok()) return done(s);
+  if (std::optional<PrefixHit> hit = scheduler_.prefix_cache().find_exact(tokens)) {
+    if (!done) return;  // a warm-up of something already cached
+    const std::span<const float> row = hit->last_logits ? std::span<const float>(*hit->last_logits) : std::span<const float>();
+    return done(make_blob(tokens, hit->slot, row));
+  }
+  // Not cached as such: prefill it (from its longest cached prefix), sampling nothing.
+  const uint64_t id = next_internal_id_++;
+  exports_.emplace(id, ExportJob{tokens, std::move(done)});
+  scheduler_.add(id, std::move(tokens), /*prompt_logprobs=*/false);
+}
+
+void ContinuousBatcher::finish_export(uint64_t id, Expected<std::string> result) {
+  auto it = exports_.find(id);
+  if (it == exports_.end()) return;
+  ExportDone done = std::move(it->second.done);
+  exports_.erase(it);
+  scheduler_.remove(id);
+  if (done) done(std::move(result));
+}
+
+void ContinuousBatcher::import_state(StateBlob blob, ImportDone done) {
+  if (Status s = flush_copies(); !s.is_ok()) return done(s);
+  PrefixCache& cache = scheduler_.prefix_cache();
+  if (!cache.enabled()) {
+    return done(failed_precondition("the prefix cache is off (--prefix-cache off, or no room for snapshot slots): "
+                                    "an imported state would have nowhere to live"));
+  }
+  StateRef slot;
+  std::optional<PrefixEntryId> id;
+  if (std::optional<PrefixHit> existing = cache.find_exact(blob.tokens)) {
+    slot = existing->slot;
+    id = existing->id;
+  } else {
+    std::vector<StateCopy> demotions;
+    std::optional<PrefixCache::Reservation> reserved = cache.reserve(blob.tokens, &demotions, /*ready=*/true);
+    if (!reserved) return done(resource_exhausted("no prefix-cache slot is free for the imported state"));
+    if (!demotions.empty()) {
+      StepPlan plan;
+      plan.copies_before = std::move(demotions);
+      StepOutput unused;
+      if (Status s = backend_.run_step(plan, &unused); !s.is_ok()) {
+        cache.discard(reserved->slot);
+        return done(s);
+      }
+    }
+    slot = reserved->slot;
+    id = reserved->id;
+  }
+  if (Status s = backend_.write_state(slot, blob.state); !s.is_ok()) {
+    cache.discard(slot);
+    return done(s);
+  }
+  if (!blob.logits.empty()) cache.set_last_logits(*id, std::move(blob.logits));
+  done(int64_t(blob.tokens.size()));
+}
 
 void ContinuousBatcher::add(uint64_t id, GenerationRequest request, EventSink sink, EngineClock::time_point arrival) {
   std::optional<EngineClock::time_point> deadline;
@@ -67,6 +144,7 @@ void ContinuousBatcher::fail_all(const Status& error) { finish_all(FinishReason:
 void ContinuousBatcher::finish_all(FinishReason reason, const Status& error) {
   std::vector<uint64_t> ids;
   for (const auto& [id, state] : requests_) ids.push_back(id);
+  for (const auto& [id, job] : exports_) ids.push_back(id);
   std::sort(ids.begin(), ids.end());  // ids grow with arrival: oldest first
   for (uint64_t id : ids) finish(id, reason, error);
 }
@@ -81,6 +159,9 @@ void ContinuousBatcher::expire(EngineClock::time_point now) {
 }
 
 void ContinuousBatcher::finish(uint64_t id, FinishReason reason, Status error) {
+  if (exports_.count(id) != 0) {
+    return finish_export(id, error.is_ok() ? Status(StatusCode::kCancelled, "the export was cancelled") : error);
+  }
   auto it = requests_.find(id);
   if (it == requests_.end()) return;
   std::unique_ptr<RequestState> state = std::move(it->second);
@@ -105,6 +186,7 @@ void ContinuousBatcher::drop_invalid_chunks(ScheduledStep* step) {
   kept.cached_starts = std::move(step->cached_starts);
   kept.plan.copies_before = std::move(step->plan.copies_before);
   kept.plan.copies_after = std::move(step->plan.copies_after);
+  kept.snapshots = std::move(step->snapshots);
   for (size_t i = 0; i < step->chunks.size(); ++i) {
     StepPlan alone;
     alone.chunks.push_back(step->plan.chunks[i]);
@@ -151,8 +233,9 @@ void ContinuousBatcher::attach_device_sampling(ScheduledStep* step) {
   if (!backend_.samples_on_device()) return;
   for (size_t i = 0; i < step->chunks.size(); ++i) {
     const ScheduledChunk& c = step->chunks[i];
-    // A fork group's members all sample from the leader's row: on the host.
-    if (!c.samples_next || !c.forks.empty()) continue;
+    // A fork group's members all sample from the leader's row: on the host. An
+    // export samples nothing; its row comes back for the blob.
+    if (!c.samples_next || !c.forks.empty() || exports_.count(c.seq) != 0) continue;
     SequenceChunk& pc = step->plan.chunks[i];
     pc.sample = requests_.at(c.seq)->device_sampling();
     // The row was wanted only to sample it, unless the prefix cache keeps it with a
@@ -244,8 +327,19 @@ void ContinuousBatcher::process_output(const ScheduledStep& step, const StepOutp
   for (size_t i = 0; i < step.chunks.size(); ++i) {
     const ScheduledChunk& c = step.chunks[i];
     const SequenceChunk& pc = step.plan.chunks[i];
-    RequestState& state = *requests_.at(c.seq);
     const int64_t rows = rows_of(pc);
+    if (auto job = exports_.find(c.seq); job != exports_.end()) {
+      if (!c.samples_next) continue;
+      const std::span<const float> row = rows > 0 ? out.row(out.row_begin[i] + rows - 1) : std::span<const float>();
+      if (c.keep_logits_for && !row.empty()) {
+        scheduler_.prefix_cache().set_last_logits(*c.keep_logits_for, {row.begin(), row.end()});
+      }
+      const int32_t slot = *scheduler_.slot_of(c.seq);
+      finish_export(c.seq, job->second.done ? make_blob(job->second.tokens, {StateTier::kLive, slot}, row)
+                                            : Expected<std::string>(std::string()));
+      continue;
+    }
+    RequestState& state = *requests_.at(c.seq);
     if (c.prefill && pc.logits == LogitsMode::kAll) {
       std::vector<std::span<const float>> prompt_rows;
       for (int64_t r = 0; r < rows; ++r) prompt_rows.push_back(out.row(out.row_begin[i] + r));
@@ -270,7 +364,15 @@ void ContinuousBatcher::process_output(const ScheduledStep& step, const StepOutp
     for (uint64_t member : c.forks) sample_from_row(member, last_row, now, &sampled);
   }
   // Whole prompts restored from the cache: the first token comes from the cached row.
-  for (const CachedStart& c : step.cached_starts) sample_from_row(c.seq, *c.logits, now, &sampled);
+  for (const CachedStart& c : step.cached_starts) {
+    if (auto job = exports_.find(c.seq); job != exports_.end()) {
+      const int32_t slot = *scheduler_.slot_of(c.seq);
+      finish_export(c.seq, job->second.done ? make_blob(job->second.tokens, {StateTier::kLive, slot}, *c.logits)
+                                            : Expected<std::string>(std::string()));
+      continue;
+    }
+    sample_from_row(c.seq, *c.logits, now, &sampled);
+  }
   // One event per sequence that produced a token this step.
   for (const auto& [id, reason] : sampled) {
     if (reason == FinishReason::kNone) {

@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "engine/backend.h"
+#include "engine/state_blob.h"
 #include "engine/scheduler/engine.h"
 #include "engine/scheduler/engine_metrics.h"
 #include "engine/scheduler/request_state.h"
@@ -32,6 +33,12 @@ class ContinuousBatcher {
   // prompt is prefilled once and its state copied to the others.
   void add_group(const std::vector<uint64_t>& ids, std::vector<GenerationRequest> requests, std::vector<EventSink> sinks,
                  EngineClock::time_point arrival);
+  // Resumable sessions (engine.h: Engine::export_state / import_state).
+  using ExportDone = std::function<void(Expected<std::string>)>;
+  using ImportDone = std::function<void(Expected<int64_t>)>;
+  // A null `done`: only leave the state in the prefix cache (a warm-up).
+  void export_state(std::vector<int32_t> tokens, ExportDone done);
+  void import_state(StateBlob blob, ImportDone done);
   // Finishes the request with kCancelled and frees its slot; unknown ids are ignored
   // (it may have finished already).
   void cancel(uint64_t id);
@@ -61,6 +68,7 @@ class ContinuousBatcher {
   Status flush_copies();
 
   Backend& backend() { return backend_; }
+  const StateBlobLayout& layout() const { return layout_; }
   PrefixCache& prefix_cache() { return scheduler_.prefix_cache(); }
 
   bool has_work() const { return scheduler_.has_work(); }
@@ -89,8 +97,20 @@ class ContinuousBatcher {
                        std::vector<std::pair<uint64_t, FinishReason>>* sampled);
   void note_token(RequestState& state, EngineClock::time_point now);
 
+  // An export whose state is being computed: a prefill-only sequence under an
+  // internal id (≥ 2⁶²); when its last chunk ran, its live slot is read out.
+  struct ExportJob {
+    std::vector<int32_t> tokens;
+    ExportDone done;
+  };
+  void finish_export(uint64_t id, Expected<std::string> result);
+  Expected<std::string> make_blob(const std::vector<int32_t>& tokens, StateRef slot, std::span<const float> logits);
+
   Backend& backend_;
   const Tokenizer& tokenizer_;
+  StateBlobLayout layout_;
+  std::unordered_map<uint64_t, ExportJob> exports_;
+  uint64_t next_internal_id_ = uint64_t(1) << 62;
   EngineOptions options_;
   int32_t eos_id_;
   Scheduler scheduler_;

@@ -50,6 +50,7 @@ struct Engine::Impl {
   Impl(std::unique_ptr<Backend> b, std::unique_ptr<Tokenizer> t, EngineOptions o, SchedulerLimits limits)
       : backend(std::move(b)), tokenizer(std::move(t)), options(o), batcher(*backend, *tokenizer, options, limits) {
     published = batcher.stats();
+    layout = batcher.layout();
     batcher.set_on_dead([this](const Status& reason) {
       std::lock_guard<std::mutex> lock(mu);
       dead = reason;
@@ -68,6 +69,7 @@ struct Engine::Impl {
   std::unique_ptr<Tokenizer> tokenizer;
   const EngineOptions options;
   ContinuousBatcher batcher;  // step-loop thread only
+  StateBlobLayout layout;     // constant after construction
 
   mutable std::mutex mu;
   std::condition_variable wake;      // new submissions, cancels, shutdown
@@ -75,6 +77,7 @@ struct Engine::Impl {
   std::vector<Submission> inbox;
   std::vector<uint64_t> cancels;
   std::optional<Status> abort_reason;  // abort_all() asked; the loop applies it
+  std::vector<std::function<void(ContinuousBatcher&)>> tasks;  // run by the loop between steps
   Status dead;                         // copied from the batcher once it latches
   bool stopping = false;
   bool draining = false;
@@ -96,16 +99,19 @@ void Engine::Impl::run_loop() {
     std::vector<Submission> arrivals;
     std::vector<uint64_t> cancelled;
     std::optional<Status> abort;
+    std::vector<std::function<void(ContinuousBatcher&)>> todo;
     bool stop = false;
     {
       std::unique_lock<std::mutex> lock(mu);
       // batcher.has_work() is loop-owned state read by the loop thread itself.
       wake.wait(lock, [&] {
-        return stopping || !inbox.empty() || !cancels.empty() || abort_reason || batcher.has_work();
+        return stopping || !inbox.empty() || !cancels.empty() || abort_reason || !tasks.empty() ||
+               batcher.has_work();
       });
       arrivals.swap(inbox);
       cancelled.swap(cancels);
       abort.swap(abort_reason);
+      todo.swap(tasks);
       stop = stopping;
       // Keep them counted as waiting while they move from the inbox into the batcher.
       for (const Submission& a : arrivals) published.waiting += static_cast<int32_t>(a.ids.size());
@@ -119,6 +125,13 @@ void Engine::Impl::run_loop() {
     }
     for (uint64_t id : cancelled) batcher.cancel(id);
     if (abort) batcher.fail_all(*abort);
+    for (auto& task : todo) {
+      try {
+        task(batcher);
+      } catch (const std::exception& e) {
+        spdlog::error("engine: a loop task threw: {}", e.what());
+      }
+    }
     if (!batcher.dead().is_ok()) {
       // Latched dead: whatever arrived meanwhile fails at once; no step runs again.
       batcher.fail_all(batcher.dead());
@@ -273,6 +286,50 @@ void Engine::abort_all(Status reason) {
   }
   impl_->wake.notify_one();
 }
+
+Status Engine::export_state(std::vector<int32_t> tokens, std::function<void(Expected<std::string>)> done) {
+  if (tokens.empty()) return invalid_argument("no tokens: a state needs at least one");
+  if (int64_t(tokens.size()) > impl_->options.max_model_len) {
+    return invalid_argument(std::to_string(tokens.size()) + " tokens, more than max_model_len (" +
+                            std::to_string(impl_->options.max_model_len) + ")");
+  }
+  for (int32_t t : tokens) {
+    if (t < 0 || t >= impl_->backend->config().vocab_size) {
+      return invalid_argument("token id " + std::to_string(t) + " is outside the vocabulary");
+    }
+  }
+  return post_task([tokens = std::move(tokens), done = std::move(done)](ContinuousBatcher& b) mutable {
+    b.export_state(std::move(tokens), std::move(done));
+  });
+}
+
+void Engine::warm_state(std::vector<int32_t> tokens) {
+  if (!impl_->options.prefix_cache || tokens.empty() || int64_t(tokens.size()) > impl_->options.max_model_len) return;
+  for (int32_t t : tokens) {
+    if (t < 0 || t >= impl_->backend->config().vocab_size) return;
+  }
+  (void)post_task([tokens = std::move(tokens)](ContinuousBatcher& b) mutable { b.export_state(std::move(tokens), {}); });
+}
+
+Status Engine::import_state(std::span<const std::byte> bytes, std::function<void(Expected<int64_t>)> done) {
+  TNL_ASSIGN_OR_RETURN(StateBlob blob, parse_state_blob(bytes, impl_->layout));
+  return post_task([blob = std::move(blob), done = std::move(done)](ContinuousBatcher& b) mutable {
+    b.import_state(std::move(blob), std::move(done));
+  });
+}
+
+Status Engine::post_task(std::function<void(ContinuousBatcher&)> task) {
+  {
+    std::lock_guard<std::mutex> lock(impl_->mu);
+    if (!impl_->dead.is_ok()) return impl_->dead;
+    if (impl_->stopping) return failed_precondition("the engine is stopping");
+    impl_->tasks.push_back(std::move(task));
+  }
+  impl_->wake.notify_one();
+  return Status::ok();
+}
+
+const StateBlobLayout& Engine::state_layout() const { return impl_->layout; }
 
 Status Engine::health() const {
   std::lock_guard<std::mutex> lock(impl_->mu);

@@ -12,15 +12,19 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <span>
 #include <string>
 #include <vector>
 
 #include "engine/backend.h"
+#include "engine/state_blob.h"
 #include "engine/sampling/sampler.h"
 #include "engine/status.h"
 #include "engine/tokenizer/tokenizer.h"
 
 namespace tnl {
+
+class ContinuousBatcher;
 
 struct EngineOptions {
   int32_t max_num_seqs = 64;             // running sequences, bounded by backend slots
@@ -31,6 +35,7 @@ struct EngineOptions {
   int64_t max_model_len = 32768;         // prompt + max_tokens
   std::chrono::milliseconds request_timeout{0};  // 0: none
   bool prefix_cache = true;              // snapshot states and start prompts from cached prefixes
+  std::string model_fingerprint;         // Checkpoint::fingerprint(): state blobs carry and check it
 };
 
 enum class FinishReason { kNone, kStop, kLength, kCancelled, kTimeout, kError };
@@ -114,6 +119,27 @@ class Engine {
   // Drops the sequence within one step and frees its slot; its sink gets kCancelled.
   void cancel(uint64_t id);
 
+  // Resumable sessions (engine/state_blob.h). Both answer once through `done`, on
+  // the step-loop thread (it must not block), between steps.
+  //
+  // export_state: the state reached after `tokens` as a blob — the prefix-cache
+  // entry that holds exactly them, or computed now by a prefill that samples
+  // nothing (itself starting from the longest cached prefix). The blob keeps the
+  // last logits row when it is known. Bad tokens → INVALID_ARGUMENT at once.
+  Status export_state(std::vector<int32_t> tokens, std::function<void(Expected<std::string>)> done);
+  // import_state: `blob` is parsed and validated on the calling thread (another
+  // model's, or a corrupted one, is INVALID_ARGUMENT with the reason); then its
+  // state becomes a prefix-cache entry for its tokens, so that a request extending
+  // them starts there. `done` gets the number of tokens.
+  Status import_state(std::span<const std::byte> blob, std::function<void(Expected<int64_t>)> done);
+  // Leaves the state after `tokens` in the prefix cache (computing it, in the
+  // background, unless a cache entry holds exactly them): the front ends warm the
+  // next turn of a conversation this way when their text re-tokenizes differently
+  // from the tokens the model generated (docs/architecture.md). Best effort.
+  void warm_state(std::vector<int32_t> tokens);
+  // What this engine's blobs are checked against (fingerprint, layout, limits).
+  const StateBlobLayout& state_layout() const;
+
   EngineStats stats() const;
   void begin_drain();          // refuse new requests; in-flight ones continue
   bool idle() const;           // nothing running or waiting
@@ -132,6 +158,8 @@ class Engine {
  private:
   struct Impl;
   explicit Engine(std::unique_ptr<Impl> impl);
+  // Hands `task` to the step loop, which runs it between steps.
+  Status post_task(std::function<void(ContinuousBatcher&)> task);
   std::unique_ptr<Impl> impl_;
 };
 

@@ -45,6 +45,7 @@ std::optional<PrefixHit> PrefixCache::lookup(std::span<const int32_t> tokens) co
     const std::optional<PrefixEntryId> id = match(prefix_hash[size_t(length)], tokens.first(size_t(length)));
     if (!id) continue;
     const Entry& e = entries_.at(*id);
+    if (!e.ready) continue;  // written by the step being planned: not there yet for a restore
     // A whole-prompt snapshot is usable only with its logits row: the first token
     // is sampled from it (there is nothing left to compute).
     if (length == int64_t(tokens.size()) && !e.last_logits) continue;
@@ -68,6 +69,7 @@ std::optional<PrefixHit> PrefixCache::find_exact(std::span<const int32_t> tokens
   const std::optional<PrefixEntryId> id = exact_id(tokens);
   if (!id) return std::nullopt;
   Entry& e = entries_.at(*id);
+  if (!e.ready) return std::nullopt;
   touch(e);
   return PrefixHit{*id, int64_t(tokens.size()), e.slot, e.last_logits};
 }
@@ -124,8 +126,13 @@ std::optional<StateRef> PrefixCache::free_slot(StateTier tier, std::vector<State
   return StateRef{tier, index};
 }
 
+void PrefixCache::mark_ready(PrefixEntryId id) {
+  auto it = entries_.find(id);
+  if (it != entries_.end()) it->second.ready = true;
+}
+
 std::optional<PrefixCache::Reservation> PrefixCache::reserve(std::span<const int32_t> tokens,
-                                                            std::vector<StateCopy>* copies) {
+                                                            std::vector<StateCopy>* copies, bool ready) {
   if (!enabled() || tokens.empty()) return std::nullopt;
   uint64_t h = 0;
   for (int32_t t : tokens) h = chain(h, t);
@@ -140,6 +147,7 @@ std::optional<PrefixCache::Reservation> PrefixCache::reserve(std::span<const int
   e.tokens.assign(tokens.begin(), tokens.end());
   e.hash = h;
   e.slot = *slot;
+  e.ready = ready;
   cache_lru_.push_front(id);
   e.lru = cache_lru_.begin();
   entries_.emplace(id, std::move(e));

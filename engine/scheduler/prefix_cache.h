@@ -83,7 +83,12 @@ class PrefixCache {
     PrefixEntryId id = 0;
     StateRef slot;
   };
-  std::optional<Reservation> reserve(std::span<const int32_t> tokens, std::vector<StateCopy>* copies);
+  // `ready`: the snapshot copy runs before any restore planned from now on (a
+  // finish snapshot, first in the next step); otherwise (a snapshot in this step's
+  // copies_after) the entry is invisible to lookups until mark_ready().
+  std::optional<Reservation> reserve(std::span<const int32_t> tokens, std::vector<StateCopy>* copies,
+                                     bool ready = false);
+  void mark_ready(PrefixEntryId id);
   // Forgets the entry stored in `slot` (its copy failed or will not run).
   void discard(StateRef slot);
   // Keeps the logits row that followed the entry's last token (a prompt's end).
@@ -101,6 +106,7 @@ class PrefixCache {
     StateRef slot;
     std::shared_ptr<const std::vector<float>> last_logits;
     std::list<PrefixEntryId>::iterator lru;  // in the LRU list of slot.tier
+    bool ready = false;                       // its snapshot copy has been planned before any new restore
   };
 
   static uint64_t chain(uint64_t h, int32_t token);

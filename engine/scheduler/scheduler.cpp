@@ -92,6 +92,7 @@ void Scheduler::plan_prefill(const Sequence& seq, int32_t len, ScheduledStep* st
     // Demotions that free the slot go first (copies_before): see prefix_cache.h.
     if (auto reserved = cache_.reserve(covered, &step->plan.copies_before)) {
       step->plan.copies_after.push_back({live(seq.slot), reserved->slot});
+      step->snapshots.push_back(reserved->id);
       if (last) scheduled.keep_logits_for = reserved->id;
     } else if (last) {
       scheduled.keep_logits_for = cache_.exact_id(covered);  // the same snapshot exists: give it the row
@@ -210,6 +211,7 @@ ScheduledStep Scheduler::schedule() {
 }
 
 void Scheduler::commit(const ScheduledStep& step) {
+  for (PrefixEntryId id : step.snapshots) cache_.mark_ready(id);
   for (const ScheduledChunk& c : step.chunks) {
     Sequence* seq = find_running(c.seq);
     if (seq == nullptr) continue;  // removed after planning (e.g. failed); nothing to advance
@@ -239,7 +241,7 @@ bool Scheduler::remove(SequenceId id, bool snapshot) {
       // Finish snapshot: the tokens whose effect is in the state. The copy runs
       // first in the next step, before the slot freed here can be reused.
       const std::span<const int32_t> covered(it->tokens.data(), size_t(it->num_computed));
-      if (auto reserved = cache_.reserve(covered, &pending_copies_)) {
+      if (auto reserved = cache_.reserve(covered, &pending_copies_, /*ready=*/true)) {
         pending_copies_.push_back({live(it->slot), reserved->slot});
       }
     }

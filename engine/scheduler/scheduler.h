@@ -86,6 +86,7 @@ struct CachedStart {
 
 struct ScheduledStep {
   StepPlan plan;
+  std::vector<PrefixEntryId> snapshots;  // entries this step's copies_after write: ready once committed
   std::vector<ScheduledChunk> chunks;  // chunks[i] describes plan.chunks[i]
   std::vector<CachedStart> cached_starts;
   int32_t num_decode_tokens = 0;

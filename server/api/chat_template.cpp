@@ -19,12 +19,31 @@ std::string fill(const std::string& format, const std::string& content) {
 }  // namespace
 
 std::string ChatTemplate::render(const std::vector<ChatMessage>& messages) const {
+  return render_history(messages) + generation_prompt;
+}
+
+std::string ChatTemplate::render_history(const std::vector<ChatMessage>& messages) const {
   std::string prompt;
   for (const ChatMessage& m : messages) {
-    const std::string& format = m.role == "user" ? user : m.role == "assistant" ? assistant : system;
-    prompt += fill(format, m.content);
+    if (m.role == "assistant") {
+      prompt += fill_assistant(m.content);
+      continue;
+    }
+    prompt += fill(m.role == "user" ? user : system, m.content);
   }
-  return prompt + generation_prompt;
+  return prompt;
+}
+
+std::string ChatTemplate::fill_assistant(const std::string& content) const {
+  // A reply as the model generated it usually starts with a space (" Hello"). When
+  // the template already puts one before {content}, one is dropped, so that a
+  // history holding the reply renders as the previous prompt + the reply exactly:
+  // the next turn then extends the earlier tokens and hits the prefix cache.
+  const size_t at = assistant.find(kPlaceholder);
+  if (at != std::string::npos && at > 0 && assistant[at - 1] == ' ' && !content.empty() && content[0] == ' ') {
+    return fill(assistant, content.substr(1));
+  }
+  return fill(assistant, content);
 }
 
 Expected<ChatTemplate> parse_chat_template(const std::string& json_text, const std::string& source) {

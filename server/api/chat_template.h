@@ -26,6 +26,12 @@ struct ChatTemplate {
   std::vector<std::string> stop = {"\nUser:"};
 
   std::string render(const std::vector<ChatMessage>& messages) const;
+  // The messages alone, without the generation prompt: how a conversation that
+  // includes a reply begins when the client sends it back next turn.
+  std::string render_history(const std::vector<ChatMessage>& messages) const;
+
+ private:
+  std::string fill_assistant(const std::string& content) const;
 };
 
 Expected<ChatTemplate> parse_chat_template(const std::string& json_text, const std::string& source);

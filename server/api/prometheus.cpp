@@ -43,6 +43,32 @@ std::string render_prometheus(const EngineStats& s, const FrontEndCounters& f) {
   scalar(out, "tnl_generation_tokens_total", "counter", "Tokens generated.", double(s.generation_tokens_total));
   scalar(out, "tnl_requests_finished_total", "counter", "Requests finished (any reason).",
          double(s.requests_finished_total));
+  scalar(out, "tnl_prompt_tokens_cached_total", "counter", "Prompt tokens restored from the prefix cache, not computed.",
+         double(s.prompt_tokens_cached_total));
+  scalar(out, "tnl_forks_total", "counter", "Sequences started from a fork group's shared prompt (n > 1).",
+         double(s.forks_total));
+  const EngineStats::PrefixCacheGauges& pc = s.prefix_cache;
+  scalar(out, "tnl_prefix_cache_enabled", "gauge", "1 when the prefix state cache is on.", pc.enabled ? 1 : 0);
+  scalar(out, "tnl_prefix_cache_queries_total", "counter", "Admissions that looked for a cached prefix.",
+         double(pc.queries_total));
+  scalar(out, "tnl_prefix_cache_hits_total", "counter", "Admissions that started from a cached prefix.",
+         double(pc.hits_total));
+  scalar(out, "tnl_prefix_cache_hit_tokens_total", "counter", "Prompt tokens covered by cache hits.",
+         double(pc.hit_tokens_total));
+  scalar(out, "tnl_prefix_cache_snapshots_total", "counter", "Snapshots written.", double(pc.snapshots_total));
+  scalar(out, "tnl_prefix_cache_evictions_total", "counter", "Snapshots dropped to make room.",
+         double(pc.evictions_total));
+  scalar(out, "tnl_prefix_cache_slots_used", "gauge", "Snapshot slots in use (GPU memory, or RAM on the CPU).",
+         pc.slots_used);
+  scalar(out, "tnl_prefix_cache_slots_total", "gauge", "Snapshot slots.", pc.slots_total);
+  scalar(out, "tnl_prefix_cache_host_slots_used", "gauge", "Host-RAM tier slots in use.", pc.host_slots_used);
+  scalar(out, "tnl_prefix_cache_host_slots_total", "gauge", "Host-RAM tier slots.", pc.host_slots_total);
+  scalar(out, "tnl_prefix_cache_bytes_used", "gauge", "Bytes of snapshots held in the cache tier.",
+         double(pc.slots_used) * double(pc.state_bytes));
+  scalar(out, "tnl_prefix_cache_host_bytes_out_total", "counter", "Bytes moved to the host tier (evictions kept).",
+         double(pc.demotions_total) * double(pc.state_bytes));
+  scalar(out, "tnl_prefix_cache_host_bytes_in_total", "counter", "Bytes restored from the host tier.",
+         double(pc.host_restores_total) * double(pc.state_bytes));
   histogram(out, "tnl_time_to_first_token_seconds", "Time from submit to the first generated token.",
             s.time_to_first_token);
   histogram(out, "tnl_time_per_output_token_seconds", "Time between generated tokens.", s.time_per_output_token);

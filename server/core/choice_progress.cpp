@@ -54,11 +54,9 @@ ChoiceDelta ChoiceProgress::apply(GenerationEvent&& event, const Tokenizer& toke
     }
     for (const SampleResult& s : event.logprobs) delta.logprobs.push_back(logprob_view(tokenizer, s));
   }
-  if (keep_history_) {
-    text_ += delta.text;
-    token_ids_.insert(token_ids_.end(), delta.token_ids.begin(), delta.token_ids.end());
-    logprobs_.insert(logprobs_.end(), delta.logprobs.begin(), delta.logprobs.end());
-  }
+  text_ += delta.text;
+  token_ids_.insert(token_ids_.end(), delta.token_ids.begin(), delta.token_ids.end());
+  if (keep_history_) logprobs_.insert(logprobs_.end(), delta.logprobs.begin(), delta.logprobs.end());
   prompt_tokens_ = event.prompt_tokens;
   completion_tokens_ = event.completion_tokens;
   if (event.finish != FinishReason::kNone) {

@@ -20,6 +20,7 @@
 #include "server/api/chat_template.h"
 #include "server/api/completion_spec.h"
 #include "server/api/prometheus.h"
+#include "server/core/finished_responses.h"
 
 namespace tnl::server {
 
@@ -70,6 +71,8 @@ class ServerContext {
   const std::string& api_key() const { return api_key_; }
   const FrontEndLimits& front_end_limits() const { return front_end_limits_; }
   boost::asio::thread_pool& workers() { return workers_; }
+  FinishedResponses& finished_responses() { return finished_responses_; }
+  const FinishedResponses& finished_responses() const { return finished_responses_; }
   void join_workers() { workers_.join(); }  // before the engine goes away
   int64_t created() const { return created_; }
   FrontEndMetrics& metrics() { return metrics_; }
@@ -98,6 +101,7 @@ class ServerContext {
   std::string id_salt_;
   std::atomic<uint64_t> next_id_{1};
   FrontEndLimits front_end_limits_;
+  FinishedResponses finished_responses_;
   boost::asio::thread_pool workers_;  // last: its threads may use everything above
 };
 

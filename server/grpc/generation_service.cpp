@@ -9,7 +9,9 @@
 #include <spdlog/spdlog.h>
 
 #include "server/core/generation_plan.h"
+#include "server/core/next_turn.h"
 #include "server/core/posting_sink.h"
+#include "server/core/state_source.h"
 #include "server/grpc/proto_translation.h"
 
 namespace tnl::server {
@@ -95,6 +97,11 @@ class GenerationCall {
   // Prepares and submits on the call's strand; the reactor returns to gRPC at once.
   void start(std::shared_ptr<Derived> self, const tnl::v1::GenerateRequest* request) {
     self_ = self;
+    text_prompt_ = request->prompt_case() != tnl::v1::GenerateRequest::kTokenIds;
+    chat_ = request->prompt_case() == tnl::v1::GenerateRequest::kChat;
+    if (chat_) {
+      for (const auto& m : request->chat().messages()) messages_.push_back({m.role(), m.content()});
+    }
     ctx_.metrics().grpc_requests.fetch_add(1);
     id_ = ctx_.next_request_id("grpc");
     asio::post(strand_, [self, request] { self->submit(prepare(self->ctx_, self->authorized_, *request, self->id_)); });
@@ -110,6 +117,8 @@ class GenerationCall {
     GenerationRequest request = std::move(prepared.plan.choices[0].request);
     {
       std::lock_guard lock(mu_);
+      prompt_ids_ = request.prompt_ids;
+      if (text_prompt_) prompt_text_ = std::move(prepared.plan.choices[0].prompt_text);
       want_logprobs_ = request.sampling.logprobs >= 0;
       progress_.emplace(0, want_logprobs_, Derived::kKeepsHistory);
       derived->on_prepared_locked();
@@ -136,7 +145,14 @@ class GenerationCall {
     std::lock_guard lock(mu_);
     const bool last = event.finish != FinishReason::kNone;
     ChoiceDelta delta = progress_->apply(std::move(event), ctx_.engine().tokenizer());
-    if (last) ctx_.metrics().active_generations.fetch_sub(1);
+    if (last) {
+      ctx_.metrics().active_generations.fetch_sub(1);
+      if (progress_->finish() == FinishReason::kStop || progress_->finish() == FinishReason::kLength) {
+        after_choice_finished(ctx_, id_, prompt_ids_, progress_->token_ids(),
+                              next_turn_prefix(ctx_, chat_ ? &messages_ : nullptr,
+                                               text_prompt_ && !chat_ ? &prompt_text_ : nullptr, progress_->text()));
+      }
+    }
     static_cast<Derived*>(this)->on_event_locked(std::move(delta), last);
   }
 
@@ -158,6 +174,11 @@ class GenerationCall {
   bool client_gone_ = false;
   bool finish_called_ = false;
   grpc::Status logged_status_;  // what Finish was given
+  bool text_prompt_ = false;    // the prompt was text or chat (not token ids)
+  std::vector<int32_t> prompt_ids_;
+  std::string prompt_text_;     // the text the prompt's tokens came from, when text_prompt_
+  bool chat_ = false;
+  std::vector<ChatMessage> messages_;  // a chat prompt's messages (the next turn's history)
 };
 
 // Unary Generate: events accumulate; the last fills the response and Finishes.
@@ -347,6 +368,77 @@ grpc::ServerUnaryReactor* GenerationService::Tokenize(grpc::CallbackServerContex
       response->add_pieces(tokenizer.piece(id));
     }
     reactor->Finish(grpc::Status::OK);
+  });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* GenerationService::ExportState(grpc::CallbackServerContext* call,
+                                                         const tnl::v1::ExportStateRequest* request,
+                                                         tnl::v1::StateBlob* response) {
+  grpc::ServerUnaryReactor* reactor = call->DefaultReactor();
+  if (!authorized(context_, call)) {
+    reactor->Finish(kUnauthenticated);
+    return reactor;
+  }
+  asio::post(context_.workers(), [this, reactor, request, response] {
+    if (!request->model().empty() && request->model() != context_.served_model_name()) {
+      return reactor->Finish(grpc::Status(grpc::StatusCode::NOT_FOUND, "model: no model `" + request->model() + "`"));
+    }
+    StateSource source;
+    switch (request->source_case()) {
+      case tnl::v1::ExportStateRequest::kText:
+        source.text = request->text();
+        break;
+      case tnl::v1::ExportStateRequest::kTokenIds:
+        source.kind = StateSource::Kind::kTokenIds;
+        source.token_ids.assign(request->token_ids().ids().begin(), request->token_ids().ids().end());
+        break;
+      case tnl::v1::ExportStateRequest::kChat:
+        source.kind = StateSource::Kind::kChat;
+        for (const auto& m : request->chat().messages()) source.messages.push_back({m.role(), m.content()});
+        break;
+      case tnl::v1::ExportStateRequest::kResponseId:
+        source.kind = StateSource::Kind::kResponse;
+        source.response_id = request->response_id();
+        source.choice = request->choice();
+        break;
+      default:
+        return reactor->Finish(
+            grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "source: give text, token_ids, chat or response_id"));
+    }
+    ApiResult<std::vector<int32_t>> tokens = resolve_state_tokens(context_, source);
+    if (!tokens.ok()) return reactor->Finish(grpc_status_from(tokens.error()));
+    Status posted = context_.engine().export_state(std::move(tokens).value(), [reactor, response](Expected<std::string> blob) {
+      // Engine thread: Finish does not block.
+      if (!blob.has_value()) return reactor->Finish(grpc_status_from(api_error_from_status(blob.status())));
+      response->set_data(std::move(*blob));
+      reactor->Finish(grpc::Status::OK);
+    });
+    if (!posted.is_ok()) reactor->Finish(grpc_status_from(api_error_from_status(posted)));
+  });
+  return reactor;
+}
+
+grpc::ServerUnaryReactor* GenerationService::ImportState(grpc::CallbackServerContext* call,
+                                                         const tnl::v1::StateBlob* request,
+                                                         tnl::v1::ImportStateResponse* response) {
+  grpc::ServerUnaryReactor* reactor = call->DefaultReactor();
+  if (!authorized(context_, call)) {
+    reactor->Finish(kUnauthenticated);
+    return reactor;
+  }
+  asio::post(context_.workers(), [this, reactor, request, response] {
+    const std::string& data = request->data();
+    Status posted = context_.engine().import_state(std::as_bytes(std::span(data.data(), data.size())),
+                                                   [reactor, response](Expected<int64_t> n) {
+                                                     if (!n.has_value()) {
+                                                       return reactor->Finish(
+                                                           grpc_status_from(api_error_from_status(n.status())));
+                                                     }
+                                                     response->set_num_tokens(*n);
+                                                     reactor->Finish(grpc::Status::OK);
+                                                   });
+    if (!posted.is_ok()) reactor->Finish(grpc_status_from(api_error_from_status(posted)));
   });
   return reactor;
 }

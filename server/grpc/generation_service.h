@@ -26,6 +26,12 @@ class GenerationService final : public tnl::v1::Generation::CallbackService {
   grpc::ServerUnaryReactor* GetModelInfo(grpc::CallbackServerContext* call,
                                          const tnl::v1::GetModelInfoRequest* request,
                                          tnl::v1::ModelInfo* response) override;
+  grpc::ServerUnaryReactor* ExportState(grpc::CallbackServerContext* call, const tnl::v1::ExportStateRequest* request,
+                                        tnl::v1::StateBlob* response) override;
+  grpc::ServerUnaryReactor* ImportState(grpc::CallbackServerContext* call, const tnl::v1::StateBlob* request,
+                                        tnl::v1::ImportStateResponse* response) override;
+
+ ServerContext& context() { return context_; }
 
  private:
   ServerContext& context_;

@@ -34,6 +34,12 @@ Status GrpcFrontEnd::start(const std::string& host, int port) {
   // gRPC binds with SO_REUSEPORT by default: a second server on the same port would
   // start silently and steal calls. Fail like the HTTP port does instead.
   builder.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
+  // State blobs are as large as a decode state (62 MB at the 7B shape).
+  const int max_message = int(std::min<int64_t>(INT32_MAX, std::max<int64_t>(
+                                                               int64_t(64) << 20,
+                                                               max_state_blob_bytes(service_.context().engine().state_layout()))));
+  builder.SetMaxReceiveMessageSize(max_message);
+  builder.SetMaxSendMessageSize(max_message);
   builder.AddListeningPort(address, grpc::InsecureServerCredentials(), &port_);
   builder.RegisterService(&service_);
   server_ = builder.BuildAndStart();

@@ -3,6 +3,7 @@
 #include <spdlog/spdlog.h>
 
 #include "server/api/sse.h"
+#include "server/core/next_turn.h"
 #include "server/core/posting_sink.h"
 
 namespace tnl::server {
@@ -24,22 +25,32 @@ void CompletionExchange::start() {
   auto executor = session_->executor();
   context_.metrics().active_generations.fetch_add(1);
   counted_active_ = true;
-  for (size_t i = 0; i < plan_.choices.size(); ++i) {
-    EventSink sink = posting_sink(
-        executor, [self = shared_from_this(), i](GenerationEvent&& event) { self->on_event(i, std::move(event)); });
-    Expected<uint64_t> id = engine.submit(plan_.choices[i].request, std::move(sink));
-    if (!id.has_value()) {
+  // The n choices of one prompt go in as one group: the engine prefills the prompt
+  // once and copies its state to every choice (a fork).
+  for (size_t begin = 0; begin < plan_.choices.size();) {
+    size_t end = begin + 1;
+    while (end < plan_.choices.size() && plan_.choices[end].prompt_index == plan_.choices[begin].prompt_index) ++end;
+    std::vector<GenerationRequest> requests;
+    std::vector<EventSink> sinks;
+    for (size_t i = begin; i < end; ++i) {
+      requests.push_back(plan_.choices[i].request);
+      sinks.push_back(posting_sink(
+          executor, [self = shared_from_this(), i](GenerationEvent&& event) { self->on_event(i, std::move(event)); }));
+    }
+    Expected<std::vector<uint64_t>> ids = engine.submit_group(std::move(requests), std::move(sinks));
+    if (!ids.has_value()) {
       abandoned_ = true;
       for (uint64_t submitted : engine_ids_) engine.cancel(submitted);
       choices_.erase(choices_.begin() + long(engine_ids_.size()), choices_.end());  // only submitted ones report back
       HeaderList headers;
-      if (id.status().code() == StatusCode::kResourceExhausted) headers.emplace_back("Retry-After", "1");
-      session_->send_error(api_error_from_status(id.status()), std::move(headers));
+      if (ids.status().code() == StatusCode::kResourceExhausted) headers.emplace_back("Retry-After", "1");
+      session_->send_error(api_error_from_status(ids.status()), std::move(headers));
       session_.reset();
       if (choices_.empty()) on_choice_finished();  // nothing will report back
       return;
     }
-    engine_ids_.push_back(*id);
+    engine_ids_.insert(engine_ids_.end(), ids->begin(), ids->end());
+    begin = end;
   }
   if (!spec_.stream) return;
   session_->begin_stream();
@@ -70,7 +81,18 @@ void CompletionExchange::on_event(size_t choice, GenerationEvent&& event) {
   const bool finishing = event.finish != FinishReason::kNone;
   ChoiceDelta delta = choices_[choice].apply(std::move(event), context_.engine().tokenizer());
   if (!abandoned_ && spec_.stream) stream_event(choice, std::move(delta));
-  if (finishing) on_choice_finished();
+  if (!finishing) return;
+  const ChoiceProgress& c = choices_[choice];
+  if (c.finish() == FinishReason::kStop || c.finish() == FinishReason::kLength) {
+    const PlannedChoice& planned = plan_.choices[choice];
+    const bool chat = meta_.kind == ApiKind::kChat;
+    const bool text_prompt = !chat && spec_.prompts[size_t(planned.prompt_index)].is_text;
+    after_choice_finished(context_, FinishedResponses::key(meta_.id, c.index()), planned.request.prompt_ids,
+                          c.token_ids(),
+                          next_turn_prefix(context_, chat ? &spec_.messages : nullptr,
+                                           text_prompt ? &planned.prompt_text : nullptr, c.text()));
+  }
+  on_choice_finished();
 }
 
 void CompletionExchange::stream_event(size_t choice, ChoiceDelta&& delta) {

@@ -45,6 +45,12 @@ void HttpSession::on_header(beast::error_code ec, size_t) {
   method_ = std::string(req.method_string());
   target_ = std::string(req.target());
   request_id_.clear();
+  // State blobs are as large as a model's decode state (13 MB at the 385M shape,
+  // 62 MB at 7B): their import takes up to the largest valid blob.
+  if (target_ == "/v1/states/import") {
+    parser_->body_limit(std::max<uint64_t>(limits_.max_body_bytes,
+                                           uint64_t(max_state_blob_bytes(context_.engine().state_layout()))));
+  }
   if (beast::iequals(req[http::field::expect], "100-continue")) {
     write("HTTP/1.1 100 Continue\r\n\r\n", /*completes_response=*/false);
   }

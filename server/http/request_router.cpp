@@ -4,9 +4,12 @@
 
 #include <nlohmann/json.hpp>
 
+#include "server/api/json_fields.h"
 #include "server/api/openai_request.h"
 #include "server/api/openai_response.h"
 #include "server/api/prometheus.h"
+#include "server/core/generation_plan.h"
+#include "server/core/state_source.h"
 #include "server/http/completion_exchange.h"
 #include "server/http/http_session.h"
 
@@ -120,6 +123,93 @@ void detokenize(const std::shared_ptr<HttpSession>& session, const Request& requ
   session->send_response(200, kJson, dump({{"content", tokenizer.decode(ids)}}));
 }
 
+// POST /v1/states {"prompt": text | [ids] | "messages": [...] | "response_id": id, "choice": i}
+// → the state blob (application/octet-stream) reached after those tokens.
+ApiResult<std::vector<int32_t>> state_tokens(const ServerContext& ctx, const std::string& body_text) {
+  json b = json::parse(body_text, nullptr, false);
+  if (b.is_discarded() || !b.is_object()) return invalid_request("request body must be a JSON object", "", "invalid_json");
+  FieldReader fields(b);
+  std::string model;
+  fields.string("model", &model);
+  const json* prompt = fields.find("prompt");
+  const json* messages = fields.find("messages");
+  const json* response_id = fields.find("response_id");
+  StateSource source;
+  fields.integer("choice", &source.choice);
+  fields.reject_unread();
+  if (fields.error()) return *fields.error();
+  if (!model.empty() && model != ctx.served_model_name()) {
+    return not_found_error("The model `" + model + "` does not exist", "model", "model_not_found");
+  }
+  if (int(prompt != nullptr) + int(messages != nullptr) + int(response_id != nullptr) != 1) {
+    return invalid_request("give exactly one of prompt, messages or response_id", "prompt");
+  }
+  if (response_id != nullptr) {
+    if (!response_id->is_string()) return invalid_request("response_id must be a string", "response_id");
+    source.kind = StateSource::Kind::kResponse;
+    source.response_id = response_id->get<std::string>();
+  } else if (messages != nullptr) {
+    // The chat parser reads and checks the messages as for /v1/chat/completions.
+    ApiResult<CompletionSpec> chat = parse_chat_request(json{{"messages", *messages}}.dump(), ctx.limits());
+    if (!chat.ok()) return chat.error();
+    source.kind = StateSource::Kind::kChat;
+    source.messages = chat.value().messages;
+  } else if (prompt->is_string()) {
+    source.text = prompt->get<std::string>();
+  } else if (prompt->is_array()) {
+    source.kind = StateSource::Kind::kTokenIds;
+    for (const json& v : *prompt) {
+      if (!v.is_number_integer()) return invalid_request("prompt must be a string or a list of token ids", "prompt");
+      const int64_t id = v.get<int64_t>();
+      source.token_ids.push_back(id < 0 || id > INT32_MAX ? -1 : int32_t(id));
+    }
+  } else {
+    return invalid_request("prompt must be a string or a list of token ids", "prompt");
+  }
+  return resolve_state_tokens(ctx, source);
+}
+
+void export_state(const std::shared_ptr<HttpSession>& session, Request&& request) {
+  ServerContext& ctx = session->context();
+  off_io_thread(
+      session, [&ctx, body = std::move(request.body())] { return state_tokens(ctx, body); },
+      [session](ApiResult<std::vector<int32_t>> tokens) {
+        if (!tokens.ok()) return session->send_error(tokens.error());
+        const size_t n = tokens.value().size();
+        auto executor = session->executor();
+        Status posted = session->context().engine().export_state(
+            std::move(tokens).value(), [session, executor, n](Expected<std::string> blob) {
+              // Engine thread: hand over to the connection's strand.
+              asio::post(executor, [session, n, blob = std::move(blob)]() mutable {
+                if (!blob.has_value()) return session->send_error(api_error_from_status(blob.status()));
+                session->send_response(200, "application/octet-stream", *blob,
+                                       {{"X-State-Tokens", std::to_string(n)}});
+              });
+            });
+        if (!posted.is_ok()) session->send_error(api_error_from_status(posted));
+      });
+}
+
+// POST /v1/states/import, body: a blob from POST /v1/states (any replica of this model).
+void import_state(const std::shared_ptr<HttpSession>& session, Request&& request) {
+  ServerContext& ctx = session->context();
+  auto executor = session->executor();
+  // Parsing validates every byte (checksum, finiteness): on a worker, not the io thread.
+  asio::post(ctx.workers(), [session, executor, &ctx, body = std::move(request.body())]() mutable {
+    auto blob = std::make_shared<std::string>(std::move(body));
+    Status posted = ctx.engine().import_state(
+        std::as_bytes(std::span(blob->data(), blob->size())), [session, executor, blob](Expected<int64_t> n) {
+          asio::post(executor, [session, n = std::move(n)] {
+            if (!n.has_value()) return session->send_error(api_error_from_status(n.status()));
+            session->send_response(200, kJson, dump({{"object", "state"}, {"tokens", *n}, {"cached", true}}));
+          });
+        });
+    if (!posted.is_ok()) {
+      asio::post(executor, [session, posted] { session->send_error(api_error_from_status(posted)); });
+    }
+  });
+}
+
 bool needs_auth(std::string_view path) { return path != "/health" && path != "/ready" && path != "/metrics"; }
 
 }  // namespace
@@ -148,6 +238,7 @@ void route_request(const std::shared_ptr<HttpSession>& session, Request&& reques
     return true;
   };
   const bool known = path == "/v1/completions" || path == "/v1/chat/completions" || path == "/v1/models" ||
+                     path == "/v1/states" || path == "/v1/states/import" ||
                      path == "/tokenize" || path == "/detokenize" || path == "/health" || path == "/ready" ||
                      path == "/metrics";
   if (!known) {
@@ -157,6 +248,8 @@ void route_request(const std::shared_ptr<HttpSession>& session, Request&& reques
   if (is("/v1/chat/completions", http::verb::post)) return generate(session, std::move(request), ApiKind::kChat);
   if (is("/tokenize", http::verb::post)) return tokenize(session, std::move(request));
   if (is("/detokenize", http::verb::post)) return detokenize(session, request);
+  if (is("/v1/states", http::verb::post)) return export_state(session, std::move(request));
+  if (is("/v1/states/import", http::verb::post)) return import_state(session, std::move(request));
   if (is("/v1/models", http::verb::get)) {
     return session->send_response(
         200, kJson, models_body(ctx.served_model_name(), ctx.created(), ctx.engine().options().max_model_len));

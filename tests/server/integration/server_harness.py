@@ -20,14 +20,14 @@ def free_port():
         return s.getsockname()[1]
 
 
-def make_test_model():
-    """A tiny random checkpoint with a real SentencePiece tokenizer (built once)."""
-    out = os.path.join(WORK_DIR, "tiny-model")
+def make_test_model(seed=7, name="tiny-model"):
+    """A tiny random checkpoint with a real SentencePiece tokenizer (built once per seed)."""
+    out = os.path.join(WORK_DIR, name)
     if not os.path.exists(os.path.join(out, "tokenizer.model")):
         os.makedirs(WORK_DIR, exist_ok=True)
         subprocess.run([MAKE_MODEL_BIN, "--out", out, "--tokenizer-corpus",
                         os.path.join(SOURCE_DIR, "tests/data/tokenizer_corpus.txt"),
-                        "--layers", "2", "--dim", "32", "--heads", "2", "--vocab", "512", "--seed", "7"],
+                        "--layers", "2", "--dim", "32", "--heads", "2", "--vocab", "512", "--seed", str(seed)],
                        check=True, capture_output=True)
     return out
 

@@ -11,6 +11,7 @@
 
 #include <algorithm>
 #include <cstring>
+#include <future>
 #include <set>
 #include <memory>
 #include <random>
@@ -78,6 +79,7 @@ class PrefixCacheEngineTest : public ::testing::Test {
     o.max_queue = 256;
     o.max_model_len = 1024;
     o.prefix_cache = cache_slots >= 0;
+    o.model_fingerprint = checkpoint_->fingerprint();
     auto tokenizer = Tokenizer::load(model_dir());
     EXPECT_TRUE(tokenizer.has_value()) << tokenizer.status().to_string();
     auto engine = Engine::create(std::move(backend).value(), std::move(tokenizer).value(), o);
@@ -208,8 +210,10 @@ TEST_F(PrefixCacheEngineTest, WholePromptHitComputesNoPromptToken) {
 // the engine's chunking: prompt in chunks, the generated tokens decoded one by one,
 // then `more` as prompt chunks ending on multiples of kChunk, then greedy decodes.
 // Returns the greedy tokens and their logprobs as the engine computes them.
+// `last_alone`: the last generated token is decoded on its own (as an export of
+// prompt + generated computes it) instead of starting the next prompt chunk.
 Outcome continue_in_place(Backend& backend, const std::vector<int32_t>& prompt, const std::vector<int32_t>& generated,
-                          const std::vector<int32_t>& more, int32_t max_tokens) {
+                          const std::vector<int32_t>& more, int32_t max_tokens, bool last_alone = false) {
   Outcome o;
   StepOutput out;
   int64_t pos = 0;
@@ -226,12 +230,14 @@ Outcome continue_in_place(Backend& backend, const std::vector<int32_t>& prompt, 
     }
   };
   prefill(prompt);
-  for (size_t i = 0; i + 1 < generated.size(); ++i) {
+  const size_t decoded = last_alone ? generated.size() : generated.size() - 1;
+  for (size_t i = 0; i < decoded; ++i) {
     StepPlan plan{{{0, pos, {generated[i]}, LogitsMode::kLast}}};
     EXPECT_TRUE(backend.run_step(plan, &out).is_ok());
     ++pos;
   }
-  std::vector<int32_t> tail = {generated.back()};
+  std::vector<int32_t> tail;
+  if (!last_alone) tail.push_back(generated.back());
   tail.insert(tail.end(), more.begin(), more.end());
   prefill(tail);
   for (int32_t t = 0; t < max_tokens; ++t) {
@@ -270,6 +276,84 @@ TEST_F(PrefixCacheEngineTest, ContinuingAFinishedResponseEqualsContinuingInPlace
   EXPECT_EQ(b.tokens, c.tokens);
   ASSERT_EQ(b.logprobs.size(), c.logprobs.size());
   for (size_t i = 0; i < b.logprobs.size(); ++i) EXPECT_NEAR(b.logprobs[i], c.logprobs[i], 1e-4) << i;
+}
+
+Expected<std::string> export_now(Engine& engine, std::vector<int32_t> tokens) {
+  std::promise<Expected<std::string>> promise;
+  Status posted = engine.export_state(std::move(tokens), [&](Expected<std::string> blob) { promise.set_value(std::move(blob)); });
+  if (!posted.is_ok()) return posted;
+  return promise.get_future().get();
+}
+
+Expected<int64_t> import_now(Engine& engine, const std::string& blob) {
+  std::promise<Expected<int64_t>> promise;
+  Status posted = engine.import_state(std::as_bytes(std::span(blob.data(), blob.size())),
+                                      [&](Expected<int64_t> n) { promise.set_value(std::move(n)); });
+  if (!posted.is_ok()) return posted;
+  return promise.get_future().get();
+}
+
+TEST_F(PrefixCacheEngineTest, ExportImportContinueEqualsContinuingInPlace) {
+  auto a = make_engine(64);
+  ASSERT_TRUE(a);
+  const std::vector<int32_t> p = random_ids(20, 41), x = random_ids(9, 42);
+  const Outcome first = run(*a, request(p, 10));
+  std::vector<int32_t> finished = p;  // the finish snapshot: p + 9 of the 10 generated tokens
+  finished.insert(finished.end(), first.tokens.begin(), first.tokens.end() - 1);
+  std::vector<int32_t> whole = p;  // p + every generated token: not cached, computed by the export
+  whole.insert(whole.end(), first.tokens.begin(), first.tokens.end());
+  std::vector<int32_t> next = whole;
+  next.insert(next.end(), x.begin(), x.end());
+
+  for (bool computed : {false, true}) {
+    Expected<std::string> blob = export_now(*a, computed ? whole : finished);
+    ASSERT_TRUE(blob.has_value()) << blob.status().to_string();
+    auto b = make_engine(64);  // another replica, or this one after a restart
+    ASSERT_TRUE(b);
+    Expected<int64_t> imported = import_now(*b, *blob);
+    ASSERT_TRUE(imported.has_value()) << imported.status().to_string();
+    EXPECT_EQ(*imported, int64_t(computed ? whole.size() : finished.size()));
+    const Outcome got = run(*b, request(next, 5));
+    EXPECT_EQ(b->stats().prefix_cache.hit_tokens_total, uint64_t(*imported)) << "the import was not used";
+    EXPECT_EQ(b->stats().prompt_tokens_total, next.size() - uint64_t(*imported));
+
+    auto bare = make_cpu_backend(*checkpoint_, backend_options(0));
+    ASSERT_TRUE(bare.has_value());
+    const Outcome in_place = continue_in_place(**bare, p, first.tokens, x, 5, /*last_alone=*/computed);
+    EXPECT_EQ(got.tokens, in_place.tokens) << (computed ? "computed export" : "cached export");
+    EXPECT_TRUE(same_bits(got.logprobs, in_place.logprobs)) << (computed ? "computed export" : "cached export");
+  }
+}
+
+TEST_F(PrefixCacheEngineTest, BlobsForAnotherModelOrCorruptedAreRefusedWithTheReason) {
+  auto a = make_engine(64);
+  ASSERT_TRUE(a);
+  Expected<std::string> blob = export_now(*a, random_ids(12, 5));
+  ASSERT_TRUE(blob.has_value()) << blob.status().to_string();
+  auto refused = [&](const std::string& bytes) {
+    Status s = a->import_state(std::as_bytes(std::span(bytes.data(), bytes.size())), [](Expected<int64_t>) {
+      ADD_FAILURE() << "a bad blob reached the loop";
+    });
+    EXPECT_EQ(s.code(), StatusCode::kInvalidArgument);
+    return s.message();
+  };
+  std::string corrupted = *blob;
+  corrupted[corrupted.size() / 2] ^= 0x40;
+  EXPECT_NE(refused(corrupted).find("checksum"), std::string::npos);
+  EXPECT_NE(refused(blob->substr(0, blob->size() - 100)).find("state blob"), std::string::npos);
+  EXPECT_NE(refused("not a blob at all, clearly").find("magic"), std::string::npos);
+  // Another model: the same bytes checked against another fingerprint.
+  StateBlobLayout other = a->state_layout();
+  other.model_fingerprint = "0123456789abcdef";
+  Expected<StateBlob> parsed = parse_state_blob(std::as_bytes(std::span(blob->data(), blob->size())), other);
+  ASSERT_FALSE(parsed.has_value());
+  EXPECT_NE(parsed.status().message().find("another model"), std::string::npos) << parsed.status().message();
+  // Without a cache there is nowhere to import to.
+  auto off = make_engine(-1);
+  ASSERT_TRUE(off);
+  Expected<int64_t> n = import_now(*off, *blob);
+  ASSERT_FALSE(n.has_value());
+  EXPECT_EQ(n.status().code(), StatusCode::kFailedPrecondition);
 }
 
 TEST_F(PrefixCacheEngineTest, EvictionUnderPressureNeverChangesOutputs) {

@@ -23,8 +23,8 @@ TEST(PrefixCache, FindsTheLongestCachedPrefix) {
   PrefixCache cache(8, 0);
   const std::vector<int32_t> tokens = seq(40);
   std::vector<StateCopy> copies;
-  const auto at16 = cache.reserve(first(tokens, 16), &copies);
-  const auto at32 = cache.reserve(first(tokens, 32), &copies);
+  const auto at16 = cache.reserve(first(tokens, 16), &copies, true);
+  const auto at32 = cache.reserve(first(tokens, 32), &copies, true);
   ASSERT_TRUE(at16 && at32);
   EXPECT_TRUE(copies.empty()) << "free slots need no demotion";
   auto hit = cache.lookup(tokens);
@@ -51,8 +51,8 @@ TEST(PrefixCache, AWholePromptHitsOnlyWithItsLogitsRow) {
   PrefixCache cache(4, 0);
   const std::vector<int32_t> tokens = seq(32);
   std::vector<StateCopy> copies;
-  const auto at16 = cache.reserve(first(tokens, 16), &copies);
-  const auto at32 = cache.reserve(tokens, &copies);
+  const auto at16 = cache.reserve(first(tokens, 16), &copies, true);
+  const auto at32 = cache.reserve(tokens, &copies, true);
   EXPECT_EQ(cache.lookup(tokens)->length, 16) << "no row yet: the whole prompt must still compute its end";
   cache.set_last_logits(at32->id, std::vector<float>(5, 1.0f));
   const auto hit = cache.lookup(tokens);
@@ -68,8 +68,8 @@ TEST(PrefixCache, IdenticalSnapshotsAreNotStoredTwice) {
   PrefixCache cache(4, 0);
   const std::vector<int32_t> tokens = seq(10);
   std::vector<StateCopy> copies;
-  ASSERT_TRUE(cache.reserve(tokens, &copies));
-  EXPECT_FALSE(cache.reserve(tokens, &copies));
+  ASSERT_TRUE(cache.reserve(tokens, &copies, true));
+  EXPECT_FALSE(cache.reserve(tokens, &copies, true));
   EXPECT_EQ(cache.stats().cache_slots_used, 1);
   EXPECT_TRUE(cache.exact_id(tokens));
   EXPECT_FALSE(cache.exact_id(first(tokens, 9)));
@@ -79,10 +79,10 @@ TEST(PrefixCache, EvictsTheLeastRecentlyUsedWithoutAHostTier) {
   PrefixCache cache(2, 0);
   std::vector<StateCopy> copies;
   const std::vector<int32_t> a = seq(8, 100), b = seq(8, 200), c = seq(8, 300);
-  ASSERT_TRUE(cache.reserve(a, &copies));
-  ASSERT_TRUE(cache.reserve(b, &copies));
+  ASSERT_TRUE(cache.reserve(a, &copies, true));
+  ASSERT_TRUE(cache.reserve(b, &copies, true));
   cache.record(cache.lookup(seq(9, 100)));  // a is used again: b is now the oldest
-  ASSERT_TRUE(cache.reserve(c, &copies));
+  ASSERT_TRUE(cache.reserve(c, &copies, true));
   EXPECT_TRUE(copies.empty());
   EXPECT_TRUE(cache.lookup(seq(9, 100)));
   EXPECT_FALSE(cache.lookup(seq(9, 200)));
@@ -94,9 +94,9 @@ TEST(PrefixCache, DemotesToTheHostTierBeforeReusingTheSlot) {
   PrefixCache cache(1, 1);
   std::vector<StateCopy> copies;
   const std::vector<int32_t> a = seq(8, 100), b = seq(8, 200), c = seq(8, 300);
-  const auto ra = cache.reserve(a, &copies);
+  const auto ra = cache.reserve(a, &copies, true);
   ASSERT_TRUE(ra);
-  const auto rb = cache.reserve(b, &copies);
+  const auto rb = cache.reserve(b, &copies, true);
   ASSERT_TRUE(rb);
   // a moved to the host: a copy cache → host planned before b's snapshot reuses the slot.
   ASSERT_EQ(copies.size(), 1u);
@@ -108,7 +108,7 @@ TEST(PrefixCache, DemotesToTheHostTierBeforeReusingTheSlot) {
   EXPECT_EQ(hit_a->slot.tier, StateTier::kHost);
   // c: b demotes, a (the oldest host entry) is dropped.
   copies.clear();
-  ASSERT_TRUE(cache.reserve(c, &copies));
+  ASSERT_TRUE(cache.reserve(c, &copies, true));
   EXPECT_FALSE(cache.lookup(seq(9, 100)));
   EXPECT_EQ(cache.lookup(seq(9, 200))->slot.tier, StateTier::kHost);
   const PrefixCacheStats s = cache.stats();
@@ -118,10 +118,23 @@ TEST(PrefixCache, DemotesToTheHostTierBeforeReusingTheSlot) {
   EXPECT_EQ(s.host_slots_used, 1);
 }
 
+TEST(PrefixCache, ASnapshotOfTheStepBeingPlannedIsNoHitUntilReady) {
+  // Its copy runs after the step's chunks, so a restore in the same step (before
+  // them) would read a stale slot.
+  PrefixCache cache(4, 0);
+  std::vector<StateCopy> copies;
+  const auto r = cache.reserve(seq(16), &copies, /*ready=*/false);
+  ASSERT_TRUE(r);
+  EXPECT_FALSE(cache.lookup(seq(20)));
+  EXPECT_FALSE(cache.find_exact(seq(16)));
+  cache.mark_ready(r->id);
+  EXPECT_EQ(cache.lookup(seq(20))->length, 16);
+}
+
 TEST(PrefixCache, DiscardForgetsAnEntryAndOffMeansNothing) {
   PrefixCache cache(2, 0);
   std::vector<StateCopy> copies;
-  const auto r = cache.reserve(seq(8), &copies);
+  const auto r = cache.reserve(seq(8), &copies, true);
   ASSERT_TRUE(r);
   cache.discard(r->slot);
   EXPECT_FALSE(cache.lookup(seq(9)));
