@@ -97,6 +97,15 @@ class Backend {
   // travel to the host). Backends that cannot reject such chunks.
   virtual bool samples_on_device() const { return false; }
 
+  // What a backend did that serving should not need once it runs (a GPU backend
+  // plans its memory and captures its graphs at start-up): tests assert these stay
+  // put while serving.
+  struct Counters {
+    int64_t graph_captures = 0;   // CUDA graphs captured
+    int64_t buffer_growths = 0;   // activation buffers reallocated
+  };
+  virtual Counters counters() const { return {}; }
+
   // Slots of a tier (kLive: num_slots()). 0 when the backend has no such tier.
   virtual int32_t num_state_slots(StateTier tier) const { return tier == StateTier::kLive ? num_slots() : 0; }
 

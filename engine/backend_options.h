@@ -18,10 +18,11 @@ struct BackendOptions {
   std::string gpu_dtype = "bf16";   // CUDA weight dtype: "bf16" or "fp16"
   int32_t gpu_device = 0;           // CUDA device ordinal
   // Prefix state cache (snapshot slots). cache: the backend's own memory (GPU
-  // memory, or RAM on the CPU); -1: CUDA takes what the memory fraction leaves
-  // after the live slots, the CPU 512 MiB. host: a RAM tier behind GPU memory
-  // (CUDA only; pinned). 0 turns a tier off.
-  int64_t prefix_cache_bytes = -1;
+  // memory, or RAM on the CPU); -1: CUDA takes half of what the memory fraction
+  // leaves after the live slots, the CPU 512 MiB. host: a RAM tier behind GPU
+  // memory (CUDA only; pinned). 0 (the default: tools that run one sequence need
+  // none) turns a tier off; tnl-server asks for -1.
+  int64_t prefix_cache_bytes = 0;
   int64_t prefix_cache_host_bytes = 0;
   int64_t test_fatal_step = 0;      // test hook: > 0 makes step N and later fail fatally
                                     // (fault_injecting_backend.h); 0 in production

@@ -1,7 +1,9 @@
 #include "server/server_options.h"
 
 #include <cstdlib>
+#include <algorithm>
 #include <filesystem>
+#include <thread>
 
 #include <CLI/CLI.hpp>
 
@@ -36,7 +38,8 @@ void add_server_flags(CLI::App& app, ServerOptions& o) {
                  "and its generation cancelled")
       ->capture_default_str();
   app.add_option("--worker-threads", o.worker_threads,
-                 "Front-end worker threads: request parsing and tokenizing, gRPC event handling")
+                 "Front-end worker threads: request parsing and tokenizing, gRPC event handling (0: half the cores, "
+                 "between 2 and 8)")
       ->capture_default_str();
   app.add_option("--api-key", o.api_key,
                  "Require 'Authorization: Bearer <key>' on the API (default: env TNL_API_KEY; empty: open)");
@@ -108,7 +111,7 @@ Status ServerOptions::validate() const {
   }
   if (gpu_dtype != "bf16" && gpu_dtype != "fp16") return invalid_argument("--gpu-dtype must be bf16 or fp16");
   if (http_threads < 1 || http_threads > 64) return invalid_argument("--http-threads must be in [1, 64]");
-  if (worker_threads < 1 || worker_threads > 64) return invalid_argument("--worker-threads must be in [1, 64]");
+  if (worker_threads < 0 || worker_threads > 64) return invalid_argument("--worker-threads must be in [0, 64]");
   if (stream_buffer_bytes < 4096) return invalid_argument("--stream-buffer-bytes must be at least 4096");
   if (prefix_cache != "on" && prefix_cache != "off") return invalid_argument("--prefix-cache must be on or off");
   if (prefix_cache_bytes < -1) return invalid_argument("--prefix-cache-bytes must be -1 (automatic) or ≥ 0");
@@ -141,7 +144,7 @@ BackendOptions ServerOptions::backend_options() const {
   b.gpu_memory_fraction = gpu_memory_fraction;
   b.gpu_dtype = gpu_dtype;
   b.test_fatal_step = test_fatal_step;
-  b.prefix_cache_bytes = prefix_cache == "on" ? prefix_cache_bytes : 0;
+  b.prefix_cache_bytes = prefix_cache == "on" ? prefix_cache_bytes : 0;  // -1 (automatic) unless set
   b.prefix_cache_host_bytes = prefix_cache == "on" ? prefix_cache_host_bytes : 0;
   return b;
 }
@@ -157,7 +160,10 @@ HttpLimits ServerOptions::http_limits() const {
 FrontEndLimits ServerOptions::front_end_limits() const {
   FrontEndLimits l;
   l.stream_buffer_bytes = stream_buffer_bytes;
-  l.worker_threads = worker_threads;
+  // Tokenizing a long conversation costs milliseconds per request: on a GPU node
+  // with many cores, more workers keep up with many clients.
+  l.worker_threads = worker_threads > 0 ? worker_threads
+                                        : std::clamp(int32_t(std::thread::hardware_concurrency() / 2), 2, 8);
   return l;
 }
 

@@ -32,7 +32,7 @@ struct ServerOptions {
   uint64_t max_body_bytes = 8u << 20;
   double header_timeout_s = 10;
   uint64_t stream_buffer_bytes = 1 << 20;  // unsent bytes per stream before a non-reading client is cut off
-  int32_t worker_threads = 2;          // front-end workers: request parsing/tokenizing, gRPC events
+  int32_t worker_threads = 0;          // front-end workers (request parsing/tokenizing, gRPC events); 0: automatic
   int64_t test_fatal_step = 0;         // env TNL_TEST_FATAL_STEP: test hook, see fault_injecting_backend.h
   std::string api_key;                 // empty: no authentication (env TNL_API_KEY)
   double drain_timeout_s = 30;

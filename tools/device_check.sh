@@ -3,7 +3,11 @@
 # the bundle made by tools/bundle_gpu.sh, then runs every GPU test, the CUDA-vs-CPU
 # log-prob parity of tnl-eval, a tnl-server smoke run on the GPU and tnl-bench.
 # Logs land under $OUT (default ./device-out). Usage there:
-#   bash tools/device_check.sh [tests] [parity] [server] [bench]   (default: all four)
+#   bash tools/device_check.sh [tests] [parity] [server] [cache] [sweep] [bench]
+#   (default: tests parity server bench)
+# cache: multi-turn TTFT with the prefix cache on and off; sweep: a tnl-loadgen rate
+# sweep; both against tnl-server on a random 385M-shape model (4096-token vocabulary,
+# the default model's tokenizer, so that every generated token has text).
 set -uo pipefail
 OUT=${OUT:-$PWD/device-out}
 mkdir -p "$OUT" /tmp/tnl
@@ -58,6 +62,53 @@ if has server; then
     kill -TERM $pid; wait $pid; echo "server exit: $?"
     grep -E "cuda backend|state slots|error" "$OUT/server.log" | head -5
   } 2>&1 | tee "$OUT/server_check.txt"
+fi
+
+http_get() { python3 -c 'import sys, urllib.request; sys.stdout.write(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode())' "$1"; }
+
+# A random 385M-shape checkpoint with the default model's tokenizer, served on the GPU.
+m385v4k=/tmp/m385v4k
+serve_385m() {  # serve_385m PORT EXTRA_FLAGS...
+  if [ ! -f $m385v4k/config.json ]; then
+    "$B/tnl-make-test-model" --out $m385v4k --layers 24 --dim 1024 --heads 8 --hidden 1024 --glu 2816 --vocab 4096 \
+      --lrpe 1,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0 --dtype bf16 --seed 1 > /dev/null
+    cp models/tnl-brown-12m/tokenizer.model models/tnl-brown-12m/tokenizer_config.json $m385v4k/
+  fi
+  local port=$1
+  shift
+  "$B/tnl-server" --model $m385v4k --device cuda --port "$port" --grpc-port -1 --max-num-seqs 256 \
+    --max-num-batched-tokens 8192 --prefill-chunk 2048 --max-model-len 16384 --max-queue 4096 --log-level warn "$@" \
+    > "$OUT/server_$port.log" 2>&1 &
+  server_pid=$!
+  for _ in $(seq 600); do http_get "http://127.0.0.1:$port/ready" > /dev/null 2>&1 && return 0; sleep 0.2; done
+  echo "server on $port did not start"; tail -5 "$OUT/server_$port.log"; return 1
+}
+corpus=/tmp/corpus.txt
+cat tests/data/heldout_slice.txt tests/data/tokenizer_corpus.txt tests/data/heldout_slice.txt > $corpus
+
+if has cache; then
+  echo "== prefix cache: 8 conversations x 8 turns x ~512 new tokens, TTFT per turn, cache on and off"
+  {
+    for mode in on off; do
+      serve_385m 18010 --prefix-cache $mode || break
+      python3 tools/loadgen/loadgen.py --port 18010 --endpoint completions --corpus $corpus --concurrency 8 \
+        --turns 8 --input-tokens 512 --turn-tokens 512 --output-tokens 64 --num-requests 64 --quiet \
+        --json "$OUT/turns_$mode.json" | tail -25
+      http_get http://127.0.0.1:18010/metrics | grep -E "^tnl_prefix_cache_(hits|queries|hit_tokens|snapshots|evictions)_total|^tnl_prompt_tokens_(cached_)?total"
+      kill -TERM $server_pid; wait $server_pid
+    done
+    python3 tools/loadgen/loadgen.py --compare "$OUT/turns_on.json" "$OUT/turns_off.json" --plot "$OUT/turns.svg"
+  } 2>&1 | tee "$OUT/cache.txt"
+fi
+
+if has sweep; then
+  echo "== tnl-loadgen rate sweep, 385M shape"
+  {
+    serve_385m 18020 && python3 tools/loadgen/loadgen.py --port 18020 --corpus $corpus \
+      --rate 25,50,100,200,400 --duration 15 --input-tokens 256:1024 --output-tokens 64:256 \
+      --slo-ttft-ms 200 --slo-tpot-ms 50 --quiet --json "$OUT/sweep.json" --plot "$OUT/sweep.svg" | tail -30
+    kill -TERM $server_pid; wait $server_pid
+  } 2>&1 | tee "$OUT/sweep.txt"
 fi
 
 if has bench; then

@@ -94,6 +94,7 @@ class CudaBackend final : public Backend {
     return store_.write(slot, in);
   }
   bool samples_on_device() const override { return true; }
+  Counters counters() const override { return counters_; }
 
   Status run_step(const StepPlan& plan, StepOutput* out) override {
     TNL_RETURN_IF_ERROR(validate_step_plan(plan, config_, num_slots_, /*device_sampling=*/true));
@@ -137,26 +138,29 @@ class CudaBackend final : public Backend {
     StepLayout s = make_step_layout(padded, config_.num_heads, config_.head_dim(), 2 * sm_count_);
     TNL_RETURN_IF_ERROR(reserve(s));
     TNL_RETURN_IF_ERROR(upload_ints(s));
-    auto it = decode_graphs_.find(bucket);
-    if (it == decode_graphs_.end()) {
-      TNL_CUDA_TRY(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
-      const Status captured = forward(s);
-      cudaGraph_t graph = nullptr;
-      const cudaError_t ended = cudaStreamEndCapture(stream_, &graph);
-      if (!captured.is_ok()) {
-        if (graph) cudaGraphDestroy(graph);
-        return captured;
-      }
-      TNL_CUDA_TRY(ended);
-      cudaGraphExec_t exec = nullptr;
-      const cudaError_t made = cudaGraphInstantiate(&exec, graph, 0);
-      cudaGraphDestroy(graph);
-      TNL_CUDA_TRY(made);
-      it = decode_graphs_.emplace(bucket, exec).first;
-    }
-    TNL_CUDA_TRY(cudaGraphLaunch(it->second, stream_));
+    if (decode_graphs_.find(bucket) == decode_graphs_.end()) TNL_RETURN_IF_ERROR(capture_decode_graph(bucket, s));
+    TNL_CUDA_TRY(cudaGraphLaunch(decode_graphs_.at(bucket), stream_));
     s.row_begin.resize(size_t(real));  // the real chunks come first, one row each
     return finish_step(plan, s, real, out);
+  }
+
+  Status capture_decode_graph(int64_t bucket, const StepLayout& s) {
+    TNL_CUDA_TRY(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
+    const Status captured = forward(s);
+    cudaGraph_t graph = nullptr;
+    const cudaError_t ended = cudaStreamEndCapture(stream_, &graph);
+    if (!captured.is_ok()) {
+      if (graph) cudaGraphDestroy(graph);
+      return captured;
+    }
+    TNL_CUDA_TRY(ended);
+    cudaGraphExec_t exec = nullptr;
+    const cudaError_t made = cudaGraphInstantiate(&exec, graph, 0);
+    cudaGraphDestroy(graph);
+    TNL_CUDA_TRY(made);
+    decode_graphs_[bucket] = exec;
+    ++counters_.graph_captures;
+    return Status::ok();
   }
 
   // The step's int arrays go up from pinned memory: an asynchronous copy. The
@@ -254,6 +258,7 @@ class CudaBackend final : public Backend {
                                                       std::max({config_.dim, config_.hidden_dim, config_.glu_dim}),
                                                       int64_t(sizeof(T)));
     TNL_CUDA_TRY(cudaStreamSynchronize(stream_));
+    TNL_RETURN_IF_ERROR(prepare_for_serving(step_tokens));
     spdlog::info("cuda backend: {} ({} SMs), weights {:.1f} MB {}, {} state slots x {:.2f} MB, {} prefix-cache "
                  "slots in GPU memory, {} in pinned host memory; states {:.1f} MB on the GPU, {:.1f} MB on the host",
                  prop.name, sm_count_, double(weights_.bytes) / 1e6, options.gpu_dtype, num_slots_,
@@ -273,7 +278,45 @@ class CudaBackend final : public Backend {
   Status reserve(const StepLayout& s) {
     const std::vector<const void*> before = buffer_addresses();
     TNL_RETURN_IF_ERROR(grow(s));
-    if (buffer_addresses() != before) clear_graphs();
+    if (buffer_addresses() != before) {
+      ++counters_.buffer_growths;
+      clear_graphs();
+    }
+    return Status::ok();
+  }
+
+  // Start-up: every activation buffer sized for the largest step the engine plans
+  // (`max_tokens` tokens, a logits row per live slot), and a decode graph captured
+  // for every batch bucket, so that serving allocates and captures nothing (a step
+  // that asks for more rows, e.g. prompt logprobs of a long prompt, still grows).
+  Status prepare_for_serving(int64_t max_tokens) {
+    const int64_t H = config_.num_heads, e = config_.head_dim(), d = config_.dim, D = config_.hidden_dim,
+                  G = config_.glu_dim;
+    const int64_t rows = std::max<int64_t>(num_slots_, 64);
+    const int64_t segments = max_tokens / 256 + num_slots_ + 1;  // lightning_plan: segments ≥ 256 tokens
+    TNL_RETURN_IF_ERROR(act_.x.reserve(max_tokens * d));
+    TNL_RETURN_IF_ERROR(act_.a.reserve(max_tokens * std::max(d, G)));
+    TNL_RETURN_IF_ERROR(act_.qkvu.reserve(max_tokens * 4 * D));
+    TNL_RETURN_IF_ERROR(act_.q.reserve(max_tokens * 2 * D));
+    TNL_RETURN_IF_ERROR(act_.k.reserve(max_tokens * 2 * D));
+    TNL_RETURN_IF_ERROR(act_.v.reserve(max_tokens * D));
+    TNL_RETURN_IF_ERROR(act_.o.reserve(max_tokens * D));
+    TNL_RETURN_IF_ERROR(act_.h12.reserve(max_tokens * 2 * G));
+    TNL_RETURN_IF_ERROR(act_.logits.reserve(rows * config_.vocab_size));
+    TNL_RETURN_IF_ERROR(act_.ints.reserve(4 * max_tokens + rows + 7 * segments + 2 * num_slots_ + 1024));
+    TNL_RETURN_IF_ERROR(act_.scratch.reserve(segments * H * 2 * e * e));
+    int64_t buckets = 0;
+    for (int64_t bucket = 1; bucket <= num_slots_; bucket *= 2) {
+      StepPlan plan;
+      for (int64_t i = 0; i < bucket; ++i) plan.chunks.push_back({store_.scratch_slot(), 1, {0}, LogitsMode::kLast});
+      // Only recorded, not run: a replay reads the ints each step uploads (a
+      // bucket's layout, hence every offset into them, is always the same).
+      const StepLayout s = make_step_layout(plan, H, e, 2 * sm_count_);
+      TNL_RETURN_IF_ERROR(capture_decode_graph(bucket, s));
+      ++buckets;
+    }
+    TNL_CUDA_TRY(cudaStreamSynchronize(stream_));
+    spdlog::info("cuda backend: activations for {} tokens per step, {} decode graphs captured", max_tokens, buckets);
     return Status::ok();
   }
 
@@ -445,6 +488,7 @@ class CudaBackend final : public Backend {
   DeviceBuffer<std::byte> cublas_workspace_;
   Activations<T> act_;
   std::map<int64_t, cudaGraphExec_t> decode_graphs_;  // batch bucket → captured decode step
+  Counters counters_;
   PinnedBuffer<int32_t> ints_host_;                   // staging of StepLayout::ints
   DeviceSampler sampler_;                             // after the forward pass, outside the graphs
 };

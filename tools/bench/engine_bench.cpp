@@ -72,6 +72,44 @@ Status fill_contexts(Backend& backend, int64_t count, int64_t context, int64_t b
   return Status::ok();
 }
 
+// Whole run_step calls of copies only (what the engine pays: the upload of the
+// copy list, the launch, the synchronisation), each next to 2 × bytes ÷ bandwidth
+// for device copies. Restores from the host tier cross PCIe (no floor measured).
+Status bench_state_copies(Backend& backend, double state_bytes, int64_t reps, EngineBenchResult* result) {
+  const StateRef live0{StateTier::kLive, 0};
+  struct Case {
+    std::string name;
+    std::vector<StateCopy> copies;
+    bool device_only;
+  };
+  std::vector<Case> cases;
+  cases.push_back({"state snapshot live -> cache, 1 slot", {{live0, {StateTier::kCache, 0}}}, true});
+  cases.push_back({"state restore cache -> live, 1 slot", {{{StateTier::kCache, 0}, live0}}, true});
+  std::vector<StateCopy> sixteen;
+  for (int32_t i = 0; i < 16; ++i) sixteen.push_back({{StateTier::kLive, i % backend.num_slots()}, {StateTier::kCache, 1 + i}});
+  cases.push_back({"state snapshot live -> cache, 16 slots", sixteen, true});
+  cases.push_back({"state demotion cache -> host, 1 slot (async)", {{{StateTier::kCache, 0}, {StateTier::kHost, 0}}}, false});
+  cases.push_back({"state restore host -> live, 1 slot", {{{StateTier::kHost, 0}, live0}}, false});
+  for (const Case& c : cases) {
+    std::vector<double> times;
+    StepPlan plan;
+    plan.copies_after = c.copies;
+    for (int64_t i = 0; i < 3 + reps; ++i) {
+      TNL_ASSIGN_OR_RETURN(const double ms, time_step_ms(backend, plan));
+      if (i >= 3) times.push_back(ms);
+    }
+    Figure f;
+    f.section = "state";
+    f.name = c.name;
+    f.time_ms = median(times);
+    f.bytes = c.device_only ? 2.0 * state_bytes * double(c.copies.size()) : 0.0;
+    f.extra = {{"state_bytes", state_bytes}, {"copies", c.copies.size()}};
+    spdlog::info("{}: {:.4f} ms", f.name, f.time_ms);
+    result->figures.push_back(std::move(f));
+  }
+  return Status::ok();
+}
+
 }  // namespace
 
 double flops_per_token(const ModelConfig& c, bool logits) {
@@ -92,6 +130,10 @@ Expected<EngineBenchResult> run_engine_benchmarks(const ModelConfig& config, con
   bo.device = "cuda";
   bo.gpu_dtype = o.gpu_dtype;
   bo.max_slots = int32_t(std::max<int64_t>(1, *std::max_element(o.decode_batches.begin(), o.decode_batches.end())));
+  // Room for the state-copy figures (prefix-cache snapshots, restores, demotions).
+  bo.prefix_cache_bytes = 32 * config.state_bytes_per_sequence();
+  bo.prefix_cache_host_bytes = 4 * config.state_bytes_per_sequence();
+  bo.max_step_tokens = int32_t(std::max<int64_t>(4096, o.fill_tokens_per_step));
   TNL_ASSIGN_OR_RETURN(std::unique_ptr<Backend> backend, make_cuda_backend_random(config, bo, o.seed));
   if (backend->num_slots() < bo.max_slots) {
     return resource_exhausted("the GPU holds " + std::to_string(backend->num_slots()) + " state slots, the benchmark needs " +
@@ -163,6 +205,7 @@ Expected<EngineBenchResult> run_engine_benchmarks(const ModelConfig& config, con
       result.figures.push_back(std::move(f));
     }
   }
+  TNL_RETURN_IF_ERROR(bench_state_copies(*backend, double(state_bytes), o.reps, &result));
   return result;
 }
 

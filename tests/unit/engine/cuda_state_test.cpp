@@ -90,5 +90,54 @@ TEST(CudaStateSlots, EveryCopyMovesTheStateExactlyInPlanOrder) {
 #endif
 }
 
+TEST(CudaServing, NothingAllocatesOrRecapturesAfterStartUp) {
+#if !defined(TNL_WITH_CUDA)
+  GTEST_SKIP() << "built without CUDA";
+#else
+  if (cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device";
+  ModelConfig config = test::tiny_config();
+  config.num_heads = 2;  // e = 16
+  BackendOptions o;
+  o.device = "cuda";
+  o.max_slots = 8;
+  o.max_step_tokens = 512;
+  auto created = make_cuda_backend_random(config, o, 9);
+  ASSERT_TRUE(created.has_value()) << created.status().to_string();
+  Backend& b = **created;
+  const Backend::Counters at_start = b.counters();
+  EXPECT_EQ(at_start.graph_captures, 4) << "buckets 1, 2, 4, 8 are captured at start-up";
+  std::mt19937 rng(4);
+  auto tokens = [&](size_t n) {
+    std::vector<int32_t> t(n);
+    for (int32_t& x : t) x = int32_t(rng() % uint32_t(config.vocab_size));
+    return t;
+  };
+  StepOutput out;
+  // Prefill steps up to the token budget, several sequences at once, then decodes
+  // of every batch size, each sampled on the GPU.
+  std::vector<int64_t> pos(8, 0);
+  for (size_t len : {7, 100, 255, 60}) {
+    StepPlan plan;
+    for (int32_t slot = 0; slot < 2; ++slot) {
+      plan.chunks.push_back({slot * 4 + int32_t(len % 4), 0, tokens(len), LogitsMode::kLast});
+      pos[size_t(plan.chunks.back().slot)] = int64_t(len);
+    }
+    ASSERT_TRUE(b.run_step(plan, &out).is_ok());
+  }
+  for (int32_t batch : {1, 3, 5, 8, 2, 8}) {
+    StepPlan plan;
+    for (int32_t slot = 0; slot < batch; ++slot) {
+      SequenceChunk c{slot, pos[size_t(slot)]++, {int32_t(slot + 1)}, LogitsMode::kNone};
+      c.sample = DeviceSampling{};
+      plan.chunks.push_back(std::move(c));
+    }
+    ASSERT_TRUE(b.run_step(plan, &out).is_ok());
+  }
+  const Backend::Counters after = b.counters();
+  EXPECT_EQ(after.graph_captures, at_start.graph_captures);
+  EXPECT_EQ(after.buffer_growths, at_start.buffer_growths);
+#endif
+}
+
 }  // namespace
 }  // namespace tnl
