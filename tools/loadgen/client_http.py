@@ -5,9 +5,8 @@ follow thousands of SSE streams: each read is handled in one data_received call
 that stamps the time once, decodes the chunked framing and splits SSE events;
 JSON is parsed only when the response is complete. Connections are kept alive
 and reused when idle for plain requests (/tokenize, /metrics); generation
-requests open a fresh connection each (`Connection: close`) unless keep_alive is
-set: tnl-server can lose a request sent on a kept-alive connection right after a
-streamed response (see docs/operations.md, "Load testing")."""
+requests open a fresh connection each (`Connection: close`), as independent
+users would, unless keep_alive is set (an SDK's connection pool)."""
 import asyncio
 import errno
 import json

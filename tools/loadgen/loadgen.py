@@ -66,8 +66,8 @@ def parse_args(argv):
                    help="HTTP port for /metrics and /v1/models (default: --port with http, none with grpc)")
     t.add_argument("--no-metrics", action="store_true", help="do not scrape /metrics")
     t.add_argument("--keep-alive", action=argparse.BooleanOptionalAction, default=False,
-                   help="HTTP: reuse connections between generation requests (default: a fresh connection "
-                        "each, see docs/operations.md on the keep-alive race)")
+                   help="HTTP: reuse connections between generation requests as an SDK's pool does "
+                        "(default: a fresh connection each)")
     t.add_argument("--uvloop", action=argparse.BooleanOptionalAction, default=True,
                    help="use uvloop's event loop when the interpreter has it (Debian: python3-uvloop)")
     t.add_argument("--grpc-channels", type=int, default=1, help="HTTP/2 connections for gRPC calls")
