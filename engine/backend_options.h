@@ -24,8 +24,16 @@ struct BackendOptions {
   // none) turns a tier off; tnl-server asks for -1.
   int64_t prefix_cache_bytes = 0;
   int64_t prefix_cache_host_bytes = 0;
+  // Tensor parallelism (model-spec §7): the model is split over this many ranks
+  // (H and G must divide by it). CPU: threads of this process sharing the cores.
+  // CUDA: one GPU per rank from gpu_device on, meeting through NCCL; or, with
+  // tensor_parallel_comm "single-device", every rank on gpu_device (to test the
+  // sharded CUDA path on one GPU: no speed-up, no CUDA graphs).
+  int32_t tensor_parallel_size = 1;
+  std::string tensor_parallel_comm = "auto";  // "auto" (CPU: in-process, CUDA: nccl), "nccl", "single-device"
   int64_t test_fatal_step = 0;      // test hook: > 0 makes step N and later fail fatally
-                                    // (fault_injecting_backend.h); 0 in production
+                                    // (fault_injecting_backend.h; with tensor parallelism, in
+                                    // the last rank only); 0 in production
 };
 
 }  // namespace tnl

@@ -34,6 +34,13 @@ namespace {
 Expected<std::unique_ptr<Engine>> load_engine(const ServerOptions& options) {
   TNL_ASSIGN_OR_RETURN(std::unique_ptr<Checkpoint> checkpoint, Checkpoint::open(options.model));
   TNL_ASSIGN_OR_RETURN(std::unique_ptr<Backend> backend, make_backend(*checkpoint, options.backend_options()));
+  // Capacity, per device under tensor parallelism (each rank holds 1/N of every state).
+  const int32_t ranks = options.tensor_parallel_size;
+  spdlog::info("backend {}: {} decode-state slots x {:.2f} MB{}", backend->name(), backend->num_slots(),
+               double(backend->state_bytes_per_slot()) / 1e6,
+               ranks > 1 ? fmt::format(", split over {} ranks: {:.2f} MB per slot per rank", ranks,
+                                       double(backend->state_bytes_per_slot()) / ranks / 1e6)
+                         : std::string());
   TNL_ASSIGN_OR_RETURN(std::unique_ptr<Tokenizer> tokenizer, Tokenizer::load(options.model));
   EngineOptions engine_options = options.engine_options();
   engine_options.model_fingerprint = checkpoint->fingerprint();

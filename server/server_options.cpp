@@ -7,6 +7,8 @@
 
 #include <CLI/CLI.hpp>
 
+#include "tools/common/backend_flags.h"
+
 namespace tnl::server {
 
 void add_server_flags(CLI::App& app, ServerOptions& o) {
@@ -56,6 +58,7 @@ void add_server_flags(CLI::App& app, ServerOptions& o) {
                  "CUDA: share of free GPU memory for weights and state slots (the slot count is logged)")
       ->capture_default_str();
   app.add_option("--gpu-dtype", o.gpu_dtype, "CUDA weight dtype: bf16 or fp16")->capture_default_str();
+  tools::add_tensor_parallel_flags(app, &o.tensor_parallel_size, &o.tensor_parallel_comm);
   app.add_option("--http-threads", o.http_threads, "HTTP io threads (connections are multiplexed on them)")
       ->capture_default_str();
   app.add_option("--log-level", o.log_level, "trace, debug, info, warn, error")->capture_default_str();
@@ -110,6 +113,13 @@ Status ServerOptions::validate() const {
     return invalid_argument("--gpu-memory-fraction must be in [0.05, 1]");
   }
   if (gpu_dtype != "bf16" && gpu_dtype != "fp16") return invalid_argument("--gpu-dtype must be bf16 or fp16");
+  if (tensor_parallel_size < 1 || tensor_parallel_size > 64) {
+    return invalid_argument("--tensor-parallel-size must be in [1, 64]");
+  }
+  if (tensor_parallel_comm != "auto" && tensor_parallel_comm != "nccl" && tensor_parallel_comm != "single-device" &&
+      tensor_parallel_comm != "in-process") {
+    return invalid_argument("--tensor-parallel-comm must be auto, nccl, single-device or in-process");
+  }
   if (http_threads < 1 || http_threads > 64) return invalid_argument("--http-threads must be in [1, 64]");
   if (worker_threads < 0 || worker_threads > 64) return invalid_argument("--worker-threads must be in [0, 64]");
   if (stream_buffer_bytes < 4096) return invalid_argument("--stream-buffer-bytes must be at least 4096");
@@ -143,6 +153,8 @@ BackendOptions ServerOptions::backend_options() const {
   b.cpu_threads = threads;
   b.gpu_memory_fraction = gpu_memory_fraction;
   b.gpu_dtype = gpu_dtype;
+  b.tensor_parallel_size = tensor_parallel_size;
+  b.tensor_parallel_comm = tensor_parallel_comm;
   b.test_fatal_step = test_fatal_step;
   b.prefix_cache_bytes = prefix_cache == "on" ? prefix_cache_bytes : 0;  // -1 (automatic) unless set
   b.prefix_cache_host_bytes = prefix_cache == "on" ? prefix_cache_host_bytes : 0;

@@ -3,8 +3,11 @@
 # the bundle made by tools/bundle_gpu.sh, then runs every GPU test, the CUDA-vs-CPU
 # log-prob parity of tnl-eval, a tnl-server smoke run on the GPU and tnl-bench.
 # Logs land under $OUT (default ./device-out). Usage there:
-#   bash tools/device_check.sh [tests] [parity] [server] [cache] [sweep] [bench]
+#   bash tools/device_check.sh [tests] [parity] [server] [cache] [sweep] [bench] [tp]
 #   (default: tests parity server bench)
+# tp: tensor parallelism over the single-device communicator (every rank on this
+# GPU): its tests, TP = 2 against TP = 1 through tnl-generate, tnl-eval and
+# tnl-server, and tnl-bench --tensor-parallel-size 2 beside TP = 1.
 # cache: multi-turn TTFT with the prefix cache on and off; sweep: a tnl-loadgen rate
 # sweep; both against tnl-server on a random 385M-shape model (4096-token vocabulary,
 # the default model's tokenizer, so that every generated token has text).
@@ -109,6 +112,48 @@ if has sweep; then
       --slo-ttft-ms 200 --slo-tpot-ms 50 --quiet --json "$OUT/sweep.json" --plot "$OUT/sweep.svg" | tail -30
     kill -TERM $server_pid; wait $server_pid
   } 2>&1 | tee "$OUT/sweep.txt"
+fi
+
+if has tp; then
+  echo "== tensor parallelism on one GPU (--tensor-parallel-comm single-device)"
+  {
+    "$B/cuda_tensor_parallel_test" 2>&1 | grep -E "rel err|^\[  |Failure|Skipped|needs"
+    "$B/cuda_elementwise_test" --gtest_filter='*Rank*:*Shard*:*Split*' 2>&1 | grep -E "^\[  (PASSED|FAILED)|Failure"
+    m=models/tnl-brown-12m
+    tp2=(--tensor-parallel-size 2 --tensor-parallel-comm single-device)
+    for args in "" "${tp2[*]}"; do
+      echo "tnl-generate --device cuda $args:"
+      "$B/tnl-generate" --model $m --prompt "The jury said" --temperature 0 --max-tokens 48 --device cuda $args 2>/dev/null
+    done
+    "$B/tnl-eval" --model $m --file tests/data/heldout_slice.txt --json --device cuda > /tmp/tp1.json
+    "$B/tnl-eval" --model $m --file tests/data/heldout_slice.txt --json --device cuda "${tp2[@]}" > /tmp/tp2.json
+    echo "tnl-eval, default model, TP = 2 (single-device) against TP = 1:"
+    python3 tools/compare_eval.py /tmp/tp2.json /tmp/tp1.json
+    r=/tmp/m385
+    "$B/tnl-make-test-model" --out $r --layers 24 --dim 1024 --heads 8 --hidden 1024 --glu 2816 --vocab 64000 \
+      --lrpe 1,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0,0 --dtype bf16 --seed 1 > /dev/null
+    cp $m/tokenizer.model $m/tokenizer_config.json $r/
+    head -c 6000 tests/data/heldout_slice.txt > /tmp/text385.txt
+    "$B/tnl-eval" --model $r --file /tmp/text385.txt --json --device cuda > /tmp/e1.json
+    for n in 2 4; do
+      "$B/tnl-eval" --model $r --file /tmp/text385.txt --json --device cuda --tensor-parallel-size $n \
+        --tensor-parallel-comm single-device > /tmp/e$n.json
+      echo "tnl-eval, random 385M-shape model, TP = $n (single-device) against TP = 1:"
+      python3 tools/compare_eval.py /tmp/e$n.json /tmp/e1.json
+    done
+    echo "tnl-server ${tp2[*]}:"
+    "$B/tnl-server" --model $m --device cuda --port 18001 --grpc-port -1 "${tp2[@]}" > "$OUT/server_tp.log" 2>&1 &
+    pid=$!
+    PYTHONUNBUFFERED=1 python3 tools/device_server_check.py http://127.0.0.1:18001
+    kill -TERM $pid; wait $pid; echo "server exit: $?"
+    grep -E "backend|tensor parallelism|error" "$OUT/server_tp.log" | head -8
+    for n in 1 2; do
+      echo "tnl-bench, 385M shape, TP = $n:"
+      "$B/tnl-bench" --config tools/bench/configs/tnl-385m.json --skip-kernels --prefill-lengths 2048 8192 \
+        --batches 1 16 64 --contexts 512 --reps 10 --tensor-parallel-size $n --tensor-parallel-comm single-device \
+        --json "$OUT/bench_tp$n.json" 2>&1 | grep -vE "^\[.*info\]" | tail -20
+    done
+  } 2>&1 | tee "$OUT/tp.txt"
 fi
 
 if has bench; then

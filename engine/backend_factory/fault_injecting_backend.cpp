@@ -16,6 +16,7 @@ class FaultInjectingBackend final : public Backend {
   int64_t state_bytes_per_slot() const override { return inner_->state_bytes_per_slot(); }
   bool samples_on_device() const override { return inner_->samples_on_device(); }
   int32_t num_state_slots(StateTier tier) const override { return inner_->num_state_slots(tier); }
+  Counters counters() const override { return inner_->counters(); }
   Status read_state(StateRef slot, std::span<std::byte> out) override { return inner_->read_state(slot, out); }
   Status write_state(StateRef slot, std::span<const std::byte> in) override { return inner_->write_state(slot, in); }
 

@@ -6,8 +6,17 @@
 // cuBLAS GEMMs over all tokens of the step; the fp32 residual stream takes the
 // out_proj and l3 products with beta = 1. Decode-state slots are one fp32 pool.
 //
+// Tensor parallelism (model-spec §7): a rank holds its shard (shard_layout.h)
+// and computes with the shard's shapes (config_ is the shard's, global_ the
+// model's); a CudaCommunicator joins the ranks at four places per step: the
+// embedding (vocabulary shards), the post-attention norm (its sum of squares
+// spans all D channels), after out_proj and after l3 (partial products; rank 0
+// alone adds the residual and the bias). Logits are gathered and un-padded on
+// every rank; rank 0 samples and returns them.
+//
 // Threads: driven by one thread at a time (Backend contract); all work is on the
-// backend's own stream, synchronised once per step when logits are copied back.
+// backend's stream (its own, or its communicator's), synchronised once per step
+// when logits are copied back.
 #include "engine/cuda/cuda_backend.h"
 
 #include <cublas_v2.h>
@@ -19,6 +28,7 @@
 #include <cmath>
 #include <map>
 
+#include "engine/cuda/cuda_communicator.h"
 #include "engine/cuda/cuda_weights.h"
 #include "engine/cuda/device_buffer.h"
 #include "engine/cuda/device_sampler.h"
@@ -26,6 +36,8 @@
 #include "engine/cuda/pinned_buffer.h"
 #include "engine/cuda/state_store.h"
 #include "engine/cuda/step_layout.h"
+#include "engine/parallel/shard_layout.h"
+#include "engine/parallel/tensor_parallel_backend.h"
 #include "kernels/cuda/launchers.h"
 #include "kernels/cuda/small_batch_linear.h"
 
@@ -58,55 +70,72 @@ struct Activations {
   DeviceBuffer<T> o;            // [N, D] attention output, then the gated norm
   DeviceBuffer<T> h12;          // [N, 2G]
   DeviceBuffer<float> scratch;  // Lightning segment states
-  DeviceBuffer<float> logits;   // [R, V]
+  DeviceBuffer<float> logits;   // [R, V] (the whole vocabulary)
   DeviceBuffer<int32_t> ints;   // StepLayout::ints
+  // Tensor parallelism only:
+  DeviceBuffer<float> sum_sq;          // [N] the post-attention norm's sums of squares
+  DeviceBuffer<float> logits_shard;    // [R, V'] this rank's vocabulary rows
+  DeviceBuffer<float> logits_gathered; // [T, R, V'] every rank's
+};
+
+// Where a rank sits: its shard, its communicator (null: the whole model on its
+// own stream), and the device bytes its slots may budget from (0: what the
+// device has free; ranks sharing one GPU split it beforehand).
+struct RankPlacement {
+  ShardLayout shard;
+  CudaCommunicator* comm = nullptr;
+  int64_t free_bytes = 0;
 };
 
 template <typename T>
 class CudaBackend final : public Backend {
  public:
   ~CudaBackend() override {
+    cudaSetDevice(device_);
     clear_graphs();
     if (cublas_) cublasDestroy(cublas_);
-    if (stream_) cudaStreamDestroy(stream_);
+    if (stream_ && !comm_) cudaStreamDestroy(stream_);  // else the communicator's
   }
 
   // `weights(stream)` produces the device weights once the stream exists.
   template <typename LoadWeights>
-  static Expected<std::unique_ptr<Backend>> create(const ModelConfig& config, const BackendOptions& options,
+  static Expected<std::unique_ptr<Backend>> create(const RankPlacement& placement, const BackendOptions& options,
                                                    LoadWeights weights) {
-    std::unique_ptr<CudaBackend> b(new CudaBackend(config, options));
+    std::unique_ptr<CudaBackend> b(new CudaBackend(placement, options));
     TNL_RETURN_IF_ERROR(b->init(options, weights));
     return std::unique_ptr<Backend>(std::move(b));
   }
 
-  const ModelConfig& config() const override { return config_; }
+  const ModelConfig& config() const override { return global_; }
   std::string name() const override { return "cuda"; }
   int32_t num_slots() const override { return num_slots_; }
   int64_t state_bytes_per_slot() const override { return state_floats_per_slot_ * int64_t(sizeof(float)); }
   int32_t num_state_slots(StateTier tier) const override { return store_.slots(tier); }
   Status read_state(StateRef slot, std::span<std::byte> out) override {
     TNL_RETURN_IF_ERROR(validate_state_ref(slot, *this));
+    TNL_CUDA_TRY(cudaSetDevice(device_));
     return store_.read(slot, out);
   }
   Status write_state(StateRef slot, std::span<const std::byte> in) override {
     TNL_RETURN_IF_ERROR(validate_state_ref(slot, *this));
+    TNL_CUDA_TRY(cudaSetDevice(device_));
     return store_.write(slot, in);
   }
   bool samples_on_device() const override { return true; }
   Counters counters() const override { return counters_; }
 
   Status run_step(const StepPlan& plan, StepOutput* out) override {
-    TNL_RETURN_IF_ERROR(validate_step_plan(plan, config_, num_slots_, /*device_sampling=*/true));
+    TNL_RETURN_IF_ERROR(validate_step_plan(plan, global_, num_slots_, /*device_sampling=*/true));
     TNL_RETURN_IF_ERROR(validate_state_copies(plan, *this));
+    TNL_CUDA_TRY(cudaSetDevice(device_));  // a tensor-parallel rank's thread may not have it current
     TNL_RETURN_IF_ERROR(store_.run_copies(plan.copies_before));
     if (plan.chunks.empty()) {
-      *out = StepOutput{config_.vocab_size, {}, {}, {}};
+      *out = StepOutput{global_.vocab_size, {}, {}, {}};
       TNL_RETURN_IF_ERROR(store_.run_copies(plan.copies_after));
       TNL_CUDA_TRY(cudaStreamSynchronize(stream_));
       return Status::ok();
     }
-    if (is_decode_only(plan)) return run_decode_graph(plan, out);
+    if (use_graphs_ && is_decode_only(plan)) return run_decode_graph(plan, out);
     const StepLayout s = make_step_layout(plan, config_.num_heads, config_.head_dim(), 2 * sm_count_);
     TNL_RETURN_IF_ERROR(reserve(s));
     TNL_RETURN_IF_ERROR(upload_ints(s));
@@ -177,15 +206,33 @@ class CudaBackend final : public Backend {
     const int32_t* ints = act_.ints.get();
     const int64_t N = s.num_tokens, d = config_.dim;
     const float scale = config_.scale_embedding ? float(std::sqrt(double(d))) : 1.0f;
-    TNL_CUDA_TRY(cuda::embed_tokens<T>(weights_.embed.get(), config_.vocab_size, d, ints + s.tokens, N, scale,
-                                       act_.x.get(), stream_));
+    TNL_CUDA_TRY(cuda::embed_tokens<T>(weights_.embed.get(), config_.vocab_size, shard_.vocab_begin(), d,
+                                       ints + s.tokens, N, scale, act_.x.get(), stream_));
+    if (comm_) TNL_RETURN_IF_ERROR(comm_->all_reduce_sum(act_.x.get(), N * d));
     for (int64_t l = 0; l < config_.num_layers; ++l) TNL_RETURN_IF_ERROR(layer(l, s));
     // logits = SRMSNorm(x[rows]) · Wlmᵀ, fp32
     const int64_t R = s.num_logit_rows;
     if (R > 0) {
       TNL_CUDA_TRY(cuda::srms_norm<T>(act_.x.get(), d, ints + s.logit_rows, R, act_.a.get(), stream_));
-      TNL_RETURN_IF_ERROR(gemm_xwt_f32(cublas_, act_.a.get(), weights_.output_matrix(), R, d, config_.vocab_size,
-                                       act_.logits.get(), 0.0f));
+      float* logits = comm_ ? act_.logits_shard.get() : act_.logits.get();
+      TNL_RETURN_IF_ERROR(
+          gemm_xwt_f32(cublas_, act_.a.get(), weights_.output_matrix(), R, d, config_.vocab_size, logits, 0.0f));
+      if (comm_) TNL_RETURN_IF_ERROR(gather_logits(R));
+    }
+    return Status::ok();
+  }
+
+  // Every rank's [R, V'] logits into act_.logits [R, V]: rank r's columns are
+  // vocabulary [r·V', r·V' + its real rows), the padding rows dropped.
+  Status gather_logits(int64_t R) {
+    const int64_t Vs = config_.vocab_size, V = global_.vocab_size;
+    TNL_RETURN_IF_ERROR(comm_->all_gather(act_.logits_shard.get(), act_.logits_gathered.get(), R * Vs));
+    for (int32_t r = 0; r < shard_.size; ++r) {
+      const int64_t cols = std::min(Vs, V - r * Vs);
+      if (cols <= 0) continue;
+      TNL_CUDA_TRY(cudaMemcpy2DAsync(act_.logits.get() + r * Vs, size_t(V) * sizeof(float),
+                                     act_.logits_gathered.get() + r * R * Vs, size_t(Vs) * sizeof(float),
+                                     size_t(cols) * sizeof(float), size_t(R), cudaMemcpyDeviceToDevice, stream_));
     }
     return Status::ok();
   }
@@ -193,13 +240,16 @@ class CudaBackend final : public Backend {
   // Samples the chunks that ask for it on the GPU, runs the plan's copies_after,
   // copies the first `rows` logits rows to the host when any chunk wants rows
   // there, and waits for the step.
+  // A tensor-parallel rank other than 0 neither samples nor copies rows: rank
+  // 0's output is the step's.
   Status finish_step(const StepPlan& plan, const StepLayout& s, int64_t rows, StepOutput* out) {
-    const int64_t V = config_.vocab_size;
+    const int64_t V = global_.vocab_size;
+    const bool leader = shard_.rank == 0;
     TNL_RETURN_IF_ERROR(store_.run_copies(plan.copies_after));
-    TNL_RETURN_IF_ERROR(sampler_.enqueue(plan, s.sample_row, act_.logits.get(), V, stream_));
+    if (leader) TNL_RETURN_IF_ERROR(sampler_.enqueue(plan, s.sample_row, act_.logits.get(), V, stream_));
     const bool host_rows = std::any_of(plan.chunks.begin(), plan.chunks.end(),
                                        [](const SequenceChunk& c) { return c.logits != LogitsMode::kNone; });
-    if (!host_rows) rows = 0;
+    if (!host_rows || !leader) rows = 0;
     out->vocab_size = V;
     out->row_begin = s.row_begin;
     out->logits.resize(size_t(rows * V));
@@ -208,11 +258,19 @@ class CudaBackend final : public Backend {
                                    cudaMemcpyDeviceToHost, stream_));
     }
     TNL_CUDA_TRY(cudaStreamSynchronize(stream_));
-    sampler_.collect(plan.chunks.size(), &out->sampled);
+    if (leader) sampler_.collect(plan.chunks.size(), &out->sampled);
     return Status::ok();
   }
 
-  CudaBackend(ModelConfig config, const BackendOptions& options) : config_(std::move(config)), options_(options) {}
+  CudaBackend(const RankPlacement& placement, const BackendOptions& options)
+      : shard_(placement.shard),
+        config_(shard_.local),
+        global_(shard_.global),
+        options_(options),
+        comm_(placement.comm),
+        free_bytes_share_(placement.free_bytes),
+        device_(comm_ ? comm_->device() : options.gpu_device),
+        use_graphs_(!comm_ || comm_->supports_graph_capture()) {}
 
   template <typename LoadWeights>
   Status init(const BackendOptions& options, LoadWeights load_weights) {
@@ -220,11 +278,15 @@ class CudaBackend final : public Backend {
       return unavailable("the CUDA backend needs a head width that is a multiple of 4 and at most 1024, got " +
                          std::to_string(config_.head_dim()));
     }
-    TNL_CUDA_TRY(cudaSetDevice(options.gpu_device));
+    TNL_CUDA_TRY(cudaSetDevice(device_));
     cudaDeviceProp prop{};
-    TNL_CUDA_TRY(cudaGetDeviceProperties(&prop, options.gpu_device));
+    TNL_CUDA_TRY(cudaGetDeviceProperties(&prop, device_));
     sm_count_ = prop.multiProcessorCount;
-    TNL_CUDA_TRY(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+    if (comm_) {
+      stream_ = comm_->stream();
+    } else {
+      TNL_CUDA_TRY(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
+    }
     TNL_CUBLAS_TRY(cublasCreate(&cublas_));
     TNL_CUBLAS_TRY(cublasSetStream(cublas_, stream_));
     TNL_ASSIGN_OR_RETURN(weights_, load_weights(stream_));
@@ -236,6 +298,7 @@ class CudaBackend final : public Backend {
     // out of the same budget (by default half of what the live slots leave).
     size_t free_bytes = 0, total_bytes = 0;
     TNL_CUDA_TRY(cudaMemGetInfo(&free_bytes, &total_bytes));
+    if (free_bytes_share_ > 0) free_bytes = size_t(std::max<int64_t>(0, free_bytes_share_ - weights_.bytes));
     const int64_t step_tokens = std::max<int64_t>(4096, options.max_step_tokens);
     const double budget = double(free_bytes) * options.gpu_memory_fraction - double(activation_bytes(step_tokens, step_tokens));
     const double slot_bytes = double(state_bytes_per_slot());
@@ -259,18 +322,24 @@ class CudaBackend final : public Backend {
                                                       int64_t(sizeof(T)));
     TNL_CUDA_TRY(cudaStreamSynchronize(stream_));
     TNL_RETURN_IF_ERROR(prepare_for_serving(step_tokens));
-    spdlog::info("cuda backend: {} ({} SMs), weights {:.1f} MB {}, {} state slots x {:.2f} MB, {} prefix-cache "
+    spdlog::info("cuda backend{}: {} {} ({} SMs), weights {:.1f} MB {}, {} state slots x {:.2f} MB, {} prefix-cache "
                  "slots in GPU memory, {} in pinned host memory; states {:.1f} MB on the GPU, {:.1f} MB on the host",
-                 prop.name, sm_count_, double(weights_.bytes) / 1e6, options.gpu_dtype, num_slots_,
+                 rank_label(), device_, prop.name, sm_count_, double(weights_.bytes) / 1e6, options.gpu_dtype, num_slots_,
                  double(state_bytes_per_slot()) / 1e6, cache_slots, host_slots, double(store_.device_bytes()) / 1e6,
                  double(store_.host_bytes()) / 1e6);
     return Status::ok();
   }
 
+  std::string rank_label() const {
+    if (!comm_) return "";
+    return " rank " + std::to_string(shard_.rank) + "/" + std::to_string(shard_.size) + " (" + comm_->name() + ")";
+  }
+
   int64_t activation_bytes(int64_t tokens, int64_t rows) const {
     const int64_t d = config_.dim, D = config_.hidden_dim, G = config_.glu_dim;
+    const int64_t sharded_logits = comm_ ? rows * config_.vocab_size * 4 * (1 + shard_.size) : 0;
     return tokens * (d * 4 + std::max(d, G) * 2 + 4 * D * 2 + 3 * 2 * D * 2 + D * 2 + 2 * G * 2) +
-           rows * config_.vocab_size * 4;
+           rows * global_.vocab_size * 4 + sharded_logits;
   }
 
   // Grows the activation buffers; captured graphs hold their old addresses, so
@@ -302,11 +371,11 @@ class CudaBackend final : public Backend {
     TNL_RETURN_IF_ERROR(act_.v.reserve(max_tokens * D));
     TNL_RETURN_IF_ERROR(act_.o.reserve(max_tokens * D));
     TNL_RETURN_IF_ERROR(act_.h12.reserve(max_tokens * 2 * G));
-    TNL_RETURN_IF_ERROR(act_.logits.reserve(rows * config_.vocab_size));
+    TNL_RETURN_IF_ERROR(reserve_logits(rows, max_tokens));
     TNL_RETURN_IF_ERROR(act_.ints.reserve(4 * max_tokens + rows + 7 * segments + 2 * num_slots_ + 1024));
     TNL_RETURN_IF_ERROR(act_.scratch.reserve(segments * H * 2 * e * e));
     int64_t buckets = 0;
-    for (int64_t bucket = 1; bucket <= num_slots_; bucket *= 2) {
+    for (int64_t bucket = 1; use_graphs_ && bucket <= num_slots_; bucket *= 2) {
       StepPlan plan;
       for (int64_t i = 0; i < bucket; ++i) plan.chunks.push_back({store_.scratch_slot(), 1, {0}, LogitsMode::kLast});
       // Only recorded, not run: a replay reads the ints each step uploads (a
@@ -316,13 +385,26 @@ class CudaBackend final : public Backend {
       ++buckets;
     }
     TNL_CUDA_TRY(cudaStreamSynchronize(stream_));
-    spdlog::info("cuda backend: activations for {} tokens per step, {} decode graphs captured", max_tokens, buckets);
+    spdlog::info("cuda backend{}: activations for {} tokens per step, {} decode graphs captured{}", rank_label(),
+                 max_tokens, buckets, use_graphs_ ? "" : " (the communicator cannot be captured)");
     return Status::ok();
   }
 
+  // Logits rows (whole vocabulary) and, under tensor parallelism, the shard's
+  // and the gathered rows, and the norm's sums for `tokens` tokens.
+  Status reserve_logits(int64_t rows, int64_t tokens) {
+    TNL_RETURN_IF_ERROR(act_.logits.reserve(rows * global_.vocab_size));
+    if (!comm_) return Status::ok();
+    TNL_RETURN_IF_ERROR(act_.logits_shard.reserve(rows * config_.vocab_size));
+    TNL_RETURN_IF_ERROR(act_.logits_gathered.reserve(shard_.size * rows * config_.vocab_size));
+    return act_.sum_sq.reserve(tokens);
+  }
+
   std::vector<const void*> buffer_addresses() const {
-    return {act_.x.get(), act_.a.get(), act_.qkvu.get(), act_.q.get(), act_.k.get(), act_.v.get(),
-            act_.o.get(), act_.h12.get(), act_.logits.get(), act_.ints.get(), act_.scratch.get()};
+    return {act_.x.get(),      act_.a.get(),       act_.qkvu.get(),         act_.q.get(),
+            act_.k.get(),      act_.v.get(),       act_.o.get(),            act_.h12.get(),
+            act_.logits.get(), act_.ints.get(),    act_.scratch.get(),      act_.sum_sq.get(),
+            act_.logits_shard.get(), act_.logits_gathered.get()};
   }
 
   void clear_graphs() {
@@ -341,7 +423,7 @@ class CudaBackend final : public Backend {
     TNL_RETURN_IF_ERROR(act_.v.reserve(P * D));
     TNL_RETURN_IF_ERROR(act_.o.reserve(N * D));
     TNL_RETURN_IF_ERROR(act_.h12.reserve(N * 2 * G));
-    TNL_RETURN_IF_ERROR(act_.logits.reserve(s.num_logit_rows * config_.vocab_size));
+    TNL_RETURN_IF_ERROR(reserve_logits(s.num_logit_rows, N));
     TNL_RETURN_IF_ERROR(act_.ints.reserve(int64_t(s.ints.size())));
     TNL_RETURN_IF_ERROR(act_.scratch.reserve(int64_t(s.plan.num_segments) * H * 2 * e * e));
     return Status::ok();
@@ -357,17 +439,46 @@ class CudaBackend final : public Backend {
     TNL_RETURN_IF_ERROR(gemm_xwt(cublas_, act_.a.get(), w.qkvu.get(), N, d, 4 * D, act_.qkvu.get()));
     if (w.qkvu_bias.get()) TNL_CUDA_TRY(cuda::add_bias<T>(act_.qkvu.get(), w.qkvu_bias.get(), N, 4 * D, stream_));
     TNL_RETURN_IF_ERROR(attention(l, s));
-    TNL_CUDA_TRY(cuda::norm_gate<T>(act_.o.get(), act_.qkvu.get() + 3 * D, 4 * D, N, D, act_.o.get(), stream_));
-    TNL_RETURN_IF_ERROR(gemm_xwt_f32(cublas_, act_.o.get(), w.out.get(), N, D, d, act_.x.get(), 1.0f));
+    TNL_RETURN_IF_ERROR(norm_gate(N));
+    TNL_RETURN_IF_ERROR(gemm_xwt_f32(cublas_, act_.o.get(), w.out.get(), N, D, d, act_.x.get(), residual_beta()));
     if (w.out_bias.get()) TNL_CUDA_TRY(cuda::add_bias_f32<T>(act_.x.get(), w.out_bias.get(), N, d, stream_));
+    if (comm_) TNL_RETURN_IF_ERROR(comm_->all_reduce_sum(act_.x.get(), N * d));
 
     // Channel mixer: x += ((a·W1ᵀ) ⊙ (a·W2ᵀ)) · W3ᵀ
     TNL_CUDA_TRY(cuda::srms_norm<T>(act_.x.get(), d, nullptr, N, act_.a.get(), stream_));
     TNL_RETURN_IF_ERROR(gemm_xwt(cublas_, act_.a.get(), w.w12.get(), N, d, 2 * G, act_.h12.get()));
     if (w.b12.get()) TNL_CUDA_TRY(cuda::add_bias<T>(act_.h12.get(), w.b12.get(), N, 2 * G, stream_));
     TNL_CUDA_TRY(cuda::sglu_product<T>(act_.h12.get(), N, G, act_.a.get(), stream_));
-    TNL_RETURN_IF_ERROR(gemm_xwt_f32(cublas_, act_.a.get(), w.l3.get(), N, G, d, act_.x.get(), 1.0f));
+    TNL_RETURN_IF_ERROR(gemm_xwt_f32(cublas_, act_.a.get(), w.l3.get(), N, G, d, act_.x.get(), residual_beta()));
     if (w.l3_bias.get()) TNL_CUDA_TRY(cuda::add_bias_f32<T>(act_.x.get(), w.l3_bias.get(), N, d, stream_));
+    if (comm_) TNL_RETURN_IF_ERROR(comm_->all_reduce_sum(act_.x.get(), N * d));
+    return Status::ok();
+  }
+
+  // The projections after attention and after the SGLU add into the residual
+  // stream; under tensor parallelism only rank 0 keeps the residual (and holds
+  // the biases), the others contribute their partial product alone.
+  float residual_beta() const { return shard_.rank == 0 ? 1.0f : 0.0f; }
+
+  // o ← SRMSNorm(o) ⊙ u over all D channels: on one rank in one kernel; on
+  // T ranks each holds D/T channels, so the sums of squares are all-reduced first.
+  Status norm_gate(int64_t N) {
+    const int64_t D = config_.hidden_dim;
+    const T* u = act_.qkvu.get() + 3 * D;
+    if (!comm_) {
+      TNL_CUDA_TRY(cuda::norm_gate<T>(act_.o.get(), u, 4 * D, N, D, act_.o.get(), stream_));
+      return Status::ok();
+    }
+    TNL_CUDA_TRY(cuda::row_sum_squares<T>(act_.o.get(), N, D, act_.sum_sq.get(), stream_));
+    TNL_RETURN_IF_ERROR(comm_->all_reduce_sum(act_.sum_sq.get(), N));
+    TNL_CUDA_TRY(cuda::norm_gate_summed<T>(act_.o.get(), u, 4 * D, N, D, act_.sum_sq.get(), global_.hidden_dim,
+                                           act_.o.get(), stream_));
+    return Status::ok();
+  }
+
+  // Ranks other than 0 start their partial sums from zero (the fused kernel adds).
+  Status clear_residual_if_partial(int64_t N) {
+    if (shard_.rank != 0) TNL_CUDA_TRY(cudaMemsetAsync(act_.x.get(), 0, size_t(N * config_.dim) * sizeof(float), stream_));
     return Status::ok();
   }
 
@@ -397,13 +508,17 @@ class CudaBackend final : public Backend {
     qkvu.y = act_.qkvu.get();
     TNL_CUDA_TRY(cuda::small_batch_linear(qkvu, stream_));
     TNL_RETURN_IF_ERROR(attention(l, s));
-    // x += (SRMSNorm(o) ⊙ u) · Woutᵀ
-    auto out = linear(D, d, LinearInput::kNormGateT, LinearOutput::kAddF32, w.out.get(), w.out_bias.get());
+    // x += (SRMSNorm(o) ⊙ u) · Woutᵀ (sharded: the norm first, its sums all-reduced)
+    auto out = linear(D, d, comm_ ? LinearInput::kPlainT : LinearInput::kNormGateT, LinearOutput::kAddF32, w.out.get(),
+                      w.out_bias.get());
+    if (comm_) TNL_RETURN_IF_ERROR(norm_gate(N));
     out.x = act_.o.get();
     out.gate = act_.qkvu.get() + 3 * D;
     out.gate_stride = 4 * D;
     out.residual = act_.x.get();
+    TNL_RETURN_IF_ERROR(clear_residual_if_partial(N));
     TNL_CUDA_TRY(cuda::small_batch_linear(out, stream_));
+    if (comm_) TNL_RETURN_IF_ERROR(comm_->all_reduce_sum(act_.x.get(), N * d));
     // p = (SRMSNorm(x)·W1ᵀ) ⊙ (SRMSNorm(x)·W2ᵀ); x += p · W3ᵀ
     auto w12 = linear(d, G, LinearInput::kNormF32, LinearOutput::kGluProductT, w.w12.get(), w.b12.get());
     w12.x_f32 = act_.x.get();
@@ -412,7 +527,9 @@ class CudaBackend final : public Backend {
     auto l3 = linear(G, d, LinearInput::kPlainT, LinearOutput::kAddF32, w.l3.get(), w.l3_bias.get());
     l3.x = act_.a.get();
     l3.residual = act_.x.get();
+    TNL_RETURN_IF_ERROR(clear_residual_if_partial(N));
     TNL_CUDA_TRY(cuda::small_batch_linear(l3, stream_));
+    if (comm_) TNL_RETURN_IF_ERROR(comm_->all_reduce_sum(act_.x.get(), N * d));
     return Status::ok();
   }
 
@@ -475,8 +592,14 @@ class CudaBackend final : public Backend {
     return Status::ok();
   }
 
-  ModelConfig config_;
+  const ShardLayout shard_;           // the whole model unless tensor-parallel
+  const ModelConfig config_;          // this rank's shapes (shard_.local)
+  const ModelConfig global_;          // the model's (shard_.global)
   BackendOptions options_;
+  CudaCommunicator* comm_ = nullptr;  // borrowed; null: no peers
+  int64_t free_bytes_share_ = 0;      // RankPlacement::free_bytes
+  int device_ = 0;
+  bool use_graphs_ = true;            // decode steps replay CUDA graphs
   int sm_count_ = 0;
   cudaStream_t stream_ = nullptr;
   cublasHandle_t cublas_ = nullptr;
@@ -498,30 +621,74 @@ class CudaBackend final : public Backend {
 namespace {
 
 template <typename T>
-Expected<std::unique_ptr<Backend>> create_with(const ModelConfig& config, const BackendOptions& options,
+Expected<std::unique_ptr<Backend>> create_with(const RankPlacement& placement, const BackendOptions& options,
                                                const Checkpoint* checkpoint, uint64_t seed) {
-  return CudaBackend<T>::create(config, options, [&](cudaStream_t stream) {
-    return checkpoint ? upload_weights<T>(*checkpoint, stream) : random_weights<T>(config, seed, stream);
+  return CudaBackend<T>::create(placement, options, [&](cudaStream_t stream) {
+    return checkpoint ? upload_weights<T>(*checkpoint, placement.shard, stream)
+                      : random_weights<T>(placement.shard, seed, stream);
   });
 }
 
-Expected<std::unique_ptr<Backend>> create(const ModelConfig& config, const BackendOptions& options,
+Expected<std::unique_ptr<Backend>> create(const RankPlacement& placement, const BackendOptions& options,
                                           const Checkpoint* checkpoint, uint64_t seed) {
   if (options.max_slots < 1) return invalid_argument("max_slots must be at least 1");
-  if (options.gpu_dtype == "bf16") return create_with<__nv_bfloat16>(config, options, checkpoint, seed);
-  if (options.gpu_dtype == "fp16") return create_with<__half>(config, options, checkpoint, seed);
+  if (options.gpu_dtype == "bf16") return create_with<__nv_bfloat16>(placement, options, checkpoint, seed);
+  if (options.gpu_dtype == "fp16") return create_with<__half>(placement, options, checkpoint, seed);
   return invalid_argument("gpu dtype must be bf16 or fp16, got \"" + options.gpu_dtype + "\"");
+}
+
+// T ranks of one model (a checkpoint, or random weights when it is null), each
+// with its communicator; ranks sharing one GPU split its free memory evenly.
+Expected<std::unique_ptr<Backend>> create_tensor_parallel(const ModelConfig& config, const BackendOptions& options,
+                                                          const Checkpoint* checkpoint, uint64_t seed) {
+  const int32_t n = options.tensor_parallel_size;
+  TNL_RETURN_IF_ERROR(check_tensor_parallel(config, n));
+  std::string comm = options.tensor_parallel_comm;
+  if (comm == "auto") comm = "nccl";
+  if (comm != "nccl" && comm != "single-device") {
+    return invalid_argument("--tensor-parallel-comm must be auto, nccl or single-device for the CUDA backend, got " +
+                            comm);
+  }
+  TNL_ASSIGN_OR_RETURN(CudaCommunicators comms, comm == "nccl"
+                                                    ? make_nccl_communicators(options.gpu_device, n)
+                                                    : make_single_device_communicators(options.gpu_device, n));
+  int64_t share = 0;
+  if (comm == "single-device") {
+    size_t free_bytes = 0, total_bytes = 0;
+    TNL_CUDA_TRY(cudaSetDevice(options.gpu_device));
+    TNL_CUDA_TRY(cudaMemGetInfo(&free_bytes, &total_bytes));
+    share = int64_t(free_bytes) / n;
+  }
+  std::vector<std::unique_ptr<Backend>> ranks;
+  for (int32_t r = 0; r < n; ++r) {
+    RankPlacement placement{ShardLayout::make(config, r, n), comms[size_t(r)].get(), share};
+    TNL_ASSIGN_OR_RETURN(std::unique_ptr<Backend> rank, create(placement, options, checkpoint, seed + uint64_t(r) * 1000));
+    ranks.push_back(std::move(rank));
+  }
+  std::vector<std::unique_ptr<Communicator>> base;
+  for (auto& c : comms) base.push_back(std::move(c));
+  std::unique_ptr<Backend> joined = make_tensor_parallel_backend(std::move(base), std::move(ranks));
+  spdlog::info("tensor parallelism: {} ranks over {}, {} state slots, {:.2f} MB of state per slot per rank", n,
+               comm == "nccl" ? "NCCL" : "one GPU", joined->num_slots(),
+               double(joined->state_bytes_per_slot()) / n / 1e6);
+  return joined;
 }
 
 }  // namespace
 
 Expected<std::unique_ptr<Backend>> make_cuda_backend(const Checkpoint& checkpoint, const BackendOptions& options) {
-  return create(checkpoint.config(), options, &checkpoint, 0);
+  return create(RankPlacement{ShardLayout::whole(checkpoint.config())}, options, &checkpoint, 0);
+}
+
+Expected<std::unique_ptr<Backend>> make_cuda_tensor_parallel(const Checkpoint& checkpoint,
+                                                             const BackendOptions& options) {
+  return create_tensor_parallel(checkpoint.config(), options, &checkpoint, 0);
 }
 
 Expected<std::unique_ptr<Backend>> make_cuda_backend_random(const ModelConfig& config, const BackendOptions& options,
                                                             uint64_t seed) {
-  return create(config, options, nullptr, seed);
+  if (options.tensor_parallel_size > 1) return create_tensor_parallel(config, options, nullptr, seed);
+  return create(RankPlacement{ShardLayout::whole(config)}, options, nullptr, seed);
 }
 
 }  // namespace tnl

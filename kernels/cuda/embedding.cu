@@ -1,4 +1,7 @@
 // Embedding gather × scale: x[t, :] = E[token_t, :] · scale (model-spec §4), fp32 out.
+// The table may be a tensor-parallel rank's vocabulary shard: rows for tokens
+// [vocab_begin, vocab_begin + vocab); other tokens give zero rows, so that the
+// all-reduce over ranks assembles every token's row.
 // One CTA per token; 8 elements (16 bytes of T) per thread step when d % 8 == 0.
 #include "kernels/cuda/device_math.cuh"
 #include "kernels/cuda/launchers.h"
@@ -7,10 +10,10 @@ namespace tnl::cuda {
 namespace {
 
 template <typename T>
-__global__ void embed_kernel(const T* table, int64_t vocab, int64_t dim, const int32_t* tokens, float scale,
-                             float* x) {
+__global__ void embed_kernel(const T* table, int64_t vocab, int64_t vocab_begin, int64_t dim, const int32_t* tokens,
+                             float scale, float* x) {
   const int64_t t = blockIdx.x;
-  const int32_t token = tokens[t];
+  const int64_t token = int64_t(tokens[t]) - vocab_begin;
   float* xt = x + t * dim;
   const bool valid = token >= 0 && token < vocab;
   const T* row = table + int64_t(valid ? token : 0) * dim;
@@ -34,17 +37,17 @@ __global__ void embed_kernel(const T* table, int64_t vocab, int64_t dim, const i
 }  // namespace
 
 template <typename T>
-cudaError_t embed_tokens(const T* table, int64_t vocab, int64_t dim, const int32_t* tokens, int64_t n,
-                         float scale, float* x, cudaStream_t stream) {
-  if (vocab <= 0 || dim <= 0 || n < 0 || !table || !tokens || !x) return cudaErrorInvalidValue;
+cudaError_t embed_tokens(const T* table, int64_t vocab, int64_t vocab_begin, int64_t dim, const int32_t* tokens,
+                         int64_t n, float scale, float* x, cudaStream_t stream) {
+  if (vocab <= 0 || vocab_begin < 0 || dim <= 0 || n < 0 || !table || !tokens || !x) return cudaErrorInvalidValue;
   if (n == 0) return cudaSuccess;
-  embed_kernel<<<unsigned(n), 128, 0, stream>>>(table, vocab, dim, tokens, scale, x);
+  embed_kernel<<<unsigned(n), 128, 0, stream>>>(table, vocab, vocab_begin, dim, tokens, scale, x);
   return cudaGetLastError();
 }
 
-template cudaError_t embed_tokens<__nv_bfloat16>(const __nv_bfloat16*, int64_t, int64_t, const int32_t*, int64_t,
-                                                 float, float*, cudaStream_t);
-template cudaError_t embed_tokens<__half>(const __half*, int64_t, int64_t, const int32_t*, int64_t, float, float*,
-                                          cudaStream_t);
+template cudaError_t embed_tokens<__nv_bfloat16>(const __nv_bfloat16*, int64_t, int64_t, int64_t, const int32_t*,
+                                                 int64_t, float, float*, cudaStream_t);
+template cudaError_t embed_tokens<__half>(const __half*, int64_t, int64_t, int64_t, const int32_t*, int64_t, float,
+                                          float*, cudaStream_t);
 
 }  // namespace tnl::cuda

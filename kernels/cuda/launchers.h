@@ -37,10 +37,12 @@ template <typename T>
 cudaError_t fill_uniform(T* dst, int64_t n, uint64_t seed, float scale, cudaStream_t stream);
 cudaError_t fill_uniform_f32(float* dst, int64_t n, uint64_t seed, float scale, cudaStream_t stream);
 
-// x[t, :] = E[tokens[t], :] · scale (fp32 residual stream). Tokens outside [0, V) give zeros.
+// x[t, :] = E[tokens[t] − vocab_begin, :] · scale (fp32 residual stream); the table
+// holds `vocab` rows (a tensor-parallel shard starts at vocab_begin, else 0).
+// Tokens outside [vocab_begin, vocab_begin + vocab) give zeros.
 template <typename T>
-cudaError_t embed_tokens(const T* table, int64_t vocab, int64_t dim, const int32_t* tokens, int64_t n,
-                         float scale, float* x, cudaStream_t stream);
+cudaError_t embed_tokens(const T* table, int64_t vocab, int64_t vocab_begin, int64_t dim, const int32_t* tokens,
+                         int64_t n, float scale, float* x, cudaStream_t stream);
 
 // y[r, :] = SRMSNorm(x[i, :]) with i = row_index ? row_index[r] : r (fp32 math, T out).
 template <typename T>
@@ -51,6 +53,23 @@ cudaError_t srms_norm(const float* x, int64_t width, const int32_t* row_index, i
 template <typename T>
 cudaError_t norm_gate(const T* o, const T* u, int64_t u_stride, int64_t n, int64_t width, T* g,
                       cudaStream_t stream);
+// The same norm for a tensor-parallel rank that holds `width` of the D = norm_width
+// channels: sum_sq[t] = Σ o[t, :]² over its channels (fp32); once the ranks'
+// sums are all-reduced, norm_gate_summed divides by sqrt(sum_sq[t]/D + ε).
+template <typename T>
+cudaError_t row_sum_squares(const T* o, int64_t n, int64_t width, float* sum_sq, cudaStream_t stream);
+template <typename T>
+cudaError_t norm_gate_summed(const T* o, const T* u, int64_t u_stride, int64_t n, int64_t width,
+                             const float* sum_sq, int64_t norm_width, T* g, cudaStream_t stream);
+
+// Every buffer ← the sum over buffers, in buffer order (fp32, deterministic):
+// the single-device communicator's all-reduce, ranks sharing one GPU.
+constexpr int kMaxRankBuffers = 16;
+struct RankBufferSet {
+  float* data[kMaxRankBuffers] = {};
+  int32_t count = 0;
+};
+cudaError_t sum_rank_buffers(const RankBufferSet& buffers, int64_t n, cudaStream_t stream);
 
 // p[t, :] = h12[t, 0:G] ⊙ h12[t, G:2G]  (SGLU, no activation).
 template <typename T>

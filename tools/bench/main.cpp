@@ -14,6 +14,7 @@
 #include "tools/bench/ceilings.h"
 #include "tools/bench/engine_bench.h"
 #include "tools/bench/kernel_bench.h"
+#include "tools/common/backend_flags.h"
 #include "tools/common/stderr_logging.h"
 
 int main(int argc, char** argv) {
@@ -42,6 +43,7 @@ int main(int argc, char** argv) {
   app.add_option("--gpu-dtype", eo.gpu_dtype, "Weight dtype: bf16 or fp16")
       ->check(CLI::IsMember({"bf16", "fp16"}))
       ->capture_default_str();
+  tnl::tools::add_tensor_parallel_flags(app, &eo.tensor_parallel_size, &eo.tensor_parallel_comm);
   CLI11_PARSE(app, argc, argv);
   ko.reps = eo.reps;
   eo.prefill = !skip_prefill;
@@ -76,6 +78,19 @@ int main(int argc, char** argv) {
       return 1;
     }
     ceilings = *c;
+    // NCCL ranks each have a GPU: the floors are N GPUs' (single-device ranks share one).
+    const bool nccl = eo.tensor_parallel_comm == "auto" || eo.tensor_parallel_comm == "nccl";
+    if (eo.tensor_parallel_size > 1 && nccl) {
+      ceilings.bandwidth_gbs *= eo.tensor_parallel_size;
+      ceilings.matmul_tflops *= eo.tensor_parallel_size;
+    }
+    if (eo.tensor_parallel_size > 1) {
+      spdlog::info("tnl-bench: tensor parallelism over {} ranks ({}): engine floors are those of {} GPU(s); the "
+                   "kernel figures (one GPU's) are left out",
+                   eo.tensor_parallel_size, nccl ? "nccl" : eo.tensor_parallel_comm,
+                   nccl ? eo.tensor_parallel_size : 1);
+      skip_kernels = true;
+    }
     if (!skip_kernels) {
       auto k = tnl::bench::run_kernel_benchmarks(ko, ceilings, timer, stream);
       if (!k.has_value()) {

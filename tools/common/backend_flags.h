@@ -3,9 +3,27 @@
 
 #include <CLI/CLI.hpp>
 
+#include <cstdint>
+#include <string>
+
 #include "engine/backend_options.h"
 
 namespace tnl::tools {
+
+// --tensor-parallel-size and --tensor-parallel-comm (tnl-server, tnl-generate,
+// tnl-eval and tnl-bench: the same words everywhere).
+inline void add_tensor_parallel_flags(CLI::App& app, int32_t* size, std::string* comm) {
+  app.add_option("--tensor-parallel-size", *size,
+                 "Split the model over this many ranks (heads, SGLU width and vocabulary; the model's heads and "
+                 "SGLU width must divide by it). CUDA: one GPU each from device 0; CPU: threads sharing the cores")
+      ->check(CLI::Range(1, 64))
+      ->capture_default_str();
+  app.add_option("--tensor-parallel-comm", *comm,
+                 "How the ranks meet: auto (CUDA: nccl, CPU: in-process), nccl, single-device (every CUDA rank on "
+                 "one GPU: a test of the sharded path, no speed-up) or in-process")
+      ->check(CLI::IsMember({"auto", "nccl", "single-device", "in-process"}))
+      ->capture_default_str();
+}
 
 inline void add_backend_flags(CLI::App& app, BackendOptions* o) {
   app.add_option("--device", o->device, "Compute device: auto (cuda when a GPU is present), cpu or cuda")
@@ -24,6 +42,7 @@ inline void add_backend_flags(CLI::App& app, BackendOptions* o) {
   app.add_option("--gpu-dtype", o->gpu_dtype, "CUDA weight dtype: bf16 or fp16")
       ->check(CLI::IsMember({"bf16", "fp16"}))
       ->capture_default_str();
+  add_tensor_parallel_flags(app, &o->tensor_parallel_size, &o->tensor_parallel_comm);
 }
 
 }  // namespace tnl::tools

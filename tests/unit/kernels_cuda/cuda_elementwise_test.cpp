@@ -1,11 +1,14 @@
 // The row-wise kernels of a layer against their CPU references on random inputs:
 // embedding gather × scale, SRMSNorm (all rows and gathered rows), the
 // post-attention norm ⊙ u, the SGLU product, bias adds, the φ/LRPE split of
-// qkvu into head-major q, k, v, and weight conversion. Widths with and without
+// qkvu into head-major q, k, v, and weight conversion; the tensor-parallel
+// pieces (a vocabulary shard's embedding, the norm split over ranks, the
+// single-device all-reduce). Widths with and without
 // the 16-byte vector path. Outputs are poisoned (NaN) first. Skips without a GPU.
 #include <gtest/gtest.h>
 
 #include <cmath>
+#include <deque>
 #include <vector>
 
 #include "kernels/cpu/reference.h"
@@ -46,9 +49,31 @@ TYPED_TEST(ElementwiseTest, EmbeddingGatherScalesAndZeroesInvalidIds) {
     DeviceVector<int32_t> dtokens(tokens);
     DeviceVector<float> dx(ref.size());
     dx.poison();
-    TNL_EXPECT_CUDA_OK(cuda::embed_tokens<T>(dtable.get(), V, d, dtokens.get(), int64_t(tokens.size()), scale, dx.get(), nullptr));
+    TNL_EXPECT_CUDA_OK(cuda::embed_tokens<T>(dtable.get(), V, 0, d, dtokens.get(), int64_t(tokens.size()), scale, dx.get(), nullptr));
     EXPECT_EQ(dx.to_host(), ref) << "d=" << d;  // an exact product of two representable values
   }
+}
+
+// A rank's vocabulary shard: rows for tokens [begin, begin + rows), zeros for
+// every other token, so that the ranks' rows add up to the whole table's.
+TYPED_TEST(ElementwiseTest, EmbeddingShardGivesItsRowsAndZerosElsewhere) {
+  using T = TypeParam;
+  const int64_t V = 50, d = 64, begin = 17, rows = 17;
+  const std::vector<float> table = test::rounded<T>(test::random_vector(V * d, 77));
+  const std::vector<float> shard(table.begin() + begin * d, table.begin() + (begin + rows) * d);
+  const std::vector<int32_t> tokens = {3, 17, 33, 34, 20, 49, 0};
+  std::vector<float> ref(tokens.size() * d, 0.0f);
+  for (size_t t = 0; t < tokens.size(); ++t) {
+    if (tokens[t] < begin || tokens[t] >= begin + rows) continue;
+    for (int64_t i = 0; i < d; ++i) ref[t * d + i] = table[tokens[t] * d + i] * 2.0f;
+  }
+  DeviceVector<T> dshard(shard);
+  DeviceVector<int32_t> dtokens(tokens);
+  DeviceVector<float> dx(ref.size());
+  dx.poison();
+  TNL_EXPECT_CUDA_OK(cuda::embed_tokens<T>(dshard.get(), rows, begin, d, dtokens.get(), int64_t(tokens.size()), 2.0f,
+                                           dx.get(), nullptr));
+  EXPECT_EQ(dx.to_host(), ref);
 }
 
 TYPED_TEST(ElementwiseTest, SrmsNormOfAllRowsAndOfGatheredRows) {
@@ -91,6 +116,76 @@ TYPED_TEST(ElementwiseTest, NormGateOverAllChannelsTimesU) {
     TNL_EXPECT_CUDA_OK(cuda::norm_gate<T>(dob.get(), dqkvu.get() + 3 * D, stride, n, D, dg.get(), nullptr));
     EXPECT_LT(relative_error(dg.to_host(), ref), kRoundedTolerance) << "D=" << D;
   }
+}
+
+// Tensor parallelism: each rank's sums of squares over its channels, added in
+// rank order by sum_rank_buffers (the single-device all-reduce), then each rank's
+// gated norm; the shards side by side equal the whole norm_gate.
+TYPED_TEST(ElementwiseTest, NormGateSplitOverRanksEqualsTheWholeNorm) {
+  using T = TypeParam;
+  for (auto [D, ranks] : {std::pair<int64_t, int64_t>{512, 4}, {36, 3}}) {
+    const int64_t n = 7, stride = 4 * D, w = D / ranks;
+    const std::vector<float> o = test::rounded<T>(test::random_vector(n * D, D + 3, -2.0f, 2.0f));
+    const std::vector<float> qkvu = test::rounded<T>(test::random_vector(n * stride, D + 4));
+    std::vector<float> ref(n * D);
+    ref::srms_norm(o.data(), ref.data(), n, D);
+    for (int64_t t = 0; t < n; ++t) {
+      for (int64_t i = 0; i < D; ++i) ref[t * D + i] *= qkvu[t * stride + 3 * D + i];
+    }
+    // Rank r's o [n, w] and u (its qkvu rows [n, 4w], u at 3w), as the rank holds them.
+    std::deque<DeviceVector<T>> ro, ru;  // deque: DeviceVector does not move
+    std::deque<DeviceVector<float>> sums;
+    cuda::RankBufferSet set;
+    set.count = int32_t(ranks);
+    for (int64_t r = 0; r < ranks; ++r) {
+      std::vector<float> o_r(n * w), u_r(n * 4 * w);
+      for (int64_t t = 0; t < n; ++t) {
+        for (int64_t i = 0; i < w; ++i) {
+          o_r[t * w + i] = o[t * D + r * w + i];
+          u_r[t * 4 * w + 3 * w + i] = qkvu[t * stride + 3 * D + r * w + i];
+        }
+      }
+      ro.emplace_back(o_r);
+      ru.emplace_back(u_r);
+      sums.emplace_back(size_t(n));
+      sums.back().poison();
+      TNL_EXPECT_CUDA_OK(cuda::row_sum_squares<T>(ro.back().get(), n, w, sums.back().get(), nullptr));
+      set.data[r] = sums.back().get();
+    }
+    TNL_EXPECT_CUDA_OK(cuda::sum_rank_buffers(set, n, nullptr));
+    std::vector<float> got(n * D);
+    for (int64_t r = 0; r < ranks; ++r) {
+      DeviceVector<T> g(size_t(n * w));
+      g.poison();
+      TNL_EXPECT_CUDA_OK(cuda::norm_gate_summed<T>(ro[r].get(), ru[r].get() + 3 * w, 4 * w, n, w, sums[r].get(), D,
+                                                   g.get(), nullptr));
+      const std::vector<float> part = g.to_host();
+      for (int64_t t = 0; t < n; ++t) {
+        for (int64_t i = 0; i < w; ++i) got[t * D + r * w + i] = part[t * w + i];
+      }
+    }
+    EXPECT_LT(relative_error(got, ref), kRoundedTolerance) << "D=" << D << " over " << ranks << " ranks";
+  }
+}
+
+TEST(RankReduce, SumsEveryBufferInRankOrderIntoAll) {
+  TNL_SKIP_WITHOUT_CUDA();
+  const int64_t n = 5003;  // more than one grid-stride pass at small grids, not a multiple of the block
+  std::vector<std::vector<float>> host;
+  std::deque<DeviceVector<float>> dev;
+  cuda::RankBufferSet set;
+  set.count = 3;
+  for (int r = 0; r < 3; ++r) {
+    host.push_back(test::random_vector(n, 40 + r, -100.0f, 100.0f));
+    dev.emplace_back(host.back());
+    set.data[r] = dev.back().get();
+  }
+  TNL_EXPECT_CUDA_OK(cuda::sum_rank_buffers(set, n, nullptr));
+  std::vector<float> want(n);
+  for (int64_t i = 0; i < n; ++i) want[i] = (host[0][i] + host[1][i]) + host[2][i];
+  for (int r = 0; r < 3; ++r) EXPECT_EQ(dev[r].to_host(), want) << "rank " << r;  // fp32, same order: exact
+  set.count = cuda::kMaxRankBuffers + 1;
+  EXPECT_EQ(cuda::sum_rank_buffers(set, n, nullptr), cudaErrorInvalidValue);
 }
 
 TYPED_TEST(ElementwiseTest, SgluProductAndBiasAdds) {
