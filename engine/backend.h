@@ -11,6 +11,8 @@
 
 #include <cstddef>
 #include <cstdint>
+#include <functional>
+#include <memory>
 #include <optional>
 #include <span>
 #include <string>
@@ -33,8 +35,11 @@ enum class LogitsMode {
 // (Backend::samples_on_device()); the rules are kernels/sampling_row.h's.
 struct DeviceSampling {
   RowSampling params;
-  std::vector<PenaltyEntry> penalties;  // each token at most once
+  std::vector<PenaltyEntry> penalties;  // each token at most once (penalties and biases)
   bool want_logprob = false;            // fill SampledToken::logprob
+  // The allowed-token mask (⌈V/32⌉ words; empty: every token), shared so that
+  // StepPlan::prepare_sampling may fill it while the forward pass runs.
+  std::shared_ptr<std::vector<uint32_t>> allowed_mask;
 };
 
 struct SequenceChunk {
@@ -69,6 +74,12 @@ struct StepPlan {
   std::vector<SequenceChunk> chunks;     // each slot at most once per step
   std::vector<StateCopy> copies_before;  // in order, before any chunk runs
   std::vector<StateCopy> copies_after;   // in order, after every chunk ran
+  // Set by the engine when some chunk's allowed-token mask is still to be
+  // computed (structured output): a backend that samples on its device calls it
+  // once the forward pass is enqueued and before it reads any `allowed_mask`, so
+  // the masks are computed on the host while the device runs the step. It fills
+  // the masks only. An error fails the step.
+  std::function<Status()> prepare_sampling;
   bool empty() const { return chunks.empty() && copies_before.empty() && copies_after.empty(); }
 };
 

@@ -9,7 +9,10 @@
 // weight by one unit at most):
 //   x = logits with the penalties applied (repetition once per token seen in the
 //       prompt or output, HF style; then x −= count·frequency + presence for
-//       tokens in the output); NaN counts as −inf
+//       tokens in the output), then each entry's additive bias (logit_bias;
+//       −inf bans a token), and −inf for every token outside the row's
+//       allowed-token mask when it has one (structured output,
+//       allowed_token_ids); NaN counts as −inf
 //   temperature 0: argmax x, ties to the lower id
 //   else, with candidates ordered by (x descending, id ascending):
 //     top-k keeps the first k; weights w = exp((x − max)·(1/T));
@@ -39,12 +42,17 @@ struct RowSampling {
   double uniform = 0.0;           // in [0, 1), drawn by the request's own RNG
 };
 
-// A token the penalties touch: seen in the prompt and/or generated `output_count` times.
+// A token the penalties touch: seen in the prompt and/or generated `output_count`
+// times, and/or given an additive bias (−inf: banned).
 struct PenaltyEntry {
   int32_t token = 0;
   int32_t output_count = 0;
   int32_t in_prompt = 0;
+  float bias = 0.0f;
 };
+
+// An allowed-token mask: bit (id % 32) of word id / 32 is set iff id may be drawn.
+inline bool mask_allows(const uint32_t* mask, int64_t id) { return ((mask[id >> 5] >> (id & 31)) & 1u) != 0; }
 
 struct SampledToken {
   int32_t token = -1;
@@ -62,7 +70,7 @@ inline float penalised_logit(float x, const RowSampling& p, const PenaltyEntry& 
     x = x > 0.0f ? x / p.repetition_penalty : x * p.repetition_penalty;
   }
   if (e.output_count > 0) x -= std::fmaf(float(e.output_count), p.frequency_penalty, p.presence_penalty);
-  return x;
+  return x + e.bias;
 }
 
 // The fixed-point weight of x against the row maximum (kSamplingFixedOne = weight 1).

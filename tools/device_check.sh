@@ -3,7 +3,7 @@
 # the bundle made by tools/bundle_gpu.sh, then runs every GPU test, the CUDA-vs-CPU
 # log-prob parity of tnl-eval, a tnl-server smoke run on the GPU and tnl-bench.
 # Logs land under $OUT (default ./device-out). Usage there:
-#   bash tools/device_check.sh [tests] [parity] [server] [cache] [sweep] [bench] [tp]
+#   bash tools/device_check.sh [tests] [parity] [server] [cache] [sweep] [bench] [tp] [constraints]
 #   (default: tests parity server bench)
 # tp: tensor parallelism over the single-device communicator (every rank on this
 # GPU): its tests, TP = 2 against TP = 1 through tnl-generate, tnl-eval and
@@ -112,6 +112,27 @@ if has sweep; then
       --slo-ttft-ms 200 --slo-tpot-ms 50 --quiet --json "$OUT/sweep.json" --plot "$OUT/sweep.svg" | tail -30
     kill -TERM $server_pid; wait $server_pid
   } 2>&1 | tee "$OUT/sweep.txt"
+fi
+
+if has constraints; then
+  echo "== structured output: 64 closed-loop streams, tokens/s without and with a constraint (385M shape)"
+  {
+    serve_385m 18030
+    schema='{"response_format":{"type":"json_schema","json_schema":{"name":"n","schema":{"type":"object","properties":{"values":{"type":"array","items":{"type":"integer"},"minItems":48,"maxItems":48},"label":{"type":"string","maxLength":40}},"required":["values","label"]}}}}'
+    regex='{"regex":"([a-z]{2,8} ){40}[a-z]{2,8}[.]"}'
+    for name in none json_schema regex; do
+      case $name in
+        none) extra=() ;;
+        json_schema) extra=(--extra-body "$schema") ;;
+        regex) extra=(--extra-body "$regex") ;;
+      esac
+      echo "-- $name"
+      python3 tools/loadgen/loadgen.py --port 18030 --corpus $corpus --concurrency 64 --duration 20 \
+        --input-tokens 256 --output-tokens 512 --no-ignore-eos --quiet "${extra[@]}" \
+        --json "$OUT/constraints_$name.json" | tail -14
+    done
+    kill -TERM $server_pid; wait $server_pid
+  } 2>&1 | tee "$OUT/constraints.txt"
 fi
 
 if has tp; then

@@ -18,6 +18,12 @@ packages=(
   python3-grpcio python3-protobuf  # tnl-loadgen's gRPC client (tools/loadgen, for /usr/bin/python3)
 )
 
+# node and npm run the OpenAI Node SDK test (tests/server/sdk); a machine that has
+# them already (e.g. NodeSource's nodejs, which bundles npm) keeps its own.
+if ! command -v node > /dev/null || ! command -v npm > /dev/null; then
+  packages+=(nodejs npm)
+fi
+
 missing=()
 for p in "${packages[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

@@ -12,17 +12,28 @@ Status DeviceSampler::enqueue(const StepPlan& plan, const std::vector<int32_t>& 
   // memory (the previous step's copies out of it have finished: every step ends
   // in a stream synchronisation).
   chunk_of_.clear();
-  int64_t num_entries = 0;
+  int64_t num_entries = 0, mask_words = 0;
+  const int64_t words_per_mask = (vocab + 31) / 32;
   for (size_t i = 0; i < plan.chunks.size(); ++i) {
     if (!plan.chunks[i].sample) continue;
     chunk_of_.push_back(i);
-    num_entries += int64_t(plan.chunks[i].sample->penalties.size());
+    const DeviceSampling& d = *plan.chunks[i].sample;
+    num_entries += int64_t(d.penalties.size());
+    if (d.allowed_mask) {
+      if (int64_t(d.allowed_mask->size()) != words_per_mask) {
+        return invalid_argument("chunk " + std::to_string(i) + ": allowed_mask holds " +
+                                std::to_string(d.allowed_mask->size()) + " words, the vocabulary needs " +
+                                std::to_string(words_per_mask));
+      }
+      mask_words += words_per_mask;
+    }
   }
   if (chunk_of_.empty()) return Status::ok();
   const auto rows = int64_t(chunk_of_.size());
   TNL_RETURN_IF_ERROR(args_host_.reserve(rows));
   TNL_RETURN_IF_ERROR(entries_host_.reserve(std::max<int64_t>(1, num_entries)));
-  int64_t entry = 0;
+  TNL_RETURN_IF_ERROR(masks_host_.reserve(std::max<int64_t>(1, mask_words)));
+  int64_t entry = 0, word = 0;
   for (int64_t r = 0; r < rows; ++r) {
     const DeviceSampling& d = *plan.chunks[chunk_of_[size_t(r)]].sample;
     cuda::SampleRowArgs& a = args_host_.get()[r];
@@ -34,20 +45,30 @@ Status DeviceSampler::enqueue(const StepPlan& plan, const std::vector<int32_t>& 
     a.want_logprob = d.want_logprob ? 1 : 0;
     std::copy(d.penalties.begin(), d.penalties.end(), entries_host_.get() + entry);
     entry += int64_t(d.penalties.size());
+    if (d.allowed_mask) {
+      a.mask_begin = int32_t(word);
+      std::copy(d.allowed_mask->begin(), d.allowed_mask->end(), masks_host_.get() + word);
+      word += words_per_mask;
+    }
   }
 
   TNL_RETURN_IF_ERROR(d_args_.reserve(rows));
   TNL_RETURN_IF_ERROR(d_results_.reserve(rows));
   TNL_RETURN_IF_ERROR(d_entries_.reserve(std::max<int64_t>(1, num_entries)));
-  if (num_entries > 0) TNL_RETURN_IF_ERROR(work_.reserve(rows * vocab));  // penalised copies of rows
+  TNL_RETURN_IF_ERROR(d_masks_.reserve(std::max<int64_t>(1, mask_words)));
+  if (num_entries > 0 || mask_words > 0) TNL_RETURN_IF_ERROR(work_.reserve(rows * vocab));  // adjusted copies of rows
   TNL_CUDA_TRY(cudaMemcpyAsync(d_args_.get(), args_host_.get(), size_t(rows) * sizeof(cuda::SampleRowArgs),
                                cudaMemcpyHostToDevice, stream));
   if (num_entries > 0) {
     TNL_CUDA_TRY(cudaMemcpyAsync(d_entries_.get(), entries_host_.get(), size_t(num_entries) * sizeof(PenaltyEntry),
                                  cudaMemcpyHostToDevice, stream));
   }
-  TNL_CUDA_TRY(cuda::sample_rows(logits, vocab, d_args_.get(), rows, d_entries_.get(), work_.get(), d_results_.get(),
-                                 stream));
+  if (mask_words > 0) {
+    TNL_CUDA_TRY(cudaMemcpyAsync(d_masks_.get(), masks_host_.get(), size_t(mask_words) * sizeof(uint32_t),
+                                 cudaMemcpyHostToDevice, stream));
+  }
+  TNL_CUDA_TRY(cuda::sample_rows(logits, vocab, d_args_.get(), rows, d_entries_.get(), d_masks_.get(), work_.get(),
+                                 d_results_.get(), stream));
   TNL_RETURN_IF_ERROR(results_host_.reserve(rows));
   TNL_CUDA_TRY(cudaMemcpyAsync(results_host_.get(), d_results_.get(), size_t(rows) * sizeof(SampledToken),
                                cudaMemcpyDeviceToHost, stream));

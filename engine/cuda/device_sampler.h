@@ -1,7 +1,7 @@
 // DeviceSampler: samples the chunks of a step that ask for it (SequenceChunk::sample)
 // from the logits rows already on the GPU, so those rows never travel to the host.
-// Owns the upload buffers of the per-row parameters and penalty entries, the
-// penalised-row workspace and the results. Driven by the backend's one thread.
+// Owns the upload buffers of the per-row parameters, penalty/bias entries and
+// allowed-token masks, the adjusted-row workspace and the results. Driven by the backend's one thread.
 #pragma once
 
 #include <cuda_runtime.h>
@@ -30,9 +30,11 @@ class DeviceSampler {
   std::vector<size_t> chunk_of_;           // row of the launch → plan chunk
   PinnedBuffer<cuda::SampleRowArgs> args_host_;  // built here, in pinned memory: asynchronous copies
   PinnedBuffer<PenaltyEntry> entries_host_;
+  PinnedBuffer<uint32_t> masks_host_;            // allowed-token masks, ⌈V/32⌉ words per masked row
   PinnedBuffer<SampledToken> results_host_;
   DeviceBuffer<cuda::SampleRowArgs> d_args_;
   DeviceBuffer<PenaltyEntry> d_entries_;
+  DeviceBuffer<uint32_t> d_masks_;
   DeviceBuffer<SampledToken> d_results_;
   DeviceBuffer<float> work_;  // [rows with penalties, vocab]
 };

@@ -39,7 +39,7 @@ void Sampler::accept(int32_t token) {
   }
 }
 
-bool Sampler::load_candidates(std::span<const float> logits) {
+bool Sampler::load_candidates(std::span<const float> logits, const RowControls& controls) {
   candidates_.resize(logits.size());
   bool finite = true;
   for (size_t i = 0; i < logits.size(); ++i) {
@@ -48,13 +48,19 @@ bool Sampler::load_candidates(std::span<const float> logits) {
     // NaN would break the ordering; −0 and +0 must not differ in the tie rule.
     candidates_[i] = {std::isnan(x) ? -std::numeric_limits<float>::infinity() : x + 0.0f, int32_t(i), 0};
   }
-  if (!has_penalties()) return finite;
   const auto vocab = int32_t(candidates_.size());
-  const RowSampling row = rules();
-  for (const PenaltyEntry& e : penalty_entries()) {
-    if (e.token < 0 || e.token >= vocab) continue;
-    float& x = candidates_[size_t(e.token)].value;
-    x = penalised_logit(x, row, e) + 0.0f;  // −0 → +0 after the penalties too, as the reference
+  if (has_penalties() || !controls.biases.empty()) {
+    const RowSampling row = rules();
+    for (const PenaltyEntry& e : penalty_entries(controls.biases)) {
+      if (e.token < 0 || e.token >= vocab) continue;
+      float& x = candidates_[size_t(e.token)].value;
+      x = penalised_logit(x, row, e) + 0.0f;  // −0 → +0 after the penalties too, as the reference
+    }
+  }
+  if (!controls.mask.empty()) {
+    for (int32_t i = 0; i < vocab; ++i) {
+      if (!mask_allows(controls.mask.data(), i)) candidates_[size_t(i)].value = -std::numeric_limits<float>::infinity();
+    }
   }
   return finite;
 }
@@ -142,9 +148,13 @@ RowSampling Sampler::device_row() {
   return row;
 }
 
-std::vector<PenaltyEntry> Sampler::penalty_entries() const {
+std::vector<PenaltyEntry> Sampler::penalty_entries(std::span<const PenaltyEntry> biases) const {
   std::vector<PenaltyEntry> entries;
-  if (!has_penalties()) return entries;
+  if (!has_penalties()) {
+    entries.assign(biases.begin(), biases.end());
+    for (PenaltyEntry& e : entries) e.output_count = e.in_prompt = 0;  // a bias entry carries only its bias
+    return entries;
+  }
   // Prompt tokens matter only to the repetition penalty. Both lists are sorted: merge them.
   const bool prompt = params_.repetition_penalty != 1.0f;
   size_t i = 0, j = 0;
@@ -161,7 +171,23 @@ std::vector<PenaltyEntry> Sampler::penalty_entries() const {
     if (take_output) ++j;
     entries.push_back(e);
   }
-  return entries;
+  if (biases.empty()) return entries;
+  // Both lists are sorted by token: merge the biases in.
+  std::vector<PenaltyEntry> merged;
+  merged.reserve(entries.size() + biases.size());
+  size_t a = 0, b = 0;
+  while (a < entries.size() || b < biases.size()) {
+    if (b == biases.size() || (a < entries.size() && entries[a].token < biases[b].token)) {
+      merged.push_back(entries[a++]);
+    } else if (a == entries.size() || biases[b].token < entries[a].token) {
+      merged.push_back({biases[b].token, 0, 0, biases[b].bias});
+      ++b;
+    } else {
+      merged.push_back(entries[a++]);
+      merged.back().bias = biases[b++].bias;
+    }
+  }
+  return merged;
 }
 
 bool Sampler::has_penalties() const {
@@ -169,13 +195,13 @@ bool Sampler::has_penalties() const {
          params_.frequency_penalty != 0.0f;
 }
 
-SampleResult Sampler::sample(std::span<const float> logits) {
+SampleResult Sampler::sample(std::span<const float> logits, RowControls controls) {
   assert(!logits.empty() && "sampling needs a logits row");
   SampleResult result;
   // One uniform per sampled token, drawn first, exactly as device_row() does: the
   // request's RNG stream is the same whichever path samples it.
   const RowSampling row = device_row();
-  if (params_.temperature == 0.0f && !has_penalties()) {
+  if (params_.temperature == 0.0f && !has_penalties() && controls.biases.empty() && controls.mask.empty()) {
     // Greedy on the raw row needs no scratch copy. NaN never wins a comparison
     // and ties keep the lowest id.
     size_t best = 0;
@@ -191,7 +217,7 @@ SampleResult Sampler::sample(std::span<const float> logits) {
     result.token = static_cast<int32_t>(best);
     result.non_finite = !finite;
   } else {
-    result.non_finite = !load_candidates(logits);
+    result.non_finite = !load_candidates(logits, controls);
     if (params_.temperature == 0.0f) {
       result.token = std::min_element(candidates_.begin(), candidates_.end(), better_candidate)->token;
     } else {

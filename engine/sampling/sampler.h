@@ -53,9 +53,17 @@ struct SampleResult {
 // validated.
 class Sampler {
  public:
+  // A row's token-level controls beyond the penalties (kernels/sampling_row.h):
+  // additive biases (`token` and `bias` of each entry, sorted by token, each token
+  // once; −inf bans) and an allowed-token mask (⌈V/32⌉ words; empty: none).
+  struct RowControls {
+    std::span<const PenaltyEntry> biases;
+    std::span<const uint32_t> mask;
+  };
+
   Sampler(SamplingParams params, const std::vector<int32_t>& prompt_ids);
   // Picks the next token and records it for the penalties (no accept() needed).
-  SampleResult sample(std::span<const float> logits);
+  SampleResult sample(std::span<const float> logits, RowControls controls = {});
   // Records a token produced elsewhere (e.g. the GPU sampled it) for penalties.
   void accept(int32_t token);
 
@@ -64,7 +72,8 @@ class Sampler {
   // sample() makes; none when greedy), and the tokens the penalties touch
   // (empty without penalties). The device's token then goes to accept().
   RowSampling device_row();
-  std::vector<PenaltyEntry> penalty_entries() const;
+  // The penalties' entries merged with a row's biases (sorted by token, unique).
+  std::vector<PenaltyEntry> penalty_entries(std::span<const PenaltyEntry> biases = {}) const;
   const SamplingParams& params() const { return params_; }
 
  private:
@@ -72,7 +81,7 @@ class Sampler {
   RowSampling rules() const;  // the parameters as kernels/sampling_row.h takes them (no uniform)
   // Fills candidates_ with the penalised row (NaN → −inf, −0 → +0); returns false
   // when the row holds NaN or +Inf.
-  bool load_candidates(std::span<const float> logits);
+  bool load_candidates(std::span<const float> logits, const RowControls& controls);
   int32_t draw(const RowSampling& row);
   void fill_logprobs(std::span<const float> logits, SampleResult* result) const;
 

@@ -117,6 +117,7 @@ void ContinuousBatcher::add(uint64_t id, GenerationRequest request, EventSink si
   const bool prompt_logprobs = request.prompt_logprobs;
   std::vector<int32_t> prompt = request.prompt_ids;
   requests_.emplace(id, std::make_unique<RequestState>(id, std::move(request), std::move(sink), tokenizer_, eos_id_,
+                                                       int32_t(backend_.config().vocab_size),
                                                        arrival, deadline));
   scheduler_.add(id, std::move(prompt), prompt_logprobs);
 }
@@ -128,7 +129,8 @@ void ContinuousBatcher::add_group(const std::vector<uint64_t>& ids, std::vector<
   std::vector<int32_t> prompt = requests.front().prompt_ids;
   for (size_t i = 0; i < ids.size(); ++i) {
     requests_.emplace(ids[i], std::make_unique<RequestState>(ids[i], std::move(requests[i]), std::move(sinks[i]),
-                                                             tokenizer_, eos_id_, arrival, deadline));
+                                                             tokenizer_, eos_id_, int32_t(backend_.config().vocab_size),
+                                                             arrival, deadline));
   }
   scheduler_.add_group(ids, std::move(prompt));
 }
@@ -242,6 +244,18 @@ void ContinuousBatcher::attach_device_sampling(ScheduledStep* step) {
     // prompt's snapshot; prompt logprobs (kAll) still travel.
     if (pc.sample && pc.logits == LogitsMode::kLast && !c.keep_logits_for) pc.logits = LogitsMode::kNone;
   }
+  // Allowed-token masks (structured output) are computed while the device runs
+  // the forward pass: the backend calls this between the two.
+  std::vector<std::pair<const RequestState*, std::shared_ptr<std::vector<uint32_t>>>> masks;
+  for (size_t i = 0; i < step->chunks.size(); ++i) {
+    const SequenceChunk& pc = step->plan.chunks[i];
+    if (pc.sample && pc.sample->allowed_mask) masks.emplace_back(requests_.at(step->chunks[i].seq).get(), pc.sample->allowed_mask);
+  }
+  if (masks.empty()) return;
+  step->plan.prepare_sampling = [masks = std::move(masks)]() -> Status {
+    for (const auto& [request, mask] : masks) TNL_RETURN_IF_ERROR(request->fill_device_mask(mask.get()));
+    return Status::ok();
+  };
 }
 
 Status ContinuousBatcher::flush_copies() {

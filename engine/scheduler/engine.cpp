@@ -16,6 +16,8 @@
 
 #include <spdlog/spdlog.h>
 
+#include "engine/constraints/constraint_cache.h"
+#include "engine/scheduler/constraint_vocabulary.h"
 #include "engine/scheduler/continuous_batcher.h"
 #include "engine/scheduler/request_validation.h"
 
@@ -48,7 +50,11 @@ struct Submission {
 
 struct Engine::Impl {
   Impl(std::unique_ptr<Backend> b, std::unique_ptr<Tokenizer> t, EngineOptions o, SchedulerLimits limits)
-      : backend(std::move(b)), tokenizer(std::move(t)), options(o), batcher(*backend, *tokenizer, options, limits) {
+      : backend(std::move(b)),
+        tokenizer(std::move(t)),
+        options(o),
+        batcher(*backend, *tokenizer, options, limits),
+        constraints(constraint_vocabulary(*tokenizer, int32_t(backend->config().vocab_size))) {
     published = batcher.stats();
     layout = batcher.layout();
     batcher.set_on_dead([this](const Status& reason) {
@@ -70,6 +76,7 @@ struct Engine::Impl {
   const EngineOptions options;
   ContinuousBatcher batcher;  // step-loop thread only
   StateBlobLayout layout;     // constant after construction
+  ConstraintCache constraints;  // thread-safe
 
   mutable std::mutex mu;
   std::condition_variable wake;      // new submissions, cancels, shutdown
@@ -339,6 +346,10 @@ Status Engine::health() const {
 bool Engine::idle() const {
   std::lock_guard<std::mutex> lock(impl_->mu);
   return impl_->inbox.empty() && impl_->published.running == 0 && impl_->published.waiting == 0;
+}
+
+Expected<std::shared_ptr<const CompiledConstraint>> Engine::compile_constraint(const ConstraintSpec& spec) const {
+  return impl_->constraints.get_or_compile(spec);
 }
 
 const Tokenizer& Engine::tokenizer() const { return *impl_->tokenizer; }

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "engine/backend.h"
+#include "engine/scheduler/token_controls.h"
 #include "engine/state_blob.h"
 #include "engine/sampling/sampler.h"
 #include "engine/status.h"
@@ -50,6 +51,8 @@ struct GenerationRequest {
   std::vector<int32_t> stop_token_ids; // in addition to EOS
   bool ignore_eos = false;
   bool prompt_logprobs = false;        // logprobs of every prompt token (echo + logprobs)
+  bool include_stop_str_in_output = false;  // a matched stop string stays in the text
+  TokenControls controls;              // logit_bias, allowed ids, min_tokens, bad_words, structured output
 };
 
 struct GenerationEvent {
@@ -149,6 +152,12 @@ class Engine {
   // OK while the engine can serve; once the backend reported a fatal error, the
   // reason (the engine is then dead for good: submit() refuses with UNAVAILABLE).
   Status health() const;
+
+  // Compiles a structured-output constraint against this model's vocabulary, or
+  // finds it in the engine's cache of compiled constraints. Thread-safe (the
+  // front ends call it from their workers). Bad specs are INVALID_ARGUMENT with
+  // what is wrong (e.g. an unsupported JSON Schema keyword and where).
+  Expected<std::shared_ptr<const CompiledConstraint>> compile_constraint(const ConstraintSpec& spec) const;
 
   const Tokenizer& tokenizer() const;
   const ModelConfig& config() const;

@@ -11,7 +11,7 @@
 namespace tnl {
 
 RequestState::RequestState(uint64_t id, GenerationRequest request, EventSink sink, const Tokenizer& tokenizer,
-                           int32_t eos_id, EngineClock::time_point arrival,
+                           int32_t eos_id, int32_t model_vocab, EngineClock::time_point arrival,
                            std::optional<EngineClock::time_point> deadline)
     : id_(id),
       request_(std::move(request)),
@@ -20,6 +20,11 @@ RequestState::RequestState(uint64_t id, GenerationRequest request, EventSink sin
       arrival_(arrival),
       deadline_(deadline),
       sampler_(request_.sampling, request_.prompt_ids),
+      controls_(request_.controls, model_vocab, [&] {
+        std::vector<int32_t> end = request_.stop_token_ids;
+        if (eos_id >= 0) end.push_back(eos_id);
+        return end;
+      }()),
       detokenizer_(tokenizer, request_.prompt_ids),
       stop_matcher_(request_.stop),
       tokenizer_vocab_(tokenizer.vocab_size()) {
@@ -31,13 +36,22 @@ RequestState::RequestState(uint64_t id, GenerationRequest request, EventSink sin
 }
 
 FinishReason RequestState::sample_token(std::span<const float> logits) {
-  SampleResult result = sampler_.sample(logits);
+  const std::vector<PenaltyEntry> biases = controls_.biases();
+  mask_.clear();
+  if (controls_.has_mask()) {
+    if (Status s = controls_.fill_mask(&mask_); !s.is_ok()) {
+      error_ = std::move(s);
+      return FinishReason::kError;
+    }
+  }
+  SampleResult result = sampler_.sample(logits, {biases, mask_});
   if (result.non_finite) {
     // Weights are checked at load; this is an overflow or a backend fault. Fail
     // this request rather than stream garbage.
     error_ = internal_error("the model produced non-finite logits (NaN or +Inf) for this request");
     return FinishReason::kError;
   }
+  if (FinishReason f = apply_controls(result.token, mask_, biases); f != FinishReason::kNone) return f;
   return record_token(std::move(result));
 }
 
@@ -45,17 +59,35 @@ std::optional<DeviceSampling> RequestState::device_sampling() {
   if (request_.sampling.logprobs > 0) return std::nullopt;
   DeviceSampling d;
   d.params = sampler_.device_row();
-  d.penalties = sampler_.penalty_entries();
+  device_biases_ = controls_.biases();
+  d.penalties = sampler_.penalty_entries(device_biases_);
   d.want_logprob = request_.sampling.logprobs == 0;
+  device_mask_.reset();
+  if (controls_.has_mask()) d.allowed_mask = device_mask_ = std::make_shared<std::vector<uint32_t>>();
   return d;
 }
+
+Status RequestState::fill_device_mask(std::vector<uint32_t>* mask) const { return controls_.fill_mask(mask); }
 
 FinishReason RequestState::accept_sampled(const SampledToken& sampled) {
   sampler_.accept(sampled.token);
   SampleResult result;
   result.token = sampled.token;
   result.logprob = sampled.logprob;
+  // The device applied the biases and mask device_sampling() made: a token they
+  // forbid means none was allowed.
+  const std::span<const uint32_t> mask = device_mask_ ? std::span<const uint32_t>(*device_mask_) : std::span<const uint32_t>();
+  if (FinishReason f = apply_controls(sampled.token, mask, device_biases_); f != FinishReason::kNone) return f;
   return record_token(std::move(result));
+}
+
+FinishReason RequestState::apply_controls(int32_t token, std::span<const uint32_t> mask,
+                                          std::span<const PenaltyEntry> biases) {
+  Status s = controls_.check(token, mask, biases);
+  if (s.is_ok()) s = controls_.accept(token);
+  if (s.is_ok()) return FinishReason::kNone;
+  error_ = std::move(s);
+  return FinishReason::kError;
 }
 
 FinishReason RequestState::record_token(SampleResult result) {
@@ -77,6 +109,7 @@ FinishReason RequestState::record_token(SampleResult result) {
     pending_.text += stop_matcher_.push(detokenizer_.push(token), &stopped);
     if (stopped) {
       stop_string_matched_ = true;
+      if (request_.include_stop_str_in_output) pending_.text += stop_matcher_.matched_stop();
       return FinishReason::kStop;
     }
   }
@@ -102,6 +135,7 @@ void RequestState::flush_text(FinishReason* finish) {
   if (stopped) {
     // The detokenizer's held-back tail completed a stop string.
     stop_string_matched_ = true;
+    if (request_.include_stop_str_in_output) pending_.text += stop_matcher_.matched_stop();
     if (*finish == FinishReason::kLength) *finish = FinishReason::kStop;
     return;
   }

@@ -22,8 +22,9 @@ using EngineClock = std::chrono::steady_clock;
 
 class RequestState {
  public:
+  // `model_vocab`: the width of the model's logits rows (may exceed the tokenizer's).
   RequestState(uint64_t id, GenerationRequest request, EventSink sink, const Tokenizer& tokenizer, int32_t eos_id,
-               EngineClock::time_point arrival, std::optional<EngineClock::time_point> deadline);
+               int32_t model_vocab, EngineClock::time_point arrival, std::optional<EngineClock::time_point> deadline);
 
   uint64_t id() const { return id_; }
   const GenerationRequest& request() const { return request_; }
@@ -39,8 +40,11 @@ class RequestState {
   // For a backend that samples on its device: what it needs to sample this
   // request's next token, or nothing when the request needs its logits row on
   // the host (top-logprobs alternatives). accept_sampled() then takes the token
-  // through the same checks and text pipeline as sample_token().
+  // through the same checks and text pipeline as sample_token(). A request with
+  // an allowed-token mask gets an empty one here; fill_device_mask() computes it
+  // (StepPlan::prepare_sampling, while the forward pass runs).
   std::optional<DeviceSampling> device_sampling();
+  Status fill_device_mask(std::vector<uint32_t>* mask) const;
   FinishReason accept_sampled(const SampledToken& sampled);
 
   // Prompt logprobs from the rows of one prompt chunk [start_pos, start_pos + n):
@@ -60,6 +64,8 @@ class RequestState {
  private:
   void flush_text(FinishReason* finish);
   FinishReason record_token(SampleResult result);
+  // The controls' verdict on a drawn token, then their advance past it.
+  FinishReason apply_controls(int32_t token, std::span<const uint32_t> mask, std::span<const PenaltyEntry> biases);
 
   uint64_t id_;
   GenerationRequest request_;
@@ -70,6 +76,10 @@ class RequestState {
   std::optional<EngineClock::time_point> last_token_time_;
 
   Sampler sampler_;
+  TokenControlState controls_;
+  std::vector<uint32_t> mask_;              // host path: scratch for the allowed-token mask
+  std::vector<PenaltyEntry> device_biases_;  // device path: the biases the last device_sampling() used
+  std::shared_ptr<std::vector<uint32_t>> device_mask_;  // device path: its mask (filled by fill_device_mask)
   IncrementalDetokenizer detokenizer_;
   StopMatcher stop_matcher_;
   int32_t tokenizer_vocab_;

@@ -45,6 +45,11 @@ Status validate_request(const GenerationRequest& r, int64_t vocab_size, const En
                               std::to_string(vocab_size) + ")");
     }
   }
+  TNL_RETURN_IF_ERROR(validate_token_controls(r.controls, int32_t(vocab_size), r.max_tokens));
+  if (r.controls.constraint && r.ignore_eos) {
+    return invalid_argument("ignore_eos cannot be combined with structured output (response_format, regex, "
+                            "grammar): the constraint decides where the output ends");
+  }
   return r.sampling.validate();
 }
 

@@ -8,7 +8,7 @@
 namespace tnl::ref {
 
 std::vector<float> penalised_logits(std::span<const float> logits, const RowSampling& p,
-                                    std::span<const PenaltyEntry> penalties) {
+                                    std::span<const PenaltyEntry> penalties, std::span<const uint32_t> mask) {
   std::vector<float> x(logits.begin(), logits.end());
   const auto vocab = int64_t(x.size());
   for (const PenaltyEntry& e : penalties) {
@@ -16,13 +16,18 @@ std::vector<float> penalised_logits(std::span<const float> logits, const RowSamp
     float& v = x[size_t(e.token)];
     v = penalised_logit(v, p, e);
   }
+  if (!mask.empty()) {
+    for (int64_t i = 0; i < vocab; ++i) {
+      if (!mask_allows(mask.data(), i)) x[size_t(i)] = -std::numeric_limits<float>::infinity();
+    }
+  }
   for (float& v : x) v = std::isnan(v) ? -std::numeric_limits<float>::infinity() : v + 0.0f;
   return x;
 }
 
 SampleTrace sample_row(std::span<const float> logits, const RowSampling& p, std::span<const PenaltyEntry> penalties,
-                       bool want_logprob) {
-  const std::vector<float> x = penalised_logits(logits, p, penalties);
+                       bool want_logprob, std::span<const uint32_t> mask) {
+  const std::vector<float> x = penalised_logits(logits, p, penalties, mask);
   std::vector<int32_t> order(x.size());
   std::iota(order.begin(), order.end(), 0);
   std::stable_sort(order.begin(), order.end(), [&](int32_t a, int32_t b) { return x[a] > x[b]; });

@@ -147,16 +147,20 @@ template <typename T>
 cudaError_t recurrent_decode(const T* qkvu, const DecodeArgs& args, T* o, cudaStream_t stream);
 
 // ---- Sampling on the device (rules: kernels/sampling_row.h) ----
-// Row i of the launch samples logits row rows[i].row; its penalty entries are
-// entries[penalty_begin, penalty_begin + penalty_count). `work` holds num_rows × V
-// floats when any row has penalties (a penalised copy of its row), else may be null.
+// Row i of the launch samples logits row rows[i].row; its penalty (and bias)
+// entries are entries[penalty_begin, penalty_begin + penalty_count), its
+// allowed-token mask masks + mask_begin (⌈V/32⌉ words; mask_begin −1: none).
+// `work` holds num_rows × V floats when any row has entries or a mask (an
+// adjusted copy of its row), else may be null.
 struct SampleRowArgs {
   RowSampling params;
   int32_t row = 0;
   int32_t penalty_begin = 0, penalty_count = 0;
   int32_t want_logprob = 0;
+  int32_t mask_begin = -1;
 };
 cudaError_t sample_rows(const float* logits, int64_t vocab, const SampleRowArgs* rows, int64_t num_rows,
-                        const PenaltyEntry* entries, float* work, SampledToken* out, cudaStream_t stream);
+                        const PenaltyEntry* entries, const uint32_t* masks, float* work, SampledToken* out,
+                        cudaStream_t stream);
 
 }  // namespace tnl::cuda

@@ -1,7 +1,8 @@
 // Device-side sampling of logits rows (rules: kernels/sampling_row.h; reference:
 // kernels/cpu/sampling_reference.cpp). One CTA of 512 threads per row; the row
 // (V fp32, ≤ 512 KB) is re-read from L2 by each pass, never sorted:
-//   1. penalties into a private copy of the row (only rows that have any);
+//   1. the allowed-token mask, penalties and biases into a private copy of the row
+//      (only rows that have any);
 //   2. argmax (ties to the lower id) and, for the logprob, log Σ exp of the raw row;
 //   3. top-k: radix select of the k-th best key, 8 bits a level, counting;
 //   4. top-p: radix select again, weighing each candidate by its fixed-point weight;
@@ -293,7 +294,8 @@ __device__ bool select_key(const float* x, Element element, int64_t V, double ta
 
 __global__ void __launch_bounds__(kThreads, 1) sample_rows_kernel(const float* __restrict__ logits, int64_t V,
                                                                const SampleRowArgs* __restrict__ rows,
-                                                               const PenaltyEntry* __restrict__ entries, float* work,
+                                                               const PenaltyEntry* __restrict__ entries,
+                                                               const uint32_t* __restrict__ masks, float* work,
                                                                SampledToken* __restrict__ out) {
   __shared__ SampleShared s;
   const SampleRowArgs a = rows[blockIdx.x];
@@ -301,10 +303,14 @@ __global__ void __launch_bounds__(kThreads, 1) sample_rows_kernel(const float* _
   const float* raw = logits + int64_t(a.row) * V;
   const float* x = raw;
 
-  // 1. Penalties, into this row's copy (each token appears once in its entries).
-  if (a.penalty_count > 0) {
+  // 1. The mask, penalties and biases, into this row's copy (each token appears
+  // once in its entries).
+  if (a.penalty_count > 0 || a.mask_begin >= 0) {
     float* w = work + int64_t(blockIdx.x) * V;
-    for (int64_t i = threadIdx.x; i < V; i += kThreads) w[i] = raw[i];
+    const uint32_t* mask = a.mask_begin >= 0 ? masks + a.mask_begin : nullptr;
+    for (int64_t i = threadIdx.x; i < V; i += kThreads) {
+      w[i] = mask && !((mask[i >> 5] >> (i & 31)) & 1u) ? -INFINITY : raw[i];
+    }
     __syncthreads();
     for (int j = threadIdx.x; j < a.penalty_count; j += kThreads) {
       const PenaltyEntry e = entries[a.penalty_begin + j];
@@ -314,7 +320,7 @@ __global__ void __launch_bounds__(kThreads, 1) sample_rows_kernel(const float* _
         v = v > 0.0f ? v / p.repetition_penalty : v * p.repetition_penalty;
       }
       if (e.output_count > 0) v -= fmaf(float(e.output_count), p.frequency_penalty, p.presence_penalty);
-      w[e.token] = v;
+      if (w[e.token] != -INFINITY) w[e.token] = v + e.bias;  // a masked token stays out
     }
     __syncthreads();  // the block's global writes are visible to the block after the barrier
     x = w;
@@ -423,12 +429,13 @@ __global__ void __launch_bounds__(kThreads, 1) sample_rows_kernel(const float* _
 }  // namespace
 
 cudaError_t sample_rows(const float* logits, int64_t vocab, const SampleRowArgs* rows, int64_t num_rows,
-                        const PenaltyEntry* entries, float* work, SampledToken* out, cudaStream_t stream) {
+                        const PenaltyEntry* entries, const uint32_t* masks, float* work, SampledToken* out,
+                        cudaStream_t stream) {
   if (vocab <= 0 || vocab > (int64_t{1} << 17) || num_rows < 0 || !logits || !rows || !out) {
     return cudaErrorInvalidValue;  // the fixed-point sums are exact up to 2¹⁷ candidates
   }
   if (num_rows == 0) return cudaSuccess;
-  sample_rows_kernel<<<unsigned(num_rows), kThreads, 0, stream>>>(logits, vocab, rows, entries, work, out);
+  sample_rows_kernel<<<unsigned(num_rows), kThreads, 0, stream>>>(logits, vocab, rows, entries, masks, work, out);
   return cudaGetLastError();
 }
 

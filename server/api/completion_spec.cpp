@@ -71,6 +71,41 @@ std::optional<ApiError> validate_completion_spec(const CompletionSpec& spec, con
   if (spec.max_tokens && *spec.max_tokens < 1) {
     return invalid_request("max_tokens must be at least 1", "max_tokens");
   }
+  if (spec.logit_bias.size() > size_t(limits.max_logit_bias)) {
+    return invalid_request("logit_bias may hold at most " + std::to_string(limits.max_logit_bias) + " tokens",
+                           "logit_bias");
+  }
+  for (const auto& [token, bias] : spec.logit_bias) {
+    if (token < 0 || token >= limits.vocab_size) {
+      return invalid_request("logit_bias names token " + std::to_string(token) + ", outside the vocabulary [0, " +
+                                 std::to_string(limits.vocab_size) + ")",
+                             "logit_bias");
+    }
+    if (auto e = check_range("logit_bias", bias, -100.0f, 100.0f)) return e;
+  }
+  for (int32_t id : spec.allowed_token_ids) {
+    if (id < 0 || id >= limits.vocab_size) {
+      return invalid_request("allowed_token_ids holds " + std::to_string(id) + ", outside the vocabulary [0, " +
+                                 std::to_string(limits.vocab_size) + ")",
+                             "allowed_token_ids");
+    }
+  }
+  if (spec.min_tokens < 0) return invalid_request("min_tokens must be ≥ 0", "min_tokens");
+  if (spec.max_tokens && spec.min_tokens > *spec.max_tokens) {
+    return invalid_request("min_tokens must not exceed max_tokens", "min_tokens");
+  }
+  if (spec.bad_words.size() > size_t(limits.max_bad_words)) {
+    return invalid_request("bad_words may hold at most " + std::to_string(limits.max_bad_words) + " entries",
+                           "bad_words");
+  }
+  for (const std::string& w : spec.bad_words) {
+    if (w.empty()) return invalid_request("bad_words entries must not be empty", "bad_words");
+  }
+  if (spec.constraint && spec.ignore_eos) {
+    return invalid_request("ignore_eos cannot be combined with " + spec.constraint_param +
+                               ": the constraint decides where the output ends",
+                           "ignore_eos");
+  }
   if (spec.n < 1 || spec.n > limits.max_n) {
     return invalid_request("n must be in [1, " + std::to_string(limits.max_n) + "]", "n");
   }

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/constraints/constraint.h"
 #include "engine/sampling/sampler.h"
 #include "server/api/api_error.h"
 
@@ -42,6 +43,14 @@ struct CompletionSpec {
   bool stream = false;
   bool include_usage = false;          // stream_options.include_usage
   bool echo = false;                   // completions: prepend the prompt to the text
+  // Token-level controls (docs/api.md, "Structured output and token controls").
+  std::optional<ConstraintSpec> constraint;  // response_format json_object/json_schema, regex or grammar
+  std::string constraint_param;              // the field it came from, for error messages
+  std::vector<std::pair<int32_t, float>> logit_bias;
+  std::vector<int32_t> allowed_token_ids;
+  int32_t min_tokens = 0;
+  std::vector<std::string> bad_words;
+  bool include_stop_str_in_output = false;
 };
 
 // Server-wide limits a spec is checked against (from the server options and the model).
@@ -52,6 +61,8 @@ struct SpecLimits {
   int32_t max_choices = 128;           // prompts × n
   int32_t max_stop = 16;
   int32_t max_logprobs = 20;
+  int32_t max_logit_bias = 300;        // entries of logit_bias (OpenAI's limit)
+  int32_t max_bad_words = 64;
 };
 
 // Range checks; the error names the offending parameter (OpenAI `param`).

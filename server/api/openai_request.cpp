@@ -71,6 +71,106 @@ std::optional<ApiError> read_prompts(const json& prompt, std::vector<PromptInput
   return std::nullopt;
 }
 
+// Structured output: OpenAI's response_format ({"type": "text" | "json_object" |
+// "json_schema", "json_schema": {"name", "schema", "strict", "description"}}),
+// or a `regex` or a `grammar` (GBNF) string. At most one of them.
+void read_constraint(FieldReader& fields, CompletionSpec* spec) {
+  auto set = [&](ConstraintSpec::Kind kind, std::string text, const char* param) {
+    if (spec->constraint) {
+      fields.fail(invalid_request("only one of response_format (json), regex and grammar may be given", param));
+      return;
+    }
+    spec->constraint = ConstraintSpec{kind, std::move(text)};
+    spec->constraint_param = param;
+  };
+  if (const json* format = fields.find("response_format")) {
+    if (!format->is_object() || !format->contains("type") || !(*format)["type"].is_string()) {
+      fields.fail(invalid_request("response_format must be an object with a string type", "response_format"));
+      return;
+    }
+    FieldReader f(*format);
+    std::string type;
+    f.string("type", &type);
+    if (type == "json_object") {
+      set(ConstraintSpec::Kind::kJsonObject, "", "response_format");
+    } else if (type == "json_schema") {
+      const json* js = f.find("json_schema");
+      if (!js || !js->is_object()) {
+        fields.fail(invalid_request("response_format json_schema needs a json_schema object", "response_format"));
+        return;
+      }
+      FieldReader schema_fields(*js);
+      std::string name, description;
+      bool strict = false;
+      schema_fields.string("name", &name);
+      schema_fields.string("description", &description);
+      schema_fields.boolean("strict", &strict);  // always enforced: the output is constrained either way
+      const json* schema = schema_fields.find("schema");
+      if (!schema || !schema->is_object()) {
+        fields.fail(invalid_request("response_format.json_schema.schema must be a JSON Schema object",
+                                    "response_format"));
+        return;
+      }
+      schema_fields.reject_unread();
+      if (schema_fields.error()) {
+        ApiError e = *schema_fields.error();
+        e.param = "response_format";
+        fields.fail(std::move(e));
+        return;
+      }
+      set(ConstraintSpec::Kind::kJsonSchema, schema->dump(), "response_format");
+    } else if (type != "text") {
+      f.fail(invalid_request("response_format type must be text, json_object or json_schema, got " + type,
+                             "response_format"));
+    }
+    f.reject_unread();
+    if (f.error()) {
+      ApiError e = *f.error();
+      e.param = "response_format";
+      fields.fail(std::move(e));
+    }
+  }
+  std::string text;
+  if (fields.find("regex")) {
+    fields.string("regex", &text);
+    set(ConstraintSpec::Kind::kRegex, text, "regex");
+  }
+  if (fields.find("grammar")) {
+    fields.string("grammar", &text);
+    set(ConstraintSpec::Kind::kGrammar, text, "grammar");
+  }
+}
+
+// logit_bias, allowed_token_ids, min_tokens, bad_words, include_stop_str_in_output.
+void read_token_controls(FieldReader& fields, CompletionSpec* spec) {
+  read_constraint(fields, spec);
+  if (const json* bias = fields.find("logit_bias")) {
+    if (!bias->is_null() && !bias->is_object()) {
+      fields.fail(invalid_request("logit_bias must map token ids (as strings) to numbers", "logit_bias"));
+    } else if (bias->is_object()) {
+      for (const auto& [key, value] : bias->items()) {
+        int32_t id = -1;
+        size_t used = 0;
+        try {
+          id = int32_t(std::stol(key, &used));
+        } catch (const std::exception&) {
+          used = 0;
+        }
+        if (used != key.size() || key.empty() || !value.is_number()) {
+          fields.fail(invalid_request("logit_bias must map token ids (as strings) to numbers, got \"" + key + "\"",
+                                      "logit_bias"));
+          return;
+        }
+        spec->logit_bias.emplace_back(id, value.get<float>());
+      }
+    }
+  }
+  fields.integer_list("allowed_token_ids", &spec->allowed_token_ids);
+  fields.integer("min_tokens", &spec->min_tokens);
+  fields.string_or_list("bad_words", &spec->bad_words);
+  fields.boolean("include_stop_str_in_output", &spec->include_stop_str_in_output);
+}
+
 // Parameters both endpoints share.
 void read_common(FieldReader& fields, CompletionSpec* spec) {
   fields.string("model", &spec->model);
@@ -87,6 +187,7 @@ void read_common(FieldReader& fields, CompletionSpec* spec) {
   fields.integer_list("stop_token_ids", &spec->stop_token_ids);
   fields.boolean("ignore_eos", &spec->ignore_eos);
   fields.integer("n", &spec->n);
+  read_token_controls(fields, spec);
   fields.boolean("stream", &spec->stream);
   // OpenAI's end-user id: for the client's abuse monitoring; it changes nothing
   // in the output (accepted, not used).

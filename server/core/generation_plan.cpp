@@ -15,9 +15,41 @@ std::optional<ApiError> check_tokenize_size(size_t text_bytes, const Tokenizer& 
                          param, "context_length_exceeded");
 }
 
+namespace {
+
+// The spec's token controls for the engine: the constraint compiled (a bad one
+// is a 400 naming its field), bad_words tokenized with and without a leading
+// space (a word inside a text usually follows one).
+ApiResult<TokenControls> token_controls(const CompletionSpec& spec, const Tokenizer& tokenizer,
+                                        const ConstraintCompiler& compile) {
+  TokenControls c;
+  c.logit_bias = spec.logit_bias;
+  c.allowed_token_ids = spec.allowed_token_ids;
+  std::sort(c.allowed_token_ids.begin(), c.allowed_token_ids.end());
+  c.allowed_token_ids.erase(std::unique(c.allowed_token_ids.begin(), c.allowed_token_ids.end()),
+                            c.allowed_token_ids.end());
+  c.min_tokens = spec.min_tokens;
+  for (const std::string& word : spec.bad_words) {
+    for (const std::string& variant : {word, " " + word}) {
+      std::vector<int32_t> ids = tokenizer.encode_plain(variant);
+      if (!ids.empty() && std::find(c.bad_words.begin(), c.bad_words.end(), ids) == c.bad_words.end()) {
+        c.bad_words.push_back(std::move(ids));
+      }
+    }
+  }
+  if (spec.constraint) {
+    Expected<std::shared_ptr<const CompiledConstraint>> compiled = compile(*spec.constraint);
+    if (!compiled.has_value()) return invalid_request(compiled.status().message(), spec.constraint_param);
+    c.constraint = std::move(compiled).value();
+  }
+  return c;
+}
+
+}  // namespace
+
 ApiResult<GenerationPlan> plan_generation(const CompletionSpec& spec, const Tokenizer& tokenizer,
-                                          const ChatTemplate& chat_template, int64_t max_model_len,
-                                          const std::string& request_id) {
+                                          const ConstraintCompiler& compile, const ChatTemplate& chat_template,
+                                          int64_t max_model_len, const std::string& request_id) {
   const bool chat = spec.kind == ApiKind::kChat;
   const char* prompt_param = chat ? "messages" : "prompt";
 
@@ -50,6 +82,9 @@ ApiResult<GenerationPlan> plan_generation(const CompletionSpec& spec, const Toke
       }
     }
   }
+
+  ApiResult<TokenControls> controls = token_controls(spec, tokenizer, compile);
+  if (!controls.ok()) return controls.error();
 
   std::vector<std::string> stop = spec.stop;
   if (chat) stop.insert(stop.end(), chat_template.stop.begin(), chat_template.stop.end());
@@ -91,6 +126,8 @@ ApiResult<GenerationPlan> plan_generation(const CompletionSpec& spec, const Toke
       r.stop_token_ids = spec.stop_token_ids;
       r.ignore_eos = spec.ignore_eos;
       r.prompt_logprobs = spec.echo && spec.sampling.logprobs >= 0;
+      r.include_stop_str_in_output = spec.include_stop_str_in_output;
+      r.controls = controls.value();
       plan.choices.push_back(std::move(choice));
     }
   }

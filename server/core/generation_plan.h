@@ -4,6 +4,8 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
+#include <memory>
 #include <optional>
 #include <string>
 #include <vector>
@@ -34,8 +36,12 @@ inline constexpr int32_t kDefaultCompletionMaxTokens = 16;  // OpenAI's default 
 std::optional<ApiError> check_tokenize_size(size_t text_bytes, const Tokenizer& tokenizer, int64_t max_model_len,
                                             const std::string& param);
 
+// Compiles a request's structured-output constraint (Engine::compile_constraint).
+using ConstraintCompiler =
+    std::function<Expected<std::shared_ptr<const CompiledConstraint>>(const ConstraintSpec& spec)>;
+
 ApiResult<GenerationPlan> plan_generation(const CompletionSpec& spec, const Tokenizer& tokenizer,
-                                          const ChatTemplate& chat_template, int64_t max_model_len,
-                                          const std::string& request_id);
+                                          const ConstraintCompiler& compile, const ChatTemplate& chat_template,
+                                          int64_t max_model_len, const std::string& request_id);
 
 }  // namespace tnl::server

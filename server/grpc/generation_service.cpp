@@ -52,7 +52,9 @@ PreparedCall prepare(ServerContext& ctx, bool authorized_call, const tnl::v1::Ge
     return p;
   }
   ApiResult<GenerationPlan> plan =
-      plan_generation(spec.value(), ctx.engine().tokenizer(), ctx.chat_template(), ctx.engine().options().max_model_len, p.id);
+      plan_generation(spec.value(), ctx.engine().tokenizer(),
+                      [&ctx](const ConstraintSpec& c) { return ctx.engine().compile_constraint(c); },
+                      ctx.chat_template(), ctx.engine().options().max_model_len, p.id);
   if (!plan.ok()) {
     p.status = grpc_status_from(plan.error());
     return p;

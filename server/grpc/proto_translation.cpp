@@ -1,5 +1,7 @@
 #include "server/grpc/proto_translation.h"
 
+#include <algorithm>
+
 namespace tnl::server {
 
 ApiResult<CompletionSpec> spec_from_proto(const tnl::v1::GenerateRequest& r, const SpecLimits& limits) {
@@ -37,6 +39,34 @@ ApiResult<CompletionSpec> spec_from_proto(const tnl::v1::GenerateRequest& r, con
     if (r.logprobs() < 0) return invalid_request("logprobs must be ≥ 0", "logprobs");
     p.logprobs = r.logprobs();
   }
+  switch (r.constraint_case()) {
+    case tnl::v1::GenerateRequest::kJsonSchema:
+      spec.constraint = ConstraintSpec{ConstraintSpec::Kind::kJsonSchema, r.json_schema()};
+      spec.constraint_param = "json_schema";
+      break;
+    case tnl::v1::GenerateRequest::kJsonObject:
+      if (r.json_object()) {
+        spec.constraint = ConstraintSpec{ConstraintSpec::Kind::kJsonObject, ""};
+        spec.constraint_param = "json_object";
+      }
+      break;
+    case tnl::v1::GenerateRequest::kRegex:
+      spec.constraint = ConstraintSpec{ConstraintSpec::Kind::kRegex, r.regex()};
+      spec.constraint_param = "regex";
+      break;
+    case tnl::v1::GenerateRequest::kGrammar:
+      spec.constraint = ConstraintSpec{ConstraintSpec::Kind::kGrammar, r.grammar()};
+      spec.constraint_param = "grammar";
+      break;
+    default:
+      break;
+  }
+  for (const auto& [token, bias] : r.logit_bias()) spec.logit_bias.emplace_back(token, bias);
+  std::sort(spec.logit_bias.begin(), spec.logit_bias.end());  // a proto map has no order
+  spec.allowed_token_ids.assign(r.allowed_token_ids().begin(), r.allowed_token_ids().end());
+  spec.min_tokens = r.min_tokens();
+  spec.bad_words.assign(r.bad_words().begin(), r.bad_words().end());
+  spec.include_stop_str_in_output = r.include_stop_str_in_output();
   if (std::optional<ApiError> error = validate_completion_spec(spec, limits)) return *error;
   return spec;
 }

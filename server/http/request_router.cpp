@@ -49,8 +49,10 @@ void generate(const std::shared_ptr<HttpSession>& session, Request&& request, Ap
     Prepared p;
     p.spec = kind == ApiKind::kChat ? parse_chat_request(body, ctx.limits()) : parse_completion_request(body, ctx.limits());
     if (!p.spec.ok()) return p;
-    p.plan = plan_generation(p.spec.value(), ctx.engine().tokenizer(), ctx.chat_template(),
-                             ctx.engine().options().max_model_len, id);
+    p.plan = plan_generation(
+        p.spec.value(), ctx.engine().tokenizer(),
+        [&ctx](const ConstraintSpec& c) { return ctx.engine().compile_constraint(c); }, ctx.chat_template(),
+        ctx.engine().options().max_model_len, id);
     return p;
   };
   off_io_thread(session, std::move(work), [session, kind](Prepared p) {

@@ -195,7 +195,7 @@ Expected<Figure> sampling(bool greedy, GpuTimer& timer, cudaStream_t stream) {
   }
   TNL_RETURN_IF_ERROR(upload(host, &args));
   TNL_ASSIGN_OR_RETURN(const double ms, timer.median_ms(stream, 3, 20, [&](int) {
-    return cuda::sample_rows(logits.get(), V, args.get(), rows, nullptr, nullptr, out.get(), stream);
+    return cuda::sample_rows(logits.get(), V, args.get(), rows, nullptr, nullptr, nullptr, out.get(), stream);
   }));
   Figure f;
   f.section = "kernel";

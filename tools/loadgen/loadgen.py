@@ -111,6 +111,9 @@ def parse_args(argv):
     w.add_argument("--ignore-eos", action=argparse.BooleanOptionalAction, default=True,
                    help="generate exactly max_tokens (default on)")
     w.add_argument("--temperature", type=float)
+    w.add_argument("--extra-body", type=json.loads, default=None, metavar="JSON",
+                   help="HTTP: fields merged into every request body, e.g. '{\"response_format\": "
+                        "{\"type\": \"json_object\"}}' (structured output needs --no-ignore-eos)")
     w.add_argument("--top-p", type=float)
     w.add_argument("--top-k", type=int)
 
@@ -186,6 +189,10 @@ def request_params(args):
         value = getattr(args, key)
         if value not in (None, ""):
             params[key] = value
+    if args.extra_body:
+        if args.protocol == "grpc":
+            raise SystemExit("--extra-body is for --protocol http")
+        params.update(args.extra_body)
     return params
 
 

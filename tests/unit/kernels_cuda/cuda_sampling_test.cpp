@@ -27,6 +27,7 @@ struct Row {
   std::vector<float> logits;
   RowSampling params;
   std::vector<PenaltyEntry> penalties;
+  std::vector<uint32_t> mask;  // allowed tokens; empty: none
   bool want_logprob = false;
 };
 
@@ -49,7 +50,7 @@ std::vector<Row> make_rows(int64_t V, uint64_t seed) {
       params(0.5f, 0, 0.5f, 0.0f),   params(1.0f, 0, 1.0f, 0.05f), params(0.8f, 40, 0.95f, 0.02f),
       params(2.0f, 0, 0.3f, 0.0f),   params(0.1f, 0, 1.0f, 0.0f),  params(1.0f, int32_t(V) - 1, 0.99f, 0.0f)};
   std::vector<Row> rows;
-  for (size_t i = 0; i < 4 * settings.size(); ++i) {
+  for (size_t i = 0; i < 5 * settings.size(); ++i) {
     Row r;
     r.params = settings[i % settings.size()];
     r.params.uniform = unit(rng);
@@ -68,6 +69,19 @@ std::vector<Row> make_rows(int64_t V, uint64_t seed) {
       for (int64_t j = 0; j < V; ++j) ids[j] = int32_t(j);
       std::shuffle(ids.begin(), ids.end(), rng);
       for (int j = 0; j < 60; ++j) r.penalties.push_back({ids[j], int32_t(j % 4), int32_t(j % 3 == 0)});
+    } else if (kind == 4) {
+      // Structured output and token controls: an allowed-token mask of ~1/5 of
+      // the vocabulary, biases (logit_bias, −inf bans) on some tokens, some
+      // of them outside the mask (they must stay out).
+      r.mask.assign(size_t((V + 31) / 32), 0u);
+      for (int64_t j = 0; j < V; ++j) {
+        if (rng() % 5 == 0) r.mask[size_t(j >> 5)] |= 1u << (j & 31);
+      }
+      r.params.presence_penalty = 0.3f;
+      for (int j = 0; j < 40; ++j) {
+        const float bias = j % 4 == 0 ? -INFINITY : float(int(rng() % 41) - 20);
+        r.penalties.push_back({int32_t(j * (V / 40)), int32_t(j % 2), 0, bias});
+      }
     }
     r.want_logprob = i % 2 == 0;
     rows.push_back(std::move(r));
@@ -79,6 +93,7 @@ std::vector<SampledToken> run_on_device(const std::vector<Row>& rows, int64_t V)
   std::vector<float> logits;
   std::vector<cuda::SampleRowArgs> args;
   std::vector<PenaltyEntry> entries;
+  std::vector<uint32_t> masks;
   for (size_t i = 0; i < rows.size(); ++i) {
     logits.insert(logits.end(), rows[i].logits.begin(), rows[i].logits.end());
     cuda::SampleRowArgs a;
@@ -87,10 +102,15 @@ std::vector<SampledToken> run_on_device(const std::vector<Row>& rows, int64_t V)
     a.penalty_begin = int32_t(entries.size());
     a.penalty_count = int32_t(rows[i].penalties.size());
     a.want_logprob = rows[i].want_logprob;
+    a.mask_begin = rows[i].mask.empty() ? -1 : int32_t(masks.size());
+    masks.insert(masks.end(), rows[i].mask.begin(), rows[i].mask.end());
     entries.insert(entries.end(), rows[i].penalties.begin(), rows[i].penalties.end());
     args.push_back(a);
   }
   DeviceVector<float> dlogits(logits), dwork(logits.size());
+  DeviceVector<int32_t> dmasks_storage(masks.size() + 1);  // uint32 words, copied bit for bit below
+  uint32_t* dmasks = reinterpret_cast<uint32_t*>(dmasks_storage.get());
+  if (!masks.empty()) cudaMemcpy(dmasks, masks.data(), masks.size() * sizeof(uint32_t), cudaMemcpyHostToDevice);
   cuda::SampleRowArgs* dargs = nullptr;
   PenaltyEntry* dentries = nullptr;
   SampledToken* dout = nullptr;
@@ -101,7 +121,8 @@ std::vector<SampledToken> run_on_device(const std::vector<Row>& rows, int64_t V)
   cudaMemcpy(dentries, entries.data(), entries.size() * sizeof(entries[0]), cudaMemcpyHostToDevice);
   cudaMemset(dout, 0xFF, rows.size() * sizeof(SampledToken));
   std::vector<SampledToken> out(rows.size());
-  EXPECT_EQ(cuda::sample_rows(dlogits.get(), V, dargs, int64_t(rows.size()), dentries, dwork.get(), dout, nullptr),
+  EXPECT_EQ(cuda::sample_rows(dlogits.get(), V, dargs, int64_t(rows.size()), dentries, dmasks, dwork.get(), dout,
+                              nullptr),
             cudaSuccess);
   EXPECT_EQ(cudaDeviceSynchronize(), cudaSuccess);
   cudaMemcpy(out.data(), dout, rows.size() * sizeof(SampledToken), cudaMemcpyDeviceToHost);
@@ -123,10 +144,12 @@ TEST_P(SampleRowsTest, MatchesReferenceOnEveryRow) {
     const std::vector<SampledToken> got = run_on_device(rows, V);
     int exact = 0;
     for (size_t i = 0; i < rows.size(); ++i) {
-      const ref::SampleTrace want = ref::sample_row(rows[i].logits, rows[i].params, rows[i].penalties, rows[i].want_logprob);
+      const ref::SampleTrace want =
+          ref::sample_row(rows[i].logits, rows[i].params, rows[i].penalties, rows[i].want_logprob, rows[i].mask);
       const int32_t token = got[i].token;
       ASSERT_GE(token, 0) << "row " << i;
       ASSERT_LT(token, V) << "row " << i;
+      if (!rows[i].mask.empty()) EXPECT_TRUE(mask_allows(rows[i].mask.data(), token)) << "row " << i;
       EXPECT_TRUE(std::binary_search(want.kept.begin(), want.kept.end(), token))
           << "row " << i << ": token " << token << " is outside the kept set of " << want.kept.size();
       exact += token == want.sampled.token;

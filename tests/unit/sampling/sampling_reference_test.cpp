@@ -125,6 +125,41 @@ TEST(SamplingReference, PenaltiesAndGreedyAgreeWithTheHostSampler) {
   }
 }
 
+// Token controls (logit_bias, bans, an allowed-token mask) on top of the
+// penalties: the host Sampler and the reference take the same token, greedy and
+// sampled, and never one outside the mask or banned.
+TEST(SamplingReference, BiasesAndMasksAgreeWithTheHostSampler) {
+  for (uint64_t seed = 0; seed < 40; ++seed) {
+    const auto row = random_row(300, 100 + seed, false);
+    SamplingParams sp;
+    sp.temperature = seed % 2 == 0 ? 0.0f : 0.9f;
+    sp.top_p = 0.95f;
+    sp.presence_penalty = seed % 3 == 0 ? 0.8f : 0.0f;
+    sp.seed = seed;
+    const auto order = ranked(row);
+    Sampler host(sp, {order[0]});
+    for (int32_t t : {order[0], order[2]}) host.accept(t);
+    Sampler device_side = host;
+    std::vector<uint32_t> mask((300 + 31) / 32, 0u);
+    std::mt19937_64 rng(seed);
+    for (int32_t id = 0; id < 300; ++id) {
+      if (rng() % 3 == 0) mask[size_t(id) >> 5] |= 1u << (id & 31);
+    }
+    // Biases (sorted, unique): the best token banned, others pushed up and down.
+    std::vector<PenaltyEntry> biases;
+    for (int32_t id : {order[0], order[1], order[4], order[7], 250}) biases.push_back({id, 0, 0, 0.0f});
+    std::sort(biases.begin(), biases.end(), [](const auto& a, const auto& b) { return a.token < b.token; });
+    for (PenaltyEntry& e : biases) e.bias = e.token == order[0] ? -INFINITY : e.token == order[4] ? 7.5f : -3.0f;
+    const RowSampling params = device_side.device_row();
+    const std::vector<PenaltyEntry> entries = device_side.penalty_entries(biases);
+    const int32_t want = ref::sample_row(row, params, entries, false, mask).sampled.token;
+    const int32_t got = host.sample(row, {biases, mask}).token;
+    EXPECT_EQ(got, want) << "seed " << seed;
+    EXPECT_TRUE(mask_allows(mask.data(), got)) << "seed " << seed;
+    EXPECT_NE(got, order[0]) << "banned, seed " << seed;
+  }
+}
+
 TEST(SamplerDeviceHooks, PenaltyEntriesMergePromptAndOutputs) {
   SamplingParams sp;
   sp.repetition_penalty = 1.2f;

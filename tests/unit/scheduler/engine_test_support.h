@@ -114,6 +114,9 @@ class FakeBackend : public Backend {
     }
     TNL_RETURN_IF_ERROR(validate_step_plan(plan, config_, num_slots(), device_sampling_));
     TNL_RETURN_IF_ERROR(validate_state_copies(plan, *this));
+    // As the CUDA backend: the allowed-token masks are filled once the forward
+    // pass is under way, before anything samples.
+    if (device_sampling_ && plan.prepare_sampling) TNL_RETURN_IF_ERROR(plan.prepare_sampling());
     std::lock_guard<std::mutex> lock(mu_);
     for (const StateCopy& copy : plan.copies_before) position_of(copy.to) = position_of(copy.from);
     copies_run_.insert(copies_run_.end(), plan.copies_before.begin(), plan.copies_before.end());
@@ -143,8 +146,10 @@ class FakeBackend : public Backend {
       if (c.sample) {  // "on the device": the CPU reference of the GPU sampling kernel
         const int64_t last = c.start_pos + static_cast<int64_t>(c.tokens.size()) - 1;
         const std::vector<float> row = row_for(last, c.tokens.back());
+        std::span<const uint32_t> mask;
+        if (c.sample->allowed_mask) mask = *c.sample->allowed_mask;
         out->sampled[out->row_begin.size() - 1] =
-            ref::sample_row(row, c.sample->params, c.sample->penalties, c.sample->want_logprob).sampled;
+            ref::sample_row(row, c.sample->params, c.sample->penalties, c.sample->want_logprob, mask).sampled;
       }
       chunks_run_.push_back(c);
     }
