@@ -48,8 +48,8 @@ TEST(CompletionRequest, PromptShapes) {
 
 TEST(CompletionRequest, FieldsTheServerDoesNotHonourAreRefusedByName) {
   // Accepting and ignoring them would answer 200 with what the client did not ask
-  // for (an unconstrained answer to response_format, no bias for logit_bias).
-  for (const char* field : {"logit_bias", "suffix", "best_of", "frobnicate"}) {
+  // for (e.g. one answer where best_of asked for the best of several).
+  for (const char* field : {"suffix", "best_of", "functions", "frobnicate"}) {
     const ApiError e = bad_completion(std::string(R"({"prompt": "x", ")") + field + R"(": 1})");
     EXPECT_EQ(e.http_status, 400) << field;
     EXPECT_EQ(e.param, field);
@@ -62,6 +62,35 @@ TEST(CompletionRequest, FieldsTheServerDoesNotHonourAreRefusedByName) {
   EXPECT_EQ(nested.param, "continuous_usage_stats");
   // Explicit nulls mean "default" and `user` is only for the client's bookkeeping.
   ok_completion(R"({"prompt": "x", "logit_bias": null, "suffix": null, "user": "u-1"})");
+}
+
+TEST(CompletionRequest, StructuredOutputAndTokenControls) {
+  const CompletionSpec s = ok_completion(
+      R"({"prompt": "x", "max_tokens": 9, "logit_bias": {"5": -100, "7": 2.5}, "allowed_token_ids": [1, 2],
+          "min_tokens": 3, "bad_words": ["no"], "include_stop_str_in_output": true,
+          "response_format": {"type": "json_schema", "json_schema": {"name": "n", "strict": true,
+                                                                      "schema": {"type": "integer"}}}})");
+  ASSERT_TRUE(s.constraint.has_value());
+  EXPECT_EQ(s.constraint->kind, ConstraintSpec::Kind::kJsonSchema);
+  EXPECT_EQ(s.constraint->text, R"({"type":"integer"})");
+  EXPECT_EQ(s.constraint_param, "response_format");
+  EXPECT_EQ(s.logit_bias, (std::vector<std::pair<int32_t, float>>{{5, -100.0f}, {7, 2.5f}}));
+  EXPECT_EQ(s.allowed_token_ids, (std::vector<int32_t>{1, 2}));
+  EXPECT_EQ(s.min_tokens, 3);
+  EXPECT_EQ(s.bad_words, (std::vector<std::string>{"no"}));
+  EXPECT_TRUE(s.include_stop_str_in_output);
+  EXPECT_FALSE(ok_completion(R"({"prompt": "x", "response_format": {"type": "text"}})").constraint.has_value());
+  EXPECT_EQ(ok_completion(R"({"prompt": "x", "regex": "[0-9]+"})").constraint->kind, ConstraintSpec::Kind::kRegex);
+
+  EXPECT_EQ(bad_completion(R"({"prompt": "x", "logit_bias": 1})").param, "logit_bias");
+  EXPECT_EQ(bad_completion(R"({"prompt": "x", "logit_bias": {"5": 150}})").param, "logit_bias");
+  EXPECT_EQ(bad_completion(R"({"prompt": "x", "response_format": {"type": "json_schema"}})").param,
+            "response_format");
+  EXPECT_EQ(bad_completion(R"({"prompt": "x", "response_format": {"type": "json_object", "extra": 1}})").param,
+            "response_format");
+  EXPECT_EQ(bad_completion(R"({"prompt": "x", "regex": "a", "grammar": "root ::= \"a\""})").param, "grammar");
+  EXPECT_EQ(bad_completion(R"({"prompt": "x", "regex": "a", "ignore_eos": true})").param, "ignore_eos");
+  EXPECT_EQ(bad_completion(R"({"prompt": "x", "max_tokens": 2, "min_tokens": 3})").param, "min_tokens");
 }
 
 TEST(CompletionRequest, ParametersAndDefaults) {

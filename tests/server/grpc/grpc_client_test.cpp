@@ -1,6 +1,8 @@
 // gRPC front end, end to end: starts the real tnl-server (tiny generated model,
 // free loopback ports) and talks to it with the generated tnl.v1 stubs plus the
 // standard health and reflection protocols.
+#include <regex>
+
 #include "grpc/health/v1/health.grpc.pb.h"
 #include "grpc/reflection/v1alpha/reflection.grpc.pb.h"
 #include "tests/server/grpc/grpc_test_support.h"
@@ -111,6 +113,39 @@ TEST_F(GrpcFrontEnd, InvalidArgumentsAreRejectedWithMessages) {
   tnl::v1::GenerateStreamResponse chunk;
   EXPECT_FALSE(reader->Read(&chunk));
   EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+}
+
+// Structured output and token controls over gRPC: a regex constrains the text
+// (std::regex checks it), logit_bias forces a token, a malformed regex or schema
+// is INVALID_ARGUMENT naming the field.
+TEST_F(GrpcFrontEnd, ConstraintsAndTokenControls) {
+  tnl::v1::GenerateRequest req = greedy("Number:", 24);
+  req.set_regex("[0-9]{2}-[a-z]{2,5}");
+  grpc::ClientContext ctx;
+  tnl::v1::GenerateResponse resp;
+  ASSERT_TRUE(stub_->Generate(&ctx, req, &resp).ok());
+  EXPECT_EQ(resp.finish_reason(), tnl::v1::FINISH_REASON_STOP) << resp.text();
+  EXPECT_TRUE(std::regex_match(resp.text(), std::regex("[0-9]{2}-[a-z]{2,5}"))) << resp.text();
+
+  tnl::v1::GenerateRequest forced = greedy("x", 3);
+  (*forced.mutable_logit_bias())[77] = 100.0f;
+  grpc::ClientContext ctx2;
+  ASSERT_TRUE(stub_->Generate(&ctx2, forced, &resp).ok());
+  EXPECT_EQ(std::vector<int32_t>(resp.token_ids().begin(), resp.token_ids().end()), std::vector<int32_t>({77, 77, 77}));
+
+  tnl::v1::GenerateRequest bad_regex = greedy("x", 3);
+  bad_regex.set_regex("(ab");
+  grpc::ClientContext ctx3;
+  grpc::Status s = stub_->Generate(&ctx3, bad_regex, &resp);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(s.error_message().find("regex"), std::string::npos) << s.error_message();
+
+  tnl::v1::GenerateRequest bad_schema = greedy("x", 3);
+  bad_schema.set_json_schema(R"({"type": "object", "not": {}})");
+  grpc::ClientContext ctx4;
+  s = stub_->Generate(&ctx4, bad_schema, &resp);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(s.error_message().find("json_schema"), std::string::npos) << s.error_message();
 }
 
 TEST_F(GrpcFrontEnd, HealthServiceReportsServing) {
