@@ -45,6 +45,10 @@ Status validate_request(const GenerationRequest& r, int64_t vocab_size, const En
                               std::to_string(vocab_size) + ")");
     }
   }
+  if (r.priority < kMinPriority || r.priority > kMaxPriority) {
+    return invalid_argument("priority must be in [" + std::to_string(kMinPriority) + ", " +
+                            std::to_string(kMaxPriority) + "], got " + std::to_string(r.priority));
+  }
   return r.sampling.validate();
 }
 

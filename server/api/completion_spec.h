@@ -42,6 +42,7 @@ struct CompletionSpec {
   bool stream = false;
   bool include_usage = false;          // stream_options.include_usage
   bool echo = false;                   // completions: prepend the prompt to the text
+  int32_t priority = 0;                // lower is served first (engine/priority.h: its range)
 };
 
 // Server-wide limits a spec is checked against (from the server options and the model).
