@@ -32,7 +32,8 @@ ContinuousBatcher::ContinuousBatcher(Backend& backend, const Tokenizer& tokenize
       tokenizer_(tokenizer),
       options_(options),
       eos_id_(tokenizer.eos_id() >= 0 ? tokenizer.eos_id() : backend.config().eos_token_id),
-      scheduler_(limits) {
+      scheduler_(limits),
+      swap_space_(backend.state_bytes_per_slot()) {
   const ModelConfig& c = backend.config();
   layout_.model_fingerprint = options.model_fingerprint;
   layout_.layers = c.num_layers;
@@ -72,6 +73,7 @@ void ContinuousBatcher::finish_export(uint64_t id, Expected<std::string> result)
   ExportDone done = std::move(it->second.done);
   exports_.erase(it);
   scheduler_.remove(id);
+  swap_space_.drop(id);
   if (done) done(std::move(result));
 }
 
@@ -115,11 +117,12 @@ void ContinuousBatcher::add(uint64_t id, GenerationRequest request, EventSink si
   std::optional<EngineClock::time_point> deadline;
   if (options_.request_timeout.count() > 0) deadline = arrival + options_.request_timeout;
   const bool prompt_logprobs = request.prompt_logprobs;
+  const int32_t priority = request.priority;
   std::vector<int32_t> prompt = request.prompt_ids;
   requests_.emplace(id, std::make_unique<RequestState>(id, std::move(request), std::move(sink), tokenizer_, eos_id_,
                                                        int32_t(backend_.config().vocab_size),
                                                        arrival, deadline));
-  scheduler_.add(id, std::move(prompt), prompt_logprobs);
+  scheduler_.add(id, std::move(prompt), prompt_logprobs, priority);
 }
 
 void ContinuousBatcher::add_group(const std::vector<uint64_t>& ids, std::vector<GenerationRequest> requests,
@@ -127,12 +130,13 @@ void ContinuousBatcher::add_group(const std::vector<uint64_t>& ids, std::vector<
   std::optional<EngineClock::time_point> deadline;
   if (options_.request_timeout.count() > 0) deadline = arrival + options_.request_timeout;
   std::vector<int32_t> prompt = requests.front().prompt_ids;
+  const int32_t priority = requests.front().priority;  // one for the group (Engine::submit_group)
   for (size_t i = 0; i < ids.size(); ++i) {
     requests_.emplace(ids[i], std::make_unique<RequestState>(ids[i], std::move(requests[i]), std::move(sinks[i]),
                                                              tokenizer_, eos_id_, int32_t(backend_.config().vocab_size),
                                                              arrival, deadline));
   }
-  scheduler_.add_group(ids, std::move(prompt));
+  scheduler_.add_group(ids, std::move(prompt), priority);
 }
 
 void ContinuousBatcher::cancel(uint64_t id) {
@@ -172,6 +176,7 @@ void ContinuousBatcher::finish(uint64_t id, FinishReason reason, Status error) {
   // (not by an error: its state is sound) leaves a snapshot in the prefix cache,
   // so that the next turn of a conversation starts from it.
   scheduler_.remove(id, /*snapshot=*/reason != FinishReason::kError);
+  swap_space_.drop(id);
   if (reason == FinishReason::kError) {
     spdlog::warn("request {} ({}) failed: {}", id, state->request().request_id, error.to_string());
   }
@@ -189,6 +194,8 @@ void ContinuousBatcher::drop_invalid_chunks(ScheduledStep* step) {
   kept.plan.copies_before = std::move(step->plan.copies_before);
   kept.plan.copies_after = std::move(step->plan.copies_after);
   kept.snapshots = std::move(step->snapshots);
+  kept.preempted = std::move(step->preempted);
+  kept.resumed = std::move(step->resumed);
   for (size_t i = 0; i < step->chunks.size(); ++i) {
     StepPlan alone;
     alone.chunks.push_back(step->plan.chunks[i]);
@@ -266,17 +273,59 @@ Status ContinuousBatcher::flush_copies() {
   return backend_.run_step(step.plan, &out);
 }
 
+void ContinuousBatcher::swap_out(const ScheduledStep& step) {
+  for (const Preemption& p : step.preempted) {
+    const auto request = requests_.find(p.seq);
+    const int32_t priority = request != requests_.end() ? request->second->request().priority : 0;
+    if (!p.save_state) {
+      spdlog::debug("preempted sequence {} (priority {}) from slot {} before it computed anything", p.seq, priority,
+                    p.slot);
+      continue;
+    }
+    if (Status s = swap_space_.swap_out(backend_, p.seq, {StateTier::kLive, p.slot}); !s.is_ok()) {
+      finish(p.seq, FinishReason::kError, internal_error("saving the state of a preempted sequence: " + s.message()));
+      continue;
+    }
+    metrics_.preemption_swap_bytes_total += uint64_t(swap_space_.state_bytes());
+    spdlog::debug("preempted sequence {} (priority {}) from slot {}: {} state bytes to host memory, {} swapped out",
+                  p.seq, priority, p.slot, swap_space_.state_bytes(), swap_space_.num_held());
+  }
+}
+
+Status ContinuousBatcher::swap_in(ScheduledStep* step) {
+  if (step->resumed.empty()) return Status::ok();
+  if (!step->plan.copies_before.empty()) {
+    // Left in the step until they ran: if they fail, the step's failure handling
+    // discards the cache entries they were to fill.
+    StepPlan copies;
+    copies.copies_before = step->plan.copies_before;
+    StepOutput unused;
+    TNL_RETURN_IF_ERROR(backend_.run_step(copies, &unused));
+    step->plan.copies_before.clear();
+  }
+  for (const Resumption& r : step->resumed) {
+    // Gone since it was planned (its chunk was rejected): nothing to restore.
+    if (scheduler_.slot_of(r.seq) != r.slot) continue;
+    TNL_RETURN_IF_ERROR(swap_space_.swap_in(backend_, r.seq, {StateTier::kLive, r.slot}));
+    metrics_.preemption_swap_bytes_total += uint64_t(swap_space_.state_bytes());
+    spdlog::debug("resumed sequence {} in slot {} from host memory", r.seq, r.slot);
+  }
+  return Status::ok();
+}
+
 void ContinuousBatcher::step() {
   const EngineClock::time_point start = EngineClock::now();
   ScheduledStep step = scheduler_.schedule();
   if (on_scheduled_) on_scheduled_(scheduler_.num_running(), scheduler_.num_waiting());
+  swap_out(step);
   drop_invalid_chunks(&step);
   if (step.empty()) return;
   attach_device_sampling(&step);
 
   Status status;
   try {
-    status = backend_.run_step(step.plan, &output_);
+    status = swap_in(&step);
+    if (status.is_ok()) status = backend_.run_step(step.plan, &output_);
   } catch (const std::exception& e) {
     status = internal_error(std::string("backend threw: ") + e.what());
   }
@@ -419,6 +468,8 @@ EngineStats ContinuousBatcher::stats() const {
   s.prefix_cache.host_slots_total = cache.host_slots_total;
   s.prefix_cache.state_bytes = backend_.state_bytes_per_slot();
   s.forks_total = scheduler_.forks_total();
+  s.preemptions_total = scheduler_.preemptions_total();
+  s.swapped_sequences = swap_space_.num_held();
   return s;
 }
 

@@ -17,6 +17,7 @@
 #include "engine/scheduler/engine_metrics.h"
 #include "engine/scheduler/request_state.h"
 #include "engine/scheduler/scheduler.h"
+#include "engine/scheduler/swap_space.h"
 #include "engine/tokenizer/tokenizer.h"
 
 namespace tnl {
@@ -89,6 +90,13 @@ class ContinuousBatcher {
   // On a backend that samples on its device, hands it the sampling of every
   // chunk that yields a token (requests that need top logprobs stay on the host).
   void attach_device_sampling(ScheduledStep* step);
+  // Saves the state of every sequence the step preempted (before anything can
+  // reuse its slot); a sequence whose state cannot be read fails with kError.
+  void swap_out(const ScheduledStep& step);
+  // Puts the saved state of every sequence the step resumes back into its new
+  // slot. The step's copies_before run first, on their own: they may still read
+  // a slot's previous contents (a finish snapshot of the sequence that left it).
+  Status swap_in(ScheduledStep* step);
   // Checks the backend returned the rows the plan asked for.
   Status check_output(const ScheduledStep& step, const StepOutput& out) const;
   void process_output(const ScheduledStep& step, const StepOutput& out);
@@ -116,6 +124,7 @@ class ContinuousBatcher {
   Scheduler scheduler_;
   std::unordered_map<uint64_t, std::unique_ptr<RequestState>> requests_;
   EngineMetrics metrics_;
+  SwapSpace swap_space_;  // states of preempted sequences
   StepOutput output_;  // reused across steps (logits buffer)
   Status dead_;        // set once, by a kFatal step status
   std::function<void(const Status&)> on_dead_;

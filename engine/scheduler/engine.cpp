@@ -237,7 +237,8 @@ Expected<std::vector<uint64_t>> Engine::submit_group(std::vector<GenerationReque
   for (size_t i = 0; i < requests.size(); ++i) {
     if (!sinks[i]) return invalid_argument("submit: no event sink");
     TNL_RETURN_IF_ERROR(validate_request(requests[i], impl_->backend->config().vocab_size, impl_->options));
-    fork = fork && !requests[i].prompt_logprobs && requests[i].prompt_ids == requests[0].prompt_ids;
+    fork = fork && !requests[i].prompt_logprobs && requests[i].prompt_ids == requests[0].prompt_ids &&
+           requests[i].priority == requests[0].priority;
   }
   std::vector<uint64_t> ids;
   {

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "engine/backend.h"
+#include "engine/priority.h"
 #include "engine/scheduler/token_controls.h"
 #include "engine/state_blob.h"
 #include "engine/sampling/sampler.h"
@@ -53,6 +54,8 @@ struct GenerationRequest {
   bool prompt_logprobs = false;        // logprobs of every prompt token (echo + logprobs)
   bool include_stop_str_in_output = false;  // a matched stop string stays in the text
   TokenControls controls;              // logit_bias, allowed ids, min_tokens, bad_words, structured output
+  int32_t priority = 0;                // [kMinPriority, kMaxPriority]; lower first; a better
+                                       // one preempts running worse ones (scheduler.h)
 };
 
 struct GenerationEvent {
@@ -80,6 +83,9 @@ struct EngineStats {
   uint64_t generation_tokens_total = 0;
   uint64_t requests_finished_total = 0;
   uint64_t forks_total = 0;  // sequences started from a fork group's shared prompt
+  uint64_t preemptions_total = 0;            // running sequences sent back to the queue for a better priority
+  uint64_t preemption_swap_bytes_total = 0;  // state bytes copied to host memory and back for them
+  int32_t swapped_sequences = 0;             // preempted sequences whose state is in host memory now
   struct PrefixCacheGauges {
     bool enabled = false;
     uint64_t queries_total = 0, hits_total = 0, hit_tokens_total = 0;
@@ -117,7 +123,8 @@ class Engine {
   // Submits requests that share one prompt (the choices of `n`) as a fork group:
   // the prompt is prefilled once and its state copied, and each request samples
   // and continues on its own. All are queued, or none (the first error). Requests
-  // whose prompts differ, or that ask for prompt logprobs, run independently.
+  // whose prompts or priorities differ, or that ask for prompt logprobs, run
+  // independently.
   Expected<std::vector<uint64_t>> submit_group(std::vector<GenerationRequest> requests, std::vector<EventSink> sinks);
   // Drops the sequence within one step and frees its slot; its sink gets kCancelled.
   void cancel(uint64_t id);

@@ -45,6 +45,10 @@ Status validate_request(const GenerationRequest& r, int64_t vocab_size, const En
                               std::to_string(vocab_size) + ")");
     }
   }
+  if (r.priority < kMinPriority || r.priority > kMaxPriority) {
+    return invalid_argument("priority must be in [" + std::to_string(kMinPriority) + ", " +
+                            std::to_string(kMaxPriority) + "], got " + std::to_string(r.priority));
+  }
   TNL_RETURN_IF_ERROR(validate_token_controls(r.controls, int32_t(vocab_size), r.max_tokens));
   if (r.controls.constraint && r.ignore_eos) {
     return invalid_argument("ignore_eos cannot be combined with structured output (response_format, regex, "

@@ -4,6 +4,7 @@
 #include <span>
 #include <cassert>
 #include <string>
+#include <tuple>
 #include <utility>
 
 namespace tnl {
@@ -46,25 +47,38 @@ StateRef live(int32_t slot) { return {StateTier::kLive, slot}; }
 
 }  // namespace
 
-void Scheduler::add(SequenceId seq, std::vector<int32_t> prompt, bool prompt_logprobs) {
+void Scheduler::add(SequenceId seq, std::vector<int32_t> prompt, bool prompt_logprobs, int32_t priority) {
   assert(!prompt.empty() && !contains(seq));
   Sequence s;
   s.id = seq;
   s.prompt_len = static_cast<int64_t>(prompt.size());
   s.tokens = std::move(prompt);
   s.prompt_logprobs = prompt_logprobs;
-  waiting_.push_back(std::move(s));
+  s.priority = priority;
+  s.arrival = next_arrival_++;
+  enqueue(std::move(s));
 }
 
-void Scheduler::add_group(const std::vector<SequenceId>& seqs, std::vector<int32_t> prompt) {
+void Scheduler::add_group(const std::vector<SequenceId>& seqs, std::vector<int32_t> prompt, int32_t priority) {
   assert(!seqs.empty());
   if (seqs.size() == 1 || int64_t(seqs.size()) > limits_.num_slots) {
     // Never admissible together: run them as independent sequences.
-    for (SequenceId id : seqs) add(id, prompt, false);
+    for (SequenceId id : seqs) add(id, prompt, false, priority);
     return;
   }
-  add(seqs[0], std::move(prompt), false);
-  waiting_.back().followers.assign(seqs.begin() + 1, seqs.end());
+  add(seqs[0], std::move(prompt), false, priority);
+  const auto entry = std::find_if(waiting_.begin(), waiting_.end(), [&](const Sequence& s) { return s.id == seqs[0]; });
+  entry->followers.assign(seqs.begin() + 1, seqs.end());
+}
+
+void Scheduler::enqueue(Sequence seq) {
+  // Arrivals are unique, so the place is unambiguous: behind every entry that
+  // comes first by (priority, arrival). A new arrival goes behind all its equals;
+  // a preempted sequence returns ahead of the equals that arrived after it.
+  const auto place = std::find_if(waiting_.begin(), waiting_.end(), [&](const Sequence& w) {
+    return std::pair(w.priority, w.arrival) > std::pair(seq.priority, seq.arrival);
+  });
+  waiting_.insert(place, std::move(seq));
 }
 
 int32_t Scheduler::next_chunk_len(const Sequence& seq) const {
@@ -110,8 +124,78 @@ void Scheduler::plan_prefill(const Sequence& seq, int32_t len, ScheduledStep* st
   step->num_prefill_tokens += len;
 }
 
+void Scheduler::plan_decode(const Sequence& seq, ScheduledStep* step) {
+  assert(static_cast<int64_t>(seq.tokens.size()) == seq.num_computed + 1 &&
+         "a decoding sequence needs its sampled token before it is scheduled");
+  SequenceChunk chunk;
+  chunk.slot = seq.slot;
+  chunk.start_pos = seq.num_computed;
+  chunk.tokens = {seq.tokens.back()};
+  chunk.logits = LogitsMode::kLast;
+  step->plan.chunks.push_back(std::move(chunk));
+  step->chunks.push_back({seq.id, /*prefill=*/false, seq.num_computed, 1, /*samples_next=*/true});
+  ++step->num_decode_tokens;
+}
+
+void Scheduler::preempt_for_head(ScheduledStep* step) {
+  if (waiting_.empty()) return;
+  const int32_t head_priority = waiting_.front().priority;
+  const int32_t needed = 1 + int32_t(waiting_.front().followers.size()) - slots_.num_free();
+  if (needed <= 0) return;
+  // Candidates: strictly worse priority, and not tied to an unfinished fork
+  // (its copies need the leader's slot and the members' slots).
+  std::vector<const Sequence*> victims;
+  for (const Sequence& s : running_) {
+    if (s.priority > head_priority && !s.leader && s.followers.empty()) victims.push_back(&s);
+  }
+  // Preempting fewer than needed would free slots the head still cannot use.
+  if (int32_t(victims.size()) < needed) return;
+  // Worst priority first, then the newest (a fork group's members share an
+  // arrival: the later member first).
+  std::sort(victims.begin(), victims.end(), [](const Sequence* a, const Sequence* b) {
+    return std::tuple(a->priority, a->arrival, a->id) > std::tuple(b->priority, b->arrival, b->id);
+  });
+  std::vector<SequenceId> ids;
+  for (int32_t i = 0; i < needed; ++i) ids.push_back(victims[size_t(i)]->id);
+  for (SequenceId id : ids) {
+    const auto it = std::find_if(running_.begin(), running_.end(), [&](const Sequence& s) { return s.id == id; });
+    Sequence seq = std::move(*it);
+    running_.erase(it);
+    // Nothing computed yet (its first chunk never ran): no state worth keeping.
+    seq.swapped = seq.num_computed > 0;
+    step->preempted.push_back({seq.id, seq.slot, seq.swapped});
+    slots_.release(seq.slot);
+    seq.slot = -1;
+    ++preemptions_total_;
+    enqueue(std::move(seq));
+  }
+}
+
+bool Scheduler::resume_head(int64_t* budget, ScheduledStep* step) {
+  Sequence& head = waiting_.front();
+  assert(head.swapped && head.followers.empty());
+  if (slots_.num_free() < 1) return false;
+  const int32_t len = head.prefilling() ? next_chunk_len(head) : 1;
+  if (len > *budget) return false;
+  head.slot = *slots_.allocate();
+  head.swapped = false;
+  running_.push_back(std::move(head));
+  waiting_.pop_front();
+  const Sequence& seq = running_.back();
+  step->resumed.push_back({seq.id, seq.slot});
+  // The same chunk or decode it would have had next, had it never stopped.
+  if (seq.prefilling()) {
+    plan_prefill(seq, len, step);
+  } else {
+    plan_decode(seq, step);
+  }
+  *budget -= len;
+  return true;
+}
+
 bool Scheduler::admit_head(int64_t* budget, ScheduledStep* step) {
   Sequence& head = waiting_.front();
+  if (head.swapped) return resume_head(budget, step);
   const int32_t group = 1 + int32_t(head.followers.size());
   if (slots_.num_free() < group) return false;
   // Prompt logprobs need every prompt row: such a sequence computes its prompt.
@@ -148,6 +232,8 @@ bool Scheduler::admit_head(int64_t* budget, ScheduledStep* step) {
     Sequence& added = running_.back();
     added.tokens = leader.tokens;
     added.prompt_len = leader.prompt_len;
+    added.priority = leader.priority;
+    added.arrival = leader.arrival;
     start_member(added);
     if (!whole) {
       added.leader = leader_id;
@@ -170,20 +256,14 @@ ScheduledStep Scheduler::schedule() {
   step.plan.copies_before = std::move(pending_copies_);
   pending_copies_.clear();
 
+  // 0. Preemption: a better-priority head of the queue takes slots from worse ones.
+  preempt_for_head(&step);
+
   // 1. Decodes: one token for every running sequence past its prompt. Never left out:
   //    there are at most num_slots of them and the budget holds more (validated).
   for (const Sequence& seq : running_) {
     if (seq.prefilling() || seq.leader) continue;
-    assert(static_cast<int64_t>(seq.tokens.size()) == seq.num_computed + 1 &&
-           "a decoding sequence needs its sampled token before it is scheduled");
-    SequenceChunk chunk;
-    chunk.slot = seq.slot;
-    chunk.start_pos = seq.num_computed;
-    chunk.tokens = {seq.tokens.back()};
-    chunk.logits = LogitsMode::kLast;
-    step.plan.chunks.push_back(std::move(chunk));
-    step.chunks.push_back({seq.id, /*prefill=*/false, seq.num_computed, 1, /*samples_next=*/true});
-    ++step.num_decode_tokens;
+    plan_decode(seq, &step);
     --budget;
   }
   assert(budget >= 0);
@@ -203,7 +283,7 @@ ScheduledStep Scheduler::schedule() {
     budget -= len;
   }
 
-  // 3. Admissions, FIFO, while slots are free and the first chunk fits.
+  // 3. Admissions in queue order, while slots are free and the first chunk fits.
   while (!blocked && !waiting_.empty()) {
     if (!admit_head(&budget, &step)) break;
   }

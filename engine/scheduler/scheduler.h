@@ -2,13 +2,32 @@
 // no backend, no sampling. The engine's step loop owns it, runs the StepPlan it
 // produces on the backend, then reports back (commit, append_token, remove).
 //
-// Policy (continuous batching with chunked prefill, first come first served):
+// Policy (continuous batching with chunked prefill, by priority, then first come
+// first served):
+//   0. preemption (below) when the best waiting request outranks running ones;
 //   1. every running sequence whose prompt is computed decodes one token;
-//   2. running sequences still prefilling get their next prompt chunk, oldest first;
-//   3. waiting sequences are admitted (FIFO) while slots are free, with their first chunk.
+//   2. running sequences still prefilling get their next prompt chunk, in admission order;
+//   3. waiting sequences are admitted in queue order while slots are free, with their
+//      first chunk (or, for a preempted sequence, its next chunk or decode).
 // Steps 2 and 3 stop at the first chunk that does not fit the remaining token
 // budget, so nobody overtakes an older prompt: a stream of short requests cannot
 // starve a long one.
+//
+// Priority (vLLM's meaning: lower value first, 0 by default): the waiting queue is
+// ordered by (priority, arrival). When the queue's head needs slots and none are
+// free, running sequences with a strictly worse priority are preempted — the
+// worst priority first, the newest among equals — but only when that frees enough
+// slots for the head; equal priorities never preempt each other. A preempted
+// sequence goes back to the queue with its priority and its original arrival (so
+// ahead of younger equals) and keeps everything it computed: the step lists it in
+// `preempted`, and the engine copies its live slot to host memory before the step
+// runs (a decode state is a constant-size blob, so this costs one state's bytes
+// whatever the sequence length — no KV cache to recompute or page out). When it
+// is admitted again the step lists it in `resumed`; the engine writes the saved
+// state into its new slot before the step runs, and it continues with its next
+// chunk or decode exactly as if never interrupted. Sequences tied to an unfinished
+// fork (a leader whose members still wait for its prompt, or such a member) are
+// never preempted: the fork copies would otherwise lose their source.
 //
 // Chunking rule: a prompt is split at positions that are multiples of
 // prefill_chunk (the last chunk ends at the prompt end) and a chunk is scheduled
@@ -84,8 +103,28 @@ struct CachedStart {
   std::shared_ptr<const std::vector<float>> logits;
 };
 
+// A running sequence sent back to the waiting queue to free its slot (see the
+// header comment). With save_state, the engine copies `slot` to host memory
+// before anything of this step runs (the slot may be reused in this very step);
+// without, nothing is computed yet and the sequence simply starts over.
+struct Preemption {
+  SequenceId seq = 0;
+  int32_t slot = -1;
+  bool save_state = false;
+};
+
+// A preempted sequence admitted again into `slot`: its saved state goes back into
+// the slot before its chunk runs (after the step's copies_before, which may still
+// read the slot's previous contents).
+struct Resumption {
+  SequenceId seq = 0;
+  int32_t slot = -1;
+};
+
 struct ScheduledStep {
   StepPlan plan;
+  std::vector<Preemption> preempted;
+  std::vector<Resumption> resumed;
   std::vector<PrefixEntryId> snapshots;  // entries this step's copies_after write: ready once committed
   std::vector<ScheduledChunk> chunks;  // chunks[i] describes plan.chunks[i]
   std::vector<CachedStart> cached_starts;
@@ -99,11 +138,12 @@ class Scheduler {
  public:
   explicit Scheduler(SchedulerLimits limits);  // limits must pass validate_scheduler_limits
 
-  // Queues a new sequence (prompt ≥ 1 token). Ids are unique while the sequence lives.
-  void add(SequenceId seq, std::vector<int32_t> prompt, bool prompt_logprobs);
+  // Queues a new sequence (prompt ≥ 1 token) behind every waiting sequence of the
+  // same or a better (lower) priority. Ids are unique while the sequence lives.
+  void add(SequenceId seq, std::vector<int32_t> prompt, bool prompt_logprobs, int32_t priority = 0);
   // Queues sequences that share `prompt` as one fork group (see the header comment).
   // A group larger than the slots is queued as independent sequences.
-  void add_group(const std::vector<SequenceId>& seqs, std::vector<int32_t> prompt);
+  void add_group(const std::vector<SequenceId>& seqs, std::vector<int32_t> prompt, int32_t priority = 0);
 
   // Plans the next step. Admitted sequences take a slot now; nothing else changes
   // until commit(). An empty step means there is nothing to do.
@@ -123,7 +163,7 @@ class Scheduler {
 
   bool contains(SequenceId seq) const;
   std::optional<int32_t> slot_of(SequenceId seq) const;  // nullopt while waiting
-  // Sequence ids oldest first: running, then waiting.
+  // Running ids in admission order; waiting ids in queue order (priority, arrival).
   std::vector<SequenceId> running_ids() const;
   std::vector<SequenceId> waiting_ids() const;
 
@@ -144,6 +184,7 @@ class Scheduler {
   PrefixCache& prefix_cache() { return cache_; }
   const PrefixCache& prefix_cache() const { return cache_; }
   uint64_t forks_total() const { return forks_total_; }
+  uint64_t preemptions_total() const { return preemptions_total_; }
 
  private:
   // Scheduling state of one sequence. Invariant for a running sequence:
@@ -156,6 +197,9 @@ class Scheduler {
     int64_t prompt_len = 0;
     int64_t num_computed = 0;     // tokens whose effect is in the slot's state
     bool prompt_logprobs = false;
+    int32_t priority = 0;         // lower is served first
+    uint64_t arrival = 0;         // queue order among equal priorities; kept across preemptions
+    bool swapped = false;         // waiting: preempted with its state saved by the engine
     std::vector<SequenceId> followers;   // waiting: the rest of its fork group; running: not yet forked
     std::optional<SequenceId> leader;    // running: waits for this sequence's prompt
     bool prefilling() const { return num_computed < prompt_len; }
@@ -165,18 +209,28 @@ class Scheduler {
   // prefill_chunk, or the prompt end.
   int32_t next_chunk_len(const Sequence& seq) const;
   void plan_prefill(const Sequence& seq, int32_t len, ScheduledStep* step);
+  void plan_decode(const Sequence& seq, ScheduledStep* step);
+  // Puts `seq` into the waiting queue at its (priority, arrival) place.
+  void enqueue(Sequence seq);
+  // Preempts running sequences of a worse priority than the queue's head when
+  // that frees the slots the head needs (header comment); else changes nothing.
+  void preempt_for_head(ScheduledStep* step);
   // Admits the head of the waiting queue when slots and budget allow; false otherwise.
   bool admit_head(int64_t* budget, ScheduledStep* step);
+  // admit_head for a preempted sequence that computed something: it resumes.
+  bool resume_head(int64_t* budget, ScheduledStep* step);
   Sequence* find_running(SequenceId seq);
   const Sequence* find_running(SequenceId seq) const;
 
   SchedulerLimits limits_;
   SlotAllocator slots_;
   PrefixCache cache_;
-  std::deque<Sequence> waiting_;   // arrival order (a fork group is one entry)
-  std::vector<Sequence> running_;  // admission order (= arrival order)
+  std::deque<Sequence> waiting_;   // (priority, arrival) order; a fork group is one entry
+  std::vector<Sequence> running_;  // admission order
   std::vector<StateCopy> pending_copies_;  // finish snapshots, run first in the next step
   uint64_t forks_total_ = 0;
+  uint64_t preemptions_total_ = 0;
+  uint64_t next_arrival_ = 0;
 };
 
 }  // namespace tnl

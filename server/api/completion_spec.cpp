@@ -3,6 +3,8 @@
 #include <cmath>
 #include <cstdio>
 
+#include "engine/priority.h"
+
 namespace tnl::server {
 namespace {
 
@@ -125,6 +127,12 @@ std::optional<ApiError> validate_completion_spec(const CompletionSpec& spec, con
       return invalid_request("stop_token_ids entry " + std::to_string(id) + " is outside the vocabulary",
                              "stop_token_ids");
     }
+  }
+  if (spec.priority < kMinPriority || spec.priority > kMaxPriority) {
+    return invalid_request("priority must be an integer in [" + std::to_string(kMinPriority) + ", " +
+                               std::to_string(kMaxPriority) + "] (lower is served first), got " +
+                               std::to_string(spec.priority),
+                           "priority");
   }
   if (spec.include_usage && !spec.stream) {
     return invalid_request("stream_options is only allowed when stream is true", "stream_options");

@@ -51,6 +51,7 @@ struct CompletionSpec {
   int32_t min_tokens = 0;
   std::vector<std::string> bad_words;
   bool include_stop_str_in_output = false;
+  int32_t priority = 0;                // lower is served first (engine/priority.h: its range)
 };
 
 // Server-wide limits a spec is checked against (from the server options and the model).

@@ -189,6 +189,7 @@ void read_common(FieldReader& fields, CompletionSpec* spec) {
   fields.integer("n", &spec->n);
   read_token_controls(fields, spec);
   fields.boolean("stream", &spec->stream);
+  fields.integer("priority", &spec->priority);  // vLLM's extension: lower is served first
   // OpenAI's end-user id: for the client's abuse monitoring; it changes nothing
   // in the output (accepted, not used).
   std::string user;

@@ -47,6 +47,14 @@ std::string render_prometheus(const EngineStats& s, const FrontEndCounters& f) {
          double(s.prompt_tokens_cached_total));
   scalar(out, "tnl_forks_total", "counter", "Sequences started from a fork group's shared prompt (n > 1).",
          double(s.forks_total));
+  scalar(out, "tnl_preemptions_total", "counter",
+         "Running sequences preempted (state moved to host memory) for a better-priority request.",
+         double(s.preemptions_total));
+  scalar(out, "tnl_preemption_swap_bytes_total", "counter",
+         "Decode-state bytes copied to host memory and back for preempted sequences.",
+         double(s.preemption_swap_bytes_total));
+  scalar(out, "tnl_preempted_sequences", "gauge", "Preempted sequences whose state is in host memory now.",
+         s.swapped_sequences);
   const EngineStats::PrefixCacheGauges& pc = s.prefix_cache;
   scalar(out, "tnl_prefix_cache_enabled", "gauge", "1 when the prefix state cache is on.", pc.enabled ? 1 : 0);
   scalar(out, "tnl_prefix_cache_queries_total", "counter", "Admissions that looked for a cached prefix.",

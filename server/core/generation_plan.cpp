@@ -125,6 +125,7 @@ ApiResult<GenerationPlan> plan_generation(const CompletionSpec& spec, const Toke
       r.stop = stop;
       r.stop_token_ids = spec.stop_token_ids;
       r.ignore_eos = spec.ignore_eos;
+      r.priority = spec.priority;
       r.prompt_logprobs = spec.echo && spec.sampling.logprobs >= 0;
       r.include_stop_str_in_output = spec.include_stop_str_in_output;
       r.controls = controls.value();

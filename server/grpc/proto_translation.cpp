@@ -35,6 +35,7 @@ ApiResult<CompletionSpec> spec_from_proto(const tnl::v1::GenerateRequest& r, con
   spec.stop.assign(r.stop().begin(), r.stop().end());
   spec.stop_token_ids.assign(r.stop_token_ids().begin(), r.stop_token_ids().end());
   spec.ignore_eos = r.ignore_eos();
+  spec.priority = r.priority();
   if (r.has_logprobs()) {
     if (r.logprobs() < 0) return invalid_request("logprobs must be ≥ 0", "logprobs");
     p.logprobs = r.logprobs();

@@ -197,6 +197,24 @@ TEST(CompletionRequest, UnknownModelIs404) {
   EXPECT_EQ(e.code, "model_not_found");
 }
 
+TEST(CompletionRequest, PriorityIsABoundedIntegerDefaultingToZero) {
+  EXPECT_EQ(ok_completion(R"({"prompt": "hi"})").priority, 0);
+  EXPECT_EQ(ok_completion(R"({"prompt": "hi", "priority": -7})").priority, -7);
+  EXPECT_EQ(ok_completion(R"({"prompt": "hi", "priority": 1000000})").priority, 1000000);
+  EXPECT_EQ(ok_completion(R"({"prompt": "hi", "priority": -1000000})").priority, -1000000);
+  EXPECT_EQ(ok_completion(R"({"prompt": "hi", "priority": null})").priority, 0);
+  for (const char* bad : {"1000001", "-1000001", "1.5", "\"high\"", "true", "[1]", "99999999999"}) {
+    const std::string body = std::string(R"({"prompt": "hi", "priority": )") + bad + "}";
+    const ApiError e = bad_completion(body);
+    EXPECT_EQ(e.http_status, 400) << body;
+    EXPECT_EQ(e.param, "priority") << body;
+    EXPECT_NE(e.message.find("priority"), std::string::npos) << e.message;
+    EXPECT_EQ(bad_chat(std::string(R"({"messages": [{"role": "user", "content": "x"}], "priority": )") + bad + "}")
+                  .param,
+              "priority");
+  }
+}
+
 TEST(ChatRequest, MessagesAndLogprobs) {
   ApiResult<CompletionSpec> r = parse_chat_request(
       R"({"messages": [{"role": "system", "content": "be brief"},

@@ -223,4 +223,42 @@ TEST(GrpcOverload, FullQueueIsResourceExhausted) {
   (void)waiting->Finish();
 }
 
+TEST(GrpcPriority, ABetterPriorityPreemptsAndAnOutOfRangeOneIsInvalidArgument) {
+  // One slot: the better request can only finish before the endless worse one by
+  // preempting it (its state goes to host memory until the slot is free again).
+  ServerProcess server({"--max-num-seqs", "1", "--max-model-len", "100000", "--stream-buffer-bytes", "1073741824"});
+  auto stub = tnl::v1::Generation::NewStub(server.channel);
+  grpc::ClientContext worse_ctx;
+  tnl::v1::GenerateRequest worse = greedy("A long and unimportant story", 90000);
+  worse.set_priority(10);
+  auto running = stub->GenerateStream(&worse_ctx, worse);
+  tnl::v1::GenerateStreamResponse chunk;
+  ASSERT_TRUE(running->Read(&chunk));
+  const double preemptions = metric(server.http_port, "tnl_preemptions_total");
+
+  tnl::v1::GenerateRequest better = greedy("Urgent", 4);
+  better.set_priority(-10);
+  grpc::ClientContext ctx;
+  tnl::v1::GenerateResponse resp;
+  grpc::Status s = stub->Generate(&ctx, better, &resp);
+  ASSERT_TRUE(s.ok()) << s.error_message();
+  EXPECT_EQ(resp.token_ids_size(), 4);
+  EXPECT_EQ(metric(server.http_port, "tnl_preemptions_total") - preemptions, 1);
+  EXPECT_GT(metric(server.http_port, "tnl_preemption_swap_bytes_total"), 0);
+
+  tnl::v1::GenerateRequest bad = greedy("x", 4);
+  bad.set_priority(2000000);
+  grpc::ClientContext bad_ctx;
+  s = stub->Generate(&bad_ctx, bad, &resp);
+  EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(s.error_message().find("priority"), std::string::npos) << s.error_message();
+
+  // The preempted stream resumed: it keeps producing tokens.
+  for (int i = 0; i < 3; ++i) ASSERT_TRUE(running->Read(&chunk));
+  worse_ctx.TryCancel();
+  while (running->Read(&chunk)) {
+  }
+  (void)running->Finish();
+}
+
 }  // namespace
