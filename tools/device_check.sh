@@ -3,7 +3,7 @@
 # the bundle made by tools/bundle_gpu.sh, then runs every GPU test, the CUDA-vs-CPU
 # log-prob parity of tnl-eval, a tnl-server smoke run on the GPU and tnl-bench.
 # Logs land under $OUT (default ./device-out). Usage there:
-#   bash tools/device_check.sh [tests] [parity] [server] [cache] [sweep] [bench] [tp] [constraints]
+#   bash tools/device_check.sh [tests] [parity] [server] [cache] [sweep] [bench] [tp] [constraints] [priority] [bench7b]
 #   (default: tests parity server bench)
 # tp: tensor parallelism over the single-device communicator (every rank on this
 # GPU): its tests, TP = 2 against TP = 1 through tnl-generate, tnl-eval and
@@ -135,6 +135,14 @@ if has constraints; then
   } 2>&1 | tee "$OUT/constraints.txt"
 fi
 
+if has priority; then
+  echo "== priority and preemption on the GPU (tests/server/integration/priority_tests.py, --device cuda)"
+  mkdir -p /tmp/tnl/prio
+  TNL_SERVER_BIN="$B/tnl-server" TNL_MAKE_TEST_MODEL_BIN="$B/tnl-make-test-model" TNL_SOURCE_DIR="$PWD" \
+    TNL_TEST_WORK_DIR=/tmp/tnl/prio TNL_TEST_DEVICE=cuda python3 tests/server/integration/priority_tests.py 2>&1 |
+    grep -vE "^\[" | tee "$OUT/priority.txt"
+fi
+
 if has tp; then
   echo "== tensor parallelism on one GPU (--tensor-parallel-comm single-device)"
   {
@@ -175,6 +183,13 @@ if has tp; then
         --json "$OUT/bench_tp$n.json" 2>&1 | grep -vE "^\[.*info\]" | tail -20
     done
   } 2>&1 | tee "$OUT/tp.txt"
+fi
+
+if has bench7b; then
+  echo "== tnl-bench, 7B shape (engine: decode and prefill)"
+  "$B/tnl-bench" --config tools/bench/configs/tnl-7b.json --skip-kernels --prefill-lengths 2048 8192 \
+    --batches 1 16 64 --contexts 512 --reps 10 --json "$OUT/bench_7b.json" 2>&1 | grep -vE "^\[.*info\]" |
+    tee "$OUT/bench_7b.txt"
 fi
 
 if has bench; then

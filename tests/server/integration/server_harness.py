@@ -12,6 +12,9 @@ SERVER_BIN = os.environ.get("TNL_SERVER_BIN", "")
 MAKE_MODEL_BIN = os.environ.get("TNL_MAKE_TEST_MODEL_BIN", "")
 SOURCE_DIR = os.environ.get("TNL_SOURCE_DIR", "")
 WORK_DIR = os.environ.get("TNL_TEST_WORK_DIR", "/tmp/tnl-server-tests")
+# The backend the servers run on: cpu in CI; tools/device_check.sh runs some of
+# these tests with cuda on the GPU machine.
+DEVICE = os.environ.get("TNL_TEST_DEVICE", "cpu")
 
 
 def free_port():
@@ -37,7 +40,7 @@ class Server:
         self.port = free_port()
         self.grpc_port = free_port() if grpc else -1
         args = [SERVER_BIN, "--model", model, "--host", "127.0.0.1", "--port", str(self.port),
-                "--grpc-port", str(self.grpc_port), "--device", "cpu", "--threads", "1",
+                "--grpc-port", str(self.grpc_port), "--device", DEVICE, "--threads", "1",
                 "--served-model-name", "tiny", *extra_args]
         self.log_path = os.path.join(WORK_DIR, f"server-{self.port}.log")
         self.log = open(self.log_path, "wb")
