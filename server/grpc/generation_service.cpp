@@ -69,10 +69,23 @@ grpc::Status finish_status(const ChoiceProgress& c) {
   return grpc::Status::OK;
 }
 
-void fill_usage(const ChoiceProgress& c, tnl::v1::Usage* usage) {
-  usage->set_prompt_tokens(c.prompt_tokens());
-  usage->set_completion_tokens(c.completion_tokens());
-  usage->set_total_tokens(c.prompt_tokens() + c.completion_tokens());
+// The prompt once (the n choices share it), every choice's tokens.
+void fill_usage(const std::vector<ChoiceProgress>& choices, tnl::v1::Usage* usage) {
+  int32_t completion = 0;
+  for (const ChoiceProgress& c : choices) completion += c.completion_tokens();
+  const int32_t prompt = choices.empty() ? 0 : choices.front().prompt_tokens();
+  usage->set_prompt_tokens(prompt);
+  usage->set_completion_tokens(completion);
+  usage->set_total_tokens(prompt + completion);
+}
+
+// The call's status once every choice ended: the first choice's error, if any.
+grpc::Status finish_status(const std::vector<ChoiceProgress>& choices) {
+  for (const ChoiceProgress& c : choices) {
+    grpc::Status s = finish_status(c);
+    if (!s.ok()) return s;
+  }
+  return grpc::Status::OK;
 }
 
 // One access line per gRPC generation call, like the HTTP front end's.
@@ -85,8 +98,8 @@ void log_call(const char* method, const std::string& id, const grpc::Status& sta
 
 // What both generation reactors share: the call's worker strand (preparation and
 // every engine event run there, in order: the engine's step loop only posts), the
-// engine request, cancellation and the access log. `Derived` supplies
-// on_prepared_locked(), on_event_locked() and finish().
+// engine requests (the n choices, one fork group), cancellation and the access
+// log. `Derived` supplies on_prepared_locked(), on_event_locked() and finish().
 //
 // Threads: gRPC's callback threads (OnCancel, OnWriteDone, OnDone) and the call's
 // strand on the front-end workers; every mutable member is guarded by mu_.
@@ -116,51 +129,61 @@ class GenerationCall {
       std::lock_guard lock(mu_);
       return derived->finish(prepared.status);
     }
-    GenerationRequest request = std::move(prepared.plan.choices[0].request);
+    std::vector<GenerationRequest> requests;
+    for (PlannedChoice& c : prepared.plan.choices) requests.push_back(std::move(c.request));
     {
       std::lock_guard lock(mu_);
-      prompt_ids_ = request.prompt_ids;
+      prompt_ids_ = requests.front().prompt_ids;
       if (text_prompt_) prompt_text_ = std::move(prepared.plan.choices[0].prompt_text);
-      want_logprobs_ = request.sampling.logprobs >= 0;
-      progress_.emplace(0, want_logprobs_, Derived::kKeepsHistory);
+      want_logprobs_ = requests.front().sampling.logprobs >= 0;
+      for (size_t i = 0; i < requests.size(); ++i) progress_.emplace_back(int32_t(i), want_logprobs_, Derived::kKeepsHistory);
       derived->on_prepared_locked();
     }
     ctx_.metrics().active_generations.fetch_add(1);
-    // Not under mu_: the engine may call the sink before submit returns. The sink
-    // only posts the event onto this call's strand.
+    // Not under mu_: the engine may call the sinks before submit returns. A sink
+    // only posts the event onto this call's strand. The choices share their
+    // prompt: one fork group (the prompt is prefilled once).
     std::shared_ptr<Derived> self = self_;
-    Expected<uint64_t> id = ctx_.engine().submit(
-        std::move(request),
-        posting_sink(strand_, [self](GenerationEvent&& event) { self->handle_event(std::move(event)); }));
-    std::lock_guard lock(mu_);
-    if (!id.has_value()) {
-      ctx_.metrics().active_generations.fetch_sub(1);
-      if (id.status().code() == StatusCode::kResourceExhausted) ctx_.metrics().rejected_overload.fetch_add(1);
-      return derived->finish(grpc_status_from(api_error_from_status(id.status())));
+    std::vector<EventSink> sinks;
+    for (size_t i = 0; i < requests.size(); ++i) {
+      sinks.push_back(
+          posting_sink(strand_, [self, i](GenerationEvent&& event) { self->handle_event(i, std::move(event)); }));
     }
-    engine_id_ = *id;
-    if (client_gone_) ctx_.engine().cancel(*id);  // cancelled while submitting
+    Expected<std::vector<uint64_t>> ids = ctx_.engine().submit_group(std::move(requests), std::move(sinks));
+    std::lock_guard lock(mu_);
+    if (!ids.has_value()) {
+      ctx_.metrics().active_generations.fetch_sub(1);
+      if (ids.status().code() == StatusCode::kResourceExhausted) ctx_.metrics().rejected_overload.fetch_add(1);
+      return derived->finish(grpc_status_from(api_error_from_status(ids.status())));
+    }
+    engine_ids_ = *ids;
+    if (client_gone_) {
+      for (uint64_t id : engine_ids_) ctx_.engine().cancel(id);  // cancelled while submitting
+    }
   }
 
-  // On the strand: one engine event, in order.
-  void handle_event(GenerationEvent&& event) {
+  // On the strand: one engine event of one choice, in order.
+  void handle_event(size_t choice, GenerationEvent&& event) {
     std::lock_guard lock(mu_);
     const bool last = event.finish != FinishReason::kNone;
-    ChoiceDelta delta = progress_->apply(std::move(event), ctx_.engine().tokenizer());
+    ChoiceProgress& progress = progress_[choice];
+    ChoiceDelta delta = progress.apply(std::move(event), ctx_.engine().tokenizer());
+    bool all_done = false;
     if (last) {
-      ctx_.metrics().active_generations.fetch_sub(1);
-      if (progress_->finish() == FinishReason::kStop || progress_->finish() == FinishReason::kLength) {
-        after_choice_finished(ctx_, id_, prompt_ids_, progress_->token_ids(),
+      if (progress.finish() == FinishReason::kStop || progress.finish() == FinishReason::kLength) {
+        after_choice_finished(ctx_, id_, prompt_ids_, progress.token_ids(),
                               next_turn_prefix(ctx_, chat_ ? &messages_ : nullptr,
-                                               text_prompt_ && !chat_ ? &prompt_text_ : nullptr, progress_->text()));
+                                               text_prompt_ && !chat_ ? &prompt_text_ : nullptr, progress.text()));
       }
+      all_done = ++choices_finished_ == progress_.size();
+      if (all_done) ctx_.metrics().active_generations.fetch_sub(1);
     }
-    static_cast<Derived*>(this)->on_event_locked(std::move(delta), last);
+    static_cast<Derived*>(this)->on_event_locked(choice, std::move(delta), last, all_done);
   }
 
   void cancel_locked() {
     client_gone_ = true;
-    if (engine_id_) ctx_.engine().cancel(*engine_id_);
+    for (uint64_t id : engine_ids_) ctx_.engine().cancel(id);
   }
 
   ServerContext& ctx_;
@@ -170,8 +193,9 @@ class GenerationCall {
   std::string id_;
   const std::chrono::steady_clock::time_point started_ = std::chrono::steady_clock::now();
   std::mutex mu_;
-  std::optional<uint64_t> engine_id_;
-  std::optional<ChoiceProgress> progress_;
+  std::vector<uint64_t> engine_ids_;     // by choice, once submitted
+  std::vector<ChoiceProgress> progress_;  // by choice
+  size_t choices_finished_ = 0;
   bool want_logprobs_ = false;
   bool client_gone_ = false;
   bool finish_called_ = false;
@@ -208,15 +232,31 @@ class UnaryGenerateCall final : public grpc::ServerUnaryReactor, public Generati
     logged_status_ = status;
     Finish(std::move(status));
   }
-  void on_prepared_locked() { response_->set_id(id_); }
-  void on_event_locked(ChoiceDelta&& delta, bool last) {
-    if (want_logprobs_) add_proto_logprobs(delta.logprobs, response_->mutable_logprobs());
-    if (!last) return;
-    response_->set_text(progress_->text());
-    for (int32_t id : progress_->token_ids()) response_->add_token_ids(id);
-    response_->set_finish_reason(proto_finish_reason(progress_->finish()));
-    fill_usage(*progress_, response_->mutable_usage());
-    finish(finish_status(*progress_));
+  void on_prepared_locked() {
+    response_->set_id(id_);
+    for (size_t i = 0; i < progress_.size(); ++i) response_->add_choices()->set_index(int32_t(i));
+  }
+  // Choice 0 also fills the top-level fields (the n = 1 shape).
+  void on_event_locked(size_t choice, ChoiceDelta&& delta, bool last, bool all_done) {
+    tnl::v1::Choice* out = response_->mutable_choices(int(choice));
+    if (want_logprobs_) {
+      add_proto_logprobs(delta.logprobs, out->mutable_logprobs());
+      if (choice == 0) add_proto_logprobs(delta.logprobs, response_->mutable_logprobs());
+    }
+    if (last) {
+      const ChoiceProgress& p = progress_[choice];
+      out->set_text(p.text());
+      for (int32_t id : p.token_ids()) out->add_token_ids(id);
+      out->set_finish_reason(proto_finish_reason(p.finish()));
+      if (choice == 0) {
+        response_->set_text(p.text());
+        for (int32_t id : p.token_ids()) response_->add_token_ids(id);
+        response_->set_finish_reason(proto_finish_reason(p.finish()));
+      }
+    }
+    if (!all_done) return;
+    fill_usage(progress_, response_->mutable_usage());
+    finish(finish_status(progress_));
   }
 
   tnl::v1::GenerateResponse* response_;
@@ -262,23 +302,22 @@ class StreamGenerateCall final : public grpc::ServerWriteReactor<tnl::v1::Genera
   }
   void on_prepared_locked() {}
 
-  void on_event_locked(ChoiceDelta&& delta, bool last) {
+  void on_event_locked(size_t choice, ChoiceDelta&& delta, bool last, bool all_done) {
     if (!client_gone_ && (!delta.text.empty() || !delta.token_ids.empty() || last)) {
       tnl::v1::GenerateStreamResponse chunk;
       chunk.set_id(id_);
+      chunk.set_index(int32_t(choice));
       chunk.set_text(std::move(delta.text));
       for (int32_t id : delta.token_ids) chunk.add_token_ids(id);
       if (want_logprobs_) add_proto_logprobs(delta.logprobs, chunk.mutable_logprobs());
-      if (last) {
-        chunk.set_finish_reason(proto_finish_reason(progress_->finish()));
-        fill_usage(*progress_, chunk.mutable_usage());
-      }
+      if (last) chunk.set_finish_reason(proto_finish_reason(progress_[choice].finish()));
+      if (all_done) fill_usage(progress_, chunk.mutable_usage());
       queued_bytes_ += chunk.ByteSizeLong();
       queue_.push_back(std::move(chunk));
       if (queued_bytes_ > ctx_.front_end_limits().stream_buffer_bytes) cut_off_stalled_client_locked();
     }
-    if (last) {
-      final_status_ = stalled_ ? stalled_status() : finish_status(*progress_);
+    if (all_done) {
+      final_status_ = stalled_ ? stalled_status() : finish_status(progress_);
       finished_ = true;
     }
     write_next_locked();

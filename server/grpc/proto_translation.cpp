@@ -68,6 +68,7 @@ ApiResult<CompletionSpec> spec_from_proto(const tnl::v1::GenerateRequest& r, con
   spec.min_tokens = r.min_tokens();
   spec.bad_words.assign(r.bad_words().begin(), r.bad_words().end());
   spec.include_stop_str_in_output = r.include_stop_str_in_output();
+  if (r.has_n()) spec.n = r.n();
   if (std::optional<ApiError> error = validate_completion_spec(spec, limits)) return *error;
   return spec;
 }

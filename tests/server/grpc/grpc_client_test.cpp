@@ -120,10 +120,12 @@ TEST_F(GrpcFrontEnd, InvalidArgumentsAreRejectedWithMessages) {
 // is INVALID_ARGUMENT naming the field.
 TEST_F(GrpcFrontEnd, ConstraintsAndTokenControls) {
   tnl::v1::GenerateRequest req = greedy("Number:", 24);
+  req.set_ignore_eos(false);  // the constraint decides where the output ends
   req.set_regex("[0-9]{2}-[a-z]{2,5}");
   grpc::ClientContext ctx;
   tnl::v1::GenerateResponse resp;
-  ASSERT_TRUE(stub_->Generate(&ctx, req, &resp).ok());
+  const grpc::Status constrained = stub_->Generate(&ctx, req, &resp);
+  ASSERT_TRUE(constrained.ok()) << constrained.error_message();
   EXPECT_EQ(resp.finish_reason(), tnl::v1::FINISH_REASON_STOP) << resp.text();
   EXPECT_TRUE(std::regex_match(resp.text(), std::regex("[0-9]{2}-[a-z]{2,5}"))) << resp.text();
 
@@ -134,6 +136,7 @@ TEST_F(GrpcFrontEnd, ConstraintsAndTokenControls) {
   EXPECT_EQ(std::vector<int32_t>(resp.token_ids().begin(), resp.token_ids().end()), std::vector<int32_t>({77, 77, 77}));
 
   tnl::v1::GenerateRequest bad_regex = greedy("x", 3);
+  bad_regex.set_ignore_eos(false);
   bad_regex.set_regex("(ab");
   grpc::ClientContext ctx3;
   grpc::Status s = stub_->Generate(&ctx3, bad_regex, &resp);
@@ -141,11 +144,64 @@ TEST_F(GrpcFrontEnd, ConstraintsAndTokenControls) {
   EXPECT_NE(s.error_message().find("regex"), std::string::npos) << s.error_message();
 
   tnl::v1::GenerateRequest bad_schema = greedy("x", 3);
+  bad_schema.set_ignore_eos(false);
   bad_schema.set_json_schema(R"({"type": "object", "not": {}})");
   grpc::ClientContext ctx4;
   s = stub_->Generate(&ctx4, bad_schema, &resp);
   EXPECT_EQ(s.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
   EXPECT_NE(s.error_message().find("json_schema"), std::string::npos) << s.error_message();
+}
+
+// n choices over gRPC, as on HTTP: one prompt, n choices (a fork group), each
+// choice by index in the unary reply and in the stream; usage counts the
+// prompt once. Seeded choices repeat across calls (the stream equals the unary reply).
+TEST_F(GrpcFrontEnd, NChoicesUnaryAndStreaming) {
+  tnl::v1::GenerateRequest req = greedy("Once upon a time", 12);
+  req.mutable_sampling()->set_temperature(1.0f);
+  req.mutable_sampling()->set_seed(42);
+  req.set_n(3);
+  grpc::ClientContext ctx;
+  tnl::v1::GenerateResponse whole;
+  ASSERT_TRUE(stub_->Generate(&ctx, req, &whole).ok());
+  ASSERT_EQ(whole.choices_size(), 3);
+  int32_t completion = 0;
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(whole.choices(i).index(), i);
+    EXPECT_EQ(whole.choices(i).token_ids_size(), 12);
+    EXPECT_EQ(whole.choices(i).finish_reason(), tnl::v1::FINISH_REASON_LENGTH);
+    completion += whole.choices(i).token_ids_size();
+  }
+  EXPECT_EQ(whole.text(), whole.choices(0).text());
+  EXPECT_EQ(whole.usage().completion_tokens(), completion);
+  EXPECT_EQ(whole.usage().total_tokens(), whole.usage().prompt_tokens() + completion);
+
+  grpc::ClientContext stream_ctx;
+  auto reader = stub_->GenerateStream(&stream_ctx, req);
+  std::vector<std::string> texts(3);
+  std::vector<int> finishes(3, 0);
+  tnl::v1::GenerateStreamResponse chunk;
+  int usage_chunks = 0;
+  while (reader->Read(&chunk)) {
+    ASSERT_GE(chunk.index(), 0);
+    ASSERT_LT(chunk.index(), 3);
+    texts[size_t(chunk.index())] += chunk.text();
+    if (chunk.finish_reason() != tnl::v1::FINISH_REASON_UNSPECIFIED) ++finishes[size_t(chunk.index())];
+    if (chunk.has_usage()) {
+      ++usage_chunks;
+      EXPECT_EQ(chunk.usage().completion_tokens(), completion);
+    }
+  }
+  ASSERT_TRUE(reader->Finish().ok());
+  EXPECT_EQ(usage_chunks, 1);
+  for (int i = 0; i < 3; ++i) {
+    EXPECT_EQ(finishes[size_t(i)], 1) << i;
+    EXPECT_EQ(texts[size_t(i)], whole.choices(i).text()) << "choice " << i;
+  }
+
+  tnl::v1::GenerateRequest too_many = greedy("x", 2);
+  too_many.set_n(17);
+  grpc::ClientContext ctx2;
+  EXPECT_EQ(stub_->Generate(&ctx2, too_many, &whole).error_code(), grpc::StatusCode::INVALID_ARGUMENT);
 }
 
 TEST_F(GrpcFrontEnd, HealthServiceReportsServing) {
