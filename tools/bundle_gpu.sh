@@ -36,6 +36,12 @@ done | sort -u | while read -r lib; do
   cp -L "$lib" "$stage/lib/$name"
 done
 
+# The integration tests' tiny model: its tokenizer needs spm_train, which the GPU
+# machine lacks (tests/server/integration/server_harness.py finds it built).
+mkdir -p "$stage/models"
+build/tools/tnl-make-test-model --out "$stage/models/tiny-model" --tokenizer-corpus tests/data/tokenizer_corpus.txt \
+  --layers 2 --dim 32 --heads 2 --vocab 512 --seed 7 > /dev/null
+
 mkdir -p .carry
-tar -C "$stage" -cJf .carry/bundle.tar.xz bin lib
+tar -C "$stage" -cJf .carry/bundle.tar.xz bin lib models
 echo "bundle_gpu: .carry/bundle.tar.xz $(du -h .carry/bundle.tar.xz | cut -f1) ($(ls "$stage/bin" | wc -l) binaries, $(ls "$stage/lib" | wc -l) libraries)"

@@ -138,6 +138,7 @@ fi
 if has priority; then
   echo "== priority and preemption on the GPU (tests/server/integration/priority_tests.py, --device cuda)"
   mkdir -p /tmp/tnl/prio
+  cp -r /tmp/tnl/models/tiny-model /tmp/tnl/prio/  # made by tools/bundle_gpu.sh (no spm_train here)
   TNL_SERVER_BIN="$B/tnl-server" TNL_MAKE_TEST_MODEL_BIN="$B/tnl-make-test-model" TNL_SOURCE_DIR="$PWD" \
     TNL_TEST_WORK_DIR=/tmp/tnl/prio TNL_TEST_DEVICE=cuda python3 tests/server/integration/priority_tests.py 2>&1 |
     grep -vE "^\[" | tee "$OUT/priority.txt"
