@@ -40,7 +40,8 @@ struct Outcome {
 
 bool operator==(const Outcome& a, const Outcome& b) {
   auto same_bits = [](const std::vector<float>& x, const std::vector<float>& y) {
-    return x.size() == y.size() && std::memcmp(x.data(), y.data(), x.size() * sizeof(float)) == 0;
+    // memcmp of an empty vector would pass null (undefined even for 0 bytes).
+    return x.size() == y.size() && (x.empty() || std::memcmp(x.data(), y.data(), x.size() * sizeof(float)) == 0);
   };
   return a.tokens == b.tokens && a.finish == b.finish && same_bits(a.logprobs, b.logprobs) &&
          same_bits(a.prompt_logprobs, b.prompt_logprobs);
