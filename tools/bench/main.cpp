@@ -14,6 +14,7 @@
 #include "tools/bench/ceilings.h"
 #include "tools/bench/engine_bench.h"
 #include "tools/bench/kernel_bench.h"
+#include "tools/bench/serving_bench.h"
 #include "tools/common/backend_flags.h"
 #include "tools/common/stderr_logging.h"
 
@@ -31,7 +32,16 @@ int main(int argc, char** argv) {
   app.add_option("--json", json_path, "Also write the figures to this JSON file");
   app.add_flag("--skip-kernels", skip_kernels, "Only the engine benchmarks");
   app.add_flag("--skip-engine", skip_engine, "Only the kernel benchmarks");
-  bool skip_prefill = false, skip_decode = false;
+  bool skip_prefill = false, skip_decode = false, skip_serving = false;
+  tnl::bench::ServingBenchOptions so;
+  app.add_flag("--skip-serving", skip_serving, "No serving figures (the engine with its scheduler and sinks)");
+  app.add_option("--serving-streams", so.streams, "Serving: concurrent greedy streams")->capture_default_str();
+  app.add_option("--serving-output-tokens", so.output_tokens, "Serving: tokens per stream")->capture_default_str();
+  app.add_option("--serving-prompt-tokens", so.prompt_tokens, "Serving: prompt tokens per stream")->capture_default_str();
+  app.add_option("--tokenizer", so.tokenizer_dir,
+                 "Serving: a checkpoint directory whose tokenizer the engine loads (prompts are random ids below "
+                 "its vocabulary)")
+      ->capture_default_str();
   app.add_flag("--skip-prefill", skip_prefill, "Engine: no prefill figures");
   app.add_flag("--skip-decode", skip_decode, "Engine: no decode figures");
   app.add_option("--prefill-attn-lengths", ko.prefill_lengths, "Kernel: Lightning prefill lengths n")->capture_default_str();
@@ -100,6 +110,10 @@ int main(int argc, char** argv) {
       figures.insert(figures.end(), k->begin(), k->end());
     }
   }
+  so.gpu_dtype = eo.gpu_dtype;
+  so.tensor_parallel_size = eo.tensor_parallel_size;
+  so.tensor_parallel_comm = eo.tensor_parallel_comm;
+  so.reps = eo.reps;
   if (!skip_engine) {
     auto e = tnl::bench::run_engine_benchmarks(*config, eo);
     if (!e.has_value()) {
@@ -110,6 +124,14 @@ int main(int argc, char** argv) {
     extra = {{"peak_memory_bytes", e->peak_memory_bytes}, {"context_fill_seconds", e->fill_seconds}};
     std::printf("peak GPU memory in use: %.2f GB; prefilling the decode contexts took %.1f s\n",
                 double(e->peak_memory_bytes) / 1e9, e->fill_seconds);
+  }
+  if (!skip_engine && !skip_serving) {
+    auto s = tnl::bench::run_serving_benchmarks(*config, so);
+    if (!s.has_value()) {
+      std::fprintf(stderr, "tnl-bench: serving: %s\n", s.status().to_string().c_str());
+      return 1;
+    }
+    figures.insert(figures.end(), s->begin(), s->end());
   }
   nlohmann::json out = tnl::bench::to_json(ceilings, figures);
   out["config"] = config_path;
