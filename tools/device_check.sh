@@ -3,7 +3,7 @@
 # the bundle made by tools/bundle_gpu.sh, then runs every GPU test, the CUDA-vs-CPU
 # log-prob parity of tnl-eval, a tnl-server smoke run on the GPU and tnl-bench.
 # Logs land under $OUT (default ./device-out). Usage there:
-#   bash tools/device_check.sh [tests] [parity] [server] [cache] [sweep] [bench] [tp] [constraints] [priority] [bench7b]
+#   bash tools/device_check.sh [tests] [parity] [server] [cache] [sweep] [bench] [tp] [constraints] [priority] [bench7b] [ttft]
 #   (default: tests parity server bench)
 # tp: tensor parallelism over the single-device communicator (every rank on this
 # GPU): its tests, TP = 2 against TP = 1 through tnl-generate, tnl-eval and
@@ -112,6 +112,19 @@ if has sweep; then
       --slo-ttft-ms 200 --slo-tpot-ms 50 --quiet --json "$OUT/sweep.json" --plot "$OUT/sweep.svg" | tail -30
     kill -TERM $server_pid; wait $server_pid
   } 2>&1 | tee "$OUT/sweep.txt"
+fi
+
+if has ttft; then
+  echo "== one request at a time through HTTP: time to first token by prompt length (385M shape)"
+  {
+    serve_385m 18040
+    for n in 64 768 2048; do
+      echo "-- prompt ~$n tokens"
+      python3 tools/loadgen/loadgen.py --port 18040 --corpus $corpus --concurrency 1 --num-requests 40 \
+        --warmup 3 --input-tokens $n --output-tokens 1 --quiet | grep -iE "ttft|first_token|step_time"
+    done
+    kill -TERM $server_pid; wait $server_pid
+  } 2>&1 | tee "$OUT/ttft.txt"
 fi
 
 if has constraints; then
