@@ -4,6 +4,7 @@
 #include <unordered_map>
 #include <unordered_set>
 
+#include "engine/scheduler/constraint_vocabulary.h"
 #include "engine/tokenizer/tokenizer.h"
 
 namespace tnl::tools {
@@ -56,29 +57,7 @@ std::shared_ptr<TokenVocabulary> synthetic_vocabulary(const std::vector<std::str
 
 Expected<std::shared_ptr<TokenVocabulary>> tokenizer_vocabulary(const std::filesystem::path& dir) {
   TNL_ASSIGN_OR_RETURN(std::unique_ptr<Tokenizer> tok, Tokenizer::load(dir));
-  auto v = std::make_shared<TokenVocabulary>();
-  v->eos_id = tok->eos_id();
-  for (int32_t id = 0; id < tok->vocab_size(); ++id) {
-    if (auto byte = tok->byte_value(id)) {
-      v->bytes.push_back(std::string(1, static_cast<char>(*byte)));
-      v->special.push_back(false);
-      continue;
-    }
-    const bool special = tok->decode({id}).empty();
-    const std::string piece = tok->piece(id);
-    std::string bytes;
-    for (size_t i = 0; i < piece.size();) {
-      if (piece.compare(i, 3, "\xe2\x96\x81") == 0) {
-        bytes.push_back(' ');
-        i += 3;
-      } else {
-        bytes.push_back(piece[i++]);
-      }
-    }
-    v->bytes.push_back(special ? std::string() : bytes);
-    v->special.push_back(special);
-  }
-  return v;
+  return constraint_vocabulary(*tok, tok->vocab_size());
 }
 
 std::vector<int32_t> greedy_tokenize(const TokenVocabulary& vocabulary, const std::string& text) {

@@ -16,6 +16,7 @@
 #include "engine/constraints/constraint.h"
 #include "engine/constraints/constraint_matcher.h"
 #include "engine/constraints/token_trie.h"
+#include "engine/scheduler/constraint_vocabulary.h"
 #include "engine/tokenizer/tokenizer.h"
 #include "tests/support/test_paths.h"
 
@@ -51,30 +52,7 @@ inline std::shared_ptr<TokenVocabulary> model_vocabulary() {
   auto loaded = Tokenizer::load(source_dir() / "models/tnl-brown-12m");
   EXPECT_TRUE(loaded.has_value()) << loaded.status().to_string();
   if (!loaded.has_value()) return nullptr;
-  const Tokenizer& tok = **loaded;
-  auto v = std::make_shared<TokenVocabulary>();
-  v->eos_id = tok.eos_id();
-  for (int32_t id = 0; id < tok.vocab_size(); ++id) {
-    if (auto byte = tok.byte_value(id)) {
-      v->bytes.push_back(std::string(1, static_cast<char>(*byte)));
-      v->special.push_back(false);
-      continue;
-    }
-    std::string piece = tok.piece(id);
-    const bool special = tok.decode({id}).empty();
-    std::string bytes;
-    for (size_t i = 0; i < piece.size();) {
-      if (piece.compare(i, 3, "\xe2\x96\x81") == 0) {
-        bytes.push_back(' ');
-        i += 3;
-      } else {
-        bytes.push_back(piece[i++]);
-      }
-    }
-    v->bytes.push_back(special ? std::string() : bytes);
-    v->special.push_back(special);
-  }
-  return v;
+  return constraint_vocabulary(**loaded, (*loaded)->vocab_size());
 }
 
 inline std::shared_ptr<const CompiledConstraint> compile_or_die(ConstraintSpec::Kind kind, const std::string& text,
