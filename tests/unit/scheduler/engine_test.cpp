@@ -245,15 +245,21 @@ TEST(Engine, QueueFullIsResourceExhausted) {
 }
 
 TEST(Engine, RequestTimeout) {
+  // Deterministic under any slowdown (sanitizers): the running request's second
+  // step is held at the gate until both deadlines have passed, so the queued
+  // one can never reach the slot in time.
   EngineOptions o = small_options();
   o.max_num_seqs = 1;
   o.max_num_batched_tokens = 16;
   o.request_timeout = 60ms;
-  auto e = make_engine(o, 8, [](FakeBackend& b) { b.set_step_delay(2ms); });
+  auto e = make_engine(o, 8, [](FakeBackend& b) { b.gate_after(1); });
   EventCollector running, queued;
   const auto start = std::chrono::steady_clock::now();
   ASSERT_TRUE(e.engine->submit(request(prompt_of(4), 3000), running.sink()).has_value());
+  ASSERT_TRUE(e.backend->wait_entered(2));  // step 1 done (a token out), step 2 held
   ASSERT_TRUE(e.engine->submit(request(prompt_of(4), 3000), queued.sink()).has_value());  // never gets the slot
+  std::this_thread::sleep_for(150ms);  // past both deadlines
+  e.backend->release();
   ASSERT_TRUE(running.wait_finished());
   ASSERT_TRUE(queued.wait_finished());
   const auto took = std::chrono::steady_clock::now() - start;
