@@ -48,6 +48,10 @@ TokenControlState::TokenControlState(const TokenControls& controls, int32_t voca
   std::sort(end_tokens_.begin(), end_tokens_.end());
   end_tokens_.erase(std::unique(end_tokens_.begin(), end_tokens_.end()), end_tokens_.end());
   if (controls_.constraint) matcher_.emplace(controls_.constraint);
+  if (!controls_.allowed_token_ids.empty()) {
+    allowed_ids_mask_.assign(size_t(vocab_size_ + 31) / 32, 0u);
+    for (int32_t id : controls_.allowed_token_ids) allowed_ids_mask_[size_t(id) >> 5] |= 1u << (id & 31);
+  }
 }
 
 std::vector<PenaltyEntry> TokenControlState::biases() const {
@@ -75,22 +79,17 @@ std::vector<PenaltyEntry> TokenControlState::biases() const {
 
 Status TokenControlState::fill_mask(std::vector<uint32_t>* mask) const {
   const size_t words = size_t(vocab_size_ + 31) / 32;
-  mask->assign(words, 0u);
   if (matcher_) {
-    // The constraint's vocabulary may be the tokenizer's, shorter than the model's:
-    // ids past it (padding) stay disallowed.
-    std::vector<uint32_t> allowed(std::max(words, matcher_->mask_words()), 0u);
-    matcher_->fill_allowed(allowed);
+    // The constraint's vocabulary spans the model's ids and the tokenizer's
+    // (constraint_vocabulary): its mask may be longer than a logits row.
+    mask->assign(std::max(words, matcher_->mask_words()), 0u);
+    matcher_->fill_allowed(*mask);
+    mask->resize(words);
     if (matcher_->failed()) return matcher_->error();
-    std::copy_n(allowed.begin(), words, mask->begin());
   } else {
-    std::fill(mask->begin(), mask->end(), ~0u);
+    mask->assign(words, ~0u);
   }
-  if (!controls_.allowed_token_ids.empty()) {
-    std::vector<uint32_t> only(words, 0u);
-    for (int32_t id : controls_.allowed_token_ids) only[size_t(id) >> 5] |= 1u << (id & 31);
-    for (size_t i = 0; i < words; ++i) (*mask)[i] &= only[i];
-  }
+  for (size_t i = 0; i < allowed_ids_mask_.size(); ++i) (*mask)[i] &= allowed_ids_mask_[i];
   if (vocab_size_ % 32 != 0) mask->back() &= (1u << (vocab_size_ % 32)) - 1u;
   return Status::ok();
 }

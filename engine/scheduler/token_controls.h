@@ -57,6 +57,7 @@ class TokenControlState {
   int32_t vocab_size_;
   std::vector<int32_t> end_tokens_;             // sorted, unique
   std::optional<ConstraintMatcher> matcher_;
+  std::vector<uint32_t> allowed_ids_mask_;      // allowed_token_ids as mask words, once; empty: none
   std::vector<int32_t> output_;                 // produced tokens (bad_words look at its tail)
 };
 
