@@ -360,21 +360,11 @@ class CudaBackend final : public Backend {
   // for every batch bucket, so that serving allocates and captures nothing (a step
   // that asks for more rows, e.g. prompt logprobs of a long prompt, still grows).
   Status prepare_for_serving(int64_t max_tokens) {
-    const int64_t H = config_.num_heads, e = config_.head_dim(), d = config_.dim, D = config_.hidden_dim,
-                  G = config_.glu_dim;
+    const int64_t H = config_.num_heads, e = config_.head_dim();
     const int64_t rows = std::max<int64_t>(num_slots_, 64);
     const int64_t segments = max_tokens / 256 + num_slots_ + 1;  // lightning_plan: segments ≥ 256 tokens
-    TNL_RETURN_IF_ERROR(act_.x.reserve(max_tokens * d));
-    TNL_RETURN_IF_ERROR(act_.a.reserve(max_tokens * std::max(d, G)));
-    TNL_RETURN_IF_ERROR(act_.qkvu.reserve(max_tokens * 4 * D));
-    TNL_RETURN_IF_ERROR(act_.q.reserve(max_tokens * 2 * D));
-    TNL_RETURN_IF_ERROR(act_.k.reserve(max_tokens * 2 * D));
-    TNL_RETURN_IF_ERROR(act_.v.reserve(max_tokens * D));
-    TNL_RETURN_IF_ERROR(act_.o.reserve(max_tokens * D));
-    TNL_RETURN_IF_ERROR(act_.h12.reserve(max_tokens * 2 * G));
-    TNL_RETURN_IF_ERROR(reserve_logits(rows, max_tokens));
-    TNL_RETURN_IF_ERROR(act_.ints.reserve(4 * max_tokens + rows + 7 * segments + 2 * num_slots_ + 1024));
-    TNL_RETURN_IF_ERROR(act_.scratch.reserve(segments * H * 2 * e * e));
+    TNL_RETURN_IF_ERROR(reserve_activations(max_tokens, max_tokens, rows,
+                                            4 * max_tokens + rows + 7 * segments + 2 * num_slots_ + 1024, segments));
     int64_t buckets = 0;
     for (int64_t bucket = 1; use_graphs_ && bucket <= num_slots_; bucket *= 2) {
       StepPlan plan;
@@ -414,19 +404,27 @@ class CudaBackend final : public Backend {
   }
 
   Status grow(const StepLayout& s) {
-    const int64_t N = s.num_tokens, P = s.num_prefill_tokens, H = config_.num_heads, e = config_.head_dim();
+    return reserve_activations(s.num_tokens, s.num_prefill_tokens, s.num_logit_rows, int64_t(s.ints.size()),
+                               s.plan.num_segments);
+  }
+
+  // Every activation buffer at least as large as a step of `tokens` tokens
+  // (`prefill` of them prefill tokens), `rows` logits rows, `ints` packed ints
+  // and `segments` Lightning segments needs (start-up sizing and growth alike).
+  Status reserve_activations(int64_t tokens, int64_t prefill, int64_t rows, int64_t ints, int64_t segments) {
+    const int64_t H = config_.num_heads, e = config_.head_dim();
     const int64_t d = config_.dim, D = config_.hidden_dim, G = config_.glu_dim;
-    TNL_RETURN_IF_ERROR(act_.x.reserve(N * d));
-    TNL_RETURN_IF_ERROR(act_.a.reserve(N * std::max(d, G)));
-    TNL_RETURN_IF_ERROR(act_.qkvu.reserve(N * 4 * D));
-    TNL_RETURN_IF_ERROR(act_.q.reserve(P * 2 * D));
-    TNL_RETURN_IF_ERROR(act_.k.reserve(P * 2 * D));
-    TNL_RETURN_IF_ERROR(act_.v.reserve(P * D));
-    TNL_RETURN_IF_ERROR(act_.o.reserve(N * D));
-    TNL_RETURN_IF_ERROR(act_.h12.reserve(N * 2 * G));
-    TNL_RETURN_IF_ERROR(reserve_logits(s.num_logit_rows, N));
-    TNL_RETURN_IF_ERROR(act_.ints.reserve(int64_t(s.ints.size())));
-    TNL_RETURN_IF_ERROR(act_.scratch.reserve(int64_t(s.plan.num_segments) * H * 2 * e * e));
+    TNL_RETURN_IF_ERROR(act_.x.reserve(tokens * d));
+    TNL_RETURN_IF_ERROR(act_.a.reserve(tokens * std::max(d, G)));
+    TNL_RETURN_IF_ERROR(act_.qkvu.reserve(tokens * 4 * D));
+    TNL_RETURN_IF_ERROR(act_.q.reserve(prefill * 2 * D));
+    TNL_RETURN_IF_ERROR(act_.k.reserve(prefill * 2 * D));
+    TNL_RETURN_IF_ERROR(act_.v.reserve(prefill * D));
+    TNL_RETURN_IF_ERROR(act_.o.reserve(tokens * D));
+    TNL_RETURN_IF_ERROR(act_.h12.reserve(tokens * 2 * G));
+    TNL_RETURN_IF_ERROR(reserve_logits(rows, tokens));
+    TNL_RETURN_IF_ERROR(act_.ints.reserve(ints));
+    TNL_RETURN_IF_ERROR(act_.scratch.reserve(segments * H * 2 * e * e));
     return Status::ok();
   }
 
