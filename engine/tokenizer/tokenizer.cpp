@@ -4,7 +4,9 @@
 #include <sentencepiece_processor.h>
 
 #include <algorithm>
+#include <future>
 #include <system_error>
+#include <thread>
 
 #include "engine/tokenizer/tokenizer_config.h"
 
@@ -34,6 +36,8 @@ Expected<std::unique_ptr<Tokenizer>> Tokenizer::load(const std::filesystem::path
   tokenizer->add_bos_ = config.add_bos_token;
   tokenizer->add_eos_ = config.add_eos_token;
   tokenizer->max_bytes_per_token_ = tokenizer->measure_max_bytes_per_token();
+  tokenizer->word_split_ = tokenizer->detect_word_split();
+  tokenizer->max_parts_ = std::clamp<size_t>(std::thread::hardware_concurrency(), 1, 8);
   return tokenizer;
 }
 
@@ -60,11 +64,77 @@ int64_t Tokenizer::measure_max_bytes_per_token() const {
   return round_trip == probe ? longest : longest * 8;
 }
 
-std::vector<int32_t> Tokenizer::encode_plain(std::string_view text) const {
-  std::vector<int> ids;
-  // Encode fails only on an unloaded model, which load() rules out.
-  impl_->processor.Encode(text, &ids).IgnoreError();
+WordSplit Tokenizer::detect_word_split() const {
+  const sentencepiece::SentencePieceProcessor& p = impl_->processor;
+  // Unigram models (the only ones with n-best) pick among segmentations by float
+  // scores summed over the whole text: cutting could change a near tie.
+  std::vector<std::vector<int>> nbest;
+  if (p.NBestEncode("ab", 2, &nbest).ok()) return WordSplit::kNone;
+  constexpr std::string_view kSpace = "\xe2\x96\x81";  // "▁"
+  for (int32_t id = 0; id < p.GetPieceSize(); ++id) {
+    if (p.IsByte(id) || p.IsControl(id) || p.IsUnknown(id)) continue;
+    if (p.IdToPiece(id).find(kSpace, 1) != std::string::npos) return WordSplit::kNone;  // a piece spans a space
+  }
+  auto joined_pieces = [&](std::string_view text) {
+    std::vector<std::string> pieces;
+    p.Encode(text, &pieces).IgnoreError();
+    std::string joined;
+    for (const std::string& s : pieces) joined += s;
+    return joined;
+  };
+  WordSplit mode = WordSplit::kNone;
+  if (joined_pieces("zq").rfind(kSpace, 0) == 0) {
+    mode = WordSplit::kDropSpace;  // "y" → "▁y": the space before y comes back by itself
+  } else if (joined_pieces(" zq").rfind(kSpace, 0) == 0 && joined_pieces(" zq").size() == kSpace.size() + 2) {
+    mode = WordSplit::kKeepSpace;  // " y" → "▁y"
+  }
+  if (mode == WordSplit::kNone) return mode;
+  // Self-check on text of every kind, cut at every safe space it has.
+  const std::string_view probe =
+      "The 3 keepers said: \"no,  not\ttoday\" (twice) -- 42% of 17 ships; caf\xc3\xa9 x2 Stra\xc3\x9f" "e A1 b2\n"
+      "c3 \xe4\xbb\x8a\xe5\xa4\xa9 ok. Then, at 08:45 a ship came in, and we all went home. \xf0\x9f\x98\x8a done";
+  std::vector<int> whole;
+  p.Encode(probe, &whole).IgnoreError();
+  const std::vector<std::string_view> parts = split_at_word_boundaries(probe, mode, probe.size());
+  std::vector<int> cut;
+  for (std::string_view part : parts) {
+    std::vector<int> ids;
+    p.Encode(part, &ids).IgnoreError();
+    cut.insert(cut.end(), ids.begin(), ids.end());
+  }
+  return parts.size() > 1 && cut == whole ? mode : WordSplit::kNone;
+}
+
+std::vector<int32_t> Tokenizer::encode_parts(const std::vector<std::string_view>& parts) const {
+  const sentencepiece::SentencePieceProcessor& processor = impl_->processor;
+  // Encode fails only on an unloaded model, which load() rules out; it is const
+  // and safe to call from several threads at once.
+  auto encode_one = [&processor](std::string_view text) {
+    std::vector<int> ids;
+    processor.Encode(text, &ids).IgnoreError();
+    return ids;
+  };
+  if (parts.size() == 1) return encode_one(parts[0]);
+  // Parts 1… on their own threads (std::async's default policy runs a part here,
+  // deferred, when no thread can be started), part 0 on this one.
+  std::vector<std::future<std::vector<int>>> rest;
+  rest.reserve(parts.size() - 1);
+  for (size_t i = 1; i < parts.size(); ++i) rest.push_back(std::async(encode_one, parts[i]));
+  std::vector<int32_t> ids = encode_one(parts[0]);
+  for (auto& part : rest) {
+    const std::vector<int> more = part.get();
+    ids.insert(ids.end(), more.begin(), more.end());
+  }
   return ids;
+}
+
+std::vector<int32_t> Tokenizer::encode_plain(std::string_view text) const {
+  const size_t parts = std::min(max_parts_, text.size() / kMinPartBytes);
+  return encode_parts(split_at_word_boundaries(text, word_split_, parts));
+}
+
+std::vector<int32_t> Tokenizer::encode_plain_in_parts(std::string_view text, size_t parts) const {
+  return encode_parts(split_at_word_boundaries(text, word_split_, parts));
 }
 
 std::vector<int32_t> Tokenizer::encode(std::string_view text) const {

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "engine/status.h"
+#include "engine/tokenizer/word_boundary_split.h"
 
 namespace tnl {
 
@@ -25,8 +26,21 @@ class Tokenizer {
 
   // Text → ids, with BOS/EOS as the tokenizer config says.
   std::vector<int32_t> encode(std::string_view text) const;
-  // Text → ids without special tokens.
+  // Text → ids without special tokens. A long text (≥ 2 × kMinPartBytes) of a
+  // word-separable model is cut at word boundaries and its parts are encoded at
+  // once on short-lived threads joined before the return: the same ids as one
+  // SentencePiece call, in a fraction of the time (a 2,000-token prompt costs
+  // milliseconds of BPE merging on one core).
   std::vector<int32_t> encode_plain(std::string_view text) const;
+  // encode_plain with the text cut into at most `parts` parts whatever its
+  // length (one part when the model is not word-separable): for tests.
+  std::vector<int32_t> encode_plain_in_parts(std::string_view text, size_t parts) const;
+  // Whether encoding may be cut at word boundaries (WordSplit): a BPE (not
+  // unigram) model whose pieces never hold "▁" past their first character, whose
+  // normaliser turns " x" into "▁x" (with or without the dummy prefix), and that
+  // passed a self-check on mixed text at load.
+  bool word_separable() const { return word_split_ != WordSplit::kNone; }
+  static constexpr size_t kMinPartBytes = 1024;
   // Ids → text (special tokens dropped; byte-fallback pieces joined into UTF-8;
   // ids outside [0, vocab_size) dropped, e.g. from a model whose embedding
   // table is padded past the tokenizer's vocabulary). Bytes that do not form
@@ -52,10 +66,14 @@ class Tokenizer {
   struct Impl;
   Tokenizer();
   int64_t measure_max_bytes_per_token() const;
+  WordSplit detect_word_split() const;
+  std::vector<int32_t> encode_parts(const std::vector<std::string_view>& parts) const;
   std::unique_ptr<Impl> impl_;
   bool add_bos_ = true;
   bool add_eos_ = false;
   int64_t max_bytes_per_token_ = 1;
+  WordSplit word_split_ = WordSplit::kNone;
+  size_t max_parts_ = 1;  // threads one encode_plain may use
 };
 
 // Turns a stream of generated ids into text pieces that never split a UTF-8

@@ -1,0 +1,24 @@
+// Cutting a text into parts that a word-separable SentencePiece model encodes
+// independently (see Tokenizer::word_separable): each cut sits at a single ASCII
+// space between an ASCII non-space character and an ASCII letter or digit, where
+// no normalizer rule, merge or piece of such a model reaches across.
+#pragma once
+
+#include <cstddef>
+#include <string_view>
+#include <vector>
+
+namespace tnl {
+
+enum class WordSplit {
+  kNone,       // the model is not word-separable: never cut
+  kDropSpace,  // the model adds "▁" before every text (add_dummy_prefix): a part starts after the space
+  kKeepSpace,  // the model escapes the space itself: a part starts at the space
+};
+
+// At most `parts` parts, cut at safe spaces near equal shares of the text;
+// fewer when a share has no safe space (then it stays with its neighbour).
+// One part, the whole text, for kNone or parts ≤ 1.
+std::vector<std::string_view> split_at_word_boundaries(std::string_view text, WordSplit mode, size_t parts);
+
+}  // namespace tnl

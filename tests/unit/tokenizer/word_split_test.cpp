@@ -1,0 +1,104 @@
+// Cutting encode_plain at word boundaries: the parts' ids joined are exactly the
+// ids of one SentencePiece call, for the trained test model, the shipped default
+// model and any cut; models where that cannot be promised are never cut.
+#include <gtest/gtest.h>
+
+#include <cstdlib>
+#include <fstream>
+#include <random>
+#include <sstream>
+
+#include "engine/tokenizer/tokenizer.h"
+#include "engine/tokenizer/word_boundary_split.h"
+#include "tests/support/test_paths.h"
+#include "tests/unit/tokenizer/trained_tokenizer.h"
+
+namespace tnl {
+namespace {
+
+std::string read_file(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
+}
+
+// The corpus plus text with runs of blanks, tabs, non-ASCII and byte-fallback characters.
+std::string mixed_text() {
+  std::string text = read_file(test::source_dir() / "tests/data/tokenizer_corpus.txt");
+  text += "  leading spaces,   inner runs\tand a tab\nand a newline caf\xc3\xa9 na\xc3\xafve 42% x 08:45 ";
+  text += "\xe4\xbb\x8a\xe5\xa4\xa9 a \xf0\x9f\xa6\x84 b \xf0\x9d\x84\x9e c \xe0\xa4\xa8\xe0\xa4\xae d. End";
+  return text;
+}
+
+TEST(WordBoundarySplit, CutsOnlyAtSafeSpacesAndKeepsEveryByte) {
+  const std::string text = "A  b c\td e,f 9 x \xc3\xa9 z.q last";
+  for (WordSplit mode : {WordSplit::kDropSpace, WordSplit::kKeepSpace}) {
+    const std::vector<std::string_view> parts = split_at_word_boundaries(text, mode, text.size());
+    std::string joined;
+    for (size_t i = 0; i < parts.size(); ++i) {
+      if (i > 0) {
+        // Each cut is at "<visible ASCII> <ASCII letter or digit>".
+        const size_t at = size_t(parts[i].data() - text.data()) - (mode == WordSplit::kDropSpace ? 1 : 0);
+        EXPECT_EQ(text[at], ' ');
+        EXPECT_NE(text[at - 1], ' ');
+        EXPECT_TRUE(std::isalnum(static_cast<unsigned char>(text[at + 1])));
+        if (mode == WordSplit::kDropSpace) joined += ' ';
+      }
+      joined += parts[i];
+    }
+    EXPECT_EQ(joined, text);
+    // Five safe spaces: "b c", "d e", "f 9", "9 x", "q last" ("A  b", "c\td", "x é" are not).
+    EXPECT_EQ(parts.size(), 6u);
+  }
+  EXPECT_EQ(split_at_word_boundaries(text, WordSplit::kNone, 8).size(), 1u);
+  EXPECT_EQ(split_at_word_boundaries(text, WordSplit::kDropSpace, 1).size(), 1u);
+  EXPECT_EQ(split_at_word_boundaries("nospaceshere", WordSplit::kDropSpace, 4).size(), 1u);
+}
+
+void expect_cuts_change_nothing(const Tokenizer& tokenizer) {
+  ASSERT_TRUE(tokenizer.word_separable());
+  const std::string text = mixed_text();
+  std::mt19937 rng(7);
+  for (int trial = 0; trial < 40; ++trial) {
+    const size_t begin = rng() % text.size();
+    const size_t length = 1 + rng() % std::min<size_t>(3000, text.size() - begin);
+    const std::string_view slice = std::string_view(text).substr(begin, length);
+    const std::vector<int32_t> whole = tokenizer.encode_plain_in_parts(slice, 1);
+    for (size_t parts : {size_t(2), size_t(7), size_t(64), slice.size()}) {
+      ASSERT_EQ(tokenizer.encode_plain_in_parts(slice, parts), whole) << "parts " << parts << ": " << slice;
+    }
+  }
+  // A text long enough for encode_plain to cut it by itself.
+  std::string long_text;
+  while (long_text.size() < 6 * Tokenizer::kMinPartBytes) long_text += text;
+  EXPECT_EQ(tokenizer.encode_plain(long_text), tokenizer.encode_plain_in_parts(long_text, 1));
+}
+
+class WordSplitTest : public test::TrainedTokenizerTest {};
+
+TEST_F(WordSplitTest, TrainedBpeModelEncodesTheSameInParts) { expect_cuts_change_nothing(tokenizer()); }
+
+TEST(WordSplitDefaultModel, ShippedModelEncodesTheSameInParts) {
+  auto loaded = Tokenizer::load(test::source_dir() / "models/tnl-brown-12m");
+  ASSERT_TRUE(loaded.has_value()) << loaded.status().to_string();
+  expect_cuts_change_nothing(**loaded);
+}
+
+TEST(WordSplitUnigram, UnigramModelIsNeverCut) {
+  const auto dir = test::fresh_temp_dir("word-split-unigram");
+  const std::string command = "spm_train --input='" + (test::source_dir() / "tests/data/tokenizer_corpus.txt").string() +
+                              "' --model_prefix='" + (dir / "tokenizer").string() +
+                              "' --vocab_size=400 --model_type=unigram --minloglevel=2 > '" +
+                              (dir / "spm_train.log").string() + "' 2>&1";
+  ASSERT_EQ(std::system(command.c_str()), 0) << command;
+  auto loaded = Tokenizer::load(dir);
+  ASSERT_TRUE(loaded.has_value()) << loaded.status().to_string();
+  EXPECT_FALSE((*loaded)->word_separable());
+  const std::string text = mixed_text();
+  EXPECT_EQ((*loaded)->encode_plain_in_parts(text, 16), (*loaded)->encode_plain_in_parts(text, 1));
+  std::filesystem::remove_all(dir);
+}
+
+}  // namespace
+}  // namespace tnl
