@@ -7,11 +7,16 @@
 //   3. top-k: radix select of the k-th best key, 8 bits a level, counting;
 //   4. top-p: radix select again, weighing each candidate by its fixed-point weight;
 //   5. the draw: a block scan in id order over per-thread id ranges.
+// Top-p without top-k first compacts the row (see top_p_compacted): one pass sums
+// the weights into 256 bins of log-weight, a second copies the best bins up to
+// the one where top_p is reached, in id order, into shared memory, and steps 4–5
+// run there. Rows whose top-p set is too large for it take the passes above.
 // Ties at a selected key are resolved by id (the lowest ids stay), found by the
 // same id-order scan. Fixed-point integer sums make every result independent of
 // the order of the additions (deterministic runs, exact agreement with the CPU
 // reference but for expf's last bit).
-// Shared memory: ≈ 35 KB static (per-warp 256-bin histograms, two u32 halves).
+// Shared memory: ≈ 36 KB static (per-warp 256-bin histograms, two u32 halves)
+// and kCompactCapacity × 8 bytes dynamic (the compacted candidates).
 #include "kernels/cuda/device_math.cuh"
 #include "kernels/cuda/launchers.h"
 
@@ -29,9 +34,15 @@ using u64 = unsigned long long;
 constexpr int kLowBits = 18;
 constexpr u64 kLowMask = (u64(1) << kLowBits) - 1;
 
+// Candidates a compacted top-p row may keep in shared memory (value + id each).
+constexpr int kCompactCapacity = 12288;
+constexpr size_t kCompactBytes = size_t(kCompactCapacity) * (sizeof(float) + sizeof(int32_t));
+constexpr int kMaxSlices = 8;  // slices of one compaction batch (kLoadBatch or kLoadBatch4)
+
 struct SampleShared {
   uint32_t hist_hi[kWarps][kBins];  // a warp's atomics touch only its own copy
   uint32_t hist_lo[kWarps][kBins];
+  uint32_t slice_totals[2][kMaxSlices][kWarps];  // compaction: kept per warp and slice, double-buffered
   u64 bins[kBins];
   u64 warp_u64[kWarps];
   float warp_f[kWarps], warp_f2[kWarps];
@@ -221,12 +232,14 @@ __device__ int32_t first_exceeding(const float* x, WeightOf weight_of, int64_t V
 // elements with keys ≥ K first reaches `target`. *above: weight of keys > K;
 // *at: weight of keys == K. False when the total weight stays below target.
 // `element(i, x[i], &key, &weight)` says whether element i takes part.
+// `above_start`: weight of keys above every element that takes part (a compacted
+// row's better bins), so the sums compared with target are the whole row's.
 template <typename Element>
 __device__ bool select_key(const float* x, Element element, int64_t V, double target, SampleShared& s, uint32_t* key_out,
-                           u64* above_out, u64* at_out) {
+                           u64* above_out, u64* at_out, u64 above_start = 0) {
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   uint32_t prefix = 0, mask = 0;
-  u64 above = 0, at = 0;
+  u64 above = above_start, at = 0;
   for (int shift = 24; shift >= 0; shift -= 8) {
     for (int b = threadIdx.x; b < kWarps * kBins; b += kThreads) {
       (&s.hist_hi[0][0])[b] = 0;
@@ -292,12 +305,215 @@ __device__ bool select_key(const float* x, Element element, int64_t V, double ta
   return true;
 }
 
+
+// Log-weight bin of a candidate: s = (x − max)·(1/T) ≤ 0 cut into steps of 0.1,
+// best first; bin 255 holds s ≤ −25.5, whose fixed-point weight e^s·2³⁶ < 0.6
+// truncates to 0. Monotone in x, so "bin ≤ b" is a best-first prefix of the row.
+constexpr float kBinsPerUnit = 10.0f, kNegligibleLog = -25.5f;
+__device__ __forceinline__ int log_weight_bin(float scaled) {
+  return scaled > kNegligibleLog ? int(-scaled * kBinsPerUnit) : kBins - 1;
+}
+
+// Copies (x[i], i) for every i with keep(i, x[i]) into vals/ids, in id order;
+// returns how many, or −1 when more than `capacity` (nothing usable then). Each
+// batch of for_strided's shape is cut into slices of consecutive ids in thread
+// order: a warp scan and one barrier per batch place every kept element.
+template <int Slices, int PerThread, typename Load, typename Keep>
+__device__ int32_t compact_batches(int64_t V, Load load, Keep keep, float* vals, int32_t* ids, int32_t capacity,
+                                   SampleShared& s) {
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  constexpr int64_t kSliceIds = int64_t(kThreads) * PerThread;
+  int32_t running = 0;
+  int buf = 0;
+  for (int64_t batch = 0; batch < V; batch += kSliceIds * Slices, buf ^= 1) {
+    float v[Slices][PerThread];
+    uint32_t kept[Slices], count[Slices], inclusive[Slices];
+#pragma unroll
+    for (int u = 0; u < Slices; ++u) load(batch + u * kSliceIds + int64_t(threadIdx.x) * PerThread, v[u]);
+#pragma unroll
+    for (int u = 0; u < Slices; ++u) {
+      kept[u] = 0;
+      count[u] = 0;
+      const int64_t first = batch + u * kSliceIds + int64_t(threadIdx.x) * PerThread;
+#pragma unroll
+      for (int e = 0; e < PerThread; ++e) {
+        if (first + e < V && keep(v[u][e])) {
+          kept[u] |= 1u << e;
+          ++count[u];
+        }
+      }
+      inclusive[u] = count[u];
+      for (int o = 1; o < 32; o <<= 1) {
+        const uint32_t n = __shfl_up_sync(kFull, inclusive[u], o);
+        if (lane >= o) inclusive[u] += n;
+      }
+      if (lane == 31) s.slice_totals[buf][u][warp] = inclusive[u];
+    }
+    __syncthreads();
+    int32_t base = running;
+#pragma unroll
+    for (int u = 0; u < Slices; ++u) {
+      int32_t before = 0, total = 0;
+      for (int w = 0; w < kWarps; ++w) {
+        const int32_t t = int32_t(s.slice_totals[buf][u][w]);
+        before += w < warp ? t : 0;
+        total += t;
+      }
+      int32_t at = base + before + int32_t(inclusive[u] - count[u]);
+      const int64_t first = batch + u * kSliceIds + int64_t(threadIdx.x) * PerThread;
+#pragma unroll
+      for (int e = 0; e < PerThread; ++e) {
+        if ((kept[u] >> e) & 1u) {
+          if (at < capacity) {
+            vals[at] = v[u][e];
+            ids[at] = int32_t(first + e);
+          }
+          ++at;
+        }
+      }
+      base += total;
+    }
+    running = base;  // the same in every thread
+    if (running > capacity) return -1;
+  }
+  __syncthreads();  // the compacted arrays are complete for every thread
+  return running;
+}
+
+template <typename Keep>
+__device__ int32_t compact_in_id_order(const float* x, int64_t V, Keep keep, float* vals, int32_t* ids,
+                                       int32_t capacity, SampleShared& s) {
+  if (V % 4 == 0 && reinterpret_cast<uintptr_t>(x) % 16 == 0) {
+    const float4* x4 = reinterpret_cast<const float4*>(x);
+    auto load4 = [&](int64_t first, float (&v)[4]) {
+      const float4 q = first < V ? x4[first / 4] : make_float4(0.f, 0.f, 0.f, 0.f);
+      v[0] = q.x;
+      v[1] = q.y;
+      v[2] = q.z;
+      v[3] = q.w;
+    };
+    return compact_batches<kLoadBatch4, 4>(V, load4, keep, vals, ids, capacity, s);
+  }
+  auto load1 = [&](int64_t first, float (&v)[1]) { v[0] = first < V ? x[first] : 0.0f; };
+  return compact_batches<kLoadBatch, 1>(V, load1, keep, vals, ids, capacity, s);
+}
+
+// Top-p (top-k off) through a compacted row; the same token as the full passes
+// (top-p select, ties, min-p, the draw in id order, with the same fixed-point
+// sums). False, with nothing decided, when the top-p set has more than
+// kCompactCapacity candidates.
+__device__ bool top_p_compacted(const float* x, int64_t V, const RowSampling& p, float max, float* vals, int32_t* ids,
+                                SampleShared& s, int32_t* token) {
+  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const float inv_t = p.inv_temperature;
+  auto scaled = [&](float v) { return (canonical(v) - max) * inv_t; };
+  auto weight = [&](float v) { return u64(expf((v - max) * inv_t) * kFixedOne); };
+
+  // Pass 1: Σw and the weight of each log-weight bin (bin 255 weighs nothing).
+  for (int b = threadIdx.x; b < kWarps * kBins; b += kThreads) {
+    (&s.hist_hi[0][0])[b] = 0;
+    (&s.hist_lo[0][0])[b] = 0;
+  }
+  __syncthreads();
+  u64 mine = 0;
+  for_strided(x, V, [&](int64_t, float v) {
+    const int bin = log_weight_bin(scaled(v));
+    if (bin == kBins - 1) return;
+    const u64 w = weight(canonical(v));
+    mine += w;
+    atomicAdd(&s.hist_lo[warp][bin], uint32_t(w & kLowMask));
+    if (w >> kLowBits) atomicAdd(&s.hist_hi[warp][bin], uint32_t(w >> kLowBits));
+  });
+  const double target = double(p.top_p) * double(block_sum(mine, s));  // block_sum's barriers cover the histogram
+  for (int b = threadIdx.x; b < kBins; b += kThreads) {
+    u64 t = 0;
+    for (int w = 0; w < kWarps; ++w) t += (u64(s.hist_hi[w][b]) << kLowBits) + s.hist_lo[w][b];
+    s.bins[b] = t;
+  }
+  __syncthreads();
+  // The first bin b* (best first) where the running weight reaches target; above: the weight of the bins before it.
+  if (warp == 0) {
+    u64 local = 0;
+    for (int j = 0; j < 8; ++j) local += s.bins[8 * lane + j];
+    u64 inclusive = local;
+    for (int o = 1; o < 32; o <<= 1) {
+      const u64 n = __shfl_up_sync(kFull, inclusive, o);
+      if (lane >= o) inclusive += n;
+    }
+    const u64 exclusive = inclusive - local;
+    const unsigned ballot = __ballot_sync(kFull, double(exclusive) < target && double(inclusive) >= target);
+    if (lane == 0) s.sel_found = ballot != 0;
+    if (ballot != 0 && lane == __ffs(ballot) - 1) {
+      u64 running = exclusive;
+      for (int j = 0; j < 8; ++j) {
+        const int b = 8 * lane + j;
+        if (double(running + s.bins[b]) >= target) {
+          s.sel_bin = uint32_t(b);
+          s.sel_above = running;
+          break;
+        }
+        running += s.bins[b];
+      }
+    }
+  }
+  __syncthreads();
+  if (!s.sel_found) return false;  // cannot happen (Σw ≥ target), but the full passes handle it as the host does
+  const int b_star = int(s.sel_bin);
+  const u64 above_bins = s.sel_above;
+  __syncthreads();
+
+  // Pass 2: the candidates of bins ≤ b*, in id order.
+  const int32_t n = compact_in_id_order(x, V, [&](float v) { return log_weight_bin(scaled(v)) <= b_star; }, vals, ids,
+                                        kCompactCapacity, s);
+  if (n < 0) return false;
+
+  // The top-p key among bin b*'s candidates, the bins above counted in.
+  uint32_t key_p = 0;
+  u64 above = 0, at = 0;
+  auto in_last_bin = [&](int64_t, float v, uint32_t& key, u64& w) {
+    if (log_weight_bin(scaled(v)) != b_star) return false;
+    const float c = canonical(v);
+    key = order_key(c);
+    w = weight(c);
+    return true;
+  };
+  if (!select_key(vals, in_last_bin, n, target, s, &key_p, &above, &at, above_bins)) return false;
+  const u64 w_star = weight(key_value(key_p));
+  u64 c = u64(ceil((target - double(above)) / double(w_star)));
+  if (c < 1) c = 1;
+  while (c > 1 && double(above + (c - 1) * w_star) >= target) --c;
+  while (double(above + c * w_star) < target) ++c;
+  int64_t tie_p = n;  // a local index: the compacted row is in id order
+  if (at / w_star > c) {
+    tie_p = first_exceeding(vals, [&](int64_t, float v) { return u64(order_key(canonical(v)) == key_p); }, n, c - 1, s);
+  }
+
+  // min-p and the draw, in id order over the compacted row.
+  auto kept_weight = [&](int64_t j, float v) -> u64 {
+    v = canonical(v);
+    const uint32_t key = order_key(v);
+    if (!(key > key_p || (key == key_p && j <= tie_p))) return 0;
+    const float w = expf((v - max) * inv_t);
+    if (p.min_p > 0.0f && w < p.min_p) return 0;
+    return u64(w * kFixedOne);
+  };
+  u64 kept = 0;
+  for_strided(vals, n, [&](int64_t j, float v) { kept += kept_weight(j, v); });
+  const u64 total = block_sum(kept, s);
+  const int32_t drawn = first_exceeding(vals, kept_weight, n, u64(p.uniform * double(total)), s);
+  if (drawn >= 0) *token = ids[drawn];  // always: the best candidate keeps weight 2³⁶ > 0
+  return true;
+}
+
 __global__ void __launch_bounds__(kThreads, 1) sample_rows_kernel(const float* __restrict__ logits, int64_t V,
                                                                const SampleRowArgs* __restrict__ rows,
                                                                const PenaltyEntry* __restrict__ entries,
                                                                const uint32_t* __restrict__ masks, float* work,
                                                                SampledToken* __restrict__ out) {
   __shared__ SampleShared s;
+  extern __shared__ __align__(16) unsigned char compact_storage[];  // kCompactBytes
+  float* compact_vals = reinterpret_cast<float*>(compact_storage);
+  int32_t* compact_ids = reinterpret_cast<int32_t*>(compact_vals + kCompactCapacity);
   const SampleRowArgs a = rows[blockIdx.x];
   const RowSampling& p = a.params;
   const float* raw = logits + int64_t(a.row) * V;
@@ -341,7 +557,11 @@ __global__ void __launch_bounds__(kThreads, 1) sample_rows_kernel(const float* _
   }
 
   int32_t token = best_id;
-  if (p.temperature != 0.0f && best != -INFINITY) {
+  const bool topk_wanted = p.top_k > 0 && p.top_k < V;
+  if (p.temperature != 0.0f && best != -INFINITY && best != INFINITY && p.top_p < 1.0f && !topk_wanted &&
+      top_p_compacted(x, V, p, best, compact_vals, compact_ids, s, &token)) {
+    // done: the compacted row decided
+  } else if (p.temperature != 0.0f && best != -INFINITY) {
     const float max = best, inv_t = p.inv_temperature;
     auto weight = [&](float v) { return u64(expf((v - max) * inv_t) * kFixedOne); };
 
@@ -435,7 +655,13 @@ cudaError_t sample_rows(const float* logits, int64_t vocab, const SampleRowArgs*
     return cudaErrorInvalidValue;  // the fixed-point sums are exact up to 2¹⁷ candidates
   }
   if (num_rows == 0) return cudaSuccess;
-  sample_rows_kernel<<<unsigned(num_rows), kThreads, 0, stream>>>(logits, vocab, rows, entries, masks, work, out);
+  // Set once per process (a function-local constant): the compacted candidates
+  // need more than the 48 KB of shared memory a launch gets by default.
+  static const cudaError_t configured = cudaFuncSetAttribute(
+      sample_rows_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(kCompactBytes));
+  if (configured != cudaSuccess) return configured;
+  sample_rows_kernel<<<unsigned(num_rows), kThreads, kCompactBytes, stream>>>(logits, vocab, rows, entries, masks,
+                                                                               work, out);
   return cudaGetLastError();
 }
 

@@ -1,7 +1,8 @@
 // Device-side sampling (kernels/cuda/sample_rows.cu) against its CPU reference
 // (kernels/cpu/sampling_reference.cpp) on random rows: greedy, temperature,
 // top-k, top-p, min-p, penalties and their combinations, rows full of ties, rows
-// with −inf and NaN, a real vocabulary size. The sampled token must lie in the
+// with −inf and NaN, peaked rows, top-p alone (the compacted path, and a set
+// too large for it), a real vocabulary size. The sampled token must lie in the
 // reference's kept set on every row and equal the reference's token (the two
 // can part only where expf's last bit moves a draw boundary); logprobs agree;
 // two runs give the same tokens. Skips without a CUDA device.
@@ -48,9 +49,12 @@ std::vector<Row> make_rows(int64_t V, uint64_t seed) {
       params(0.0f, 0, 1.0f, 0.0f),   params(1.0f, 0, 1.0f, 0.0f),  params(0.7f, 1, 1.0f, 0.0f),
       params(0.7f, 5, 1.0f, 0.0f),   params(1.3f, 50, 1.0f, 0.0f), params(1.0f, 0, 0.9f, 0.0f),
       params(0.5f, 0, 0.5f, 0.0f),   params(1.0f, 0, 1.0f, 0.05f), params(0.8f, 40, 0.95f, 0.02f),
-      params(2.0f, 0, 0.3f, 0.0f),   params(0.1f, 0, 1.0f, 0.0f),  params(1.0f, int32_t(V) - 1, 0.99f, 0.0f)};
+      params(2.0f, 0, 0.3f, 0.0f),   params(0.1f, 0, 1.0f, 0.0f),  params(1.0f, int32_t(V) - 1, 0.99f, 0.0f),
+      // Top-p alone goes through the compacted row; at V = 64000 this one keeps
+      // more candidates than the compaction holds and takes the full passes.
+      params(2.0f, 0, 0.99f, 0.0f),  params(0.7f, 0, 0.8f, 0.1f)};
   std::vector<Row> rows;
-  for (size_t i = 0; i < 5 * settings.size(); ++i) {
+  for (size_t i = 0; i < 6 * settings.size(); ++i) {
     Row r;
     r.params = settings[i % settings.size()];
     r.params.uniform = unit(rng);
@@ -82,6 +86,8 @@ std::vector<Row> make_rows(int64_t V, uint64_t seed) {
         const float bias = j % 4 == 0 ? -INFINITY : float(int(rng() % 41) - 20);
         r.penalties.push_back({int32_t(j * (V / 40)), int32_t(j % 2), 0, bias});
       }
+    } else if (kind == 5) {
+      for (float& x : r.logits) x *= 6.0f;  // peaked: most of the row weighs nothing in fixed point
     }
     r.want_logprob = i % 2 == 0;
     rows.push_back(std::move(r));
