@@ -228,6 +228,39 @@ __device__ int32_t first_exceeding(const float* x, WeightOf weight_of, int64_t V
   return s.found_id;
 }
 
+// Warp 0 only: walking s.bins best first (from bin 255 down when kFromTop, else
+// from bin 0 up), the first bin b where above + (weight of the bins before it and
+// b) reaches target: s.sel_bin = b, s.sel_above = above + the bins before it;
+// s.sel_found says whether there is one. Lane l takes 8 consecutive bins of the walk.
+template <bool kFromTop>
+__device__ void find_crossing_bin(SampleShared& s, u64 above, double target) {
+  const int lane = threadIdx.x & 31;
+  auto bin_at = [](int k) { return kFromTop ? kBins - 1 - k : k; };  // k-th bin of the walk
+  u64 local = 0;
+  for (int j = 0; j < 8; ++j) local += s.bins[bin_at(8 * lane + j)];
+  u64 inclusive = local;
+  for (int o = 1; o < 32; o <<= 1) {
+    const u64 n = __shfl_up_sync(kFull, inclusive, o);
+    if (lane >= o) inclusive += n;
+  }
+  const u64 exclusive = inclusive - local;
+  const bool mine = double(above + exclusive) < target && double(above + inclusive) >= target;
+  const unsigned ballot = __ballot_sync(kFull, mine);
+  if (lane == 0) s.sel_found = ballot != 0;
+  if (ballot != 0 && lane == __ffs(ballot) - 1) {
+    u64 running = above + exclusive;
+    for (int j = 0; j < 8; ++j) {
+      const int b = bin_at(8 * lane + j);
+      if (double(running + s.bins[b]) >= target) {
+        s.sel_bin = uint32_t(b);
+        s.sel_above = running;
+        break;
+      }
+      running += s.bins[b];
+    }
+  }
+}
+
 // Radix select from the top: the key K at which the weight of the included
 // elements with keys ≥ K first reaches `target`. *above: weight of keys > K;
 // *at: weight of keys == K. False when the total weight stays below target.
@@ -237,7 +270,7 @@ __device__ int32_t first_exceeding(const float* x, WeightOf weight_of, int64_t V
 template <typename Element>
 __device__ bool select_key(const float* x, Element element, int64_t V, double target, SampleShared& s, uint32_t* key_out,
                            u64* above_out, u64* at_out, u64 above_start = 0) {
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int warp = threadIdx.x >> 5;
   uint32_t prefix = 0, mask = 0;
   u64 above = above_start, at = 0;
   for (int shift = 24; shift >= 0; shift -= 8) {
@@ -264,32 +297,7 @@ __device__ bool select_key(const float* x, Element element, int64_t V, double ta
       s.bins[b] = t;
     }
     __syncthreads();
-    if (warp == 0) {
-      // Lane l covers bins 255 − 8l down to 248 − 8l: a scan over lanes walks the bins from the top.
-      u64 local = 0;
-      for (int j = 0; j < 8; ++j) local += s.bins[255 - 8 * lane - j];
-      u64 inclusive = local;
-      for (int o = 1; o < 32; o <<= 1) {
-        const u64 n = __shfl_up_sync(kFull, inclusive, o);
-        if (lane >= o) inclusive += n;
-      }
-      const u64 exclusive = inclusive - local;
-      const bool mine = double(above + exclusive) < target && double(above + inclusive) >= target;
-      const unsigned ballot = __ballot_sync(kFull, mine);
-      if (lane == 0) s.sel_found = ballot != 0;
-      if (ballot != 0 && lane == __ffs(ballot) - 1) {
-        u64 running = above + exclusive;
-        for (int j = 0; j < 8; ++j) {
-          const int b = 255 - 8 * lane - j;
-          if (double(running + s.bins[b]) >= target) {
-            s.sel_bin = uint32_t(b);
-            s.sel_above = running;
-            break;
-          }
-          running += s.bins[b];
-        }
-      }
-    }
+    if (warp == 0) find_crossing_bin</*kFromTop=*/true>(s, above, target);
     __syncthreads();
     if (!s.sel_found) return false;  // the same answer in every thread
     const uint32_t b = s.sel_bin;
@@ -305,6 +313,24 @@ __device__ bool select_key(const float* x, Element element, int64_t V, double ta
   return true;
 }
 
+
+// min-p, then the draw: the first id (in id order) among those kept(i, key)
+// passes at which the running fixed-point weight exceeds uniform · Σ.
+template <typename Kept>
+__device__ int32_t draw_in_id_order(const float* x, int64_t n, Kept kept, float max, const RowSampling& p,
+                                    SampleShared& s) {
+  auto kept_weight = [&](int64_t i, float v) -> u64 {
+    v = canonical(v);
+    if (!kept(i, order_key(v))) return 0;
+    const float w = expf((v - max) * p.inv_temperature);
+    if (p.min_p > 0.0f && w < p.min_p) return 0;
+    return u64(w * kFixedOne);
+  };
+  u64 mine = 0;
+  for_strided(x, n, [&](int64_t i, float v) { mine += kept_weight(i, v); });
+  const u64 total = block_sum(mine, s);
+  return first_exceeding(x, kept_weight, n, u64(p.uniform * double(total)), s);
+}
 
 // Log-weight bin of a candidate: s = (x − max)·(1/T) ≤ 0 cut into steps of 0.1,
 // best first; bin 255 holds s ≤ −25.5, whose fixed-point weight e^s·2³⁶ < 0.6
@@ -404,7 +430,7 @@ __device__ int32_t compact_in_id_order(const float* x, int64_t V, Keep keep, flo
 // kCompactCapacity candidates.
 __device__ bool top_p_compacted(const float* x, int64_t V, const RowSampling& p, float max, float* vals, int32_t* ids,
                                 SampleShared& s, int32_t* token) {
-  const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+  const int warp = threadIdx.x >> 5;
   const float inv_t = p.inv_temperature;
   auto scaled = [&](float v) { return (canonical(v) - max) * inv_t; };
   auto weight = [&](float v) { return u64(expf((v - max) * inv_t) * kFixedOne); };
@@ -432,30 +458,7 @@ __device__ bool top_p_compacted(const float* x, int64_t V, const RowSampling& p,
   }
   __syncthreads();
   // The first bin b* (best first) where the running weight reaches target; above: the weight of the bins before it.
-  if (warp == 0) {
-    u64 local = 0;
-    for (int j = 0; j < 8; ++j) local += s.bins[8 * lane + j];
-    u64 inclusive = local;
-    for (int o = 1; o < 32; o <<= 1) {
-      const u64 n = __shfl_up_sync(kFull, inclusive, o);
-      if (lane >= o) inclusive += n;
-    }
-    const u64 exclusive = inclusive - local;
-    const unsigned ballot = __ballot_sync(kFull, double(exclusive) < target && double(inclusive) >= target);
-    if (lane == 0) s.sel_found = ballot != 0;
-    if (ballot != 0 && lane == __ffs(ballot) - 1) {
-      u64 running = exclusive;
-      for (int j = 0; j < 8; ++j) {
-        const int b = 8 * lane + j;
-        if (double(running + s.bins[b]) >= target) {
-          s.sel_bin = uint32_t(b);
-          s.sel_above = running;
-          break;
-        }
-        running += s.bins[b];
-      }
-    }
-  }
+  if (warp == 0) find_crossing_bin</*kFromTop=*/false>(s, 0, target);  // bin 0 is the best here
   __syncthreads();
   if (!s.sel_found) return false;  // cannot happen (Σw ≥ target), but the full passes handle it as the host does
   const int b_star = int(s.sel_bin);
@@ -489,18 +492,8 @@ __device__ bool top_p_compacted(const float* x, int64_t V, const RowSampling& p,
   }
 
   // min-p and the draw, in id order over the compacted row.
-  auto kept_weight = [&](int64_t j, float v) -> u64 {
-    v = canonical(v);
-    const uint32_t key = order_key(v);
-    if (!(key > key_p || (key == key_p && j <= tie_p))) return 0;
-    const float w = expf((v - max) * inv_t);
-    if (p.min_p > 0.0f && w < p.min_p) return 0;
-    return u64(w * kFixedOne);
-  };
-  u64 kept = 0;
-  for_strided(vals, n, [&](int64_t j, float v) { kept += kept_weight(j, v); });
-  const u64 total = block_sum(kept, s);
-  const int32_t drawn = first_exceeding(vals, kept_weight, n, u64(p.uniform * double(total)), s);
+  const int32_t drawn = draw_in_id_order(
+      vals, n, [&](int64_t j, uint32_t key) { return key > key_p || (key == key_p && j <= tie_p); }, max, p, s);
   if (drawn >= 0) *token = ids[drawn];  // always: the best candidate keeps weight 2³⁶ > 0
   return true;
 }
@@ -625,19 +618,12 @@ __global__ void __launch_bounds__(kThreads, 1) sample_rows_kernel(const float* _
     }
 
     // 5. min-p, then the draw in id order.
-    auto kept_weight = [&](int64_t i, float v) -> u64 {
-      v = canonical(v);
-      const uint32_t key = order_key(v);
-      if (!kept_k(i, key)) return 0;
-      if (topp_on && !(key > key_p || (key == key_p && i <= tie_p))) return 0;
-      const float w = expf((v - max) * inv_t);
-      if (p.min_p > 0.0f && w < p.min_p) return 0;
-      return u64(w * kFixedOne);
-    };
-    u64 mine = 0;
-    for_strided(x, V, [&](int64_t i, float v) { mine += kept_weight(i, v); });
-    const u64 total = block_sum(mine, s);
-    const int32_t drawn = first_exceeding(x, kept_weight, V, u64(p.uniform * double(total)), s);
+    const int32_t drawn = draw_in_id_order(
+        x, V,
+        [&](int64_t i, uint32_t key) {
+          return kept_k(i, key) && (!topp_on || key > key_p || (key == key_p && i <= tie_p));
+        },
+        max, p, s);
     if (drawn >= 0) token = drawn;  // always: the best candidate keeps weight 2³⁶ > 0
   }
   if (threadIdx.x == 0) {
