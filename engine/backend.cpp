@@ -33,26 +33,36 @@ Status validate_state_copies(const StepPlan& plan, const Backend& backend) {
   return Status::ok();
 }
 
+Status validate_sequence_chunk(const SequenceChunk& c, size_t index, const ModelConfig& config, int32_t num_slots,
+                               bool device_sampling) {
+  // The message prefix is built only for a rejected chunk: this runs for every chunk of every step.
+  auto where = [index] { return "step chunk " + std::to_string(index); };
+  if (c.slot < 0 || c.slot >= num_slots) {
+    return invalid_argument(where() + ": slot " + std::to_string(c.slot) + " outside [0, " + std::to_string(num_slots) +
+                            ")");
+  }
+  if (c.tokens.empty()) return invalid_argument(where() + ": no tokens");
+  if (c.start_pos < 0) return invalid_argument(where() + ": negative start position");
+  if (c.sample && !device_sampling) return invalid_argument(where() + ": this backend samples on the host only");
+  for (int32_t t : c.tokens) {
+    if (t < 0 || t >= config.vocab_size) {
+      return invalid_argument(where() + ": token id " + std::to_string(t) + " outside the vocabulary [0, " +
+                              std::to_string(config.vocab_size) + ")");
+    }
+  }
+  return Status::ok();
+}
+
 Status validate_step_plan(const StepPlan& plan, const ModelConfig& config, int32_t num_slots, bool device_sampling) {
   std::vector<bool> used(num_slots, false);
   for (size_t i = 0; i < plan.chunks.size(); ++i) {
     const SequenceChunk& c = plan.chunks[i];
-    const std::string where = "step chunk " + std::to_string(i);
-    if (c.slot < 0 || c.slot >= num_slots) {
-      return invalid_argument(where + ": slot " + std::to_string(c.slot) + " outside [0, " +
-                              std::to_string(num_slots) + ")");
+    const bool in_range = c.slot >= 0 && c.slot < num_slots;
+    if (in_range && used[c.slot]) {
+      return invalid_argument("step chunk " + std::to_string(i) + ": slot " + std::to_string(c.slot) + " appears twice");
     }
-    if (used[c.slot]) return invalid_argument(where + ": slot " + std::to_string(c.slot) + " appears twice");
+    TNL_RETURN_IF_ERROR(validate_sequence_chunk(c, i, config, num_slots, device_sampling));
     used[c.slot] = true;
-    if (c.tokens.empty()) return invalid_argument(where + ": no tokens");
-    if (c.start_pos < 0) return invalid_argument(where + ": negative start position");
-    if (c.sample && !device_sampling) return invalid_argument(where + ": this backend samples on the host only");
-    for (int32_t t : c.tokens) {
-      if (t < 0 || t >= config.vocab_size) {
-        return invalid_argument(where + ": token id " + std::to_string(t) + " outside the vocabulary [0, " +
-                                std::to_string(config.vocab_size) + ")");
-      }
-    }
   }
   return Status::ok();
 }

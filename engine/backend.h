@@ -135,6 +135,10 @@ class Backend {
   virtual Status write_state(StateRef slot, std::span<const std::byte> in) = 0;
 };
 
+// Validates one chunk (the plan's `index`-th, for the message) against a config
+// and slot count; validate_step_plan also refuses a slot used twice.
+Status validate_sequence_chunk(const SequenceChunk& chunk, size_t index, const ModelConfig& config, int32_t num_slots,
+                               bool device_sampling = false);
 // Validates a plan against a config and slot counts (shared by every backend).
 Status validate_step_plan(const StepPlan& plan, const ModelConfig& config, int32_t num_slots,
                           bool device_sampling = false);

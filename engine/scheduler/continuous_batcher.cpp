@@ -197,9 +197,7 @@ void ContinuousBatcher::drop_invalid_chunks(ScheduledStep* step) {
   kept.preempted = std::move(step->preempted);
   kept.resumed = std::move(step->resumed);
   for (size_t i = 0; i < step->chunks.size(); ++i) {
-    StepPlan alone;
-    alone.chunks.push_back(step->plan.chunks[i]);
-    Status s = validate_step_plan(alone, backend_.config(), backend_.num_slots());
+    Status s = validate_sequence_chunk(step->plan.chunks[i], 0, backend_.config(), backend_.num_slots());
     if (!s.is_ok()) {
       // Its snapshots would be keyed by tokens never computed: drop them with it.
       scheduler_.discard_snapshots_of(step->plan.chunks[i].slot, &kept.plan);

@@ -57,7 +57,33 @@ std::string IncrementalDetokenizer::decode_range(size_t begin, size_t end) {
   return tokenizer_.decode(window_);
 }
 
+// Whether appending `id` adds exactly tokenizer.following_text(id): nothing is
+// held back and the context already decodes to visible text (so the new piece is
+// not at the start of the text, where SentencePiece drops a leading space).
+bool IncrementalDetokenizer::appends_plainly(int32_t id) const {
+  if (read_offset_ != ids_.size() || tokenizer_.following_text(id) == nullptr) return false;
+  for (size_t i = prefix_offset_; i < read_offset_; ++i) {
+    if (tokenizer_.following_text(ids_[i]) != nullptr && tokenizer_.has_visible_text(ids_[i])) return true;
+  }
+  return false;
+}
+
+void IncrementalDetokenizer::advance() {
+  prefix_offset_ = read_offset_;
+  read_offset_ = ids_.size();
+  if (prefix_offset_ >= kCompactAfterIds) {
+    ids_.erase(ids_.begin(), ids_.begin() + static_cast<std::ptrdiff_t>(prefix_offset_));
+    read_offset_ -= prefix_offset_;
+    prefix_offset_ = 0;
+  }
+}
+
 std::string IncrementalDetokenizer::push(int32_t id) {
+  if (appends_plainly(id)) {  // the common case, without decoding the window twice
+    ids_.push_back(id);
+    advance();
+    return *tokenizer_.following_text(id);
+  }
   ids_.push_back(id);
   const std::string prefix_text = decode_range(prefix_offset_, read_offset_);
   const std::string new_text = decode_range(prefix_offset_, ids_.size());
@@ -67,13 +93,7 @@ std::string IncrementalDetokenizer::push(int32_t id) {
   if (new_text.size() <= prefix_text.size() || incomplete) return {};
 
   std::string emitted = new_text.substr(prefix_text.size());
-  prefix_offset_ = read_offset_;
-  read_offset_ = ids_.size();
-  if (prefix_offset_ >= kCompactAfterIds) {
-    ids_.erase(ids_.begin(), ids_.begin() + static_cast<std::ptrdiff_t>(prefix_offset_));
-    read_offset_ -= prefix_offset_;
-    prefix_offset_ = 0;
-  }
+  advance();
   return emitted;
 }
 

@@ -38,6 +38,7 @@ Expected<std::unique_ptr<Tokenizer>> Tokenizer::load(const std::filesystem::path
   tokenizer->max_bytes_per_token_ = tokenizer->measure_max_bytes_per_token();
   tokenizer->word_split_ = tokenizer->detect_word_split();
   tokenizer->max_parts_ = std::clamp<size_t>(std::thread::hardware_concurrency(), 1, 8);
+  tokenizer->build_following_texts();
   return tokenizer;
 }
 
@@ -103,6 +104,45 @@ WordSplit Tokenizer::detect_word_split() const {
     cut.insert(cut.end(), ids.begin(), ids.end());
   }
   return parts.size() > 1 && cut == whole ? mode : WordSplit::kNone;
+}
+
+void Tokenizer::build_following_texts() {
+  const sentencepiece::SentencePieceProcessor& p = impl_->processor;
+  constexpr std::string_view kSpace = "\xe2\x96\x81";  // "▁"
+  constexpr std::string_view kReplacement = "\xef\xbf\xbd";  // U+FFFD
+  const size_t n = size_t(p.GetPieceSize());
+  following_text_.assign(n, std::string());
+  following_ok_.assign(n, false);
+  visible_.assign(n, false);
+  int32_t anchor = -1;  // a piece with visible text, to decode the others after
+  for (size_t id = 0; id < n; ++id) {
+    const int i = int(id);
+    if (p.IsByte(i) || p.IsControl(i) || p.IsUnknown(i)) continue;
+    const std::string& piece = p.IdToPiece(i);
+    std::string text;
+    for (size_t at = 0; at < piece.size();) {
+      const bool space = std::string_view(piece).substr(at, kSpace.size()) == kSpace;
+      text += space ? ' ' : piece[at];
+      at += space ? kSpace.size() : 1;
+    }
+    if (text.empty() || text.ends_with(kReplacement)) continue;
+    visible_[id] = text.find_first_not_of(' ') != std::string::npos;
+    if (anchor < 0 && visible_[id]) anchor = i;
+    following_text_[id] = std::move(text);
+    following_ok_[id] = true;
+  }
+  // Check the rule against SentencePiece itself: decoding (anchor, id) must give
+  // the anchor's text then exactly following_text(id), for every id.
+  bool agrees = anchor >= 0;
+  std::string first;
+  if (agrees) p.Decode(std::vector<int>{anchor}, &first).IgnoreError();
+  for (size_t id = 0; agrees && id < n; ++id) {
+    if (!following_ok_[id]) continue;
+    std::string both;
+    p.Decode(std::vector<int>{anchor, int(id)}, &both).IgnoreError();
+    agrees = both == first + following_text_[id];
+  }
+  if (!agrees) following_ok_.assign(n, false);
 }
 
 std::vector<int32_t> Tokenizer::encode_parts(const std::vector<std::string_view>& parts) const {

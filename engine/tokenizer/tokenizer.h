@@ -50,6 +50,20 @@ class Tokenizer {
   std::string piece(int32_t id) const;
   // The byte a byte-fallback piece ("<0xE4>") stands for; nullopt for other ids.
   std::optional<uint8_t> byte_value(int32_t id) const;
+  // The text an ordinary piece adds when it follows visible text ("▁the" → " the"):
+  // what decode appends for it there, checked against SentencePiece at load.
+  // nullptr for byte, control and unknown pieces, pieces ending in U+FFFD, and
+  // every id when the check failed (a denormaliser, other rules): then only
+  // decode() knows. Lets IncrementalDetokenizer skip SentencePiece per token.
+  const std::string* following_text(int32_t id) const {
+    return id >= 0 && size_t(id) < following_text_.size() && following_ok_[size_t(id)] ? &following_text_[size_t(id)]
+                                                                                          : nullptr;
+  }
+  // Whether the id's following_text has a character other than a space (text
+  // after it is never at the start of the decoded text).
+  bool has_visible_text(int32_t id) const {
+    return id >= 0 && size_t(id) < visible_.size() && visible_[size_t(id)];
+  }
   int32_t vocab_size() const;
   int32_t bos_id() const;
   int32_t eos_id() const;
@@ -67,6 +81,7 @@ class Tokenizer {
   Tokenizer();
   int64_t measure_max_bytes_per_token() const;
   WordSplit detect_word_split() const;
+  void build_following_texts();  // following_text_, checked against SentencePiece
   std::vector<int32_t> encode_parts(const std::vector<std::string_view>& parts) const;
   std::unique_ptr<Impl> impl_;
   bool add_bos_ = true;
@@ -74,6 +89,8 @@ class Tokenizer {
   int64_t max_bytes_per_token_ = 1;
   WordSplit word_split_ = WordSplit::kNone;
   size_t max_parts_ = 1;  // threads one encode_plain may use
+  std::vector<std::string> following_text_;  // per id; meaningful where following_ok_
+  std::vector<bool> following_ok_, visible_;
 };
 
 // Turns a stream of generated ids into text pieces that never split a UTF-8
@@ -92,6 +109,8 @@ class IncrementalDetokenizer {
   // Decodes ids_[begin, end) (through window_, reused so push does not allocate
   // in the steady state beyond the returned text).
   std::string decode_range(size_t begin, size_t end);
+  bool appends_plainly(int32_t id) const;
+  void advance();  // the pending ids were emitted: they become the context
 
   const Tokenizer& tokenizer_;
   std::vector<int32_t> ids_;

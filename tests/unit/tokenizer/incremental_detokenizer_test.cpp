@@ -1,6 +1,7 @@
 #include <gtest/gtest.h>
 
 #include <fstream>
+#include <random>
 
 #include "engine/tokenizer/tokenizer.h"
 #include "tests/unit/tokenizer/trained_tokenizer.h"
@@ -142,6 +143,54 @@ TEST_F(IncrementalDetokenizerTest, InvalidBytesAreNotHeldForever) {
   const auto pieces = stream({}, ids);
   EXPECT_EQ(join(pieces), tokenizer().decode(ids));
   EXPECT_FALSE(pieces[4].empty() && pieces[5].empty()) << "bytes held past the longest character";
+}
+
+// The window technique with SentencePiece decoding every step, as the detokenizer
+// did before it appended ordinary pieces' text directly: both must stream the
+// same pieces, id for id.
+class WindowDecodeReference {
+ public:
+  WindowDecodeReference(const Tokenizer& tokenizer, std::vector<int32_t> context)
+      : tokenizer_(tokenizer), ids_(std::move(context)), read_(ids_.size()) {}
+  std::string push(int32_t id) {
+    ids_.push_back(id);
+    const std::string before = decode(prefix_, read_), after = decode(prefix_, ids_.size());
+    const bool incomplete = after.ends_with("\xEF\xBF\xBD") && ids_.size() - read_ < 4;
+    if (after.size() <= before.size() || incomplete) return {};
+    prefix_ = read_;
+    read_ = ids_.size();
+    return after.substr(before.size());
+  }
+
+ private:
+  std::string decode(size_t begin, size_t end) const {
+    return tokenizer_.decode(std::vector<int32_t>(ids_.begin() + long(begin), ids_.begin() + long(end)));
+  }
+  const Tokenizer& tokenizer_;
+  std::vector<int32_t> ids_;
+  size_t prefix_ = 0, read_ = 0;
+};
+
+TEST_F(IncrementalDetokenizerTest, OrdinaryPiecesAppendTheirTextAsSentencePieceDecodes) {
+  const int32_t the = tokenizer().encode_plain("the")[0];  // "▁the" or a prefix of it
+  ASSERT_NE(tokenizer().following_text(the), nullptr);
+  EXPECT_EQ(*tokenizer().following_text(the), tokenizer().decode({the, the}).substr(tokenizer().decode({the}).size()));
+  EXPECT_EQ(tokenizer().following_text(tokenizer().bos_id()), nullptr);
+  EXPECT_EQ(tokenizer().following_text(tokenizer().encode_plain("\xF0\x9F\xA6\x84")[1]), nullptr);  // a byte piece
+
+  // Random ids of every kind (ordinary, byte, control, unknown), after random contexts.
+  std::mt19937 rng(11);
+  for (int trial = 0; trial < 200; ++trial) {
+    std::vector<int32_t> context(rng() % 4);
+    for (int32_t& id : context) id = int32_t(rng() % uint32_t(tokenizer().vocab_size()));
+    IncrementalDetokenizer detokenizer(tokenizer(), context);
+    WindowDecodeReference reference(tokenizer(), std::vector<int32_t>(context.begin(), context.end()));
+    for (int i = 0; i < 64; ++i) {
+      // Half the ids from the low range, where the test model keeps its control and byte pieces.
+      const int32_t id = int32_t(rng() % 2 ? rng() % 300u : rng() % uint32_t(tokenizer().vocab_size()));
+      ASSERT_EQ(detokenizer.push(id), reference.push(id)) << "trial " << trial << ", id " << i << " = " << id;
+    }
+  }
 }
 
 }  // namespace
