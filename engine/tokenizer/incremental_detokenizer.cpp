@@ -3,7 +3,9 @@
 // ids and emit the difference. Decoding a window, rather than one piece at a
 // time, lets SentencePiece apply its own rules (the dropped leading "▁" of a
 // text, byte-fallback pieces joined into UTF-8) consistently on both sides, so
-// the difference is exactly the new text.
+// the difference is exactly the new text. An ordinary piece that follows visible,
+// fully emitted text adds Tokenizer::following_text (checked against
+// SentencePiece at load): that common case skips the two decodes.
 //
 // Invariants:
 //  * ids_[prefix_offset_, read_offset_) is context whose text was emitted;
