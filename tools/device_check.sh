@@ -3,7 +3,7 @@
 # the bundle made by tools/bundle_gpu.sh, then runs every GPU test, the CUDA-vs-CPU
 # log-prob parity of tnl-eval, a tnl-server smoke run on the GPU and tnl-bench.
 # Logs land under $OUT (default ./device-out). Usage there:
-#   bash tools/device_check.sh [tests] [parity] [server] [cache] [sweep] [bench] [tp] [constraints] [priority] [bench7b] [ttft]
+#   bash tools/device_check.sh [tests] [parity] [server] [cache] [sweep] [bench] [tp] [constraints] [priority] [bench7b] [ttft] [streams]
 #   (default: tests parity server bench)
 # tp: tensor parallelism over the single-device communicator (every rank on this
 # GPU): its tests, TP = 2 against TP = 1 through tnl-generate, tnl-eval and
@@ -128,6 +128,19 @@ if has ttft; then
     done
     kill -TERM $server_pid; wait $server_pid
   } 2>&1 | tee "$OUT/ttft.txt"
+fi
+
+if has streams; then
+  echo "== 256 closed-loop streams x 256 tokens through HTTP (385M shape): tokens/s and TPOT beside the engine's step"
+  {
+    for cache in off on; do
+      echo "-- --prefix-cache $cache"
+      serve_385m 18050 --prefix-cache $cache || break
+      python3 tools/loadgen/loadgen.py --port 18050 --corpus $corpus --concurrency 256 --num-requests 1024 --warmup 2 \
+        --input-tokens 256 --output-tokens 256 --quiet | grep -E "concurrency 256|TPOT|ITL|throughput|step_time|evictions"
+      kill -TERM $server_pid; wait $server_pid
+    done
+  } 2>&1 | tee "$OUT/streams.txt"
 fi
 
 if has constraints; then
