@@ -90,18 +90,26 @@ corpus=/tmp/corpus.txt
 cat tests/data/heldout_slice.txt tests/data/tokenizer_corpus.txt tests/data/heldout_slice.txt > $corpus
 
 if has cache; then
+  # Back-to-back turns (think 0: the next turn is sent the moment the reply ends)
+  # and turns 250 ms apart (a user reading the reply), cache on and off.
   echo "== prefix cache: 8 conversations x 8 turns x ~512 new tokens, TTFT per turn, cache on and off"
   {
-    for mode in on off; do
-      serve_385m 18010 --prefix-cache $mode || break
-      python3 tools/loadgen/loadgen.py --port 18010 --endpoint completions --corpus $corpus --concurrency 8 \
-        --turns 8 --input-tokens 512 --turn-tokens 512 --output-tokens 64 --num-requests 64 --quiet \
-        --json /tmp/tnl/turns_$mode.json | tail -25
-      http_get http://127.0.0.1:18010/metrics | grep -E "^tnl_prefix_cache_(hits|queries|hit_tokens|snapshots|evictions)_total|^tnl_prompt_tokens_(cached_)?total"
-      kill -TERM $server_pid; wait $server_pid
+    for think in 0 250; do
+      for mode in on off; do
+        echo "-- think time $think ms, --prefix-cache $mode"
+        serve_385m 18010 --prefix-cache $mode || break
+        python3 tools/loadgen/loadgen.py --port 18010 --endpoint completions --corpus $corpus --concurrency 8 \
+          --turns 8 --input-tokens 512 --turn-tokens 512 --output-tokens 64 --num-requests 64 --think-time-ms $think \
+          --quiet --json /tmp/tnl/turns_${mode}_think$think.json | tail -25
+        http_get http://127.0.0.1:18010/metrics | grep -E "^tnl_prefix_cache_(hits|queries|hit_tokens|snapshots|evictions)_total|^tnl_prompt_tokens_(cached_)?total"
+        kill -TERM $server_pid; wait $server_pid
+      done
+      python3 tools/loadgen/loadgen.py --compare /tmp/tnl/turns_on_think$think.json /tmp/tnl/turns_off_think$think.json \
+        --plot /tmp/tnl/turns_think$think.svg
     done
-    python3 tools/loadgen/loadgen.py --compare /tmp/tnl/turns_on.json /tmp/tnl/turns_off.json --plot /tmp/tnl/turns.svg
-    tar -C /tmp/tnl -czf "$OUT/cache_data.tar.gz" turns_on.json turns_off.json turns.svg  # one file of the 8 $OUT returns
+    # one file of the 8 that $OUT returns
+    tar -C /tmp/tnl -czf "$OUT/cache_data.tar.gz" turns_on_think0.json turns_off_think0.json turns_think0.svg \
+      turns_on_think250.json turns_off_think250.json turns_think250.svg
   } 2>&1 | tee "$OUT/cache.txt"
 fi
 
