@@ -16,7 +16,10 @@
 // the order of the additions (deterministic runs, exact agreement with the CPU
 // reference but for expf's last bit).
 // Shared memory: ≈ 36 KB static (per-warp 256-bin histograms, two u32 halves)
-// and kCompactCapacity × 8 bytes dynamic (the compacted candidates).
+// and up to kCompactCapacity × 8 bytes dynamic (the compacted candidates; fewer
+// where the device's opt-in shared memory per block is smaller than a Hopper's).
+#include <algorithm>
+
 #include "kernels/cuda/device_math.cuh"
 #include "kernels/cuda/launchers.h"
 
@@ -36,7 +39,8 @@ constexpr u64 kLowMask = (u64(1) << kLowBits) - 1;
 
 // Candidates a compacted top-p row may keep in shared memory (value + id each).
 constexpr int kCompactCapacity = 12288;
-constexpr size_t kCompactBytes = size_t(kCompactCapacity) * (sizeof(float) + sizeof(int32_t));
+constexpr int kMinCompactCapacity = 1024;  // below this the compacted path is not worth a launch option
+constexpr size_t kCompactEntryBytes = sizeof(float) + sizeof(int32_t);
 constexpr int kMaxSlices = 8;  // slices of one compaction batch (kLoadBatch or kLoadBatch4)
 
 struct SampleShared {
@@ -427,9 +431,9 @@ __device__ int32_t compact_in_id_order(const float* x, int64_t V, Keep keep, flo
 // Top-p (top-k off) through a compacted row; the same token as the full passes
 // (top-p select, ties, min-p, the draw in id order, with the same fixed-point
 // sums). False, with nothing decided, when the top-p set has more than
-// kCompactCapacity candidates.
+// `capacity` candidates.
 __device__ bool top_p_compacted(const float* x, int64_t V, const RowSampling& p, float max, float* vals, int32_t* ids,
-                                SampleShared& s, int32_t* token) {
+                                int32_t capacity, SampleShared& s, int32_t* token) {
   const int warp = threadIdx.x >> 5;
   const float inv_t = p.inv_temperature;
   auto scaled = [&](float v) { return (canonical(v) - max) * inv_t; };
@@ -467,7 +471,7 @@ __device__ bool top_p_compacted(const float* x, int64_t V, const RowSampling& p,
 
   // Pass 2: the candidates of bins ≤ b*, in id order.
   const int32_t n = compact_in_id_order(x, V, [&](float v) { return log_weight_bin(scaled(v)) <= b_star; }, vals, ids,
-                                        kCompactCapacity, s);
+                                        capacity, s);
   if (n < 0) return false;
 
   // The top-p key among bin b*'s candidates, the bins above counted in.
@@ -502,11 +506,11 @@ __global__ void __launch_bounds__(kThreads, 1) sample_rows_kernel(const float* _
                                                                const SampleRowArgs* __restrict__ rows,
                                                                const PenaltyEntry* __restrict__ entries,
                                                                const uint32_t* __restrict__ masks, float* work,
-                                                               SampledToken* __restrict__ out) {
+                                                               SampledToken* __restrict__ out, int32_t capacity) {
   __shared__ SampleShared s;
-  extern __shared__ __align__(16) unsigned char compact_storage[];  // kCompactBytes
+  extern __shared__ __align__(16) unsigned char compact_storage[];  // capacity × kCompactEntryBytes
   float* compact_vals = reinterpret_cast<float*>(compact_storage);
-  int32_t* compact_ids = reinterpret_cast<int32_t*>(compact_vals + kCompactCapacity);
+  int32_t* compact_ids = reinterpret_cast<int32_t*>(compact_vals + capacity);
   const SampleRowArgs a = rows[blockIdx.x];
   const RowSampling& p = a.params;
   const float* raw = logits + int64_t(a.row) * V;
@@ -552,7 +556,7 @@ __global__ void __launch_bounds__(kThreads, 1) sample_rows_kernel(const float* _
   int32_t token = best_id;
   const bool topk_wanted = p.top_k > 0 && p.top_k < V;
   if (p.temperature != 0.0f && best != -INFINITY && best != INFINITY && p.top_p < 1.0f && !topk_wanted &&
-      top_p_compacted(x, V, p, best, compact_vals, compact_ids, s, &token)) {
+      capacity > 0 && top_p_compacted(x, V, p, best, compact_vals, compact_ids, capacity, s, &token)) {
     // done: the compacted row decided
   } else if (p.temperature != 0.0f && best != -INFINITY) {
     const float max = best, inv_t = p.inv_temperature;
@@ -641,13 +645,23 @@ cudaError_t sample_rows(const float* logits, int64_t vocab, const SampleRowArgs*
     return cudaErrorInvalidValue;  // the fixed-point sums are exact up to 2¹⁷ candidates
   }
   if (num_rows == 0) return cudaSuccess;
-  // Set once per process (a function-local constant): the compacted candidates
-  // need more than the 48 KB of shared memory a launch gets by default.
-  static const cudaError_t configured = cudaFuncSetAttribute(
-      sample_rows_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(kCompactBytes));
-  if (configured != cudaSuccess) return configured;
-  sample_rows_kernel<<<unsigned(num_rows), kThreads, kCompactBytes, stream>>>(logits, vocab, rows, entries, masks,
-                                                                               work, out);
+  // The compacted candidates take what the device lets one block opt into beyond
+  // the static part (227 KB per block on Hopper, 99 KB on sm_86/89), up to
+  // kCompactCapacity; too little and top-p takes the full passes.
+  int device = 0, optin = 0;
+  cudaError_t e = cudaGetDevice(&device);
+  if (e == cudaSuccess) e = cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device);
+  if (e != cudaSuccess) return e;
+  const int64_t room = (int64_t(optin) - int64_t(sizeof(SampleShared))) / int64_t(kCompactEntryBytes);
+  int32_t capacity = int32_t(std::min<int64_t>(kCompactCapacity, room)) / 4 * 4;  // float4-aligned ids after vals
+  if (capacity < kMinCompactCapacity) capacity = 0;
+  const size_t bytes = size_t(capacity) * kCompactEntryBytes;
+  if (bytes > 48 * 1024) {  // past the default: the block must opt in
+    e = cudaFuncSetAttribute(sample_rows_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes));
+    if (e != cudaSuccess) return e;
+  }
+  sample_rows_kernel<<<unsigned(num_rows), kThreads, bytes, stream>>>(logits, vocab, rows, entries, masks, work, out,
+                                                                      capacity);
   return cudaGetLastError();
 }
 
