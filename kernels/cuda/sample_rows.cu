@@ -57,6 +57,35 @@ struct SampleShared {
   int32_t found_id;
 };
 
+// The per-warp 256-bin histograms of exact fixed-point weights (select_key and
+// the compacted top-p share them): cleared, added to, and summed into s.bins.
+__device__ void clear_histograms(SampleShared& s) {
+  for (int b = threadIdx.x; b < kWarps * kBins; b += kThreads) {
+    (&s.hist_hi[0][0])[b] = 0;
+    (&s.hist_lo[0][0])[b] = 0;
+  }
+}
+__device__ __forceinline__ void histogram_add(SampleShared& s, int warp, uint32_t bin, u64 w) {
+  // Native 32-bit shared atomics. (Combining equal bins across a warp first with
+  // __match_any_sync + __reduce_add_sync compiled to a loop over the distinct
+  // bins and ran ten times slower.)
+  atomicAdd(&s.hist_lo[warp][bin], uint32_t(w & kLowMask));
+  if (w >> kLowBits) atomicAdd(&s.hist_hi[warp][bin], uint32_t(w >> kLowBits));
+}
+// After a barrier that follows the last histogram_add; s.bins is ready after the next one.
+__device__ void sum_histograms(SampleShared& s) {
+  for (int b = threadIdx.x; b < kBins; b += kThreads) {
+    u64 t = 0;
+    for (int w = 0; w < kWarps; ++w) t += (u64(s.hist_hi[w][b]) << kLowBits) + s.hist_lo[w][b];
+    s.bins[b] = t;
+  }
+}
+
+// A candidate's fixed-point weight against the row maximum (kSamplingFixedOne = 1).
+__device__ __forceinline__ u64 fixed_weight(float v, float max, float inv_t) {
+  return u64(expf((v - max) * inv_t) * kFixedOne);
+}
+
 // Passes over a row load 8 values before using any, so that 8 loads per thread
 // are in flight: one dependent load per iteration leaves a pass waiting on memory
 // (a 64000-entry row then takes ~50 µs instead of a few).
@@ -278,28 +307,16 @@ __device__ bool select_key(const float* x, Element element, int64_t V, double ta
   uint32_t prefix = 0, mask = 0;
   u64 above = above_start, at = 0;
   for (int shift = 24; shift >= 0; shift -= 8) {
-    for (int b = threadIdx.x; b < kWarps * kBins; b += kThreads) {
-      (&s.hist_hi[0][0])[b] = 0;
-      (&s.hist_lo[0][0])[b] = 0;
-    }
+    clear_histograms(s);
     __syncthreads();
     for_strided(x, V, [&](int64_t i, float v) {
       uint32_t key;
       u64 w = 0;
       if (!element(i, v, key, w) || (key & mask) != prefix) return;
-      // Native 32-bit shared atomics. (Combining equal bins across a warp first with
-      // __match_any_sync + __reduce_add_sync compiled to a loop over the distinct
-      // bins and ran ten times slower.)
-      const uint32_t bin = (key >> shift) & 0xFF;
-      atomicAdd(&s.hist_lo[warp][bin], uint32_t(w & kLowMask));
-      if (w >> kLowBits) atomicAdd(&s.hist_hi[warp][bin], uint32_t(w >> kLowBits));
+      histogram_add(s, warp, (key >> shift) & 0xFF, w);
     });
     __syncthreads();
-    for (int b = threadIdx.x; b < kBins; b += kThreads) {
-      u64 t = 0;
-      for (int w = 0; w < kWarps; ++w) t += (u64(s.hist_hi[w][b]) << kLowBits) + s.hist_lo[w][b];
-      s.bins[b] = t;
-    }
+    sum_histograms(s);
     __syncthreads();
     if (warp == 0) find_crossing_bin</*kFromTop=*/true>(s, above, target);
     __syncthreads();
@@ -437,13 +454,10 @@ __device__ bool top_p_compacted(const float* x, int64_t V, const RowSampling& p,
   const int warp = threadIdx.x >> 5;
   const float inv_t = p.inv_temperature;
   auto scaled = [&](float v) { return (canonical(v) - max) * inv_t; };
-  auto weight = [&](float v) { return u64(expf((v - max) * inv_t) * kFixedOne); };
+  auto weight = [&](float v) { return fixed_weight(v, max, inv_t); };
 
   // Pass 1: Σw and the weight of each log-weight bin (bin 255 weighs nothing).
-  for (int b = threadIdx.x; b < kWarps * kBins; b += kThreads) {
-    (&s.hist_hi[0][0])[b] = 0;
-    (&s.hist_lo[0][0])[b] = 0;
-  }
+  clear_histograms(s);
   __syncthreads();
   u64 mine = 0;
   for_strided(x, V, [&](int64_t, float v) {
@@ -451,15 +465,10 @@ __device__ bool top_p_compacted(const float* x, int64_t V, const RowSampling& p,
     if (bin == kBins - 1) return;
     const u64 w = weight(canonical(v));
     mine += w;
-    atomicAdd(&s.hist_lo[warp][bin], uint32_t(w & kLowMask));
-    if (w >> kLowBits) atomicAdd(&s.hist_hi[warp][bin], uint32_t(w >> kLowBits));
+    histogram_add(s, warp, uint32_t(bin), w);
   });
   const double target = double(p.top_p) * double(block_sum(mine, s));  // block_sum's barriers cover the histogram
-  for (int b = threadIdx.x; b < kBins; b += kThreads) {
-    u64 t = 0;
-    for (int w = 0; w < kWarps; ++w) t += (u64(s.hist_hi[w][b]) << kLowBits) + s.hist_lo[w][b];
-    s.bins[b] = t;
-  }
+  sum_histograms(s);
   __syncthreads();
   // The first bin b* (best first) where the running weight reaches target; above: the weight of the bins before it.
   if (warp == 0) find_crossing_bin</*kFromTop=*/false>(s, 0, target);  // bin 0 is the best here
@@ -560,7 +569,7 @@ __global__ void __launch_bounds__(kThreads, 1) sample_rows_kernel(const float* _
     // done: the compacted row decided
   } else if (p.temperature != 0.0f && best != -INFINITY) {
     const float max = best, inv_t = p.inv_temperature;
-    auto weight = [&](float v) { return u64(expf((v - max) * inv_t) * kFixedOne); };
+    auto weight = [&](float v) { return fixed_weight(v, max, inv_t); };
 
     // 3. top-k: the k-th best key; ties at it keep the lowest ids.
     const bool topk_on = p.top_k > 0 && p.top_k < V;
