@@ -23,17 +23,7 @@ std::shared_ptr<TokenVocabulary> constraint_vocabulary(const Tokenizer& tokenize
     }
     // Special tokens (bos, pad, unk, control) decode to nothing.
     const bool special = tokenizer.decode({id}).empty();
-    const std::string piece = tokenizer.piece(id);
-    std::string bytes;
-    for (size_t i = 0; i < piece.size();) {
-      if (piece.compare(i, 3, "\xe2\x96\x81") == 0) {  // SentencePiece's "▁" is a space
-        bytes.push_back(' ');
-        i += 3;
-      } else {
-        bytes.push_back(piece[i++]);
-      }
-    }
-    v->bytes.push_back(special ? std::string() : std::move(bytes));
+    v->bytes.push_back(special ? std::string() : tokenizer.piece_text(id));
     v->special.push_back(special);
   }
   return v;

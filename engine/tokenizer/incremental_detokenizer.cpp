@@ -65,7 +65,7 @@ std::string IncrementalDetokenizer::decode_range(size_t begin, size_t end) {
 bool IncrementalDetokenizer::appends_plainly(int32_t id) const {
   if (read_offset_ != ids_.size() || tokenizer_.following_text(id) == nullptr) return false;
   for (size_t i = prefix_offset_; i < read_offset_; ++i) {
-    if (tokenizer_.following_text(ids_[i]) != nullptr && tokenizer_.has_visible_text(ids_[i])) return true;
+    if (tokenizer_.has_visible_text(ids_[i])) return true;
   }
   return false;
 }

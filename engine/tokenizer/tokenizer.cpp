@@ -11,6 +11,31 @@
 #include "engine/tokenizer/tokenizer_config.h"
 
 namespace tnl {
+namespace {
+
+constexpr std::string_view kSpaceMark = "\xe2\x96\x81";  // SentencePiece's "▁": one input space
+
+// A piece's text with each "▁" as the space it stands for ("▁the" → " the").
+std::string with_spaces(std::string_view piece) {
+  std::string text;
+  text.reserve(piece.size());
+  for (size_t at = 0; at < piece.size();) {
+    const bool mark = piece.substr(at, kSpaceMark.size()) == kSpaceMark;
+    text += mark ? ' ' : piece[at];
+    at += mark ? kSpaceMark.size() : 1;
+  }
+  return text;
+}
+
+// One SentencePiece call. Encode fails only on an unloaded model, which load()
+// rules out; it is const and safe to call from several threads at once.
+std::vector<int> encode_whole(const sentencepiece::SentencePieceProcessor& processor, std::string_view text) {
+  std::vector<int> ids;
+  processor.Encode(text, &ids).IgnoreError();
+  return ids;
+}
+
+}  // namespace
 
 struct Tokenizer::Impl {
   sentencepiece::SentencePieceProcessor processor;
@@ -44,16 +69,10 @@ Expected<std::unique_ptr<Tokenizer>> Tokenizer::load(const std::filesystem::path
 
 int64_t Tokenizer::measure_max_bytes_per_token() const {
   const sentencepiece::SentencePieceProcessor& p = impl_->processor;
-  constexpr std::string_view kSpace = "\xe2\x96\x81";  // "▁", one input space
   int64_t longest = 1;
   for (int32_t id = 0; id < p.GetPieceSize(); ++id) {
     if (p.IsByte(id) || p.IsControl(id) || p.IsUnknown(id)) continue;
-    const std::string piece = p.IdToPiece(id);
-    int64_t bytes = int64_t(piece.size());
-    for (size_t at = piece.find(kSpace); at != std::string::npos; at = piece.find(kSpace, at + kSpace.size())) {
-      bytes -= int64_t(kSpace.size()) - 1;
-    }
-    longest = std::max(longest, bytes);
+    longest = std::max(longest, int64_t(with_spaces(p.IdToPiece(id)).size()));
   }
   // A normalizer that changes text (collapses spaces, folds full-width letters)
   // lets one token cover more input bytes than its piece has: probe for one.
@@ -71,10 +90,9 @@ WordSplit Tokenizer::detect_word_split() const {
   // scores summed over the whole text: cutting could change a near tie.
   std::vector<std::vector<int>> nbest;
   if (p.NBestEncode("ab", 2, &nbest).ok()) return WordSplit::kNone;
-  constexpr std::string_view kSpace = "\xe2\x96\x81";  // "▁"
   for (int32_t id = 0; id < p.GetPieceSize(); ++id) {
     if (p.IsByte(id) || p.IsControl(id) || p.IsUnknown(id)) continue;
-    if (p.IdToPiece(id).find(kSpace, 1) != std::string::npos) return WordSplit::kNone;  // a piece spans a space
+    if (p.IdToPiece(id).find(kSpaceMark, 1) != std::string::npos) return WordSplit::kNone;  // a piece spans a space
   }
   auto joined_pieces = [&](std::string_view text) {
     std::vector<std::string> pieces;
@@ -84,9 +102,9 @@ WordSplit Tokenizer::detect_word_split() const {
     return joined;
   };
   WordSplit mode = WordSplit::kNone;
-  if (joined_pieces("zq").rfind(kSpace, 0) == 0) {
+  if (joined_pieces("zq").rfind(kSpaceMark, 0) == 0) {
     mode = WordSplit::kDropSpace;  // "y" → "▁y": the space before y comes back by itself
-  } else if (joined_pieces(" zq").rfind(kSpace, 0) == 0 && joined_pieces(" zq").size() == kSpace.size() + 2) {
+  } else if (joined_pieces(" zq").rfind(kSpaceMark, 0) == 0 && joined_pieces(" zq").size() == kSpaceMark.size() + 2) {
     mode = WordSplit::kKeepSpace;  // " y" → "▁y"
   }
   if (mode == WordSplit::kNone) return mode;
@@ -94,42 +112,28 @@ WordSplit Tokenizer::detect_word_split() const {
   const std::string_view probe =
       "The 3 keepers said: \"no,  not\ttoday\" (twice) -- 42% of 17 ships; caf\xc3\xa9 x2 Stra\xc3\x9f" "e A1 b2\n"
       "c3 \xe4\xbb\x8a\xe5\xa4\xa9 ok. Then, at 08:45 a ship came in, and we all went home. \xf0\x9f\x98\x8a done";
-  std::vector<int> whole;
-  p.Encode(probe, &whole).IgnoreError();
   const std::vector<std::string_view> parts = split_at_word_boundaries(probe, mode, probe.size());
   std::vector<int> cut;
   for (std::string_view part : parts) {
-    std::vector<int> ids;
-    p.Encode(part, &ids).IgnoreError();
+    const std::vector<int> ids = encode_whole(p, part);
     cut.insert(cut.end(), ids.begin(), ids.end());
   }
-  return parts.size() > 1 && cut == whole ? mode : WordSplit::kNone;
+  return parts.size() > 1 && cut == encode_whole(p, probe) ? mode : WordSplit::kNone;
 }
 
 void Tokenizer::build_following_texts() {
   const sentencepiece::SentencePieceProcessor& p = impl_->processor;
-  constexpr std::string_view kSpace = "\xe2\x96\x81";  // "▁"
   constexpr std::string_view kReplacement = "\xef\xbf\xbd";  // U+FFFD
   const size_t n = size_t(p.GetPieceSize());
   following_text_.assign(n, std::string());
-  following_ok_.assign(n, false);
-  visible_.assign(n, false);
   int32_t anchor = -1;  // a piece with visible text, to decode the others after
   for (size_t id = 0; id < n; ++id) {
     const int i = int(id);
     if (p.IsByte(i) || p.IsControl(i) || p.IsUnknown(i)) continue;
-    const std::string& piece = p.IdToPiece(i);
-    std::string text;
-    for (size_t at = 0; at < piece.size();) {
-      const bool space = std::string_view(piece).substr(at, kSpace.size()) == kSpace;
-      text += space ? ' ' : piece[at];
-      at += space ? kSpace.size() : 1;
-    }
-    if (text.empty() || text.ends_with(kReplacement)) continue;
-    visible_[id] = text.find_first_not_of(' ') != std::string::npos;
-    if (anchor < 0 && visible_[id]) anchor = i;
+    std::string text = with_spaces(p.IdToPiece(i));
+    if (text.ends_with(kReplacement)) continue;
     following_text_[id] = std::move(text);
-    following_ok_[id] = true;
+    if (anchor < 0 && has_visible_text(i)) anchor = i;
   }
   // Check the rule against SentencePiece itself: decoding (anchor, id) must give
   // the anchor's text then exactly following_text(id), for every id.
@@ -137,23 +141,17 @@ void Tokenizer::build_following_texts() {
   std::string first;
   if (agrees) p.Decode(std::vector<int>{anchor}, &first).IgnoreError();
   for (size_t id = 0; agrees && id < n; ++id) {
-    if (!following_ok_[id]) continue;
+    if (following_text_[id].empty()) continue;
     std::string both;
     p.Decode(std::vector<int>{anchor, int(id)}, &both).IgnoreError();
     agrees = both == first + following_text_[id];
   }
-  if (!agrees) following_ok_.assign(n, false);
+  if (!agrees) following_text_.clear();
 }
 
 std::vector<int32_t> Tokenizer::encode_parts(const std::vector<std::string_view>& parts) const {
   const sentencepiece::SentencePieceProcessor& processor = impl_->processor;
-  // Encode fails only on an unloaded model, which load() rules out; it is const
-  // and safe to call from several threads at once.
-  auto encode_one = [&processor](std::string_view text) {
-    std::vector<int> ids;
-    processor.Encode(text, &ids).IgnoreError();
-    return ids;
-  };
+  auto encode_one = [&processor](std::string_view text) { return encode_whole(processor, text); };
   if (parts.size() == 1) return encode_one(parts[0]);
   // Parts 1… on their own threads (std::async's default policy runs a part here,
   // deferred, when no thread can be started), part 0 on this one.
@@ -207,6 +205,11 @@ std::string Tokenizer::decode(const std::vector<int32_t>& ids) const {
 std::string Tokenizer::piece(int32_t id) const {
   if (id < 0 || id >= vocab_size()) return {};
   return impl_->processor.IdToPiece(id);
+}
+
+std::string Tokenizer::piece_text(int32_t id) const {
+  if (id < 0 || id >= vocab_size()) return {};
+  return with_spaces(impl_->processor.IdToPiece(id));
 }
 
 std::optional<uint8_t> Tokenizer::byte_value(int32_t id) const {

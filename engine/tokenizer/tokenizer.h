@@ -48,6 +48,9 @@ class Tokenizer {
   std::string decode(const std::vector<int32_t>& ids) const;
   // The piece text of one id, as SentencePiece spells it (e.g. "▁the", "<0xE4>").
   std::string piece(int32_t id) const;
+  // The piece with each "▁" as the space it stands for ("▁the" → " the"); empty
+  // outside the vocabulary.
+  std::string piece_text(int32_t id) const;
   // The byte a byte-fallback piece ("<0xE4>") stands for; nullopt for other ids.
   std::optional<uint8_t> byte_value(int32_t id) const;
   // The text an ordinary piece adds when it follows visible text ("▁the" → " the"):
@@ -56,13 +59,14 @@ class Tokenizer {
   // every id when the check failed (a denormaliser, other rules): then only
   // decode() knows. Lets IncrementalDetokenizer skip SentencePiece per token.
   const std::string* following_text(int32_t id) const {
-    return id >= 0 && size_t(id) < following_text_.size() && following_ok_[size_t(id)] ? &following_text_[size_t(id)]
-                                                                                          : nullptr;
+    const bool known = id >= 0 && size_t(id) < following_text_.size() && !following_text_[size_t(id)].empty();
+    return known ? &following_text_[size_t(id)] : nullptr;
   }
-  // Whether the id's following_text has a character other than a space (text
-  // after it is never at the start of the decoded text).
+  // Whether the id has a following_text with a character other than a space
+  // (text after it is never at the start of the decoded text).
   bool has_visible_text(int32_t id) const {
-    return id >= 0 && size_t(id) < visible_.size() && visible_[size_t(id)];
+    const std::string* text = following_text(id);
+    return text != nullptr && text->find_first_not_of(' ') != std::string::npos;
   }
   int32_t vocab_size() const;
   int32_t bos_id() const;
@@ -89,8 +93,7 @@ class Tokenizer {
   int64_t max_bytes_per_token_ = 1;
   WordSplit word_split_ = WordSplit::kNone;
   size_t max_parts_ = 1;  // threads one encode_plain may use
-  std::vector<std::string> following_text_;  // per id; meaningful where following_ok_
-  std::vector<bool> following_ok_, visible_;
+  std::vector<std::string> following_text_;  // per id; empty: none (or every id, when the load check failed)
 };
 
 // Turns a stream of generated ids into text pieces that never split a UTF-8
