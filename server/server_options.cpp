@@ -70,6 +70,9 @@ void add_server_flags(CLI::App& app, ServerOptions& o) {
                  "Memory for prefix-cache snapshots: GPU memory on CUDA, RAM on the CPU (-1: CUDA takes half of what "
                  "the live slots leave, the CPU 512 MiB)")
       ->capture_default_str();
+  app.add_option("--step-trace", o.step_trace,
+                 "Write the step loop's timeline to this file, a JSON object per step and per first token "
+                 "(diagnosis: docs/operations.md)");
   app.add_option("--prefix-cache-host-bytes", o.prefix_cache_host_bytes,
                  "CUDA: pinned host RAM for snapshots evicted from GPU memory (0: none)")
       ->capture_default_str();
@@ -142,6 +145,7 @@ EngineOptions ServerOptions::engine_options() const {
   e.max_model_len = max_model_len;
   e.request_timeout = std::chrono::milliseconds(int64_t(request_timeout_s * 1000));
   e.prefix_cache = prefix_cache == "on";
+  e.step_trace_path = step_trace;
   return e;
 }
 

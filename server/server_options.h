@@ -28,6 +28,7 @@ struct ServerOptions {
   int32_t prefill_chunk = 256;
   int32_t max_queue = 256;
   int64_t max_model_len = 4096;
+  std::string step_trace;              // empty: no step trace
   double request_timeout_s = 0;        // 0: none
   uint64_t max_body_bytes = 8u << 20;
   double header_timeout_s = 10;

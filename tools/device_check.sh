@@ -97,19 +97,20 @@ if has cache; then
     for think in 0 250; do
       for mode in on off; do
         echo "-- think time $think ms, --prefix-cache $mode"
-        serve_385m 18010 --prefix-cache $mode || break
+        serve_385m 18010 --prefix-cache $mode --step-trace /tmp/tnl/trace_${mode}_think$think.jsonl || break
         python3 tools/loadgen/loadgen.py --port 18010 --endpoint completions --corpus $corpus --concurrency 8 \
           --turns 8 --input-tokens 512 --turn-tokens 512 --output-tokens 64 --num-requests 64 --think-time-ms $think \
           --quiet --json /tmp/tnl/turns_${mode}_think$think.json | tail -25
         http_get http://127.0.0.1:18010/metrics | grep -E "^tnl_prefix_cache_(hits|queries|hit_tokens|snapshots|evictions)_total|^tnl_prompt_tokens_(cached_)?total"
         kill -TERM $server_pid; wait $server_pid
+        python3 tools/step_trace_summary.py /tmp/tnl/trace_${mode}_think$think.jsonl --group 8
       done
       python3 tools/loadgen/loadgen.py --compare /tmp/tnl/turns_on_think$think.json /tmp/tnl/turns_off_think$think.json \
         --plot /tmp/tnl/turns_think$think.svg
     done
     # one file of the 8 that $OUT returns
     tar -C /tmp/tnl -czf "$OUT/cache_data.tar.gz" turns_on_think0.json turns_off_think0.json turns_think0.svg \
-      turns_on_think250.json turns_off_think250.json turns_think250.svg
+      turns_on_think250.json turns_off_think250.json turns_think250.svg trace_on_think0.jsonl trace_off_think0.jsonl
   } 2>&1 | tee "$OUT/cache.txt"
 fi
 
@@ -143,10 +144,11 @@ if has streams; then
   {
     for cache in off on; do
       echo "-- --prefix-cache $cache"
-      serve_385m 18050 --prefix-cache $cache || break
+      serve_385m 18050 --prefix-cache $cache --step-trace /tmp/tnl/trace_streams_$cache.jsonl || break
       python3 tools/loadgen/loadgen.py --port 18050 --corpus $corpus --concurrency 256 --num-requests 1024 --warmup 2 \
         --input-tokens 256 --output-tokens 256 --quiet | grep -E "concurrency 256|TPOT|ITL|throughput|step_time|evictions"
       kill -TERM $server_pid; wait $server_pid
+      python3 tools/step_trace_summary.py /tmp/tnl/trace_streams_$cache.jsonl | head -16
     done
   } 2>&1 | tee "$OUT/streams.txt"
 fi

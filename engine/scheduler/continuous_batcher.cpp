@@ -311,8 +311,32 @@ Status ContinuousBatcher::swap_in(ScheduledStep* step) {
   return Status::ok();
 }
 
+void ContinuousBatcher::trace_step(const ScheduledStep& step, StepRecord record, bool failed) {
+  if (!trace_) return;
+  record.end = EngineClock::now();
+  for (const ScheduledChunk& c : step.chunks) {
+    if (c.prefill) {
+      ++record.prefill_chunks;
+    } else {
+      ++record.decodes;
+    }
+  }
+  record.prefill_tokens = step.num_prefill_tokens;
+  record.cached_tokens = step.num_cached_tokens;
+  record.copies_before = int32_t(step.plan.copies_before.size());
+  record.copies_after = int32_t(step.plan.copies_after.size());
+  record.first_tokens = first_tokens_this_step_;
+  record.running = scheduler_.num_running();
+  record.waiting = scheduler_.num_waiting();
+  record.failed = failed;
+  trace_->step(record);
+}
+
 void ContinuousBatcher::step() {
-  const EngineClock::time_point start = EngineClock::now();
+  StepRecord record;
+  record.start = EngineClock::now();
+  const EngineClock::time_point start = record.start;
+  first_tokens_this_step_ = 0;
   ScheduledStep step = scheduler_.schedule();
   if (on_scheduled_) on_scheduled_(scheduler_.num_running(), scheduler_.num_waiting());
   swap_out(step);
@@ -323,10 +347,13 @@ void ContinuousBatcher::step() {
   Status status;
   try {
     status = swap_in(&step);
+    record.run_start = EngineClock::now();
     if (status.is_ok()) status = backend_.run_step(step.plan, &output_);
   } catch (const std::exception& e) {
     status = internal_error(std::string("backend threw: ") + e.what());
   }
+  record.run_end = EngineClock::now();
+  if (record.run_start == EngineClock::time_point()) record.run_start = record.run_end;
   if (status.is_ok()) status = check_output(step, output_);
   if (!status.is_ok()) {
     // The failed step's copies may not have happened: its restores, snapshots
@@ -347,9 +374,11 @@ void ContinuousBatcher::step() {
       spdlog::critical("{}", dead_.message());
       if (on_dead_) on_dead_(dead_);
       finish_all(FinishReason::kError, dead_);
+      trace_step(step, record, /*failed=*/true);
       return;
     }
     for (const ScheduledChunk& c : step.chunks) finish(c.seq, FinishReason::kError, status);
+    trace_step(step, record, /*failed=*/true);
     return;
   }
   scheduler_.commit(step);
@@ -357,12 +386,17 @@ void ContinuousBatcher::step() {
   metrics_.prompt_tokens_cached_total += static_cast<uint64_t>(step.num_cached_tokens);
   process_output(step, output_);
   metrics_.step_time.observe(seconds_between(start, EngineClock::now()));
+  trace_step(step, record, /*failed=*/false);
 }
 
 void ContinuousBatcher::note_token(RequestState& state, EngineClock::time_point now) {
   ++metrics_.generation_tokens_total;
   if (state.completion_tokens() == 1) {
     metrics_.time_to_first_token.observe(seconds_between(state.arrival(), now));
+    if (trace_) {
+      ++first_tokens_this_step_;
+      trace_->first_token(state.id(), state.arrival(), now, int64_t(state.request().prompt_ids.size()));
+    }
   } else if (state.last_token_time()) {
     metrics_.time_per_output_token.observe(seconds_between(*state.last_token_time(), now));
   }

@@ -17,6 +17,7 @@
 #include "engine/scheduler/engine_metrics.h"
 #include "engine/scheduler/request_state.h"
 #include "engine/scheduler/scheduler.h"
+#include "engine/scheduler/step_trace.h"
 #include "engine/scheduler/swap_space.h"
 #include "engine/tokenizer/tokenizer.h"
 
@@ -61,6 +62,8 @@ class ContinuousBatcher {
   // the step goes out (so a client that got a token never sees its own request
   // still counted as waiting, e.g. by the queue limit).
   void set_on_scheduled(std::function<void(int32_t running, int32_t waiting)> f) { on_scheduled_ = std::move(f); }
+  // Records every step and first token from now on (null: stop).
+  void set_trace(std::unique_ptr<StepTrace> trace) { trace_ = std::move(trace); }
 
   // Runs one step; does nothing when there is no work.
   void step();
@@ -100,6 +103,8 @@ class ContinuousBatcher {
   // Checks the backend returned the rows the plan asked for.
   Status check_output(const ScheduledStep& step, const StepOutput& out) const;
   void process_output(const ScheduledStep& step, const StepOutput& out);
+  // Completes `record` from the step and writes it, when a trace is on.
+  void trace_step(const ScheduledStep& step, StepRecord record, bool failed);
   // Samples `seq`'s next token from `row` on the host and records what follows.
   void sample_from_row(uint64_t seq, std::span<const float> row, EngineClock::time_point now,
                        std::vector<std::pair<uint64_t, FinishReason>>* sampled);
@@ -129,6 +134,8 @@ class ContinuousBatcher {
   Status dead_;        // set once, by a kFatal step status
   std::function<void(const Status&)> on_dead_;
   std::function<void(int32_t, int32_t)> on_scheduled_;
+  std::unique_ptr<StepTrace> trace_;  // optional
+  int32_t first_tokens_this_step_ = 0;  // for the trace
 };
 
 }  // namespace tnl

@@ -203,7 +203,13 @@ Expected<std::unique_ptr<Engine>> Engine::create(std::unique_ptr<Backend> backen
                  limits.cache_slots, limits.cache_slots * mib, backend->name() == "cpu" ? "host" : "device",
                  limits.host_cache_slots, limits.host_cache_slots * mib);
   }
+  std::unique_ptr<StepTrace> trace;
+  if (!options.step_trace_path.empty()) {
+    TNL_ASSIGN_OR_RETURN(trace, StepTrace::open(options.step_trace_path));
+    spdlog::info("step trace: {}", options.step_trace_path);
+  }
   auto impl = std::make_unique<Impl>(std::move(backend), std::move(tokenizer), options, limits);
+  impl->batcher.set_trace(std::move(trace));
   Impl* raw = impl.get();
   impl->loop = std::thread([raw] { raw->run_loop(); });
   return std::unique_ptr<Engine>(new Engine(std::move(impl)));

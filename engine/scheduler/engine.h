@@ -38,6 +38,7 @@ struct EngineOptions {
   std::chrono::milliseconds request_timeout{0};  // 0: none
   bool prefix_cache = true;              // snapshot states and start prompts from cached prefixes
   std::string model_fingerprint;         // Checkpoint::fingerprint(): state blobs carry and check it
+  std::string step_trace_path;           // non-empty: write the step loop's timeline there (step_trace.h)
 };
 
 enum class FinishReason { kNone, kStop, kLength, kCancelled, kTimeout, kError };

@@ -4,11 +4,13 @@
 #include "engine/scheduler/engine.h"
 
 #include <gtest/gtest.h>
+#include <nlohmann/json.hpp>
 
 #include <algorithm>
 #include <atomic>
 #include <chrono>
 #include <cmath>
+#include <fstream>
 #include <memory>
 #include <thread>
 #include <vector>
@@ -497,6 +499,65 @@ TEST(Engine, StatsCountTokensRequestsAndLatencies) {
   ASSERT_EQ(h.bucket_counts.size(), h.bucket_bounds.size());
   EXPECT_TRUE(std::is_sorted(h.bucket_counts.begin(), h.bucket_counts.end())) << "buckets are cumulative";
   EXPECT_LE(h.bucket_counts.back(), h.count);
+}
+
+// --step-trace: one line per step whose counts add up to what the backend ran,
+// and one line per request at its first token, after its arrival.
+TEST(Engine, StepTraceRecordsEveryStepAndFirstToken) {
+  EngineOptions o = small_options();
+  o.step_trace_path = ::testing::TempDir() + "/engine_step_trace.jsonl";
+  std::vector<std::unique_ptr<EventCollector>> cs;
+  int64_t prompt_total = 0;
+  {
+    auto e = make_engine(o, 3);
+    ASSERT_TRUE(e.engine);
+    for (int i = 0; i < 5; ++i) {
+      cs.push_back(std::make_unique<EventCollector>());
+      prompt_total += 20 + i;  // two chunks each (16 + the rest)
+      ASSERT_TRUE(e.engine->submit(request(prompt_of(20 + i), 4), cs.back()->sink()).has_value());
+    }
+    for (auto& c : cs) ASSERT_TRUE(c->wait_finished());
+    for (int i = 0; i < 200 && !e.engine->idle(); ++i) std::this_thread::sleep_for(5ms);
+  }  // the engine (and its trace) closes here: everything is flushed
+  std::ifstream in(o.step_trace_path);
+  ASSERT_TRUE(in);
+  int64_t steps = 0, decodes = 0, prefill_tokens = 0, prefill_chunks = 0, first_tokens = 0, first_token_lines = 0;
+  int64_t last_step_us = -1;
+  std::string line;
+  while (std::getline(in, line)) {
+    const nlohmann::json j = nlohmann::json::parse(line);
+    if (j.contains("first_token")) {
+      ++first_token_lines;
+      EXPECT_GE(j["at_us"].get<int64_t>(), j["arrival_us"].get<int64_t>());
+      EXPECT_GE(j["prompt_tokens"].get<int64_t>(), 20);
+      continue;
+    }
+    ++steps;
+    EXPECT_GE(j["step_us"].get<int64_t>(), last_step_us) << "steps in order";
+    last_step_us = j["step_us"].get<int64_t>();
+    for (const char* k : {"plan_us", "run_us", "emit_us"}) EXPECT_GE(j[k].get<int64_t>(), 0) << k;
+    EXPECT_FALSE(j["failed"].get<bool>());
+    EXPECT_LE(j["running"].get<int64_t>(), 3);
+    decodes += j["decodes"].get<int64_t>();
+    prefill_tokens += j["prefill_tokens"].get<int64_t>();
+    prefill_chunks += j["prefill_chunks"].get<int64_t>();
+    first_tokens += j["first_tokens"].get<int64_t>();
+  }
+  EXPECT_GT(steps, 0);
+  EXPECT_EQ(prefill_tokens, prompt_total);
+  EXPECT_EQ(prefill_chunks, 10) << "two chunks per prompt";
+  EXPECT_EQ(decodes, 5 * 3) << "every token after the first is a decode";
+  EXPECT_EQ(first_tokens, 5);
+  EXPECT_EQ(first_token_lines, 5);
+}
+
+TEST(Engine, StepTraceThatCannotBeWrittenIsAnError) {
+  EngineOptions o = small_options();
+  o.step_trace_path = ::testing::TempDir() + "/no/such/dir/trace.jsonl";
+  auto created = Engine::create(std::make_unique<FakeBackend>(3), test::load_test_tokenizer(), o);
+  ASSERT_FALSE(created.has_value());
+  EXPECT_EQ(created.status().code(), StatusCode::kInvalidArgument);
+  EXPECT_NE(created.status().message().find("no/such/dir/trace.jsonl"), std::string::npos) << created.status().message();
 }
 
 }  // namespace

@@ -1,0 +1,94 @@
+#!/usr/bin/env python3
+"""Summarizes a `tnl-server --step-trace` file: where the step loop's time goes.
+
+  python3 tools/step_trace_summary.py TRACE.jsonl [--group K]
+
+Steps: how long planning, the backend's run_step and handing tokens to the sinks
+took, the loop's time between steps, and run_step by kind of step. First tokens:
+the engine's time to first token (arrival at the engine -> token to the sink) and,
+for each request, what the loop did meanwhile (steps, prefill tokens of all
+sequences, and the wait before the first of those steps began). --group K
+reports first tokens in groups of K in arrival order (K concurrent
+conversations: a group is a turn).
+"""
+import argparse
+import bisect
+import json
+import statistics
+import sys
+
+
+def pct(xs, p):
+    if not xs:
+        return float("nan")
+    xs = sorted(xs)
+    return xs[min(len(xs) - 1, int(round(p / 100 * (len(xs) - 1))))]
+
+
+def describe(name, xs, unit="ms", scale=1e-3):
+    if not xs:
+        print(f"  {name:34s} -")
+        return
+    v = [x * scale for x in xs]
+    print(f"  {name:34s} n={len(v):6d}  mean {statistics.fmean(v):8.3f}  p50 {pct(v, 50):8.3f}  "
+          f"p99 {pct(v, 99):8.3f}  max {max(v):8.3f} {unit}")
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("trace")
+    ap.add_argument("--group", type=int, default=0, help="first tokens per group, in arrival order (0: one group)")
+    a = ap.parse_args()
+    steps, firsts = [], []
+    with open(a.trace) as f:
+        for line in f:
+            j = json.loads(line)
+            (firsts if "first_token" in j else steps).append(j)
+    if not steps:
+        sys.exit(f"{a.trace}: no steps")
+    for s in steps:
+        s["end_us"] = s["step_us"] + s["plan_us"] + s["run_us"] + s["emit_us"]
+    span = steps[-1]["end_us"] - steps[0]["step_us"]
+    busy = sum(s["end_us"] - s["step_us"] for s in steps)
+    print(f"{len(steps)} steps over {span / 1e3:.1f} ms; the loop was in a step {100 * busy / max(span, 1):.1f}% of it")
+    describe("plan (schedule, swaps, checks)", [s["plan_us"] for s in steps])
+    describe("run_step", [s["run_us"] for s in steps])
+    describe("emit (sampling on host, events)", [s["emit_us"] for s in steps])
+    gaps = [b["step_us"] - a_["end_us"] for a_, b in zip(steps, steps[1:])]
+    busy_gaps = [g for g, b in zip(gaps, steps[1:]) if g < 1000]  # back-to-back steps (not idle waits)
+    describe("gap between steps (< 1 ms ones)", busy_gaps)
+    print("run_step by kind:")
+    describe("decode only", [s["run_us"] for s in steps if s["prefill_chunks"] == 0])
+    for lo, hi in ((1, 256), (257, 1024), (1025, 2048), (2049, 4096), (4097, 1 << 30)):
+        xs = [s["run_us"] for s in steps if lo <= s["prefill_tokens"] <= hi]
+        describe(f"with {lo}-{hi if hi < 1 << 30 else 'more'} prefill tokens", xs)
+    multi = [s for s in steps if s["prefill_chunks"] > 1]
+    print(f"  steps with more than one prefill chunk: {len(multi)} of "
+          f"{sum(1 for s in steps if s['prefill_chunks'])}; copies before/after: "
+          f"{sum(s['copies_before'] for s in steps)}/{sum(s['copies_after'] for s in steps)}")
+    if not firsts:
+        return
+    starts = [s["step_us"] for s in steps]
+    firsts.sort(key=lambda j: j["arrival_us"])
+    groups = [firsts] if a.group <= 0 else [firsts[i:i + a.group] for i in range(0, len(firsts), a.group)]
+    print("first tokens (engine side: arrival at the engine -> token to the sink):")
+    for gi, g in enumerate(groups):
+        ttft, wait, nsteps, ptoks, prompt = [], [], [], [], []
+        for j in g:
+            lo = bisect.bisect_left(starts, j["arrival_us"])
+            hi = bisect.bisect_right(starts, j["at_us"])
+            inside = steps[lo:hi]
+            ttft.append(j["at_us"] - j["arrival_us"])
+            wait.append((inside[0]["step_us"] if inside else j["at_us"]) - j["arrival_us"])
+            nsteps.append(len(inside))
+            ptoks.append(sum(s["prefill_tokens"] for s in inside))
+            prompt.append(j["prompt_tokens"])
+        label = "all" if len(groups) == 1 else f"group {gi + 1}"
+        print(f"  {label}: {len(g)} requests, prompt {statistics.fmean(prompt):.0f} tokens; TTFT mean "
+              f"{statistics.fmean(ttft) / 1e3:.2f} p50 {pct(ttft, 50) / 1e3:.2f} max {max(ttft) / 1e3:.2f} ms; "
+              f"wait for a step {statistics.fmean(wait) / 1e3:.2f} ms; meanwhile {statistics.fmean(nsteps):.1f} steps "
+              f"prefilling {statistics.fmean(ptoks):.0f} tokens")
+
+
+if __name__ == "__main__":
+    main()
