@@ -3,8 +3,10 @@
 // A step's tokens are laid out decode chunks first (one row each, handled by the
 // fused recurrent-decode kernel), then prefill chunks (split into head-major q, k, v
 // and run by Lightning Attention as one variable-length launch). Projections are
-// cuBLAS GEMMs over all tokens of the step; the fp32 residual stream takes the
-// out_proj and l3 products with beta = 1. Decode-state slots are one fp32 pool.
+// cuBLAS GEMMs over all tokens of the step, padded to a row bucket that was called
+// at start-up (gemm_rows.h: cuBLAS's first call of a shape costs milliseconds);
+// the fp32 residual stream takes the out_proj and l3 products with beta = 1.
+// Decode-state slots are one fp32 pool.
 //
 // Tensor parallelism (model-spec §7): a rank holds its shard (shard_layout.h)
 // and computes with the shard's shapes (config_ is the shard's, global_ the
@@ -25,6 +27,7 @@
 #include <spdlog/spdlog.h>
 
 #include <algorithm>
+#include <chrono>
 #include <cmath>
 #include <map>
 
@@ -33,6 +36,7 @@
 #include "engine/cuda/device_buffer.h"
 #include "engine/cuda/device_sampler.h"
 #include "engine/cuda/gemm.h"
+#include "engine/cuda/gemm_rows.h"
 #include "engine/cuda/pinned_buffer.h"
 #include "engine/cuda/state_store.h"
 #include "engine/cuda/step_layout.h"
@@ -214,12 +218,17 @@ class CudaBackend final : public Backend {
     const int64_t R = s.num_logit_rows;
     if (R > 0) {
       TNL_CUDA_TRY(cuda::srms_norm<T>(act_.x.get(), d, ints + s.logit_rows, R, act_.a.get(), stream_));
-      float* logits = comm_ ? act_.logits_shard.get() : act_.logits.get();
-      TNL_RETURN_IF_ERROR(
-          gemm_xwt_f32(cublas_, act_.a.get(), weights_.output_matrix(), R, d, config_.vocab_size, logits, 0.0f));
+      TNL_RETURN_IF_ERROR(logits_gemm(gemm_row_bucket(R)));
       if (comm_) TNL_RETURN_IF_ERROR(gather_logits(R));
     }
     return Status::ok();
+  }
+
+  // logits[rows] = a[rows] · Wlmᵀ (fp32; this rank's vocabulary shard under tensor parallelism).
+  Status logits_gemm(int64_t rows) {
+    float* logits = comm_ ? act_.logits_shard.get() : act_.logits.get();
+    return gemm_xwt_f32(cublas_, act_.a.get(), weights_.output_matrix(), rows, config_.dim, config_.vocab_size, logits,
+                        0.0f);
   }
 
   // Every rank's [R, V'] logits into act_.logits [R, V]: rank r's columns are
@@ -339,8 +348,8 @@ class CudaBackend final : public Backend {
   int64_t activation_bytes(int64_t tokens, int64_t rows) const {
     const int64_t d = config_.dim, D = config_.hidden_dim, G = config_.glu_dim;
     const int64_t sharded_logits = comm_ ? rows * config_.vocab_size * 4 * (1 + shard_.size) : 0;
-    return tokens * (d * 4 + std::max(d, G) * 2 + 4 * D * 2 + 3 * 2 * D * 2 + D * 2 + 2 * G * 2) +
-           rows * global_.vocab_size * 4 + sharded_logits;
+    return gemm_row_bucket(tokens) * (d * 4 + std::max(d, G) * 2 + 4 * D * 2 + 3 * 2 * D * 2 + D * 2 + 2 * G * 2) +
+           gemm_row_bucket(rows) * global_.vocab_size * 4 + sharded_logits;
   }
 
   // Grows the activation buffers; captured graphs hold their old addresses, so
@@ -365,6 +374,11 @@ class CudaBackend final : public Backend {
     const int64_t segments = max_tokens / 256 + num_slots_ + 1;  // lightning_plan: segments ≥ 256 tokens
     TNL_RETURN_IF_ERROR(reserve_activations(max_tokens, max_tokens, rows,
                                             4 * max_tokens + rows + 7 * segments + 2 * num_slots_ + 1024, segments));
+    const auto warm_start = std::chrono::steady_clock::now();
+    TNL_RETURN_IF_ERROR(warm_gemm_buckets(max_tokens, rows));
+    TNL_CUDA_TRY(cudaStreamSynchronize(stream_));
+    const double warm_ms =
+        std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - warm_start).count();
     int64_t buckets = 0;
     for (int64_t bucket = 1; use_graphs_ && bucket <= num_slots_; bucket *= 2) {
       StepPlan plan;
@@ -376,17 +390,18 @@ class CudaBackend final : public Backend {
       ++buckets;
     }
     TNL_CUDA_TRY(cudaStreamSynchronize(stream_));
-    spdlog::info("cuda backend{}: activations for {} tokens per step, {} decode graphs captured{}", rank_label(),
-                 max_tokens, buckets, use_graphs_ ? "" : " (the communicator cannot be captured)");
+    spdlog::info("cuda backend{}: activations for {} tokens per step, GEMM row buckets called in {:.0f} ms, {} decode "
+                 "graphs captured{}",
+                 rank_label(), max_tokens, warm_ms, buckets, use_graphs_ ? "" : " (the communicator cannot be captured)");
     return Status::ok();
   }
 
   // Logits rows (whole vocabulary) and, under tensor parallelism, the shard's
   // and the gathered rows, and the norm's sums for `tokens` tokens.
   Status reserve_logits(int64_t rows, int64_t tokens) {
-    TNL_RETURN_IF_ERROR(act_.logits.reserve(rows * global_.vocab_size));
+    TNL_RETURN_IF_ERROR(act_.logits.reserve(gemm_row_bucket(rows) * global_.vocab_size));
     if (!comm_) return Status::ok();
-    TNL_RETURN_IF_ERROR(act_.logits_shard.reserve(rows * config_.vocab_size));
+    TNL_RETURN_IF_ERROR(act_.logits_shard.reserve(gemm_row_bucket(rows) * config_.vocab_size));
     TNL_RETURN_IF_ERROR(act_.logits_gathered.reserve(shard_.size * rows * config_.vocab_size));
     return act_.sum_sq.reserve(tokens);
   }
@@ -414,14 +429,15 @@ class CudaBackend final : public Backend {
   Status reserve_activations(int64_t tokens, int64_t prefill, int64_t rows, int64_t ints, int64_t segments) {
     const int64_t H = config_.num_heads, e = config_.head_dim();
     const int64_t d = config_.dim, D = config_.hidden_dim, G = config_.glu_dim;
-    TNL_RETURN_IF_ERROR(act_.x.reserve(tokens * d));
-    TNL_RETURN_IF_ERROR(act_.a.reserve(tokens * std::max(d, G)));
-    TNL_RETURN_IF_ERROR(act_.qkvu.reserve(tokens * 4 * D));
+    const int64_t rows_b = std::max(gemm_row_bucket(tokens), gemm_row_bucket(rows));  // GEMM operands
+    TNL_RETURN_IF_ERROR(act_.x.reserve(rows_b * d));
+    TNL_RETURN_IF_ERROR(act_.a.reserve(rows_b * std::max(d, G)));
+    TNL_RETURN_IF_ERROR(act_.qkvu.reserve(rows_b * 4 * D));
     TNL_RETURN_IF_ERROR(act_.q.reserve(prefill * 2 * D));
     TNL_RETURN_IF_ERROR(act_.k.reserve(prefill * 2 * D));
     TNL_RETURN_IF_ERROR(act_.v.reserve(prefill * D));
-    TNL_RETURN_IF_ERROR(act_.o.reserve(tokens * D));
-    TNL_RETURN_IF_ERROR(act_.h12.reserve(tokens * 2 * G));
+    TNL_RETURN_IF_ERROR(act_.o.reserve(rows_b * D));
+    TNL_RETURN_IF_ERROR(act_.h12.reserve(rows_b * 2 * G));
     TNL_RETURN_IF_ERROR(reserve_logits(rows, tokens));
     TNL_RETURN_IF_ERROR(act_.ints.reserve(ints));
     TNL_RETURN_IF_ERROR(act_.scratch.reserve(segments * H * 2 * e * e));
@@ -433,24 +449,48 @@ class CudaBackend final : public Backend {
     const int64_t N = s.num_tokens, d = config_.dim, D = config_.hidden_dim, G = config_.glu_dim;
     if (N <= cuda::kSmallBatchMaxRows && small_batch_fits_) return small_batch_layer(l, s);
 
+    // The GEMMs run on Nb ≥ N rows (gemm_rows.h); everything else on the N real ones.
+    const int64_t Nb = gemm_row_bucket(N);
+
     // Token mixer: qkvu = SRMSNorm(x) · Wqkvuᵀ
     TNL_CUDA_TRY(cuda::srms_norm<T>(act_.x.get(), d, nullptr, N, act_.a.get(), stream_));
-    TNL_RETURN_IF_ERROR(gemm_xwt(cublas_, act_.a.get(), w.qkvu.get(), N, d, 4 * D, act_.qkvu.get()));
+    TNL_RETURN_IF_ERROR(gemm_xwt(cublas_, act_.a.get(), w.qkvu.get(), Nb, d, 4 * D, act_.qkvu.get()));
     if (w.qkvu_bias.get()) TNL_CUDA_TRY(cuda::add_bias<T>(act_.qkvu.get(), w.qkvu_bias.get(), N, 4 * D, stream_));
     TNL_RETURN_IF_ERROR(attention(l, s));
     TNL_RETURN_IF_ERROR(norm_gate(N));
-    TNL_RETURN_IF_ERROR(gemm_xwt_f32(cublas_, act_.o.get(), w.out.get(), N, D, d, act_.x.get(), residual_beta()));
+    TNL_RETURN_IF_ERROR(gemm_xwt_f32(cublas_, act_.o.get(), w.out.get(), Nb, D, d, act_.x.get(), residual_beta()));
     if (w.out_bias.get()) TNL_CUDA_TRY(cuda::add_bias_f32<T>(act_.x.get(), w.out_bias.get(), N, d, stream_));
     if (comm_) TNL_RETURN_IF_ERROR(comm_->all_reduce_sum(act_.x.get(), N * d));
 
     // Channel mixer: x += ((a·W1ᵀ) ⊙ (a·W2ᵀ)) · W3ᵀ
     TNL_CUDA_TRY(cuda::srms_norm<T>(act_.x.get(), d, nullptr, N, act_.a.get(), stream_));
-    TNL_RETURN_IF_ERROR(gemm_xwt(cublas_, act_.a.get(), w.w12.get(), N, d, 2 * G, act_.h12.get()));
+    TNL_RETURN_IF_ERROR(gemm_xwt(cublas_, act_.a.get(), w.w12.get(), Nb, d, 2 * G, act_.h12.get()));
     if (w.b12.get()) TNL_CUDA_TRY(cuda::add_bias<T>(act_.h12.get(), w.b12.get(), N, 2 * G, stream_));
     TNL_CUDA_TRY(cuda::sglu_product<T>(act_.h12.get(), N, G, act_.a.get(), stream_));
-    TNL_RETURN_IF_ERROR(gemm_xwt_f32(cublas_, act_.a.get(), w.l3.get(), N, G, d, act_.x.get(), residual_beta()));
+    TNL_RETURN_IF_ERROR(gemm_xwt_f32(cublas_, act_.a.get(), w.l3.get(), Nb, G, d, act_.x.get(), residual_beta()));
     if (w.l3_bias.get()) TNL_CUDA_TRY(cuda::add_bias_f32<T>(act_.x.get(), w.l3_bias.get(), N, d, stream_));
     if (comm_) TNL_RETURN_IF_ERROR(comm_->all_reduce_sum(act_.x.get(), N * d));
+    return Status::ok();
+  }
+
+  // Calls every GEMM shape of a step once for each row bucket up to `max_tokens`
+  // tokens and `max_rows` logits rows, so that cuBLAS has chosen their kernels
+  // before serving (gemm_rows.h). Layer 0's weights stand for every layer's (the
+  // same shapes); the buffers' contents are overwritten by the next step.
+  Status warm_gemm_buckets(int64_t max_tokens, int64_t max_rows) {
+    const CudaLayerWeights<T>& w = weights_.layers[0];
+    const int64_t d = config_.dim, D = config_.hidden_dim, G = config_.glu_dim;
+    const bool small = small_batch_fits_;
+    for (int64_t n = 1; n <= gemm_row_bucket(max_tokens); n = next_gemm_row_bucket(n)) {
+      if (small && n <= cuda::kSmallBatchMaxRows) continue;  // those layers never call cuBLAS
+      TNL_RETURN_IF_ERROR(gemm_xwt(cublas_, act_.a.get(), w.qkvu.get(), n, d, 4 * D, act_.qkvu.get()));
+      TNL_RETURN_IF_ERROR(gemm_xwt_f32(cublas_, act_.o.get(), w.out.get(), n, D, d, act_.x.get(), residual_beta()));
+      TNL_RETURN_IF_ERROR(gemm_xwt(cublas_, act_.a.get(), w.w12.get(), n, d, 2 * G, act_.h12.get()));
+      TNL_RETURN_IF_ERROR(gemm_xwt_f32(cublas_, act_.a.get(), w.l3.get(), n, G, d, act_.x.get(), residual_beta()));
+    }
+    for (int64_t r = 1; r <= gemm_row_bucket(max_rows); r = next_gemm_row_bucket(r)) {
+      TNL_RETURN_IF_ERROR(logits_gemm(r));
+    }
     return Status::ok();
   }
 
