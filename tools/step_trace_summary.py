@@ -7,7 +7,9 @@ Steps: how long planning, the backend's run_step and handing tokens to the sinks
 took, the loop's time between steps, and run_step by kind of step. First tokens:
 the engine's time to first token (arrival at the engine -> token to the sink) and,
 for each request, what the loop did meanwhile (steps, prefill tokens of all
-sequences, and the wait before the first of those steps began). --group K
+sequences, and the wait before the first of those steps began), and the front
+end's time before the engine got it (received -> arrival: parsing, tokenizing,
+handing over). --group K
 reports first tokens in groups of K in arrival order (K concurrent
 conversations: a group is a turn).
 """
@@ -73,8 +75,10 @@ def main():
     groups = [firsts] if a.group <= 0 else [firsts[i:i + a.group] for i in range(0, len(firsts), a.group)]
     print("first tokens (engine side: arrival at the engine -> token to the sink):")
     for gi, g in enumerate(groups):
-        ttft, wait, nsteps, ptoks, prompt = [], [], [], [], []
+        ttft, wait, nsteps, ptoks, prompt, front = [], [], [], [], [], []
         for j in g:
+            if "received_us" in j:
+                front.append(j["arrival_us"] - j["received_us"])
             lo = bisect.bisect_left(starts, j["arrival_us"])
             hi = bisect.bisect_right(starts, j["at_us"])
             inside = steps[lo:hi]
@@ -86,6 +90,8 @@ def main():
         label = "all" if len(groups) == 1 else f"group {gi + 1}"
         print(f"  {label}: {len(g)} requests, prompt {statistics.fmean(prompt):.0f} tokens; TTFT mean "
               f"{statistics.fmean(ttft) / 1e3:.2f} p50 {pct(ttft, 50) / 1e3:.2f} max {max(ttft) / 1e3:.2f} ms; "
+              + (f"before it, in the front end {statistics.fmean(front) / 1e3:.2f} (p50 {pct(front, 50) / 1e3:.2f}, "
+                 f"max {max(front) / 1e3:.2f}) ms; " if front else "") +
               f"wait for a step {statistics.fmean(wait) / 1e3:.2f} ms; meanwhile {statistics.fmean(nsteps):.1f} steps "
               f"prefilling {statistics.fmean(ptoks):.0f} tokens")
 

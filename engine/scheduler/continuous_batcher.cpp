@@ -395,7 +395,8 @@ void ContinuousBatcher::note_token(RequestState& state, EngineClock::time_point 
     metrics_.time_to_first_token.observe(seconds_between(state.arrival(), now));
     if (trace_) {
       ++first_tokens_this_step_;
-      trace_->first_token(state.id(), state.arrival(), now, int64_t(state.request().prompt_ids.size()));
+      trace_->first_token(state.id(), state.request().received, state.arrival(), now,
+                          int64_t(state.request().prompt_ids.size()));
     }
   } else if (state.last_token_time()) {
     metrics_.time_per_output_token.observe(seconds_between(*state.last_token_time(), now));

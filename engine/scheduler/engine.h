@@ -57,6 +57,8 @@ struct GenerationRequest {
   TokenControls controls;              // logit_bias, allowed ids, min_tokens, bad_words, structured output
   int32_t priority = 0;                // [kMinPriority, kMaxPriority]; lower first; a better
                                        // one preempts running worse ones (scheduler.h)
+  std::chrono::steady_clock::time_point received{};  // when a front end got it (the step trace
+                                                     // shows the front end's share); default: unknown
 };
 
 struct GenerationEvent {

@@ -1,5 +1,6 @@
 #include "server/grpc/generation_service.h"
 
+#include <chrono>
 #include <deque>
 #include <memory>
 #include <mutex>
@@ -42,6 +43,7 @@ PreparedCall prepare(ServerContext& ctx, bool authorized_call, const tnl::v1::Ge
                      std::string id) {
   PreparedCall p;
   p.id = std::move(id);
+  const auto received = std::chrono::steady_clock::now();  // the call's message has been read
   if (!authorized_call) {
     p.status = kUnauthenticated;
     return p;
@@ -60,6 +62,7 @@ PreparedCall prepare(ServerContext& ctx, bool authorized_call, const tnl::v1::Ge
     return p;
   }
   p.plan = std::move(plan).value();
+  for (PlannedChoice& c : p.plan.choices) c.request.received = received;
   return p;
 }
 

@@ -1,5 +1,6 @@
 #include "server/http/request_router.h"
 
+#include <chrono>
 #include <ctime>
 
 #include <nlohmann/json.hpp>
@@ -45,7 +46,8 @@ void generate(const std::shared_ptr<HttpSession>& session, Request&& request, Ap
     ApiResult<CompletionSpec> spec = ApiError{};
     ApiResult<GenerationPlan> plan = ApiError{};
   };
-  auto work = [&ctx, kind, id = session->request_id(), body = std::move(request.body())]() {
+  auto work = [&ctx, kind, id = session->request_id(), body = std::move(request.body()),
+               received = std::chrono::steady_clock::now()]() {
     Prepared p;
     p.spec = kind == ApiKind::kChat ? parse_chat_request(body, ctx.limits()) : parse_completion_request(body, ctx.limits());
     if (!p.spec.ok()) return p;
@@ -53,6 +55,9 @@ void generate(const std::shared_ptr<HttpSession>& session, Request&& request, Ap
         p.spec.value(), ctx.engine().tokenizer(),
         [&ctx](const ConstraintSpec& c) { return ctx.engine().compile_constraint(c); }, ctx.chat_template(),
         ctx.engine().options().max_model_len, id);
+    if (p.plan.ok()) {
+      for (PlannedChoice& c : p.plan.value().choices) c.request.received = received;
+    }
     return p;
   };
   off_io_thread(session, std::move(work), [session, kind](Prepared p) {

@@ -514,7 +514,9 @@ TEST(Engine, StepTraceRecordsEveryStepAndFirstToken) {
     for (int i = 0; i < 5; ++i) {
       cs.push_back(std::make_unique<EventCollector>());
       prompt_total += 20 + i;  // two chunks each (16 + the rest)
-      ASSERT_TRUE(e.engine->submit(request(prompt_of(20 + i), 4), cs.back()->sink()).has_value());
+      GenerationRequest r = request(prompt_of(20 + i), 4);
+      if (i == 0) r.received = std::chrono::steady_clock::now() - 1ms;  // as a front end sets it
+      ASSERT_TRUE(e.engine->submit(std::move(r), cs.back()->sink()).has_value());
     }
     for (auto& c : cs) ASSERT_TRUE(c->wait_finished());
     for (int i = 0; i < 200 && !e.engine->idle(); ++i) std::this_thread::sleep_for(5ms);
@@ -522,6 +524,7 @@ TEST(Engine, StepTraceRecordsEveryStepAndFirstToken) {
   std::ifstream in(o.step_trace_path);
   ASSERT_TRUE(in);
   int64_t steps = 0, decodes = 0, prefill_tokens = 0, prefill_chunks = 0, first_tokens = 0, first_token_lines = 0;
+  int64_t with_received = 0;
   int64_t last_step_us = -1;
   std::string line;
   while (std::getline(in, line)) {
@@ -530,6 +533,11 @@ TEST(Engine, StepTraceRecordsEveryStepAndFirstToken) {
       ++first_token_lines;
       EXPECT_GE(j["at_us"].get<int64_t>(), j["arrival_us"].get<int64_t>());
       EXPECT_GE(j["prompt_tokens"].get<int64_t>(), 20);
+      if (j.contains("received_us")) {
+        ++with_received;
+        EXPECT_EQ(j["prompt_tokens"].get<int64_t>(), 20) << "only the first request says when it was received";
+        EXPECT_GE(j["arrival_us"].get<int64_t>() - j["received_us"].get<int64_t>(), 1000);
+      }
       continue;
     }
     ++steps;
@@ -549,6 +557,7 @@ TEST(Engine, StepTraceRecordsEveryStepAndFirstToken) {
   EXPECT_EQ(decodes, 5 * 3) << "every token after the first is a decode";
   EXPECT_EQ(first_tokens, 5);
   EXPECT_EQ(first_token_lines, 5);
+  EXPECT_EQ(with_received, 1);
 }
 
 TEST(Engine, StepTraceThatCannotBeWrittenIsAnError) {
