@@ -149,19 +149,52 @@ void Tokenizer::build_following_texts() {
   if (!agrees) following_text_.clear();
 }
 
-std::vector<int32_t> Tokenizer::encode_parts(const std::vector<std::string_view>& parts) const {
+std::vector<int32_t> Tokenizer::encode_parts(const std::vector<std::string_view>& parts,
+                                             std::vector<size_t>* counts) const {
   const sentencepiece::SentencePieceProcessor& processor = impl_->processor;
   auto encode_one = [&processor](std::string_view text) { return encode_whole(processor, text); };
-  if (parts.size() == 1) return encode_one(parts[0]);
+  if (counts) counts->clear();
+  if (parts.size() == 1) {
+    std::vector<int32_t> ids = encode_one(parts[0]);
+    if (counts) counts->push_back(ids.size());
+    return ids;
+  }
   // Parts 1… on their own threads (std::async's default policy runs a part here,
   // deferred, when no thread can be started), part 0 on this one.
   std::vector<std::future<std::vector<int>>> rest;
   rest.reserve(parts.size() - 1);
   for (size_t i = 1; i < parts.size(); ++i) rest.push_back(std::async(encode_one, parts[i]));
   std::vector<int32_t> ids = encode_one(parts[0]);
+  if (counts) counts->push_back(ids.size());
   for (auto& part : rest) {
     const std::vector<int> more = part.get();
     ids.insert(ids.end(), more.begin(), more.end());
+    if (counts) counts->push_back(more.size());
+  }
+  return ids;
+}
+
+std::vector<int32_t> Tokenizer::encode_plain_with_cuts(std::string_view text, std::vector<PlainCut>* cuts) const {
+  cuts->clear();
+  if (word_split_ == WordSplit::kNone) return encode_plain(text);
+  const size_t n = std::min(max_parts_, text.size() / kMinPartBytes);
+  std::vector<std::string_view> parts = split_at_word_boundaries(text, word_split_, n);
+  // One more cut at the last safe space (when the last part has one past its start).
+  const std::string_view last = parts.back();
+  const size_t last_begin = size_t(last.data() - text.data());
+  for (size_t i = text.size(); i-- > last_begin + 1;) {
+    if (!safe_space(text, i)) continue;
+    parts.back() = text.substr(last_begin, i - last_begin);
+    parts.push_back(text.substr(part_start_after(i, word_split_)));
+    break;
+  }
+  std::vector<size_t> counts;
+  std::vector<int32_t> ids = encode_parts(parts, &counts);
+  size_t before = 0;
+  for (size_t k = 0; k + 1 < parts.size(); ++k) {
+    before += counts[k];
+    const size_t next_begin = size_t(parts[k + 1].data() - text.data());
+    cuts->push_back({word_split_ == WordSplit::kDropSpace ? next_begin - 1 : next_begin, before});
   }
   return ids;
 }

@@ -35,6 +35,18 @@ class Tokenizer {
   // encode_plain with the text cut into at most `parts` parts whatever its
   // length (one part when the model is not word-separable): for tests.
   std::vector<int32_t> encode_plain_in_parts(std::string_view text, size_t parts) const;
+  // encode_plain, and where its ids may be cut: a PlainCut says that ids[0, ids)
+  // are the ids of text[0, space) and that text[space] is a safe space (the text
+  // after it encodes as a part of its own: word_boundary_split.h). The cuts are
+  // the parts' boundaries and the text's last safe space, in text order, so that
+  // a text extending this one needs little of it encoded again (PromptTokenCache).
+  // None for a model that is not word-separable.
+  struct PlainCut {
+    size_t space = 0;
+    size_t ids = 0;
+  };
+  std::vector<int32_t> encode_plain_with_cuts(std::string_view text, std::vector<PlainCut>* cuts) const;
+  WordSplit word_split() const { return word_split_; }
   // Whether encoding may be cut at word boundaries (WordSplit): a BPE (not
   // unigram) model whose pieces never hold "▁" past their first character, whose
   // normaliser turns " x" into "▁x" (with or without the dummy prefix), and that
@@ -86,7 +98,9 @@ class Tokenizer {
   int64_t measure_max_bytes_per_token() const;
   WordSplit detect_word_split() const;
   void build_following_texts();  // following_text_, checked against SentencePiece
-  std::vector<int32_t> encode_parts(const std::vector<std::string_view>& parts) const;
+  // The parts' ids, concatenated; `counts`, when given, gets each part's number of ids.
+  std::vector<int32_t> encode_parts(const std::vector<std::string_view>& parts,
+                                    std::vector<size_t>* counts = nullptr) const;
   std::unique_ptr<Impl> impl_;
   bool add_bos_ = true;
   bool add_eos_ = false;

@@ -8,12 +8,11 @@ namespace {
 bool ascii_alnum(char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
 bool ascii_visible(char c) { return c > ' ' && c < 0x7f; }
 
-// A cut at the space text[i]: "x y" with x visible ASCII and y an ASCII letter or digit.
+}  // namespace
+
 bool safe_space(std::string_view text, size_t i) {
   return i > 0 && i + 1 < text.size() && text[i] == ' ' && ascii_visible(text[i - 1]) && ascii_alnum(text[i + 1]);
 }
-
-}  // namespace
 
 std::vector<std::string_view> split_at_word_boundaries(std::string_view text, WordSplit mode, size_t parts) {
   if (mode == WordSplit::kNone || parts <= 1 || text.size() < 3) return {text};
@@ -25,7 +24,7 @@ std::vector<std::string_view> split_at_word_boundaries(std::string_view text, Wo
     while (i < text.size() && !safe_space(text, i)) ++i;
     if (i >= text.size()) break;
     out.push_back(text.substr(begin, i - begin));
-    begin = mode == WordSplit::kDropSpace ? i + 1 : i;
+    begin = part_start_after(i, mode);
   }
   out.push_back(text.substr(begin));
   return out;

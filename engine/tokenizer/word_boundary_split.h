@@ -16,6 +16,14 @@ enum class WordSplit {
   kKeepSpace,  // the model escapes the space itself: a part starts at the space
 };
 
+// Whether text[i] is a safe space: "x y" with x visible ASCII and y an ASCII
+// letter or digit.
+bool safe_space(std::string_view text, size_t i);
+
+// Where the part after the safe space text[space] begins: past the space
+// (kDropSpace) or at it (kKeepSpace).
+inline size_t part_start_after(size_t space, WordSplit mode) { return mode == WordSplit::kDropSpace ? space + 1 : space; }
+
 // At most `parts` parts, cut at safe spaces near equal shares of the text;
 // fewer when a share has no safe space (then it stays with its neighbour).
 // One part, the whole text, for kNone or parts ≤ 1.

@@ -93,6 +93,13 @@ std::string render_prometheus(const EngineStats& s, const FrontEndCounters& f) {
          "Streams cut off because the client stopped reading (over --stream-buffer-bytes unsent).",
          double(f.stalled_clients_total));
   scalar(out, "tnl_grpc_requests_total", "counter", "gRPC calls started.", double(f.grpc_requests_total));
+  scalar(out, "tnl_prompt_token_cache_hits_total", "counter",
+         "Prompt texts that reused the token ids of an earlier text they begin with.",
+         double(f.prompt_token_cache_hits_total));
+  scalar(out, "tnl_prompt_token_cache_reused_bytes_total", "counter",
+         "Prompt text bytes not tokenized again thanks to those hits.", double(f.prompt_token_cache_reused_bytes_total));
+  scalar(out, "tnl_prompt_token_cache_encoded_bytes_total", "counter", "Prompt text bytes tokenized.",
+         double(f.prompt_token_cache_encoded_bytes_total));
   scalar(out, "tnl_http_open_connections", "gauge", "Open HTTP connections.", double(f.open_connections));
   scalar(out, "tnl_ready", "gauge", "1 when the model is loaded and the server is not draining.", f.ready ? 1 : 0);
   scalar(out, "tnl_engine_alive", "gauge", "0 once the engine hit a fatal backend error (restart the process).",

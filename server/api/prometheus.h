@@ -21,6 +21,9 @@ struct FrontEndCounters {
   int64_t open_connections = 0;
   bool ready = false;
   bool alive = true;                     // false once the engine latched dead
+  uint64_t prompt_token_cache_hits_total = 0;          // prompts that reused an earlier text's ids
+  uint64_t prompt_token_cache_reused_bytes_total = 0;  // prompt bytes not tokenized again thanks to them
+  uint64_t prompt_token_cache_encoded_bytes_total = 0; // prompt bytes tokenized (through the cache)
 };
 
 std::string render_prometheus(const EngineStats& stats, const FrontEndCounters& front);

@@ -47,9 +47,10 @@ ApiResult<TokenControls> token_controls(const CompletionSpec& spec, const Tokeni
 
 }  // namespace
 
-ApiResult<GenerationPlan> plan_generation(const CompletionSpec& spec, const Tokenizer& tokenizer,
+ApiResult<GenerationPlan> plan_generation(const CompletionSpec& spec, PromptTokenCache& prompts,
                                           const ConstraintCompiler& compile, const ChatTemplate& chat_template,
                                           int64_t max_model_len, const std::string& request_id) {
+  const Tokenizer& tokenizer = prompts.tokenizer();
   const bool chat = spec.kind == ApiKind::kChat;
   const char* prompt_param = chat ? "messages" : "prompt";
 
@@ -67,18 +68,18 @@ ApiResult<GenerationPlan> plan_generation(const CompletionSpec& spec, const Toke
                                std::to_string(max_model_len) + " tokens (--max-model-len)",
                            prompt_param, "context_length_exceeded");
   };
-  std::vector<Prompt> prompts;
+  std::vector<Prompt> encoded;
   if (chat) {
     std::string text = chat_template.render(spec.messages);
     if (auto error = too_long(text)) return *error;
-    prompts.push_back({tokenizer.encode(text), std::move(text)});
+    encoded.push_back({prompts.encode(text), std::move(text)});
   } else {
     for (const PromptInput& p : spec.prompts) {
       if (p.is_text) {
         if (auto error = too_long(p.text)) return *error;
-        prompts.push_back({tokenizer.encode(p.text), p.text});
+        encoded.push_back({prompts.encode(p.text), p.text});
       } else {
-        prompts.push_back({p.ids, spec.echo ? tokenizer.decode(p.ids) : std::string()});
+        encoded.push_back({p.ids, spec.echo ? tokenizer.decode(p.ids) : std::string()});
       }
     }
   }
@@ -90,8 +91,8 @@ ApiResult<GenerationPlan> plan_generation(const CompletionSpec& spec, const Toke
   if (chat) stop.insert(stop.end(), chat_template.stop.begin(), chat_template.stop.end());
 
   GenerationPlan plan;
-  for (size_t p = 0; p < prompts.size(); ++p) {
-    const int64_t prompt_len = int64_t(prompts[p].ids.size());
+  for (size_t p = 0; p < encoded.size(); ++p) {
+    const int64_t prompt_len = int64_t(encoded[p].ids.size());
     if (prompt_len == 0) return invalid_request("prompt must not be empty", prompt_param);
     if (prompt_len >= max_model_len) {
       return invalid_request("prompt is " + std::to_string(prompt_len) + " tokens; this model's maximum context is " +
@@ -113,10 +114,10 @@ ApiResult<GenerationPlan> plan_generation(const CompletionSpec& spec, const Toke
       PlannedChoice choice;
       choice.index = int32_t(p) * spec.n + i;
       choice.prompt_index = int32_t(p);
-      choice.prompt_text = prompts[p].text;
+      choice.prompt_text = encoded[p].text;
       GenerationRequest& r = choice.request;
       r.request_id = request_id + "-" + std::to_string(choice.index);
-      r.prompt_ids = prompts[p].ids;
+      r.prompt_ids = encoded[p].ids;
       r.sampling = spec.sampling;
       // n choices with one seed would be n identical samples; offset keeps them
       // distinct and still reproducible.

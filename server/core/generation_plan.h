@@ -11,6 +11,7 @@
 #include <vector>
 
 #include "engine/scheduler/engine.h"
+#include "engine/tokenizer/prompt_token_cache.h"
 #include "server/api/chat_template.h"
 #include "server/api/completion_spec.h"
 
@@ -40,7 +41,8 @@ std::optional<ApiError> check_tokenize_size(size_t text_bytes, const Tokenizer& 
 using ConstraintCompiler =
     std::function<Expected<std::shared_ptr<const CompiledConstraint>>(const ConstraintSpec& spec)>;
 
-ApiResult<GenerationPlan> plan_generation(const CompletionSpec& spec, const Tokenizer& tokenizer,
+// Prompt texts are encoded through `prompts` (its tokenizer is the model's).
+ApiResult<GenerationPlan> plan_generation(const CompletionSpec& spec, PromptTokenCache& prompts,
                                           const ConstraintCompiler& compile, const ChatTemplate& chat_template,
                                           int64_t max_model_len, const std::string& request_id);
 

@@ -15,7 +15,7 @@ void after_choice_finished(ServerContext& ctx, const std::string& key, const std
     return;
   }
   boost::asio::post(ctx.workers(), [&ctx, key, tokens = std::move(tokens), text = std::move(*next_prefix)]() mutable {
-    std::vector<int32_t> canonical = ctx.engine().tokenizer().encode(text);
+    std::vector<int32_t> canonical = ctx.prompt_tokens().encode(text);
     if (canonical.size() > 1) {
       canonical.pop_back();  // may merge with the text that follows it next turn
       // The finish snapshot covers the tokens but the last generated one: when the

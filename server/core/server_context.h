@@ -17,6 +17,7 @@
 #include <boost/asio/thread_pool.hpp>
 
 #include "engine/scheduler/engine.h"
+#include "engine/tokenizer/prompt_token_cache.h"
 #include "server/api/chat_template.h"
 #include "server/api/completion_spec.h"
 #include "server/api/prometheus.h"
@@ -76,6 +77,11 @@ class ServerContext {
   void join_workers() { workers_.join(); }  // before the engine goes away
   int64_t created() const { return created_; }
   FrontEndMetrics& metrics() { return metrics_; }
+  // Prompt texts are encoded through this (thread-safe): a conversation's resent
+  // history reuses the ids of its last turn (prompt_token_cache.h).
+  PromptTokenCache& prompt_tokens() { return prompt_tokens_; }
+  const PromptTokenCache& prompt_tokens() const { return prompt_tokens_; }
+  static constexpr size_t kPromptTokenCacheBytes = size_t(64) << 20;
 
   // "Ready": the model is loaded (always, once this exists), we are not draining
   // and the engine is alive.
@@ -97,6 +103,7 @@ class ServerContext {
   std::string api_key_;  // empty: no authentication
   int64_t created_;
   FrontEndMetrics metrics_;
+  PromptTokenCache prompt_tokens_;
   std::atomic<bool> draining_{false};
   std::string id_salt_;
   std::atomic<uint64_t> next_id_{1};

@@ -54,7 +54,7 @@ PreparedCall prepare(ServerContext& ctx, bool authorized_call, const tnl::v1::Ge
     return p;
   }
   ApiResult<GenerationPlan> plan =
-      plan_generation(spec.value(), ctx.engine().tokenizer(),
+      plan_generation(spec.value(), ctx.prompt_tokens(),
                       [&ctx](const ConstraintSpec& c) { return ctx.engine().compile_constraint(c); },
                       ctx.chat_template(), ctx.engine().options().max_model_len, p.id);
   if (!plan.ok()) {

@@ -52,7 +52,7 @@ void generate(const std::shared_ptr<HttpSession>& session, Request&& request, Ap
     p.spec = kind == ApiKind::kChat ? parse_chat_request(body, ctx.limits()) : parse_completion_request(body, ctx.limits());
     if (!p.spec.ok()) return p;
     p.plan = plan_generation(
-        p.spec.value(), ctx.engine().tokenizer(),
+        p.spec.value(), ctx.prompt_tokens(),
         [&ctx](const ConstraintSpec& c) { return ctx.engine().compile_constraint(c); }, ctx.chat_template(),
         ctx.engine().options().max_model_len, id);
     if (p.plan.ok()) {
@@ -273,9 +273,12 @@ void route_request(const std::shared_ptr<HttpSession>& session, Request&& reques
                                                                             : R"({"status":"dead"})");
   }
   if (is("/metrics", http::verb::get)) {
-    return session->send_response(200, "text/plain; version=0.0.4",
-                                  render_prometheus(ctx.engine().stats(),
-                                                    ctx.metrics().snapshot(ctx.ready(), ctx.engine().health().is_ok())));
+    FrontEndCounters front = ctx.metrics().snapshot(ctx.ready(), ctx.engine().health().is_ok());
+    const PromptTokenCache::Stats prompts = ctx.prompt_tokens().stats();
+    front.prompt_token_cache_hits_total = prompts.hits;
+    front.prompt_token_cache_reused_bytes_total = prompts.reused_bytes;
+    front.prompt_token_cache_encoded_bytes_total = prompts.encoded_bytes;
+    return session->send_response(200, "text/plain; version=0.0.4", render_prometheus(ctx.engine().stats(), front));
   }
 }
 
