@@ -14,8 +14,8 @@ ServerContext::ServerContext(Engine& engine, std::string served_model_name, Chat
       chat_template_(std::move(chat_template)),
       api_key_(std::move(api_key)),
       created_(created_unix_s),
-      front_end_limits_(front_end_limits),
       prompt_tokens_(engine.tokenizer(), kPromptTokenCacheBytes),
+      front_end_limits_(front_end_limits),
       workers_(size_t(std::max(1, front_end_limits.worker_threads))) {
   limits_.served_model = served_model_name_;
   limits_.vocab_size = int32_t(engine.tokenizer().vocab_size());

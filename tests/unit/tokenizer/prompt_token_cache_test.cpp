@@ -5,10 +5,7 @@
 
 #include <gtest/gtest.h>
 
-#include <cstdlib>
-#include <fstream>
 #include <random>
-#include <sstream>
 #include <thread>
 
 #include "engine/tokenizer/word_boundary_split.h"
@@ -18,17 +15,10 @@
 namespace tnl {
 namespace {
 
-std::string read_file(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
 // Pieces of corpus and of text that BPE merges across spaces would trip on:
 // runs of blanks, tabs, non-ASCII, byte-fallback characters, digits, punctuation.
 std::string random_turn(std::mt19937& rng, size_t bytes) {
-  static const std::string corpus = read_file(test::source_dir() / "tests/data/tokenizer_corpus.txt") +
+  static const std::string corpus = test::tokenizer_corpus() +
                                     "  runs   of\tblanks caf\xc3\xa9 na\xc3\xafve 42% x 08:45 \xe4\xbb\x8a\xe5\xa4\xa9 a "
                                     "\xf0\x9f\xa6\x84 b 1234567 c.d e,f (g) ";
   const size_t begin = rng() % (corpus.size() - bytes);
@@ -148,11 +138,7 @@ TEST(PromptTokenCacheDefaultModel, ShippedModelConversationsEncodeExactly) {
 
 TEST(PromptTokenCacheUnigram, AModelThatCannotBeCutIsEncodedWhole) {
   const auto dir = test::fresh_temp_dir("prompt-cache-unigram");
-  const std::string command = "spm_train --input='" + (test::source_dir() / "tests/data/tokenizer_corpus.txt").string() +
-                              "' --model_prefix='" + (dir / "tokenizer").string() +
-                              "' --vocab_size=400 --model_type=unigram --minloglevel=2 > '" +
-                              (dir / "spm_train.log").string() + "' 2>&1";
-  ASSERT_EQ(std::system(command.c_str()), 0) << command;
+  ASSERT_TRUE(test::train_unigram_tokenizer(dir));
   auto loaded = Tokenizer::load(dir);
   ASSERT_TRUE(loaded.has_value()) << loaded.status().to_string();
   ASSERT_FALSE((*loaded)->word_separable());

@@ -8,7 +8,9 @@
 
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <memory>
+#include <sstream>
 #include <string>
 
 #include "engine/tokenizer/tokenizer.h"
@@ -38,6 +40,26 @@ inline bool train_tokenizer(const std::filesystem::path& dir) {
   const int rc = std::system(command.c_str());
   EXPECT_EQ(rc, 0) << command;
   return rc == 0 && std::filesystem::exists(dir / "tokenizer.model");
+}
+
+// Trains a small unigram model into dir/tokenizer.model: a model that is not
+// word-separable (its encodings must never be cut).
+inline bool train_unigram_tokenizer(const std::filesystem::path& dir) {
+  const std::string command = "spm_train --input='" + (source_dir() / "tests/data/tokenizer_corpus.txt").string() +
+                              "' --model_prefix='" + (dir / "tokenizer").string() +
+                              "' --vocab_size=400 --model_type=unigram --minloglevel=2 > '" +
+                              (dir / "spm_train.log").string() + "' 2>&1";
+  const int rc = std::system(command.c_str());
+  EXPECT_EQ(rc, 0) << command;
+  return rc == 0 && std::filesystem::exists(dir / "tokenizer.model");
+}
+
+// The shipped tokenizer corpus: text for tests that cut and join encodings.
+inline std::string tokenizer_corpus() {
+  std::ifstream in(source_dir() / "tests/data/tokenizer_corpus.txt", std::ios::binary);
+  std::stringstream s;
+  s << in.rdbuf();
+  return s.str();
 }
 
 // Fixture: one trained model per test binary, in model_dir(), loaded as tokenizer().

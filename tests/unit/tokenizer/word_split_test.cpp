@@ -3,10 +3,7 @@
 // model and any cut; models where that cannot be promised are never cut.
 #include <gtest/gtest.h>
 
-#include <cstdlib>
-#include <fstream>
 #include <random>
-#include <sstream>
 
 #include "engine/tokenizer/tokenizer.h"
 #include "engine/tokenizer/word_boundary_split.h"
@@ -16,16 +13,9 @@
 namespace tnl {
 namespace {
 
-std::string read_file(const std::filesystem::path& path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
 // The corpus plus text with runs of blanks, tabs, non-ASCII and byte-fallback characters.
 std::string mixed_text() {
-  std::string text = read_file(test::source_dir() / "tests/data/tokenizer_corpus.txt");
+  std::string text = test::tokenizer_corpus();
   text += "  leading spaces,   inner runs\tand a tab\nand a newline caf\xc3\xa9 na\xc3\xafve 42% x 08:45 ";
   text += "\xe4\xbb\x8a\xe5\xa4\xa9 a \xf0\x9f\xa6\x84 b \xf0\x9d\x84\x9e c \xe0\xa4\xa8\xe0\xa4\xae d. End";
   return text;
@@ -87,11 +77,7 @@ TEST(WordSplitDefaultModel, ShippedModelEncodesTheSameInParts) {
 
 TEST(WordSplitUnigram, UnigramModelIsNeverCut) {
   const auto dir = test::fresh_temp_dir("word-split-unigram");
-  const std::string command = "spm_train --input='" + (test::source_dir() / "tests/data/tokenizer_corpus.txt").string() +
-                              "' --model_prefix='" + (dir / "tokenizer").string() +
-                              "' --vocab_size=400 --model_type=unigram --minloglevel=2 > '" +
-                              (dir / "spm_train.log").string() + "' 2>&1";
-  ASSERT_EQ(std::system(command.c_str()), 0) << command;
+  ASSERT_TRUE(test::train_unigram_tokenizer(dir));
   auto loaded = Tokenizer::load(dir);
   ASSERT_TRUE(loaded.has_value()) << loaded.status().to_string();
   EXPECT_FALSE((*loaded)->word_separable());
