@@ -23,8 +23,11 @@ bool better_logprob(const TokenLogprob& a, const TokenLogprob& b) {
 }  // namespace
 
 Sampler::Sampler(SamplingParams params, const std::vector<int32_t>& prompt_ids)
-    : params_(std::move(params)), rng_(make_rng(params_.seed)), prompt_ids_(prompt_ids) {
-  // The repetition penalty only needs the set of prompt tokens.
+    : params_(std::move(params)), rng_(make_rng(params_.seed)) {
+  // Only the repetition penalty reads the prompt, and only as a set. Kept only then:
+  // sorting a long prompt costs ~0.1 ms, on the engine's step loop.
+  if (params_.repetition_penalty == 1.0f) return;
+  prompt_ids_ = prompt_ids;
   std::sort(prompt_ids_.begin(), prompt_ids_.end());
   prompt_ids_.erase(std::unique(prompt_ids_.begin(), prompt_ids_.end()), prompt_ids_.end());
 }

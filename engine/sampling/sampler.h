@@ -87,7 +87,7 @@ class Sampler {
 
   SamplingParams params_;
   std::mt19937_64 rng_;
-  std::vector<int32_t> prompt_ids_;                         // sorted, unique
+  std::vector<int32_t> prompt_ids_;                         // sorted, unique; empty without a repetition penalty
   std::vector<std::pair<int32_t, int32_t>> output_counts_;  // (token, count), sorted by token
   std::vector<Candidate> candidates_;                       // scratch, one per vocabulary entry
   std::vector<uint8_t> survives_;                           // scratch: by id, kept for the draw
