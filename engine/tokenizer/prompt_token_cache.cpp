@@ -25,14 +25,7 @@ PromptTokenCache::PromptTokenCache(const Tokenizer& tokenizer, size_t max_bytes)
     : tokenizer_(tokenizer), max_bytes_(tokenizer.word_separable() ? max_bytes : 0) {}
 
 std::vector<int32_t> PromptTokenCache::encode(std::string_view text) {
-  const std::vector<int32_t> body = encode_plain(text);
-  std::vector<int32_t> ids;
-  ids.reserve(body.size() + 2);
-  // A model without BOS/EOS reports id -1: nothing to add then (as Tokenizer::encode).
-  if (tokenizer_.add_bos() && tokenizer_.bos_id() >= 0) ids.push_back(tokenizer_.bos_id());
-  ids.insert(ids.end(), body.begin(), body.end());
-  if (tokenizer_.add_eos() && tokenizer_.eos_id() >= 0) ids.push_back(tokenizer_.eos_id());
-  return ids;
+  return tokenizer_.with_special_tokens(encode_plain(text));
 }
 
 std::vector<int32_t> PromptTokenCache::encode_plain(std::string_view text) {

@@ -208,9 +208,10 @@ std::vector<int32_t> Tokenizer::encode_plain_in_parts(std::string_view text, siz
   return encode_parts(split_at_word_boundaries(text, word_split_, parts));
 }
 
-std::vector<int32_t> Tokenizer::encode(std::string_view text) const {
+std::vector<int32_t> Tokenizer::encode(std::string_view text) const { return with_special_tokens(encode_plain(text)); }
+
+std::vector<int32_t> Tokenizer::with_special_tokens(const std::vector<int32_t>& body) const {
   std::vector<int32_t> ids;
-  const std::vector<int32_t> body = encode_plain(text);
   ids.reserve(body.size() + 2);
   // A model without BOS/EOS reports id -1: nothing to add then.
   if (add_bos_ && bos_id() >= 0) ids.push_back(bos_id());

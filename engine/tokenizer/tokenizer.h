@@ -26,6 +26,9 @@ class Tokenizer {
 
   // Text → ids, with BOS/EOS as the tokenizer config says.
   std::vector<int32_t> encode(std::string_view text) const;
+  // encode_plain's ids with BOS/EOS added as the tokenizer config says (what
+  // encode() returns for the same text).
+  std::vector<int32_t> with_special_tokens(const std::vector<int32_t>& body) const;
   // Text → ids without special tokens. A long text (≥ 2 × kMinPartBytes) of a
   // word-separable model is cut at word boundaries and its parts are encoded at
   // once on short-lived threads joined before the return: the same ids as one
