@@ -454,23 +454,42 @@ class CudaBackend final : public Backend {
 
     // Token mixer: qkvu = SRMSNorm(x) · Wqkvuᵀ
     TNL_CUDA_TRY(cuda::srms_norm<T>(act_.x.get(), d, nullptr, N, act_.a.get(), stream_));
-    TNL_RETURN_IF_ERROR(gemm_xwt(cublas_, act_.a.get(), w.qkvu.get(), Nb, d, 4 * D, act_.qkvu.get()));
+    TNL_RETURN_IF_ERROR(projection(Projection::kQkvu, w, Nb));
     if (w.qkvu_bias.get()) TNL_CUDA_TRY(cuda::add_bias<T>(act_.qkvu.get(), w.qkvu_bias.get(), N, 4 * D, stream_));
     TNL_RETURN_IF_ERROR(attention(l, s));
     TNL_RETURN_IF_ERROR(norm_gate(N));
-    TNL_RETURN_IF_ERROR(gemm_xwt_f32(cublas_, act_.o.get(), w.out.get(), Nb, D, d, act_.x.get(), residual_beta()));
+    TNL_RETURN_IF_ERROR(projection(Projection::kOut, w, Nb));
     if (w.out_bias.get()) TNL_CUDA_TRY(cuda::add_bias_f32<T>(act_.x.get(), w.out_bias.get(), N, d, stream_));
     if (comm_) TNL_RETURN_IF_ERROR(comm_->all_reduce_sum(act_.x.get(), N * d));
 
     // Channel mixer: x += ((a·W1ᵀ) ⊙ (a·W2ᵀ)) · W3ᵀ
     TNL_CUDA_TRY(cuda::srms_norm<T>(act_.x.get(), d, nullptr, N, act_.a.get(), stream_));
-    TNL_RETURN_IF_ERROR(gemm_xwt(cublas_, act_.a.get(), w.w12.get(), Nb, d, 2 * G, act_.h12.get()));
+    TNL_RETURN_IF_ERROR(projection(Projection::kW12, w, Nb));
     if (w.b12.get()) TNL_CUDA_TRY(cuda::add_bias<T>(act_.h12.get(), w.b12.get(), N, 2 * G, stream_));
     TNL_CUDA_TRY(cuda::sglu_product<T>(act_.h12.get(), N, G, act_.a.get(), stream_));
-    TNL_RETURN_IF_ERROR(gemm_xwt_f32(cublas_, act_.a.get(), w.l3.get(), Nb, G, d, act_.x.get(), residual_beta()));
+    TNL_RETURN_IF_ERROR(projection(Projection::kL3, w, Nb));
     if (w.l3_bias.get()) TNL_CUDA_TRY(cuda::add_bias_f32<T>(act_.x.get(), w.l3_bias.get(), N, d, stream_));
     if (comm_) TNL_RETURN_IF_ERROR(comm_->all_reduce_sum(act_.x.get(), N * d));
     return Status::ok();
+  }
+
+  // A layer's four projections, on `rows` rows of their fixed operands:
+  //   kQkvu: qkvu = a · Wqkvuᵀ          kOut: x (fp32) += o · Woutᵀ
+  //   kW12:  h12 = a · [W1; W2]ᵀ        kL3:  x (fp32) += a · W3ᵀ
+  // layer() and the start-up warm-up both call them, so the warmed shapes are the
+  // served ones.
+  enum class Projection { kQkvu, kOut, kW12, kL3 };
+  Status projection(Projection p, const CudaLayerWeights<T>& w, int64_t rows) {
+    const int64_t d = config_.dim, D = config_.hidden_dim, G = config_.glu_dim;
+    switch (p) {
+      case Projection::kQkvu: return gemm_xwt(cublas_, act_.a.get(), w.qkvu.get(), rows, d, 4 * D, act_.qkvu.get());
+      case Projection::kOut:
+        return gemm_xwt_f32(cublas_, act_.o.get(), w.out.get(), rows, D, d, act_.x.get(), residual_beta());
+      case Projection::kW12: return gemm_xwt(cublas_, act_.a.get(), w.w12.get(), rows, d, 2 * G, act_.h12.get());
+      case Projection::kL3:
+        return gemm_xwt_f32(cublas_, act_.a.get(), w.l3.get(), rows, G, d, act_.x.get(), residual_beta());
+    }
+    return internal_error("unknown projection");
   }
 
   // Calls every GEMM shape of a step once for each row bucket up to `max_tokens`
@@ -478,15 +497,12 @@ class CudaBackend final : public Backend {
   // before serving (gemm_rows.h). Layer 0's weights stand for every layer's (the
   // same shapes); the buffers' contents are overwritten by the next step.
   Status warm_gemm_buckets(int64_t max_tokens, int64_t max_rows) {
-    const CudaLayerWeights<T>& w = weights_.layers[0];
-    const int64_t d = config_.dim, D = config_.hidden_dim, G = config_.glu_dim;
     const bool small = small_batch_fits_;
     for (int64_t n = 1; n <= gemm_row_bucket(max_tokens); n = next_gemm_row_bucket(n)) {
       if (small && n <= cuda::kSmallBatchMaxRows) continue;  // those layers never call cuBLAS
-      TNL_RETURN_IF_ERROR(gemm_xwt(cublas_, act_.a.get(), w.qkvu.get(), n, d, 4 * D, act_.qkvu.get()));
-      TNL_RETURN_IF_ERROR(gemm_xwt_f32(cublas_, act_.o.get(), w.out.get(), n, D, d, act_.x.get(), residual_beta()));
-      TNL_RETURN_IF_ERROR(gemm_xwt(cublas_, act_.a.get(), w.w12.get(), n, d, 2 * G, act_.h12.get()));
-      TNL_RETURN_IF_ERROR(gemm_xwt_f32(cublas_, act_.a.get(), w.l3.get(), n, G, d, act_.x.get(), residual_beta()));
+      for (Projection p : {Projection::kQkvu, Projection::kOut, Projection::kW12, Projection::kL3}) {
+        TNL_RETURN_IF_ERROR(projection(p, weights_.layers[0], n));
+      }
     }
     for (int64_t r = 1; r <= gemm_row_bucket(max_rows); r = next_gemm_row_bucket(r)) {
       TNL_RETURN_IF_ERROR(logits_gemm(r));
