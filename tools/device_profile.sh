@@ -34,3 +34,14 @@ if [ "${TNL_PROFILE_DETAIL:-0}" = 1 ]; then
   bench="/tmp/tnl/bin/tnl-bench --config tools/bench/configs/tnl-385m.json --skip-engine --reps 3"
   detail lightning lightning_kernel 2 --prefill-attn-lengths 32768 --decode-kernel-batches 1
 fi
+# The sampling kernel on tnl-bench's top-p rows (256 × 64k, T=0.8, top-p 0.9): its
+# greedy figure launches it 23 times first, so launch 26 is a top-p one. Source
+# counters say which instructions the warps stall on.
+if [ "${TNL_PROFILE_SAMPLING:-0}" = 1 ]; then
+  ncu --clock-control none -k "regex:sample_rows_kernel" --launch-skip 26 --launch-count 1 \
+      --section SpeedOfLight --section Occupancy --section WarpStateStats --section ComputeWorkloadAnalysis \
+      --section LaunchStats --section SourceCounters --section InstructionStats \
+      /tmp/tnl/bin/tnl-bench --config tools/bench/configs/tnl-385m.json --skip-engine --reps 3 \
+      --prefill-attn-lengths 1024 --decode-kernel-batches 1 > "$OUT/ncu_sampling.txt" 2>&1
+  echo "== detail sampling: $(grep -c 'Section: ' "$OUT/ncu_sampling.txt") sections"
+fi
