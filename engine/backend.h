@@ -80,6 +80,13 @@ struct StepPlan {
   // the masks are computed on the host while the device runs the step. It fills
   // the masks only. An error fails the step.
   std::function<Status()> prepare_sampling;
+  // Set by the engine: host work that does not depend on this step (handing the
+  // previous step's tokens to their streams). A backend that runs the step
+  // asynchronously calls it once, after the step is enqueued and before it waits
+  // for the device, so that the host work overlaps the device's; others may call
+  // it at the start of run_step, or not at all (the engine then runs it after
+  // run_step returns). Only the leading rank of a tensor-parallel group calls it.
+  std::function<void()> while_running;
   bool empty() const { return chunks.empty() && copies_before.empty() && copies_after.empty(); }
 };
 

@@ -146,7 +146,7 @@ if has streams; then
       echo "-- --prefix-cache $cache"
       serve_385m 18050 --prefix-cache $cache --step-trace /tmp/tnl/trace_streams_$cache.jsonl || break
       python3 tools/loadgen/loadgen.py --port 18050 --corpus $corpus --concurrency 256 --num-requests 1024 --warmup 2 \
-        --input-tokens 256 --output-tokens 256 --quiet | grep -E "concurrency 256|TPOT|ITL|throughput|step_time|evictions"
+        --input-tokens 256 --output-tokens 256 --quiet | grep -E "concurrency 256|TPOT|ITL|throughput|step_time|evictions|client"
       kill -TERM $server_pid; wait $server_pid
       python3 tools/step_trace_summary.py /tmp/tnl/trace_streams_$cache.jsonl | head -16
     done

@@ -95,6 +95,9 @@ class CpuBackend final : public Backend {
   Status run_step(const StepPlan& plan, StepOutput* out) override {
     TNL_RETURN_IF_ERROR(validate_step_plan(plan, config_, num_slots_));
     TNL_RETURN_IF_ERROR(validate_state_copies(plan, *this));
+    // Nothing runs asynchronously here: the engine's host work goes first, so that
+    // the previous step's tokens reach their streams before this step computes.
+    if (shard_.rank == 0 && plan.while_running) plan.while_running();
     copy_states(plan.copies_before);
     if (plan.chunks.empty()) {
       *out = StepOutput{config_.vocab_size, {}, {}, {}};

@@ -267,6 +267,7 @@ class CudaBackend final : public Backend {
       TNL_CUDA_TRY(cudaMemcpyAsync(out->logits.data(), act_.logits.get(), size_t(rows * V) * sizeof(float),
                                    cudaMemcpyDeviceToHost, stream_));
     }
+    if (leader && plan.while_running) plan.while_running();  // the host's share, while the device runs
     TNL_CUDA_TRY(cudaStreamSynchronize(stream_));
     if (leader) sampler_.collect(plan.chunks.size(), &out->sampled);
     return Status::ok();

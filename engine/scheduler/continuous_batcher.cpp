@@ -341,8 +341,15 @@ void ContinuousBatcher::step() {
   if (on_scheduled_) on_scheduled_(scheduler_.num_running(), scheduler_.num_waiting());
   swap_out(step);
   drop_invalid_chunks(&step);
-  if (step.empty()) return;
+  if (step.empty()) {
+    emit_deferred_events();
+    return;
+  }
   attach_device_sampling(&step);
+  // The previous step's token events go out while the device runs this one (the
+  // backend calls this between enqueueing and waiting); any the backend did not
+  // send go right after it.
+  if (!deferred_events_.empty()) step.plan.while_running = [this] { emit_deferred_events(); };
 
   Status status;
   try {
@@ -353,6 +360,7 @@ void ContinuousBatcher::step() {
     status = internal_error(std::string("backend threw: ") + e.what());
   }
   record.run_end = EngineClock::now();
+  emit_deferred_events();
   if (record.run_start == EngineClock::time_point()) record.run_start = record.run_end;
   if (status.is_ok()) status = check_output(step, output_);
   if (!status.is_ok()) {
@@ -469,14 +477,29 @@ void ContinuousBatcher::process_output(const ScheduledStep& step, const StepOutp
     }
     sample_from_row(c.seq, *c.logits, now, &sampled);
   }
-  // One event per sequence that produced a token this step.
+  // One event per sequence that produced a token this step: a first token at
+  // once, a later one while the next step runs (header comment).
   for (const auto& [id, reason] : sampled) {
     if (reason == FinishReason::kNone) {
-      requests_.at(id)->emit(FinishReason::kNone);
+      RequestState& state = *requests_.at(id);
+      if (state.completion_tokens() > 1) {
+        deferred_events_.push_back(id);
+      } else {
+        state.emit(FinishReason::kNone);
+      }
     } else {
       finish(id, reason, reason == FinishReason::kError ? requests_.at(id)->error() : Status::ok());
     }
   }
+}
+
+void ContinuousBatcher::emit_deferred_events() {
+  for (uint64_t id : deferred_events_) {
+    // A request that finished meanwhile sent its tokens with its last event.
+    auto it = requests_.find(id);
+    if (it != requests_.end() && it->second->has_new_tokens()) it->second->emit(FinishReason::kNone);
+  }
+  deferred_events_.clear();
 }
 
 EngineStats ContinuousBatcher::stats() const {

@@ -1,7 +1,18 @@
 // ContinuousBatcher: the body of the engine's step loop, without the thread.
 // Owns the Scheduler and every RequestState; borrows the backend and tokenizer.
 // step() = schedule → backend.run_step → sample → events. Single-threaded by
-// design: only the engine's step-loop thread calls it (tests call it directly).
+// design: only the engine's step-loop thread calls it (tests call it directly);
+// the one callback it hands the backend (StepPlan::while_running) runs inside
+// run_step, on the thread that runs the step, while step() waits for it.
+//
+// Overlap: handing a token to its stream (a post to a front end's executor, ~1–2
+// µs) is the largest host cost of a decode step at a few hundred streams. So the
+// events that only carry a sequence's next token are deferred: step k+1 hands
+// them to their sinks while the device runs it (StepPlan::while_running), and the
+// device never waits for them. Everything that decides what runs next — sampling,
+// stop checks, detokenizing, finishing — still happens before step k+1 is
+// planned; first tokens and last events are never deferred (time to first token,
+// and a finished request's sink hears everything at once).
 #pragma once
 
 #include <cstdint>
@@ -75,7 +86,11 @@ class ContinuousBatcher {
   const StateBlobLayout& layout() const { return layout_; }
   PrefixCache& prefix_cache() { return scheduler_.prefix_cache(); }
 
-  bool has_work() const { return scheduler_.has_work(); }
+  // Hands the deferred token events to their sinks now (step() does it while the
+  // next step runs; tests that step by hand call it to see a step's tokens).
+  void emit_deferred_events();
+
+  bool has_work() const { return scheduler_.has_work() || !deferred_events_.empty(); }
   int32_t num_running() const { return scheduler_.num_running(); }
   int32_t num_waiting() const { return scheduler_.num_waiting(); }
   int32_t slots_used() const { return scheduler_.slots_used(); }
@@ -136,6 +151,7 @@ class ContinuousBatcher {
   std::function<void(int32_t, int32_t)> on_scheduled_;
   std::unique_ptr<StepTrace> trace_;  // optional
   int32_t first_tokens_this_step_ = 0;  // for the trace
+  std::vector<uint64_t> deferred_events_;  // requests whose next-token event waits for the next step
 };
 
 }  // namespace tnl

@@ -144,16 +144,18 @@ class PriorityPreemptionTest : public ::testing::Test {
       batcher_->add_group(ids, std::move(rs), std::move(sinks), EngineClock::now());
       return ids;
     }
+    // One step() and its tokens handed out (the engine's loop does that while the
+    // next step runs).
     void step(int n = 1) {
-      for (int i = 0; i < n && batcher_->has_work(); ++i) batcher_->step();
+      for (int i = 0; i < n && batcher_->has_work(); ++i) step_once();
     }
     void run_to_end() {
-      for (int i = 0; i < 10000 && batcher_->has_work(); ++i) batcher_->step();
+      for (int i = 0; i < 10000 && batcher_->has_work(); ++i) step_once();
       EXPECT_FALSE(batcher_->has_work());
     }
     // Steps until `id` has produced `n` tokens.
     void run_until_tokens(uint64_t id, size_t n) {
-      for (int i = 0; i < 1000 && collectors_[id]->tokens().size() < n; ++i) batcher_->step();
+      for (int i = 0; i < 1000 && collectors_[id]->tokens().size() < n; ++i) step_once();
       ASSERT_GE(collectors_[id]->tokens().size(), n);
     }
     Outcome outcome(uint64_t id) const { return outcome_of(*collectors_.at(id)); }
@@ -163,6 +165,10 @@ class PriorityPreemptionTest : public ::testing::Test {
     const std::vector<uint64_t>& finish_order() const { return finish_order_; }
 
    private:
+    void step_once() {
+      batcher_->step();
+      batcher_->emit_deferred_events();
+    }
     EventSink sink(uint64_t id) {
       auto& c = collectors_[id];
       c = std::make_unique<EventCollector>();

@@ -97,6 +97,7 @@ class FakeBackend : public Backend {
   }
 
   Status run_step(const StepPlan& plan, StepOutput* out) override {
+    if (plan.while_running) plan.while_running();  // as the CPU backend: first, before any gate
     {
       std::unique_lock<std::mutex> lock(mu_);
       ++steps_entered_;
