@@ -17,7 +17,11 @@
 // reference but for expf's last bit).
 // Shared memory: ≈ 36 KB static (per-warp 256-bin histograms, two u32 halves)
 // and up to kCompactCapacity × 8 bytes dynamic (the compacted candidates; fewer
-// where the device's opt-in shared memory per block is smaller than a Hopper's).
+// where the device's shared memory is smaller than a Hopper's). Two CTAs share an
+// SM (registers capped at 64 a thread, and each takes at most half the SM's
+// shared memory): a batch of 256 rows then runs in one wave on an H200's 132 SMs
+// with 32 warps an SM, where one CTA an SM (124 registers) left the SM at 16
+// warps stalled on shared-memory atomics and barriers (IPC 1.85).
 #include <algorithm>
 
 #include "kernels/cuda/device_math.cuh"
@@ -38,7 +42,8 @@ constexpr int kLowBits = 18;
 constexpr u64 kLowMask = (u64(1) << kLowBits) - 1;
 
 // Candidates a compacted top-p row may keep in shared memory (value + id each).
-constexpr int kCompactCapacity = 12288;
+constexpr int kCompactCapacity = 9216;
+constexpr int kBlocksPerSm = 2;
 constexpr int kMinCompactCapacity = 1024;  // below this the compacted path is not worth a launch option
 constexpr size_t kCompactEntryBytes = sizeof(float) + sizeof(int32_t);
 constexpr int kMaxSlices = 8;  // slices of one compaction batch (kLoadBatch or kLoadBatch4)
@@ -511,7 +516,7 @@ __device__ bool top_p_compacted(const float* x, int64_t V, const RowSampling& p,
   return true;
 }
 
-__global__ void __launch_bounds__(kThreads, 1) sample_rows_kernel(const float* __restrict__ logits, int64_t V,
+__global__ void __launch_bounds__(kThreads, kBlocksPerSm) sample_rows_kernel(const float* __restrict__ logits, int64_t V,
                                                                const SampleRowArgs* __restrict__ rows,
                                                                const PenaltyEntry* __restrict__ entries,
                                                                const uint32_t* __restrict__ masks, float* work,
@@ -654,14 +659,18 @@ cudaError_t sample_rows(const float* logits, int64_t vocab, const SampleRowArgs*
     return cudaErrorInvalidValue;  // the fixed-point sums are exact up to 2¹⁷ candidates
   }
   if (num_rows == 0) return cudaSuccess;
-  // The compacted candidates take what the device lets one block opt into beyond
-  // the static part (227 KB per block on Hopper, 99 KB on sm_86/89), up to
-  // kCompactCapacity; too little and top-p takes the full passes.
-  int device = 0, optin = 0;
+  // The compacted candidates take a block's share of the SM's shared memory
+  // (kBlocksPerSm share an SM; 228 KB per SM on Hopper, 100 KB on sm_86/89) beyond
+  // the static part, up to kCompactCapacity; too little and top-p takes the full
+  // passes.
+  int device = 0, optin = 0, per_sm = 0, reserved = 0;
   cudaError_t e = cudaGetDevice(&device);
   if (e == cudaSuccess) e = cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, device);
+  if (e == cudaSuccess) e = cudaDeviceGetAttribute(&per_sm, cudaDevAttrMaxSharedMemoryPerMultiprocessor, device);
+  if (e == cudaSuccess) e = cudaDeviceGetAttribute(&reserved, cudaDevAttrReservedSharedMemoryPerBlock, device);
   if (e != cudaSuccess) return e;
-  const int64_t room = (int64_t(optin) - int64_t(sizeof(SampleShared))) / int64_t(kCompactEntryBytes);
+  const int64_t share = std::min<int64_t>(optin, per_sm / kBlocksPerSm - reserved);
+  const int64_t room = (share - int64_t(sizeof(SampleShared))) / int64_t(kCompactEntryBytes);
   int32_t capacity = int32_t(std::min<int64_t>(kCompactCapacity, room)) / 4 * 4;  // float4-aligned ids after vals
   if (capacity < kMinCompactCapacity) capacity = 0;
   const size_t bytes = size_t(capacity) * kCompactEntryBytes;
