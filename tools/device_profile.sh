@@ -44,4 +44,10 @@ if [ "${TNL_PROFILE_SAMPLING:-0}" = 1 ]; then
       /tmp/tnl/bin/tnl-bench --config tools/bench/configs/tnl-385m.json --skip-engine --reps 3 \
       --prefill-attn-lengths 1024 --decode-kernel-batches 1 > "$OUT/ncu_sampling.txt" 2>&1
   echo "== detail sampling: $(grep -c 'Section: ' "$OUT/ncu_sampling.txt") sections"
+  # Per-instruction counts (SASS): which loops the warps spend their issue slots in.
+  ncu --clock-control none -k "regex:sample_rows_kernel" --launch-skip 26 --launch-count 1 --section SourceCounters \
+      --page source --print-source sass --csv \
+      /tmp/tnl/bin/tnl-bench --config tools/bench/configs/tnl-385m.json --skip-engine --reps 3 \
+      --prefill-attn-lengths 1024 --decode-kernel-batches 1 2>&1 | gzip > "$OUT/ncu_sampling_sass.csv.gz"
+  echo "== sampling SASS page: $(zcat "$OUT/ncu_sampling_sass.csv.gz" | wc -l) lines"
 fi
