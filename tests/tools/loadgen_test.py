@@ -27,8 +27,11 @@ sys.path.insert(0, LOADGEN_DIR)
 sys.path.insert(0, os.path.join(SOURCE_DIR, "tests", "server", "integration"))
 
 import client_http  # noqa: E402
+import report  # noqa: E402
 import server_metrics  # noqa: E402
 import stats  # noqa: E402
+from records import RequestResult  # noqa: E402
+from runner import PhaseResult, PhaseSpec  # noqa: E402
 from workloads import LengthDist  # noqa: E402
 
 HAVE_SERVER = bool(os.environ.get("TNL_SERVER_BIN") and os.environ.get("TNL_MAKE_TEST_MODEL_BIN"))
@@ -78,6 +81,25 @@ class StatsTest(unittest.TestCase):
         h = d["histograms"]["tnl_h_seconds"]
         self.assertEqual((h["count"], h["mean"]), (4, 0.1))
         self.assertAlmostEqual(h["p50"], 0.05)
+
+    def test_held_output_rate_counts_the_tokens_inside_the_window(self):
+        # Chunks at 1.0, 1.5, 2.0, 2.5 (4 tokens); at 2.2, 2.8, 3.4 (6 tokens: 2 a chunk);
+        # one from before the window; a failed request that streamed nothing.
+        a = RequestResult(0, 1, 0.5, t_first=1.0, t_end=2.5, ok=True, output_tokens=4, gaps=[0.5, 0.5, 0.5],
+                          warmup=True)
+        b = RequestResult(1, 1, 2.0, t_first=2.2, t_end=3.4, ok=True, output_tokens=6, gaps=[0.6, 0.6])
+        c = RequestResult(2, 1, 0.0, t_first=0.2, t_end=0.9, ok=True, output_tokens=2, gaps=[0.7], warmup=True)
+        d = RequestResult(3, 1, 2.0, t_end=2.1, error="http_500")
+        whole = RequestResult(4, 1, 2.0, t_end=2.9, ok=True, output_tokens=5)  # not streamed: all at t_end
+        self.assertEqual(report.tokens_between(a, 1.5, 3.0), 3.0)
+        self.assertEqual(report.tokens_between(b, 1.5, 3.0), 4.0)
+        self.assertEqual(report.tokens_between(c, 1.5, 3.0), 0.0)
+        self.assertEqual(report.tokens_between(d, 1.5, 3.0), 0.0)
+        self.assertEqual(report.tokens_between(whole, 1.5, 3.0), 5.0)
+        self.assertEqual(report.tokens_between(whole, 1.5, 2.5), 0.0)
+        phase = PhaseResult(PhaseSpec("closed", 2), results=[a, b, c, d, whole], t_measure=1.5, t_closed=3.0)
+        self.assertEqual(report.held_output_rate(phase), round(12.0 / 1.5, 1))
+        self.assertIsNone(report.held_output_rate(PhaseResult(PhaseSpec("closed", 2), t_measure=2.0, t_closed=2.0)))
 
     def test_length_distributions(self):
         rng = random.Random(1)
@@ -182,6 +204,7 @@ class LoadgenAgainstServerTest(unittest.TestCase):
             self.assertGreater(t["requests_per_s"], 0)
             self.assertGreater(t["output_tokens_per_s"], 0)
             self.assertGreater(t["total_tokens_per_s"], t["output_tokens_per_s"])
+            self.assertGreater(t["held_output_tokens_per_s"], 0)
             self.assertEqual(run["tokens"]["output_mean"], 12.0, "ignore_eos: exactly max_tokens")
             self.assertIn("good_requests", run["goodput"])
             m = run["server_metrics"]

@@ -34,6 +34,37 @@ def is_good(r, slo):
     return True
 
 
+def tokens_between(result, a, b):
+    """Output tokens of `result` that reached the client in [a, b): its text-bearing
+    chunks arrive at t_first and then after each gap, and each chunk counts for an
+    equal share of the request's output tokens (the server streams one token a
+    chunk, more only when it coalesces). A response that did not stream arrives
+    whole at t_end."""
+    if not result.output_tokens:
+        return 0.0
+    if result.t_first is None:
+        return float(result.output_tokens) if result.ok and result.t_end is not None and a <= result.t_end < b else 0.0
+    t = result.t_first
+    inside = 1 if a <= t < b else 0
+    for g in result.gaps:
+        t += g
+        inside += 1 if a <= t < b else 0
+    return result.output_tokens * inside / (len(result.gaps) + 1)
+
+
+def held_output_rate(phase):
+    """Output tokens per second while the load was held: every token that arrived
+    between the end of the warm-up and the window's close (warm-up requests' tokens
+    included), over that time. The throughput figures count whole measured
+    requests over a window that also holds the warm-up requests' tails and the
+    drain, when fewer streams are left: at the concurrency or rate itself this is
+    the rate the server kept up."""
+    a, b = phase.t_measure, phase.t_closed
+    if b <= a:
+        return None
+    return round(sum(tokens_between(r, a, b) for r in phase.results) / (b - a), 1)
+
+
 def phase_report(phase, slo, *, save_requests=False):
     spec = phase.spec
     measured = [r for r in phase.results if not r.warmup]
@@ -87,6 +118,7 @@ def phase_report(phase, slo, *, save_requests=False):
             "output_tokens_per_s": round(out_tokens / window, 1),
             "total_tokens_per_s": round((out_tokens + prompt_tokens) / window, 1) if prompt_known else None,
             "input_tokens_per_s": round(prompt_tokens / window, 1) if prompt_known else None,
+            "held_output_tokens_per_s": held_output_rate(phase),
         },
         "tokens": {
             "output_total": out_tokens,

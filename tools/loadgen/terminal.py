@@ -86,7 +86,8 @@ def detail(r):
     t = r["throughput"]
     parts.append(f"throughput: {_fmt(t['requests_per_s'], 2)} req/s, {_fmt(t['output_tokens_per_s'])} output tok/s, "
                  f"{_fmt(t['total_tokens_per_s'])} total tok/s over {r['duration_s']:.1f} s "
-                 f"(mean prompt {_fmt(r['tokens']['prompt_mean'])}, output {_fmt(r['tokens']['output_mean'])} tokens)")
+                 f"(mean prompt {_fmt(r['tokens']['prompt_mean'])}, output {_fmt(r['tokens']['output_mean'])} tokens); "
+                 f"{_fmt(t['held_output_tokens_per_s'])} output tok/s while the load was held")
     g = r["goodput"]
     if g["slo"]:
         slo = ", ".join(f"{k} <= {v}" for k, v in g["slo"].items())
