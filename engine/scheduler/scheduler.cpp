@@ -84,7 +84,13 @@ void Scheduler::enqueue(Sequence seq) {
 int32_t Scheduler::next_chunk_len(const Sequence& seq) const {
   // Fixed boundaries: the chunk ends at the next multiple of prefill_chunk, whatever
   // the load, so the backend sees the same pieces as when the sequence runs alone.
+  // A sequence that starts from an unaligned state (a finish snapshot, an imported
+  // state) and whose rest of the prompt fits in one chunk takes it whole: the next
+  // turn of a conversation then prefills in one step, not two, when it crosses a
+  // multiple. Either way the pieces depend on the sequence's own positions only.
   const int64_t chunk = limits_.prefill_chunk;
+  const int64_t rest = seq.prompt_len - seq.num_computed;
+  if (seq.num_computed % chunk != 0 && rest <= chunk) return static_cast<int32_t>(rest);
   const int64_t end = std::min(seq.prompt_len, (seq.num_computed / chunk + 1) * chunk);
   return static_cast<int32_t>(end - seq.num_computed);
 }

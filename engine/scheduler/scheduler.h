@@ -31,8 +31,12 @@
 //
 // Chunking rule: a prompt is split at positions that are multiples of
 // prefill_chunk (the last chunk ends at the prompt end) and a chunk is scheduled
-// whole or not at all. What a sequence computes is therefore independent of what
-// else shares its steps, which keeps greedy output bit-identical to running alone.
+// whole or not at all. A sequence that starts from an unaligned position (a finish
+// snapshot or an imported state) takes the rest of its prompt as one chunk when it
+// is at most prefill_chunk tokens, and otherwise splits at the multiples as above.
+// What a sequence computes is therefore a function of its own positions,
+// independent of what else shares its steps, which keeps greedy output
+// bit-identical to running alone.
 //
 // Prefix state cache (prefix_cache.h): at admission a sequence starts from a copy
 // of the longest cached prefix of its prompt (a restore in the step's

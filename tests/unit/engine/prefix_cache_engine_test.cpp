@@ -208,7 +208,8 @@ TEST_F(PrefixCacheEngineTest, WholePromptHitComputesNoPromptToken) {
 
 // The original sequence continued in place, driven by hand on a bare backend with
 // the engine's chunking: prompt in chunks, the generated tokens decoded one by one,
-// then `more` as prompt chunks ending on multiples of kChunk, then greedy decodes.
+// then `more` as prompt chunks (ending on multiples of kChunk; from an unaligned
+// position, the whole rest when it fits in one chunk), then greedy decodes.
 // Returns the greedy tokens and their logprobs as the engine computes them.
 // `last_alone`: the last generated token is decoded on its own (as an export of
 // prompt + generated computes it) instead of starting the next prompt chunk.
@@ -220,7 +221,9 @@ Outcome continue_in_place(Backend& backend, const std::vector<int32_t>& prompt, 
   auto prefill = [&](const std::vector<int32_t>& tokens) {
     size_t i = 0;
     while (i < tokens.size()) {
-      const int64_t end = std::min<int64_t>(pos + int64_t(tokens.size() - i), (pos / kChunk + 1) * kChunk);
+      const int64_t rest = int64_t(tokens.size() - i);
+      const int64_t end = pos % kChunk != 0 && rest <= kChunk ? pos + rest
+                                                              : std::min<int64_t>(pos + rest, (pos / kChunk + 1) * kChunk);
       const size_t n = size_t(end - pos);
       StepPlan plan{{{0, pos, std::vector<int32_t>(tokens.begin() + long(i), tokens.begin() + long(i + n)),
                       LogitsMode::kLast}}};

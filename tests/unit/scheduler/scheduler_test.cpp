@@ -377,6 +377,33 @@ TEST(SchedulerPrefixCache, AFinishSnapshotRunsBeforeItsSlotIsReused) {
   EXPECT_EQ(hit->length, 11);
 }
 
+// The next turn of a conversation starts from the finish snapshot, at an unaligned
+// position: when the rest of its prompt fits in one chunk it runs as one chunk even
+// across a multiple of prefill_chunk; a longer rest realigns at the first multiple.
+TEST(SchedulerPrefixCache, AnUnalignedStartTakesARestThatFitsInOneChunk) {
+  for (const int64_t rest : {9, 16, 17}) {
+    Scheduler s(cached_limits());  // prefill_chunk 16
+    s.add(1, prompt_of(10), false);
+    prefill(s, 1);
+    s.append_token(1, 7);
+    s.commit(s.schedule());  // 11 tokens in the state
+    ASSERT_TRUE(s.remove(1, /*snapshot=*/true));
+    s.commit(s.schedule());  // the snapshot's copy
+    std::vector<int32_t> next = prompt_of(10);
+    next.push_back(7);
+    for (int64_t i = 0; i < rest; ++i) next.push_back(int32_t(600 + i));
+    s.add(2, next, false);
+    const ScheduledStep step = s.schedule();
+    EXPECT_EQ(step.num_cached_tokens, 11) << rest;
+    ASSERT_EQ(step.chunks.size(), 1u) << rest;
+    EXPECT_EQ(step.chunks[0].start_pos, 11) << rest;
+    // 9 or 16 tokens: [11, 20) and [11, 27) cross 16 in one chunk; 17 would be more
+    // than a chunk: [11, 16) first.
+    EXPECT_EQ(step.chunks[0].num_tokens, rest <= 16 ? rest : 5) << rest;
+    EXPECT_EQ(step.chunks[0].samples_next, rest <= 16) << rest;
+  }
+}
+
 TEST(SchedulerPrefixCache, AForkGroupPrefillsOnceAndCopiesTheStateToEveryMember) {
   SchedulerLimits limits = cached_limits();
   limits.cache_slots = 0;  // forks need no cache
