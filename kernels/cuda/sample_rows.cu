@@ -405,23 +405,26 @@ __device__ int32_t compact_batches(int64_t V, Load load, Keep keep, float* vals,
     int32_t base = running;
 #pragma unroll
     for (int u = 0; u < Slices; ++u) {
-      int32_t before = 0, total = 0;
-      for (int w = 0; w < kWarps; ++w) {
-        const int32_t t = int32_t(s.slice_totals[buf][u][w]);
-        before += w < warp ? t : 0;
-        total += t;
+      // The warps' totals of this slice, one a lane, scanned with shuffles: each
+      // thread reads one value, not kWarps (summing them in a loop made this pass
+      // the kernel's costliest: Nsight Compute's source counters).
+      uint32_t scan = lane < kWarps ? s.slice_totals[buf][u][lane] : 0u;
+      for (int o = 1; o < kWarps; o <<= 1) {
+        const uint32_t n = __shfl_up_sync(kFull, scan, o);
+        if (lane >= o) scan += n;
       }
+      const int32_t before = int32_t(__shfl_sync(kFull, scan, warp > 0 ? warp - 1 : 0)) * (warp > 0);
+      const int32_t total = int32_t(__shfl_sync(kFull, scan, kWarps - 1));
       int32_t at = base + before + int32_t(inclusive[u] - count[u]);
       const int64_t first = batch + u * kSliceIds + int64_t(threadIdx.x) * PerThread;
 #pragma unroll
       for (int e = 0; e < PerThread; ++e) {
-        if ((kept[u] >> e) & 1u) {
-          if (at < capacity) {
-            vals[at] = v[u][e];
-            ids[at] = int32_t(first + e);
-          }
-          ++at;
+        const bool k = (kept[u] >> e) & 1u;
+        if (k && at < capacity) {  // predicated stores, no branch per element
+          vals[at] = v[u][e];
+          ids[at] = int32_t(first + e);
         }
+        at += int32_t(k);
       }
       base += total;
     }
