@@ -148,7 +148,7 @@ if has streams; then
       python3 tools/loadgen/loadgen.py --port 18050 --corpus $corpus --concurrency 256 --num-requests 1024 --warmup 2 \
         --input-tokens 256 --output-tokens 256 --quiet | grep -E "concurrency 256|TPOT|ITL|throughput|step_time|evictions|client"
       # What the prefix cache did with traffic that never reuses a prefix.
-      http_get http://127.0.0.1:18050/metrics | grep -E "^tnl_prefix_cache_(snapshots|evictions|demotions|host_bytes_out|host_bytes_in|hits)_total|^tnl_prefix_cache_(slots|host_slots)"
+      http_get http://127.0.0.1:18050/metrics | grep -E "^tnl_prefix_cache_(snapshots|evictions|host_bytes_out|host_bytes_in|hits)_total|^tnl_prefix_cache_(slots|host_slots)"
       kill -TERM $server_pid; wait $server_pid
       python3 tools/step_trace_summary.py /tmp/tnl/trace_streams_$cache.jsonl | head -16
     done

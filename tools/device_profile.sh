@@ -38,16 +38,15 @@ fi
 # greedy figure launches it 23 times first, so launch 26 is a top-p one. Source
 # counters say which instructions the warps stall on.
 if [ "${TNL_PROFILE_SAMPLING:-0}" = 1 ]; then
-  ncu --clock-control none -k "regex:sample_rows_kernel" --launch-skip 26 --launch-count 1 \
-      --section SpeedOfLight --section Occupancy --section WarpStateStats --section ComputeWorkloadAnalysis \
-      --section LaunchStats --section SourceCounters --section InstructionStats \
-      /tmp/tnl/bin/tnl-bench --config tools/bench/configs/tnl-385m.json --skip-engine --reps 3 \
-      --prefill-attn-lengths 1024 --decode-kernel-batches 1 > "$OUT/ncu_sampling.txt" 2>&1
+  sample_top_p() {  # ncu options... : one top-p launch of the kernel bench, profiled
+    ncu --clock-control none -k "regex:sample_rows_kernel" --launch-skip 26 --launch-count 1 "$@" \
+        /tmp/tnl/bin/tnl-bench --config tools/bench/configs/tnl-385m.json --skip-engine --reps 3 \
+        --prefill-attn-lengths 1024 --decode-kernel-batches 1
+  }
+  sample_top_p --section SpeedOfLight --section Occupancy --section WarpStateStats --section ComputeWorkloadAnalysis \
+      --section LaunchStats --section SourceCounters --section InstructionStats > "$OUT/ncu_sampling.txt" 2>&1
   echo "== detail sampling: $(grep -c 'Section: ' "$OUT/ncu_sampling.txt") sections"
   # Per-instruction counts (SASS): which loops the warps spend their issue slots in.
-  ncu --clock-control none -k "regex:sample_rows_kernel" --launch-skip 26 --launch-count 1 --section SourceCounters \
-      --page source --print-source sass --csv \
-      /tmp/tnl/bin/tnl-bench --config tools/bench/configs/tnl-385m.json --skip-engine --reps 3 \
-      --prefill-attn-lengths 1024 --decode-kernel-batches 1 2>&1 | gzip > "$OUT/ncu_sampling_sass.csv.gz"
+  sample_top_p --section SourceCounters --page source --print-source sass --csv 2>&1 | gzip > "$OUT/ncu_sampling_sass.csv.gz"
   echo "== sampling SASS page: $(zcat "$OUT/ncu_sampling_sass.csv.gz" | wc -l) lines"
 fi
