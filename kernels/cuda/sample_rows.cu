@@ -408,12 +408,13 @@ __device__ int32_t compact_batches(int64_t V, Load load, Keep keep, float* vals,
       // The warps' totals of this slice, one a lane, scanned with shuffles: each
       // thread reads one value, not kWarps (summing them in a loop made this pass
       // the kernel's costliest: Nsight Compute's source counters).
-      uint32_t scan = lane < kWarps ? s.slice_totals[buf][u][lane] : 0u;
+      const uint32_t mine = lane < kWarps ? s.slice_totals[buf][u][lane] : 0u;
+      uint32_t scan = mine;
       for (int o = 1; o < kWarps; o <<= 1) {
         const uint32_t n = __shfl_up_sync(kFull, scan, o);
         if (lane >= o) scan += n;
       }
-      const int32_t before = int32_t(__shfl_sync(kFull, scan, warp > 0 ? warp - 1 : 0)) * (warp > 0);
+      const int32_t before = int32_t(__shfl_sync(kFull, scan - mine, warp));  // the warps before this one
       const int32_t total = int32_t(__shfl_sync(kFull, scan, kWarps - 1));
       int32_t at = base + before + int32_t(inclusive[u] - count[u]);
       const int64_t first = batch + u * kSliceIds + int64_t(threadIdx.x) * PerThread;
