@@ -617,6 +617,7 @@ class CudaBackend final : public Backend {
     if (!lightning_supports(e, ek)) {
       // Fallback: the recurrence one token at a time (same kernel as decode, batch 1).
       dec.batch = 1;
+      dec.state_ready_early = false;  // each token's launch updates the state the next one reads
       for (int64_t t = first; t < first + P; ++t) {
         dec.positions = ints + s.positions + t;
         dec.slots = ints + s.token_slots + t;

@@ -142,6 +142,9 @@ struct DecodeArgs {
   const int32_t* slots = nullptr;      // [batch]
   float* layer_state = nullptr;
   int64_t slot_stride = 0;
+  // The states are read while the launch before finishes (dependent_launch.cuh):
+  // false when that launch may write them (the token-by-token prefill fallback).
+  bool state_ready_early = true;
 };
 template <typename T>
 cudaError_t recurrent_decode(const T* qkvu, const DecodeArgs& args, T* o, cudaStream_t stream);

@@ -3,11 +3,14 @@
 //
 // Memory-bound: per (sequence, head) the fp32 state [ek, e] is read once and
 // written once, 16 bytes per access, 16 independent loads in flight per thread,
-// the first batch issued before φ/LRPE of q and k (which it does not need).
+// the first batch issued before φ/LRPE of q and k (which it does not need) and,
+// as a dependent launch (dependent_launch.cuh), before the qkvu launch ahead of it
+// has finished.
 // CTA = (sequence, head), 256 threads; thread (row group rg, column group c4)
 // owns columns [4·c4, 4·c4+4) of rows rg, rg + rows_per_pass, … . The partial
 // o = qᵀS of each row group meets in shared memory (rows_per_pass × e floats).
 // Registers: 118/thread (16 float4 in flight: 2 CTAs per SM); shared: (2·ek + e + 256·4) floats.
+#include "kernels/cuda/dependent_launch.cuh"
 #include "kernels/cuda/device_math.cuh"
 #include "kernels/cuda/launchers.h"
 
@@ -45,7 +48,13 @@ __global__ void __launch_bounds__(kThreads) recurrent_decode_kernel(const T* qkv
                                           : make_float4(0.f, 0.f, 0.f, 0.f);
     }
   };
-  load_rows(rg);  // in flight while q, k, v are prepared: they do not depend on them
+  // The first rows are in flight while q, k, v are prepared (they do not depend on
+  // them) and, unless the launch before may write them, while it finishes
+  // (dependent_launch.cuh): qkvu is its output.
+  detail::allow_dependents();
+  if (!a.state_ready_early) detail::wait_for_predecessor();
+  load_rows(rg);
+  if (a.state_ready_early) detail::wait_for_predecessor();
 
   const T* row = qkvu + b * 4 * D + h * e;
   for (int i = threadIdx.x; i < e; i += kThreads) {
@@ -103,8 +112,8 @@ cudaError_t recurrent_decode(const T* qkvu, const DecodeArgs& a, T* o, cudaStrea
   const int64_t ek = a.lrpe ? 2 * a.e : a.e;
   const int rows_per_pass = kThreads / int(a.e / 4);
   const size_t smem = sizeof(float) * size_t(2 * ek + a.e + rows_per_pass * a.e);
-  recurrent_decode_kernel<<<dim3(unsigned(a.batch), unsigned(a.heads)), kThreads, smem, stream>>>(qkvu, a, o);
-  return cudaGetLastError();
+  return launch_dependent(recurrent_decode_kernel<T>, dim3(unsigned(a.batch), unsigned(a.heads)), dim3(kThreads), smem,
+                          stream, qkvu, a, o);
 }
 
 template cudaError_t recurrent_decode<__nv_bfloat16>(const __nv_bfloat16*, const DecodeArgs&, __nv_bfloat16*, cudaStream_t);

@@ -21,8 +21,9 @@
 // fat CTA per SM builds the input rows once per SM (at n = 8, in = 1024: 32 KB of
 // fp32 rows read per CTA). Each warp keeps two rounds of kUnroll 16-byte loads per
 // lane in flight (ping-pong buffers); the first two rounds are issued before the
-// prologue so that the weight stream and the norm overlap. The epilogue's operands
-// (bias, old residual) are read before the stream too.
+// prologue so that the weight stream and the norm overlap, and, as the launch is a
+// dependent one (dependent_launch.cuh), before the kernel ahead of it has finished.
+// The epilogue's operands (bias, old residual) are read right after that wait.
 //
 // Resources (nvcc 13.0, sm_90a, -Xptxas -v): 128 registers, the cap that
 // __launch_bounds__(512, 1) allows (2 × 8 × 16 B of weights per lane in flight), no
@@ -37,6 +38,8 @@
 // 5.3 µs for the GEMM alone: about 0.9 µs here is the norm prologue, 0.6 µs the mma.
 #include <algorithm>
 
+#include "kernels/cuda/dependent_launch.cuh"
+#include "kernels/cuda/device_attribute.h"
 #include "kernels/cuda/device_math.cuh"
 #include "kernels/cuda/mma.cuh"
 #include "kernels/cuda/small_batch_linear.h"
@@ -235,6 +238,7 @@ __global__ void __launch_bounds__(kThreads, 1)
   float2* split_partial = reinterpret_cast<float2*>(reinterpret_cast<char*>(shared) + kNormPartialBytes);
   T* input_rows = reinterpret_cast<T*>(reinterpret_cast<char*>(shared) + kNormPartialBytes + kSplitPartialBytes);
 
+  detail::allow_dependents();  // the next launch may take SMs as this one's CTAs leave
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
   const int g = lane / 4, t = lane % 4;
   const bool glu = a.output == LinearOutput::kGluProductT;
@@ -284,12 +288,15 @@ __global__ void __launch_bounds__(kThreads, 1)
       }
     };
 
-    const bool writes = has_tile && split == 0 && g < a.n;  // this lane writes row g of the tile
-    const EpilogueOperands epilogue = writes ? load_epilogue(a, tile, g, t) : EpilogueOperands{};
-    // Two rounds of weights are in flight while the first pass builds the input rows.
+    // Two rounds of weights are in flight while the first pass builds the input
+    // rows; on the first pass they are also in flight while the kernel before
+    // this one finishes (dependent_launch.cuh): nothing else is read before it has.
     uint4 w_even[kUnroll], w_odd[kUnroll];  // rounds 0, 2, 4, … and 1, 3, 5, …
     load_round(w_even, 0);
     load_round(w_odd, 1);
+    if (first_pass) detail::wait_for_predecessor();
+    const bool writes = has_tile && split == 0 && g < a.n;  // this lane writes row g of the tile
+    const EpilogueOperands epilogue = writes ? load_epilogue(a, tile, g, t) : EpilogueOperands{};
     if (first_pass) {
       if (plan.vector_inputs) {
         build_input_rows<8>(a, plan, norm_partial, input_rows);
@@ -325,15 +332,6 @@ __global__ void __launch_bounds__(kThreads, 1)
     }
     __syncthreads();  // split_partial is rewritten by the next pass
   }
-}
-
-int current_device_attribute(cudaDeviceAttr attr) {
-  int device = 0, value = 0;
-  if (cudaGetDevice(&device) != cudaSuccess || cudaDeviceGetAttribute(&value, attr, device) != cudaSuccess) {
-    cudaGetLastError();
-    return 0;
-  }
-  return value;
 }
 
 bool aligned(const void* p, int64_t bytes) { return reinterpret_cast<uintptr_t>(p) % bytes == 0; }
@@ -383,8 +381,7 @@ cudaError_t small_batch_linear(const SmallBatchLinearArgs<T>& a, cudaStream_t st
                                                  current_device_attribute(cudaDevAttrMaxSharedMemoryPerBlockOptin));
     if (err != cudaSuccess) return err;
   }
-  kernel<<<unsigned(grid), kThreads, size_t(bytes), stream>>>(a, plan);
-  return cudaGetLastError();
+  return launch_dependent(kernel, dim3(unsigned(grid)), dim3(kThreads), size_t(bytes), stream, a, plan);
 }
 
 template cudaError_t small_batch_linear<__nv_bfloat16>(const SmallBatchLinearArgs<__nv_bfloat16>&, cudaStream_t);
