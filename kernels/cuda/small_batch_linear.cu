@@ -15,20 +15,20 @@
 // care about the order of its terms, so no shuffles are needed. C then holds, in
 // lane (g, t), input row g against tile rows 2t and 2t+1.
 //
-// Grid. One CTA of 16 warps per SM, each CTA a contiguous, balanced range of m
-// tiles. m ≤ 16: every tile is split along the input over 16/m warps, whose partial
-// sums meet in shared memory; m > 16: one warp per tile, 16 tiles per pass. One
-// fat CTA per SM builds the input rows once per SM (at n = 8, in = 1024: 32 KB of
-// fp32 rows read per CTA). Each warp keeps two rounds of kUnroll 16-byte loads per
+// Grid. One CTA of W = 16 warps per SM (two of W = 8 at n ≤ 4: warps_for_rows),
+// each CTA a contiguous, balanced range of m tiles. m ≤ W: every tile is split
+// along the input over W/m warps, whose partial sums meet in shared memory; m > W:
+// one warp per tile, W tiles per pass. Few fat CTAs build the input rows once per
+// CTA (at n = 8, in = 1024: 32 KB of fp32 rows read per CTA). Each warp keeps two rounds of kUnroll 16-byte loads per
 // lane in flight (ping-pong buffers); the first two rounds are issued before the
 // prologue so that the weight stream and the norm overlap, and, as the launch is a
 // dependent one (dependent_launch.cuh), before the kernel ahead of it has finished.
 // The epilogue's operands (bias, old residual) are read right after that wait.
 //
 // Resources (nvcc 13.0, sm_90a, -Xptxas -v): 128 registers, the cap that
-// __launch_bounds__(512, 1) allows (2 × 8 × 16 B of weights per lane in flight), no
-// spills, for both T and both weight paths; no static shared memory. Dynamic shared
-// memory: 4.1 KB + n rows of (round_up(in, 64) + 32) T, i.e. 20.6 KB at n = 8,
+// __launch_bounds__(32·W, 16/W) allows (2 × 8 × 16 B of weights per lane in flight),
+// no spills, for both T, both weight paths and both W; no static shared memory.
+// Dynamic shared memory (W = 16): 4.1 KB + n rows of (round_up(in, 64) + 32) T, i.e. 20.6 KB at n = 8,
 // in = 1024 and 48.6 KB at n = 8, in = 2816 (bf16; over 48 KB takes the opt-in).
 //
 // Measured on an H100 SXM (CUDA graph of launches, weights beyond L2, n = 1, bf16):
@@ -37,6 +37,7 @@
 // (2.4 TB/s). A bare read of the same 8 MB with this grid takes 5.8 µs and cuBLAS
 // 5.3 µs for the GEMM alone: about 0.9 µs here is the norm prologue, 0.6 µs the mma.
 #include <algorithm>
+#include <type_traits>
 
 #include "kernels/cuda/dependent_launch.cuh"
 #include "kernels/cuda/device_attribute.h"
@@ -47,8 +48,14 @@
 namespace tnl::cuda {
 namespace {
 
-constexpr int kWarps = 16;
-constexpr int kThreads = kWarps * 32;
+// Warps per CTA: 16 (one CTA an SM) from 5 input rows up; 8 (two CTAs an SM) at
+// 1–4 rows, where a launch's fixed costs dominate and half-SM CTAs let the next
+// dependent launch move onto an SM while the last CTA there still drains
+// (measured on the H200: batch-1 decode step 0.66 → 0.59 ms; at 8 rows 16 warps
+// stay 2% faster).
+constexpr int kMaxWarps = 16;
+constexpr int64_t kFewRows = 4;
+int warps_for_rows(int64_t n) { return n <= kFewRows ? 8 : 16; }
 constexpr int kStepCols = 32;  // input columns per step (two k16 mma steps)
 constexpr int kTileRows = 8;   // weight rows per tile (the n8 of the mma)
 constexpr int kUnroll = 8;     // steps per round of loads; two rounds in flight
@@ -62,17 +69,17 @@ struct Plan {
   bool vector_inputs = false;  // in % 8 == 0, input (and gate) rows 16-byte aligned
 };
 
-// Shared memory: norm partials [16 warps] f32 (padded to 64 B), split partials
-// [16 warps][32 lanes] float2, then the input rows [n][row_stride] T.
+// Shared memory: norm partials [≤ 16 warps] f32 (padded to 64 B), split partials
+// [warps][32 lanes] float2, then the input rows [n][row_stride] T.
 constexpr int64_t kNormPartialBytes = 64;
-constexpr int64_t kSplitPartialBytes = kThreads * sizeof(float2);
+constexpr int64_t split_partial_bytes(int warps) { return int64_t(warps) * 32 * sizeof(float2); }
 
 // ≡ 32 (mod 64) elements: the 16-byte A-fragment loads of rows g and g+1 fall in
 // different banks.
 int64_t input_row_stride(int64_t in) { return (in + 63) / 64 * 64 + 32; }
 
-int64_t shared_bytes(int64_t n, int64_t in, int64_t element_bytes) {
-  return kNormPartialBytes + kSplitPartialBytes + n * input_row_stride(in) * element_bytes;
+int64_t shared_bytes(int64_t n, int64_t in, int64_t element_bytes, int warps) {
+  return kNormPartialBytes + split_partial_bytes(warps) + n * input_row_stride(in) * element_bytes;
 }
 
 // The weight stream is read once: keep it out of L1 so the input rows stay there.
@@ -117,9 +124,9 @@ __device__ __forceinline__ void load_f32(const E* p, float (&x)[V]) {
 // Builds the n input rows a[r, :] as T in shared memory, zero-padded to whole
 // steps: 1/sqrt(mean(x²) + 1e-6) in fp32 as in srms_norm.cu; the gate multiplies
 // after the norm, (x · inv) · u, as in norm_gate. The rows are built side by side,
-// 16/n warps each (a power of two), so that all their loads are in flight together.
-// V: elements per load (8 when every row is 16-byte aligned, else 1).
-template <int V, typename T>
+// kWarps/n warps each (a power of two), so that all their loads are in flight
+// together. V: elements per load (8 when every row is 16-byte aligned, else 1).
+template <int kWarps, int V, typename T>
 __device__ void build_input_rows(const SmallBatchLinearArgs<T>& a, const Plan& plan, float* norm_partial,
                                  T* rows) {
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
@@ -230,13 +237,14 @@ __device__ __forceinline__ void write_outputs(const SmallBatchLinearArgs<T>& a, 
 
 // kVectorWeights: 16-byte weight loads (in % 8 == 0, weight 16-byte aligned);
 // else element by element, a separate instantiation so the fast one stays lean.
-template <typename T, bool kVectorWeights>
-__global__ void __launch_bounds__(kThreads, 1)
+template <typename T, bool kVectorWeights, int kWarps>
+__global__ void __launch_bounds__(kWarps * 32, kMaxWarps / kWarps)
     small_batch_linear_kernel(const SmallBatchLinearArgs<T> a, const Plan plan) {
   extern __shared__ uint4 shared[];
   float* norm_partial = reinterpret_cast<float*>(shared);
   float2* split_partial = reinterpret_cast<float2*>(reinterpret_cast<char*>(shared) + kNormPartialBytes);
-  T* input_rows = reinterpret_cast<T*>(reinterpret_cast<char*>(shared) + kNormPartialBytes + kSplitPartialBytes);
+  T* input_rows =
+      reinterpret_cast<T*>(reinterpret_cast<char*>(shared) + kNormPartialBytes + split_partial_bytes(kWarps));
 
   detail::allow_dependents();  // the next launch may take SMs as this one's CTAs leave
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
@@ -249,7 +257,7 @@ __global__ void __launch_bounds__(kThreads, 1)
   const int tiles_per_pass = int(std::min<int64_t>(tile_end - tile_begin, kWarps));
   const int splits = std::min(kWarps / tiles_per_pass, int(plan.steps));  // warps per tile
   const int tile_in_pass = warp / splits, split = warp % splits;
-  const bool active = tile_in_pass < tiles_per_pass;  // 16 − tiles_per_pass · splits warps idle
+  const bool active = tile_in_pass < tiles_per_pass;  // kWarps − tiles_per_pass · splits warps idle
   // This warp's steps: split, split + splits, … (neighbouring warps read neighbouring columns).
   const int my_steps = active ? (plan.steps - split + splits - 1) / splits : 0;
   const int rounds = (my_steps + kUnroll - 1) / kUnroll;
@@ -299,9 +307,9 @@ __global__ void __launch_bounds__(kThreads, 1)
     const EpilogueOperands epilogue = writes ? load_epilogue(a, tile, g, t) : EpilogueOperands{};
     if (first_pass) {
       if (plan.vector_inputs) {
-        build_input_rows<8>(a, plan, norm_partial, input_rows);
+        build_input_rows<kWarps, 8>(a, plan, norm_partial, input_rows);
       } else {
-        build_input_rows<1>(a, plan, norm_partial, input_rows);
+        build_input_rows<kWarps, 1>(a, plan, norm_partial, input_rows);
       }
       __syncthreads();
       first_pass = false;
@@ -340,7 +348,8 @@ bool aligned(const void* p, int64_t bytes) { return reinterpret_cast<uintptr_t>(
 
 bool small_batch_linear_fits(int64_t n, int64_t in, int64_t element_bytes) {
   if (n < 0 || n > kSmallBatchMaxRows || in <= 0 || in > (int64_t(1) << 24) || element_bytes <= 0) return false;
-  return shared_bytes(n, in, element_bytes) <= current_device_attribute(cudaDevAttrMaxSharedMemoryPerBlockOptin);
+  return shared_bytes(n, in, element_bytes, warps_for_rows(n)) <=
+         current_device_attribute(cudaDevAttrMaxSharedMemoryPerBlockOptin);
 }
 
 template <typename T>
@@ -368,12 +377,17 @@ cudaError_t small_batch_linear(const SmallBatchLinearArgs<T>& a, cudaStream_t st
   plan.row_stride = int32_t(input_row_stride(a.in));
   plan.vector_inputs = a.in % 8 == 0 && (a.input == LinearInput::kNormF32 ? aligned(a.x_f32, 16) : aligned(a.x, 16)) &&
                        (a.input != LinearInput::kNormGateT || (a.gate_stride % 8 == 0 && aligned(a.gate, 16)));
+  const int warps = warps_for_rows(a.n);
   const int64_t sms = std::max(1, current_device_attribute(cudaDevAttrMultiProcessorCount));
-  const int64_t grid = std::min(sms, plan.tiles);
+  const int64_t grid = std::min(sms * (kMaxWarps / warps), plan.tiles);
 
   const bool vector_weights = a.in % 8 == 0 && aligned(a.weight, 16);
-  const auto kernel = vector_weights ? small_batch_linear_kernel<T, true> : small_batch_linear_kernel<T, false>;
-  const int64_t bytes = shared_bytes(a.n, a.in, sizeof(T));
+  const auto pick = [&](auto warps_constant) {
+    constexpr int W = decltype(warps_constant)::value;
+    return vector_weights ? small_batch_linear_kernel<T, true, W> : small_batch_linear_kernel<T, false, W>;
+  };
+  const auto kernel = warps == 8 ? pick(std::integral_constant<int, 8>{}) : pick(std::integral_constant<int, 16>{});
+  const int64_t bytes = shared_bytes(a.n, a.in, sizeof(T), warps);
   if (bytes > 48 * 1024) {
     // Always the device's whole opt-in limit: idempotent, so concurrent launchers
     // never lower it under one another.
@@ -381,7 +395,7 @@ cudaError_t small_batch_linear(const SmallBatchLinearArgs<T>& a, cudaStream_t st
                                                  current_device_attribute(cudaDevAttrMaxSharedMemoryPerBlockOptin));
     if (err != cudaSuccess) return err;
   }
-  return launch_dependent(kernel, dim3(unsigned(grid)), dim3(kThreads), size_t(bytes), stream, a, plan);
+  return launch_dependent(kernel, dim3(unsigned(grid)), dim3(unsigned(warps * 32)), size_t(bytes), stream, a, plan);
 }
 
 template cudaError_t small_batch_linear<__nv_bfloat16>(const SmallBatchLinearArgs<__nv_bfloat16>&, cudaStream_t);
