@@ -60,6 +60,7 @@ struct SampleShared {
   u64 sel_above;
   int32_t sel_found;
   int32_t found_id;
+  float keep_from;  // the compacted top-p row: the lowest value kept
 };
 
 // The per-warp 256-bin histograms of exact fixed-point weights (select_key and
@@ -366,13 +367,20 @@ __device__ __forceinline__ int log_weight_bin(float scaled) {
   return scaled > kNegligibleLog ? int(-scaled * kBinsPerUnit) : kBins - 1;
 }
 
-// Copies (x[i], i) for every i with keep(i, x[i]) into vals/ids, in id order;
+// Copies (x[i], i) for every i with keep(x[i]) into vals/ids, in id order;
 // returns how many, or −1 when more than `capacity` (nothing usable then). Each
-// batch of for_strided's shape is cut into slices of consecutive ids in thread
-// order: a warp scan and one barrier per batch place every kept element.
+// batch is cut into slices; in a slice thread t holds PerThread consecutive ids
+// (slice start + t·PerThread …), so a warp scan of the threads' counts and one
+// barrier per batch place every kept element. Nsight Compute's source counters
+// (H200, 256 rows × 64k) had this pass at a third of the top-p kernel's issued
+// instructions with 4 ids a thread, a log-weight bin per element and a
+// capacity check per store: now keep is one compare, 8 ids a thread share a
+// scan, a slice that overflows skips its stores at once, and a warp that keeps
+// nothing in a slice issues no stores.
 template <int Slices, int PerThread, typename Load, typename Keep>
 __device__ int32_t compact_batches(int64_t V, Load load, Keep keep, float* vals, int32_t* ids, int32_t capacity,
                                    SampleShared& s) {
+  static_assert(Slices <= kMaxSlices && PerThread <= 32, "slice_totals and the kept bit masks");
   const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
   constexpr int64_t kSliceIds = int64_t(kThreads) * PerThread;
   int32_t running = 0;
@@ -385,15 +393,10 @@ __device__ int32_t compact_batches(int64_t V, Load load, Keep keep, float* vals,
 #pragma unroll
     for (int u = 0; u < Slices; ++u) {
       kept[u] = 0;
-      count[u] = 0;
       const int64_t first = batch + u * kSliceIds + int64_t(threadIdx.x) * PerThread;
 #pragma unroll
-      for (int e = 0; e < PerThread; ++e) {
-        if (first + e < V && keep(v[u][e])) {
-          kept[u] |= 1u << e;
-          ++count[u];
-        }
-      }
+      for (int e = 0; e < PerThread; ++e) kept[u] |= uint32_t(first + e < V && keep(v[u][e])) << e;
+      count[u] = __popc(kept[u]);
       inclusive[u] = count[u];
       for (int o = 1; o < 32; o <<= 1) {
         const uint32_t n = __shfl_up_sync(kFull, inclusive[u], o);
@@ -406,8 +409,7 @@ __device__ int32_t compact_batches(int64_t V, Load load, Keep keep, float* vals,
 #pragma unroll
     for (int u = 0; u < Slices; ++u) {
       // The warps' totals of this slice, one a lane, scanned with shuffles: each
-      // thread reads one value, not kWarps (summing them in a loop made this pass
-      // the kernel's costliest: Nsight Compute's source counters).
+      // thread reads one value, not kWarps.
       const uint32_t mine = lane < kWarps ? s.slice_totals[buf][u][lane] : 0u;
       uint32_t scan = mine;
       for (int o = 1; o < kWarps; o <<= 1) {
@@ -416,16 +418,18 @@ __device__ int32_t compact_batches(int64_t V, Load load, Keep keep, float* vals,
       }
       const int32_t before = int32_t(__shfl_sync(kFull, scan - mine, warp));  // the warps before this one
       const int32_t total = int32_t(__shfl_sync(kFull, scan, kWarps - 1));
-      int32_t at = base + before + int32_t(inclusive[u] - count[u]);
-      const int64_t first = batch + u * kSliceIds + int64_t(threadIdx.x) * PerThread;
+      // Block-uniform: past capacity nothing of this batch is stored (the result is −1).
+      if (base + total <= capacity && __any_sync(kFull, kept[u] != 0)) {
+        int32_t at = base + before + int32_t(inclusive[u] - count[u]);
+        const int64_t first = batch + u * kSliceIds + int64_t(threadIdx.x) * PerThread;
 #pragma unroll
-      for (int e = 0; e < PerThread; ++e) {
-        const bool k = (kept[u] >> e) & 1u;
-        if (k && at < capacity) {  // predicated stores, no branch per element
-          vals[at] = v[u][e];
-          ids[at] = int32_t(first + e);
+        for (int e = 0; e < PerThread; ++e) {
+          if ((kept[u] >> e) & 1u) {  // predicated stores, no branch per element
+            vals[at] = v[u][e];
+            ids[at] = int32_t(first + e);
+            ++at;
+          }
         }
-        at += int32_t(k);
       }
       base += total;
     }
@@ -436,22 +440,47 @@ __device__ int32_t compact_batches(int64_t V, Load load, Keep keep, float* vals,
   return running;
 }
 
+constexpr int kCompactIds = 8, kCompactSlices = 4;
+// kCompactIds consecutive ids a thread (float4 loads) when the row allows 16-byte
+// loads, else 1 id a thread; 8 slices' worth of 16-byte or 4-byte loads in flight.
 template <typename Keep>
 __device__ int32_t compact_in_id_order(const float* x, int64_t V, Keep keep, float* vals, int32_t* ids,
                                        int32_t capacity, SampleShared& s) {
   if (V % 4 == 0 && reinterpret_cast<uintptr_t>(x) % 16 == 0) {
     const float4* x4 = reinterpret_cast<const float4*>(x);
-    auto load4 = [&](int64_t first, float (&v)[4]) {
-      const float4 q = first < V ? x4[first / 4] : make_float4(0.f, 0.f, 0.f, 0.f);
-      v[0] = q.x;
-      v[1] = q.y;
-      v[2] = q.z;
-      v[3] = q.w;
+    auto load16 = [&](int64_t first, float (&v)[kCompactIds]) {
+#pragma unroll
+      for (int q = 0; q < kCompactIds / 4; ++q) {
+        const int64_t at = first + 4 * q;
+        const float4 f = at < V ? x4[at / 4] : make_float4(0.f, 0.f, 0.f, 0.f);
+        v[4 * q] = f.x;
+        v[4 * q + 1] = f.y;
+        v[4 * q + 2] = f.z;
+        v[4 * q + 3] = f.w;
+      }
     };
-    return compact_batches<kLoadBatch4, 4>(V, load4, keep, vals, ids, capacity, s);
+    return compact_batches<kCompactSlices, kCompactIds>(V, load16, keep, vals, ids, capacity, s);
   }
   auto load1 = [&](int64_t first, float (&v)[1]) { v[0] = first < V ? x[first] : 0.0f; };
   return compact_batches<kLoadBatch, 1>(V, load1, keep, vals, ids, capacity, s);
+}
+
+// The smallest value whose log-weight bin is ≤ b (b < kBins − 1): the bin is
+// monotone in the value, so "bin ≤ b" is "value ≥ this". A binary search over
+// order keys between −inf (bin kBins − 1) and the row maximum (bin 0), with the
+// same bin function as every other pass.
+template <typename BinOf>
+__device__ float lowest_value_in_bins(int b, float max, BinOf bin_of) {
+  uint32_t lo = order_key(-INFINITY), hi = order_key(max);  // bin_of(lo) > b ≥ bin_of(hi)
+  while (hi - lo > 1) {
+    const uint32_t mid = lo + (hi - lo) / 2;
+    if (bin_of(key_value(mid)) <= b) {
+      hi = mid;
+    } else {
+      lo = mid;
+    }
+  }
+  return key_value(hi);
 }
 
 // Top-p (top-k off) through a compacted row; the same token as the full passes
@@ -485,11 +514,16 @@ __device__ bool top_p_compacted(const float* x, int64_t V, const RowSampling& p,
   if (!s.sel_found) return false;  // cannot happen (Σw ≥ target), but the full passes handle it as the host does
   const int b_star = int(s.sel_bin);
   const u64 above_bins = s.sel_above;
+  if (b_star >= kBins - 1) return false;  // cannot happen: bin kBins − 1 weighs nothing
+  if (threadIdx.x == 0) {
+    s.keep_from = lowest_value_in_bins(b_star, max, [&](float v) { return log_weight_bin(scaled(v)); });
+  }
   __syncthreads();
 
-  // Pass 2: the candidates of bins ≤ b*, in id order.
-  const int32_t n = compact_in_id_order(x, V, [&](float v) { return log_weight_bin(scaled(v)) <= b_star; }, vals, ids,
-                                        capacity, s);
+  // Pass 2: the candidates of bins ≤ b*, in id order. (v ≥ keep_from is false for
+  // NaN, whose bin is kBins − 1, and treats −0 as +0, as canonical() does.)
+  const float keep_from = s.keep_from;
+  const int32_t n = compact_in_id_order(x, V, [&](float v) { return v >= keep_from; }, vals, ids, capacity, s);
   if (n < 0) return false;
 
   // The top-p key among bin b*'s candidates, the bins above counted in.
