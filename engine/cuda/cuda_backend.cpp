@@ -328,9 +328,16 @@ class CudaBackend final : public Backend {
     // A fixed cuBLAS workspace: GEMMs inside captured graphs must not allocate.
     TNL_RETURN_IF_ERROR(cublas_workspace_.allocate(32 << 20));
     TNL_CUBLAS_TRY(cublasSetWorkspace(cublas_, cublas_workspace_.get(), size_t(cublas_workspace_.bytes())));
-    small_batch_fits_ = cuda::small_batch_linear_fits(cuda::kSmallBatchMaxRows,
-                                                      std::max({config_.dim, config_.hidden_dim, config_.glu_dim}),
-                                                      int64_t(sizeof(T)));
+    // The most rows the fused small-batch layer takes at this model's widths: 16,
+    // or 8 where 16 rows of the widest input do not fit its shared memory (the 7B
+    // shape's glu_dim), or none.
+    const int64_t widest = std::max({config_.dim, config_.hidden_dim, config_.glu_dim});
+    for (int64_t rows : {cuda::kSmallBatchMaxRows, cuda::kSmallBatchMaxRows / 2}) {
+      if (cuda::small_batch_linear_fits(rows, widest, int64_t(sizeof(T)))) {
+        small_batch_rows_ = rows;
+        break;
+      }
+    }
     TNL_CUDA_TRY(cudaStreamSynchronize(stream_));
     TNL_RETURN_IF_ERROR(prepare_for_serving(step_tokens));
     spdlog::info("cuda backend{}: {} {} ({} SMs), weights {:.1f} MB {}, {} state slots x {:.2f} MB, {} prefix-cache "
@@ -448,7 +455,7 @@ class CudaBackend final : public Backend {
   Status layer(int64_t l, const StepLayout& s) {
     const CudaLayerWeights<T>& w = weights_.layers[l];
     const int64_t N = s.num_tokens, d = config_.dim, D = config_.hidden_dim, G = config_.glu_dim;
-    if (N <= cuda::kSmallBatchMaxRows && small_batch_fits_) return small_batch_layer(l, s);
+    if (N <= small_batch_rows_) return small_batch_layer(l, s);
 
     // The GEMMs run on Nb ≥ N rows (gemm_rows.h); everything else on the N real ones.
     const int64_t Nb = gemm_row_bucket(N);
@@ -498,9 +505,8 @@ class CudaBackend final : public Backend {
   // before serving (gemm_rows.h). Layer 0's weights stand for every layer's (the
   // same shapes); the buffers' contents are overwritten by the next step.
   Status warm_gemm_buckets(int64_t max_tokens, int64_t max_rows) {
-    const bool small = small_batch_fits_;
     for (int64_t n = 1; n <= gemm_row_bucket(max_tokens); n = next_gemm_row_bucket(n)) {
-      if (small && n <= cuda::kSmallBatchMaxRows) continue;  // those layers never call cuBLAS
+      if (n <= small_batch_rows_) continue;  // those layers never call cuBLAS
       for (Projection p : {Projection::kQkvu, Projection::kOut, Projection::kW12, Projection::kL3}) {
         TNL_RETURN_IF_ERROR(projection(p, weights_.layers[0], n));
       }
@@ -663,7 +669,7 @@ class CudaBackend final : public Backend {
   CudaWeights<T> weights_;
   int64_t state_floats_per_slot_ = 0;
   int32_t num_slots_ = 0;
-  bool small_batch_fits_ = false;            // the fused small-batch layer takes this model's widths
+  int64_t small_batch_rows_ = 0;             // steps of ≤ this many tokens take the fused small-batch layers
   StateStore store_;                         // live slots, prefix-cache slots (device, host)
   DeviceBuffer<std::byte> cublas_workspace_;
   Activations<T> act_;

@@ -1,19 +1,22 @@
 // Small-batch linear layer (small_batch_linear.h): the norm/gate prologue, the
 // weight stream through the tensor cores, and the bias/GLU/residual epilogue in
-// one launch. At n ≤ 8 rows the product is bound by the weight bytes, so the
+// one launch. At n ≤ 16 rows the product is bound by the weight bytes, so the
 // design is about keeping enough 16-byte weight loads in flight on every SM.
 //
 // Tiles. The weight rows are cut into tiles of 8 (kGluProductT: rows j…j+3 of W1
 // interleaved with rows j…j+3 of W2, so a lane ends up holding both factors of its
 // product). A warp computes a tile over a slice of the input columns, 32 columns
-// (a "step") at a time, with two mma.m16n8k16: A = the n input rows (rows n…15
-// zero), B = the 8 weight rows. Lane (g = lane/4, t = lane%4) loads columns
+// (a "step") at a time, with two mma.m16n8k16: A = the n ≤ 16 input rows (rows
+// n…15 zero), B = the 8 weight rows. The mma computes all 16 A rows whatever n is,
+// so 9–16 rows cost the weight stream of 1–8 (the bound) and one more 16-byte
+// shared-memory load a step. Lane (g = lane/4, t = lane%4) loads columns
 // [8t, 8t+8) of tile row g with one 16-byte load; with the columns of a step
 // permuted (k16 step 0 takes columns 8t…8t+3, step 1 takes 8t+4…8t+7) that load
 // is exactly its B fragment for both k16 steps, and its A fragment is the same 8
-// columns of input row g: one 16-byte shared-memory load. A dot product does not
-// care about the order of its terms, so no shuffles are needed. C then holds, in
-// lane (g, t), input row g against tile rows 2t and 2t+1.
+// columns of input row g (and of row g + 8: A's other half): one 16-byte
+// shared-memory load each. A dot product does not care about the order of its
+// terms, so no shuffles are needed. C then holds, in lane (g, t), input rows g and
+// g + 8 against tile rows 2t and 2t+1.
 //
 // Grid. One CTA of W = 16 warps per SM (two of W = 8 at n ≤ 4: warps_for_rows),
 // each CTA a contiguous, balanced range of m tiles. m ≤ W: every tile is split
@@ -28,8 +31,9 @@
 // Resources (nvcc 13.0, sm_90a, -Xptxas -v): 128 registers, the cap that
 // __launch_bounds__(32·W, 16/W) allows (2 × 8 × 16 B of weights per lane in flight),
 // no spills, for both T, both weight paths and both W; no static shared memory.
-// Dynamic shared memory (W = 16): 4.1 KB + n rows of (round_up(in, 64) + 32) T, i.e. 20.6 KB at n = 8,
-// in = 1024 and 48.6 KB at n = 8, in = 2816 (bf16; over 48 KB takes the opt-in).
+// Dynamic shared memory (W = 16): 8.1 KB + n rows of (round_up(in, 64) + 32) T, i.e. 25 KB at n = 8,
+// in = 1024, 55 KB at n = 8, in = 2816 and 101 KB at n = 16, in = 2816 (bf16; over
+// 48 KB takes the opt-in).
 //
 // Measured on an H100 SXM (CUDA graph of launches, weights beyond L2, n = 1, bf16):
 // [4096 × 1024] norm → T 7.3 µs, [1024 × 1024] norm·gate → += 4.9 µs,
@@ -70,9 +74,9 @@ struct Plan {
 };
 
 // Shared memory: norm partials [≤ 16 warps] f32 (padded to 64 B), split partials
-// [warps][32 lanes] float2, then the input rows [n][row_stride] T.
+// [warps][32 lanes] float4 (rows g and g + 8), then the input rows [n][row_stride] T.
 constexpr int64_t kNormPartialBytes = 64;
-constexpr int64_t split_partial_bytes(int warps) { return int64_t(warps) * 32 * sizeof(float2); }
+constexpr int64_t split_partial_bytes(int warps) { return int64_t(warps) * 32 * sizeof(float4); }
 
 // ≡ 32 (mod 64) elements: the 16-byte A-fragment loads of rows g and g+1 fall in
 // different banks.
@@ -237,12 +241,15 @@ __device__ __forceinline__ void write_outputs(const SmallBatchLinearArgs<T>& a, 
 
 // kVectorWeights: 16-byte weight loads (in % 8 == 0, weight 16-byte aligned);
 // else element by element, a separate instantiation so the fast one stays lean.
-template <typename T, bool kVectorWeights, int kWarps>
+// kHighRows: n > 8, A's rows 8–15 are loaded and written (a separate instantiation:
+// at n ≤ 8 the extra shared-memory load and epilogue made batch-1 and batch-8
+// decode steps 3% slower on the H200).
+template <typename T, bool kVectorWeights, int kWarps, bool kHighRows>
 __global__ void __launch_bounds__(kWarps * 32, kMaxWarps / kWarps)
     small_batch_linear_kernel(const SmallBatchLinearArgs<T> a, const Plan plan) {
   extern __shared__ uint4 shared[];
   float* norm_partial = reinterpret_cast<float*>(shared);
-  float2* split_partial = reinterpret_cast<float2*>(reinterpret_cast<char*>(shared) + kNormPartialBytes);
+  char* split_partial = reinterpret_cast<char*>(shared) + kNormPartialBytes;  // float2 or float4 a lane
   T* input_rows =
       reinterpret_cast<T*>(reinterpret_cast<char*>(shared) + kNormPartialBytes + split_partial_bytes(kWarps));
 
@@ -262,6 +269,8 @@ __global__ void __launch_bounds__(kWarps * 32, kMaxWarps / kWarps)
   const int my_steps = active ? (plan.steps - split + splits - 1) / splits : 0;
   const int rounds = (my_steps + kUnroll - 1) / kUnroll;
   const T* my_input = input_rows + g * plan.row_stride + 8 * t;  // A-fragment row g (used when g < n)
+  const T* my_input_hi = my_input + 8 * plan.row_stride;           // and row g + 8 (when g + 8 < n)
+  const bool row_lo = g < a.n, row_hi = kHighRows && g + 8 < a.n;
 
   bool first_pass = true;
   for (int64_t pass_tile = tile_begin; pass_tile < tile_end; pass_tile += tiles_per_pass) {
@@ -289,10 +298,13 @@ __global__ void __launch_bounds__(kWarps * 32, kMaxWarps / kWarps)
         const int i = round * kUnroll + u;
         if (i >= my_steps) break;
         const int64_t col = int64_t(split + i * splits) * kStepCols;
-        const uint4 x = g < a.n ? *reinterpret_cast<const uint4*>(my_input + col) : make_uint4(0, 0, 0, 0);
-        // A rows 8–15 (a1, a3) are zero: there are at most 8 input rows.
-        detail::mma_16816<T>(c[u % 2 * 2], {x.x, 0u, x.y, 0u}, w[u].x, w[u].y);
-        detail::mma_16816<T>(c[u % 2 * 2 + 1], {x.z, 0u, x.w, 0u}, w[u].z, w[u].w);
+        const uint4 x = row_lo ? *reinterpret_cast<const uint4*>(my_input + col) : make_uint4(0, 0, 0, 0);
+        uint4 xh = make_uint4(0, 0, 0, 0);
+        if constexpr (kHighRows) {
+          if (row_hi) xh = *reinterpret_cast<const uint4*>(my_input_hi + col);
+        }
+        detail::mma_16816<T>(c[u % 2 * 2], {x.x, xh.x, x.y, xh.y}, w[u].x, w[u].y);
+        detail::mma_16816<T>(c[u % 2 * 2 + 1], {x.z, xh.z, x.w, xh.w}, w[u].z, w[u].w);
       }
     };
 
@@ -303,8 +315,10 @@ __global__ void __launch_bounds__(kWarps * 32, kMaxWarps / kWarps)
     load_round(w_even, 0);
     load_round(w_odd, 1);
     if (first_pass) detail::wait_for_predecessor();
-    const bool writes = has_tile && split == 0 && g < a.n;  // this lane writes row g of the tile
+    // This lane writes rows g and g + 8 of the tile (those below n).
+    const bool writes = has_tile && split == 0 && row_lo, writes_hi = writes && row_hi;
     const EpilogueOperands epilogue = writes ? load_epilogue(a, tile, g, t) : EpilogueOperands{};
+    const EpilogueOperands epilogue_hi = writes_hi ? load_epilogue(a, tile, g + 8, t) : EpilogueOperands{};
     if (first_pass) {
       if (plan.vector_inputs) {
         build_input_rows<kWarps, 8>(a, plan, norm_partial, input_rows);
@@ -321,22 +335,36 @@ __global__ void __launch_bounds__(kWarps * 32, kMaxWarps / kWarps)
       if (round + 3 < rounds) load_round(w_odd, round + 3);
     }
 
-    // c[0], c[1]: input row g against tile rows 2t, 2t+1 (c[2], c[3]: the zero A rows).
-    const float2 h = make_float2(c[0][0] + c[1][0] + c[2][0] + c[3][0], c[0][1] + c[1][1] + c[2][1] + c[3][1]);
+    // Of each accumulator, [0], [1]: input row g against tile rows 2t, 2t+1; [2], [3]: row g + 8.
+    const float4 h = make_float4(c[0][0] + c[1][0] + c[2][0] + c[3][0], c[0][1] + c[1][1] + c[2][1] + c[3][1],
+                                 c[0][2] + c[1][2] + c[2][2] + c[3][2], c[0][3] + c[1][3] + c[2][3] + c[3][3]);
     if (splits == 1) {
-      if (writes) write_outputs(a, tile, g, t, h, epilogue);
+      if (writes) write_outputs(a, tile, g, t, make_float2(h.x, h.y), epilogue);
+      if (writes_hi) write_outputs(a, tile, g + 8, t, make_float2(h.z, h.w), epilogue_hi);
       continue;
     }
-    split_partial[warp * 32 + lane] = h;
+    const auto partial = [&](int w) -> float4 {  // lane's partial sums of warp w (rows g, g + 8)
+      if constexpr (kHighRows) return reinterpret_cast<float4*>(split_partial)[w * 32 + lane];
+      const float2 p = reinterpret_cast<float2*>(split_partial)[w * 32 + lane];
+      return make_float4(p.x, p.y, 0.0f, 0.0f);
+    };
+    if constexpr (kHighRows) {
+      reinterpret_cast<float4*>(split_partial)[warp * 32 + lane] = h;
+    } else {
+      reinterpret_cast<float2*>(split_partial)[warp * 32 + lane] = make_float2(h.x, h.y);
+    }
     __syncthreads();
     if (writes) {
-      float2 sum = make_float2(0.0f, 0.0f);
+      float4 sum = make_float4(0.0f, 0.0f, 0.0f, 0.0f);
       for (int s = 0; s < splits; ++s) {
-        const float2 p = split_partial[(warp + s) * 32 + lane];
+        const float4 p = partial(warp + s);
         sum.x += p.x;
         sum.y += p.y;
+        sum.z += p.z;
+        sum.w += p.w;
       }
-      write_outputs(a, tile, g, t, sum, epilogue);
+      write_outputs(a, tile, g, t, make_float2(sum.x, sum.y), epilogue);
+      if (writes_hi) write_outputs(a, tile, g + 8, t, make_float2(sum.z, sum.w), epilogue_hi);
     }
     __syncthreads();  // split_partial is rewritten by the next pass
   }
@@ -382,11 +410,16 @@ cudaError_t small_batch_linear(const SmallBatchLinearArgs<T>& a, cudaStream_t st
   const int64_t grid = std::min(sms * (kMaxWarps / warps), plan.tiles);
 
   const bool vector_weights = a.in % 8 == 0 && aligned(a.weight, 16);
-  const auto pick = [&](auto warps_constant) {
+  const auto pick = [&](auto warps_constant, auto high_rows) {
     constexpr int W = decltype(warps_constant)::value;
-    return vector_weights ? small_batch_linear_kernel<T, true, W> : small_batch_linear_kernel<T, false, W>;
+    constexpr bool H = decltype(high_rows)::value;
+    return vector_weights ? small_batch_linear_kernel<T, true, W, H> : small_batch_linear_kernel<T, false, W, H>;
   };
-  const auto kernel = warps == 8 ? pick(std::integral_constant<int, 8>{}) : pick(std::integral_constant<int, 16>{});
+  using Eight = std::integral_constant<int, 8>;
+  using Sixteen = std::integral_constant<int, 16>;
+  const auto kernel = warps == 8 ? pick(Eight{}, std::false_type{})
+                      : a.n <= 8 ? pick(Sixteen{}, std::false_type{})
+                                 : pick(Sixteen{}, std::true_type{});
   const int64_t bytes = shared_bytes(a.n, a.in, sizeof(T), warps);
   if (bytes > 48 * 1024) {
     // Always the device's whole opt-in limit: idempotent, so concurrent launchers

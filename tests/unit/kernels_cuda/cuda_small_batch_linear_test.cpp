@@ -1,7 +1,8 @@
 // The small-batch linear layer (kernels/cuda/small_batch_linear.cu) in the four
 // forms a decode layer uses, against CPU references built from ref::srms_norm and
 // ref::linear: the transformed input a is rounded to T (as the kernel feeds the
-// tensor cores), the product and the epilogue are in fp32/double. n ∈ {1, 3, 8},
+// tensor cores), the product and the epilogue are in fp32/double. n ∈ {1, 3, 8, 11, 16}
+// (11 and 16 fill A's rows 8–15 too),
 // weights [4096 × 1024], [1024 × 2816], an odd [37 × 100] (the element-wise paths)
 // and a tall [40000 × 64] (more tiles than 16 per SM: several passes), bias on and off. T outputs are poisoned (NaN) first; the fp32
 // residual is checked to be added into, and its rows around the n rows untouched.
@@ -36,7 +37,7 @@ struct Shape {
   int64_t in, out;
 };
 constexpr Shape kShapes[] = {{1024, 4096}, {2816, 1024}, {100, 37}, {64, 40000}};
-constexpr int64_t kRowCounts[] = {1, 3, 8};
+constexpr int64_t kRowCounts[] = {1, 3, 8, 11, 16};
 
 std::string label(const Shape& s, int64_t n, bool bias) {
   return "in=" + std::to_string(s.in) + " out=" + std::to_string(s.out) + " n=" + std::to_string(n) +
@@ -221,8 +222,11 @@ TYPED_TEST(SmallBatchLinearTest, RejectsTooManyRowsOversizeInputsAndMissingPoint
 
   // 8 rows of 2¹⁵ 16-bit values are 512 KB of shared memory: more than any GPU has.
   EXPECT_TRUE(cuda::small_batch_linear_fits(8, 2816, sizeof(T)));
+  EXPECT_TRUE(cuda::small_batch_linear_fits(16, 2816, sizeof(T)));
+  EXPECT_TRUE(cuda::small_batch_linear_fits(8, 11008, sizeof(T)));    // the 7B shape's glu_dim: 8 rows fit,
+  EXPECT_FALSE(cuda::small_batch_linear_fits(16, 11008, sizeof(T)));  // 16 do not (the backend takes 8 then)
   EXPECT_FALSE(cuda::small_batch_linear_fits(8, 1 << 15, sizeof(T)));
-  EXPECT_FALSE(cuda::small_batch_linear_fits(9, 64, sizeof(T)));
+  EXPECT_FALSE(cuda::small_batch_linear_fits(cuda::kSmallBatchMaxRows + 1, 64, sizeof(T)));
   args.n = 8;
   args.in = 1 << 15;  // rejected before anything is launched
   EXPECT_EQ(cuda::small_batch_linear<T>(args, nullptr), cudaErrorInvalidValue);
