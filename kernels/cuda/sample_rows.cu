@@ -442,13 +442,14 @@ __device__ int32_t compact_batches(int64_t V, Load load, Keep keep, float* vals,
 
 constexpr int kCompactIds = 8, kCompactSlices = 4;
 // kCompactIds consecutive ids a thread (float4 loads) when the row allows 16-byte
-// loads, else 1 id a thread; 8 slices' worth of 16-byte or 4-byte loads in flight.
+// loads, else 1 id a thread; either way 8 loads a thread in flight (4 slices × 2
+// float4, or kLoadBatch slices × 1 float).
 template <typename Keep>
 __device__ int32_t compact_in_id_order(const float* x, int64_t V, Keep keep, float* vals, int32_t* ids,
                                        int32_t capacity, SampleShared& s) {
   if (V % 4 == 0 && reinterpret_cast<uintptr_t>(x) % 16 == 0) {
     const float4* x4 = reinterpret_cast<const float4*>(x);
-    auto load16 = [&](int64_t first, float (&v)[kCompactIds]) {
+    auto load_vector = [&](int64_t first, float (&v)[kCompactIds]) {
 #pragma unroll
       for (int q = 0; q < kCompactIds / 4; ++q) {
         const int64_t at = first + 4 * q;
@@ -459,7 +460,7 @@ __device__ int32_t compact_in_id_order(const float* x, int64_t V, Keep keep, flo
         v[4 * q + 3] = f.w;
       }
     };
-    return compact_batches<kCompactSlices, kCompactIds>(V, load16, keep, vals, ids, capacity, s);
+    return compact_batches<kCompactSlices, kCompactIds>(V, load_vector, keep, vals, ids, capacity, s);
   }
   auto load1 = [&](int64_t first, float (&v)[1]) { v[0] = first < V ? x[first] : 0.0f; };
   return compact_batches<kLoadBatch, 1>(V, load1, keep, vals, ids, capacity, s);

@@ -31,9 +31,9 @@
 // Resources (nvcc 13.0, sm_90a, -Xptxas -v): 128 registers, the cap that
 // __launch_bounds__(32·W, 16/W) allows (2 × 8 × 16 B of weights per lane in flight),
 // no spills, for both T, both weight paths and both W; no static shared memory.
-// Dynamic shared memory (W = 16): 8.1 KB + n rows of (round_up(in, 64) + 32) T, i.e. 25 KB at n = 8,
-// in = 1024, 55 KB at n = 8, in = 2816 and 101 KB at n = 16, in = 2816 (bf16; over
-// 48 KB takes the opt-in).
+// Dynamic shared memory (W = 16): 4.1 KB (n ≤ 8) or 8.1 KB (n > 8) + n rows of
+// (round_up(in, 64) + 32) T, i.e. 21,056 B at n = 8, in = 1024, 49,728 B at n = 8,
+// in = 2816 and 99,392 B at n = 16, in = 2816 (bf16; over 48 KiB takes the opt-in).
 //
 // Measured on an H100 SXM (CUDA graph of launches, weights beyond L2, n = 1, bf16):
 // [4096 × 1024] norm → T 7.3 µs, [1024 × 1024] norm·gate → += 4.9 µs,
@@ -74,16 +74,20 @@ struct Plan {
 };
 
 // Shared memory: norm partials [≤ 16 warps] f32 (padded to 64 B), split partials
-// [warps][32 lanes] float4 (rows g and g + 8), then the input rows [n][row_stride] T.
+// [warps][32 lanes] float2 (row g), or float4 (rows g and g + 8) when A's rows 8–15
+// are live (n > 8), then the input rows [n][row_stride] T.
 constexpr int64_t kNormPartialBytes = 64;
-constexpr int64_t split_partial_bytes(int warps) { return int64_t(warps) * 32 * sizeof(float4); }
+constexpr bool uses_high_rows(int64_t n) { return n > 8; }
+constexpr int64_t split_partial_bytes(int warps, bool high_rows) {
+  return int64_t(warps) * 32 * (high_rows ? sizeof(float4) : sizeof(float2));
+}
 
 // ≡ 32 (mod 64) elements: the 16-byte A-fragment loads of rows g and g+1 fall in
 // different banks.
 int64_t input_row_stride(int64_t in) { return (in + 63) / 64 * 64 + 32; }
 
 int64_t shared_bytes(int64_t n, int64_t in, int64_t element_bytes, int warps) {
-  return kNormPartialBytes + split_partial_bytes(warps) + n * input_row_stride(in) * element_bytes;
+  return kNormPartialBytes + split_partial_bytes(warps, uses_high_rows(n)) + n * input_row_stride(in) * element_bytes;
 }
 
 // The weight stream is read once: keep it out of L1 so the input rows stay there.
@@ -250,8 +254,8 @@ __global__ void __launch_bounds__(kWarps * 32, kMaxWarps / kWarps)
   extern __shared__ uint4 shared[];
   float* norm_partial = reinterpret_cast<float*>(shared);
   char* split_partial = reinterpret_cast<char*>(shared) + kNormPartialBytes;  // float2 or float4 a lane
-  T* input_rows =
-      reinterpret_cast<T*>(reinterpret_cast<char*>(shared) + kNormPartialBytes + split_partial_bytes(kWarps));
+  T* input_rows = reinterpret_cast<T*>(reinterpret_cast<char*>(shared) + kNormPartialBytes +
+                                      split_partial_bytes(kWarps, kHighRows));
 
   detail::allow_dependents();  // the next launch may take SMs as this one's CTAs leave
   const int warp = threadIdx.x / 32, lane = threadIdx.x % 32;
@@ -418,7 +422,7 @@ cudaError_t small_batch_linear(const SmallBatchLinearArgs<T>& a, cudaStream_t st
   using Eight = std::integral_constant<int, 8>;
   using Sixteen = std::integral_constant<int, 16>;
   const auto kernel = warps == 8 ? pick(Eight{}, std::false_type{})
-                      : a.n <= 8 ? pick(Sixteen{}, std::false_type{})
+                      : !uses_high_rows(a.n) ? pick(Sixteen{}, std::false_type{})
                                  : pick(Sixteen{}, std::true_type{});
   const int64_t bytes = shared_bytes(a.n, a.in, sizeof(T), warps);
   if (bytes > 48 * 1024) {
