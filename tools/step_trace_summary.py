@@ -75,10 +75,12 @@ def main():
     groups = [firsts] if a.group <= 0 else [firsts[i:i + a.group] for i in range(0, len(firsts), a.group)]
     print("first tokens (engine side: arrival at the engine -> token to the sink):")
     for gi, g in enumerate(groups):
-        ttft, wait, nsteps, ptoks, prompt, front = [], [], [], [], [], []
+        ttft, wait, nsteps, ptoks, prompt, front, prep = [], [], [], [], [], [], []
         for j in g:
             if "received_us" in j:
                 front.append(j["arrival_us"] - j["received_us"])
+            if "received_us" in j and "prepared_us" in j:
+                prep.append(j["prepared_us"] - j["received_us"])
             lo = bisect.bisect_left(starts, j["arrival_us"])
             hi = bisect.bisect_right(starts, j["at_us"])
             inside = steps[lo:hi]
@@ -91,7 +93,8 @@ def main():
         print(f"  {label}: {len(g)} requests, prompt {statistics.fmean(prompt):.0f} tokens; TTFT mean "
               f"{statistics.fmean(ttft) / 1e3:.2f} p50 {pct(ttft, 50) / 1e3:.2f} max {max(ttft) / 1e3:.2f} ms; "
               + (f"before it, in the front end {statistics.fmean(front) / 1e3:.2f} (p50 {pct(front, 50) / 1e3:.2f}, "
-                 f"max {max(front) / 1e3:.2f}) ms; " if front else "") +
+                 f"max {max(front) / 1e3:.2f}) ms" + (f", of it parsing and tokenizing {statistics.fmean(prep) / 1e3:.2f}"
+                                                       if prep else "") + "; " if front else "") +
               f"wait for a step {statistics.fmean(wait) / 1e3:.2f} ms; meanwhile {statistics.fmean(nsteps):.1f} steps "
               f"prefilling {statistics.fmean(ptoks):.0f} tokens")
 

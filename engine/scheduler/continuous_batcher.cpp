@@ -403,7 +403,7 @@ void ContinuousBatcher::note_token(RequestState& state, EngineClock::time_point 
     metrics_.time_to_first_token.observe(seconds_between(state.arrival(), now));
     if (trace_) {
       ++first_tokens_this_step_;
-      trace_->first_token(state.id(), state.request().received, state.arrival(), now,
+      trace_->first_token(state.id(), state.request().received, state.request().prepared, state.arrival(), now,
                           int64_t(state.request().prompt_ids.size()));
     }
   } else if (state.last_token_time()) {

@@ -59,6 +59,8 @@ struct GenerationRequest {
                                        // one preempts running worse ones (scheduler.h)
   std::chrono::steady_clock::time_point received{};  // when a front end got it (the step trace
                                                      // shows the front end's share); default: unknown
+  std::chrono::steady_clock::time_point prepared{};  // when it had parsed and tokenized it (the rest of
+                                                     // the front end's share is handing it over)
 };
 
 struct GenerationEvent {

@@ -37,10 +37,11 @@ void StepTrace::step(const StepRecord& r) {
   wrote_line();
 }
 
-void StepTrace::first_token(uint64_t request, EngineClock::time_point received, EngineClock::time_point arrival,
-                            EngineClock::time_point now, int64_t prompt_tokens) {
+void StepTrace::first_token(uint64_t request, EngineClock::time_point received, EngineClock::time_point prepared,
+                            EngineClock::time_point arrival, EngineClock::time_point now, int64_t prompt_tokens) {
   out_ << "{\"first_token\":" << request;
   if (received != EngineClock::time_point()) out_ << ",\"received_us\":" << us(received);
+  if (prepared != EngineClock::time_point()) out_ << ",\"prepared_us\":" << us(prepared);
   out_ << ",\"arrival_us\":" << us(arrival) << ",\"at_us\":" << us(now) << ",\"prompt_tokens\":" << prompt_tokens
        << "}\n";
   wrote_line();

@@ -44,11 +44,11 @@ class StepTrace {
   ~StepTrace();
 
   void step(const StepRecord& r);
-  // A request's first token: when a front end received it (when known), when it
-  // reached the engine (submit) and when its token went to its sink, with its
-  // prompt's length.
-  void first_token(uint64_t request, EngineClock::time_point received, EngineClock::time_point arrival,
-                   EngineClock::time_point now, int64_t prompt_tokens);
+  // A request's first token: when a front end received it and when it had parsed
+  // and tokenized it (each when known), when it reached the engine (submit) and
+  // when its token went to its sink, with its prompt's length.
+  void first_token(uint64_t request, EngineClock::time_point received, EngineClock::time_point prepared,
+                   EngineClock::time_point arrival, EngineClock::time_point now, int64_t prompt_tokens);
 
  private:
   StepTrace(std::ofstream out, EngineClock::time_point origin);

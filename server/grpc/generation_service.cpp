@@ -62,7 +62,11 @@ PreparedCall prepare(ServerContext& ctx, bool authorized_call, const tnl::v1::Ge
     return p;
   }
   p.plan = std::move(plan).value();
-  for (PlannedChoice& c : p.plan.choices) c.request.received = received;
+  const auto prepared = std::chrono::steady_clock::now();
+  for (PlannedChoice& c : p.plan.choices) {
+    c.request.received = received;
+    c.request.prepared = prepared;
+  }
   return p;
 }
 

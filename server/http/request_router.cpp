@@ -56,7 +56,11 @@ void generate(const std::shared_ptr<HttpSession>& session, Request&& request, Ap
         [&ctx](const ConstraintSpec& c) { return ctx.engine().compile_constraint(c); }, ctx.chat_template(),
         ctx.engine().options().max_model_len, id);
     if (p.plan.ok()) {
-      for (PlannedChoice& c : p.plan.value().choices) c.request.received = received;
+      const auto prepared = std::chrono::steady_clock::now();
+      for (PlannedChoice& c : p.plan.value().choices) {
+        c.request.received = received;
+        c.request.prepared = prepared;
+      }
     }
     return p;
   };

@@ -515,7 +515,10 @@ TEST(Engine, StepTraceRecordsEveryStepAndFirstToken) {
       cs.push_back(std::make_unique<EventCollector>());
       prompt_total += 20 + i;  // two chunks each (16 + the rest)
       GenerationRequest r = request(prompt_of(20 + i), 4);
-      if (i == 0) r.received = std::chrono::steady_clock::now() - 1ms;  // as a front end sets it
+      if (i == 0) {  // as a front end sets them
+        r.received = std::chrono::steady_clock::now() - 1ms;
+        r.prepared = r.received + 500us;
+      }
       ASSERT_TRUE(e.engine->submit(std::move(r), cs.back()->sink()).has_value());
     }
     for (auto& c : cs) ASSERT_TRUE(c->wait_finished());
@@ -537,6 +540,8 @@ TEST(Engine, StepTraceRecordsEveryStepAndFirstToken) {
         ++with_received;
         EXPECT_EQ(j["prompt_tokens"].get<int64_t>(), 20) << "only the first request says when it was received";
         EXPECT_GE(j["arrival_us"].get<int64_t>() - j["received_us"].get<int64_t>(), 1000);
+        ASSERT_TRUE(j.contains("prepared_us"));
+        EXPECT_EQ(j["prepared_us"].get<int64_t>() - j["received_us"].get<int64_t>(), 500);
       }
       continue;
     }
