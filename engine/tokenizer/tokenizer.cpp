@@ -4,7 +4,10 @@
 #include <sentencepiece_processor.h>
 
 #include <algorithm>
-#include <future>
+#include <atomic>
+#include <boost/asio/post.hpp>
+#include <boost/asio/thread_pool.hpp>
+#include <latch>
 #include <system_error>
 #include <thread>
 
@@ -39,10 +42,16 @@ std::vector<int> encode_whole(const sentencepiece::SentencePieceProcessor& proce
 
 struct Tokenizer::Impl {
   sentencepiece::SentencePieceProcessor processor;
+  // Threads that encode a long text's parts (max_parts_ − 1 of them; the caller
+  // encodes too). Owned here and joined by the destructor; started at load so
+  // that no request pays for starting a thread.
+  std::unique_ptr<boost::asio::thread_pool> part_pool;
 };
 
 Tokenizer::Tokenizer() : impl_(std::make_unique<Impl>()) {}
-Tokenizer::~Tokenizer() = default;
+Tokenizer::~Tokenizer() {
+  if (impl_->part_pool) impl_->part_pool->join();
+}
 
 Expected<std::unique_ptr<Tokenizer>> Tokenizer::load(const std::filesystem::path& dir) {
   const std::filesystem::path model_path = dir / "tokenizer.model";
@@ -62,7 +71,10 @@ Expected<std::unique_ptr<Tokenizer>> Tokenizer::load(const std::filesystem::path
   tokenizer->add_eos_ = config.add_eos_token;
   tokenizer->max_bytes_per_token_ = tokenizer->measure_max_bytes_per_token();
   tokenizer->word_split_ = tokenizer->detect_word_split();
-  tokenizer->max_parts_ = std::clamp<size_t>(std::thread::hardware_concurrency(), 1, 8);
+  tokenizer->max_parts_ = std::clamp<size_t>(std::thread::hardware_concurrency(), 1, kMaxParts);
+  if (tokenizer->max_parts_ > 1) {
+    tokenizer->impl_->part_pool = std::make_unique<boost::asio::thread_pool>(tokenizer->max_parts_ - 1);
+  }
   tokenizer->build_following_texts();
   return tokenizer;
 }
@@ -152,24 +164,42 @@ void Tokenizer::build_following_texts() {
 std::vector<int32_t> Tokenizer::encode_parts(const std::vector<std::string_view>& parts,
                                              std::vector<size_t>* counts) const {
   const sentencepiece::SentencePieceProcessor& processor = impl_->processor;
-  auto encode_one = [&processor](std::string_view text) { return encode_whole(processor, text); };
-  if (counts) counts->clear();
-  if (parts.size() == 1) {
-    std::vector<int32_t> ids = encode_one(parts[0]);
-    if (counts) counts->push_back(ids.size());
-    return ids;
+  std::vector<std::vector<int>> encoded(parts.size());
+  if (parts.size() == 1 || !impl_->part_pool) {
+    for (size_t i = 0; i < parts.size(); ++i) encoded[i] = encode_whole(processor, parts[i]);
+  } else {
+    // The caller and up to parts − 1 pool threads take parts in order until none
+    // is left, so the caller never idles while a part waits for a busy pool. A
+    // helper that starts after the last part was taken finds nothing to do; the
+    // job is shared so that it outlives the call for such a helper.
+    struct Job {
+      explicit Job(size_t n) : parts(n), left(ptrdiff_t(n)) {}
+      const size_t parts;
+      std::atomic<size_t> next{0};
+      std::latch left;  // parts not yet encoded
+    };
+    auto job = std::make_shared<Job>(parts.size());
+    const auto work = [job, &processor, &parts, &encoded] {
+      for (size_t i; (i = job->next.fetch_add(1)) < job->parts;) {
+        encoded[i] = encode_whole(processor, parts[i]);
+        job->left.count_down();
+      }
+    };
+    // Helpers touch `parts` and `encoded` only for a part they took, and every
+    // part is done before the wait below returns.
+    const size_t helpers = std::min(parts.size(), max_parts_) - 1;
+    for (size_t h = 0; h < helpers; ++h) boost::asio::post(*impl_->part_pool, work);
+    work();
+    job->left.wait();
   }
-  // Parts 1… on their own threads (std::async's default policy runs a part here,
-  // deferred, when no thread can be started), part 0 on this one.
-  std::vector<std::future<std::vector<int>>> rest;
-  rest.reserve(parts.size() - 1);
-  for (size_t i = 1; i < parts.size(); ++i) rest.push_back(std::async(encode_one, parts[i]));
-  std::vector<int32_t> ids = encode_one(parts[0]);
-  if (counts) counts->push_back(ids.size());
-  for (auto& part : rest) {
-    const std::vector<int> more = part.get();
-    ids.insert(ids.end(), more.begin(), more.end());
-    if (counts) counts->push_back(more.size());
+  std::vector<int32_t> ids;
+  size_t total = 0;
+  for (const std::vector<int>& part : encoded) total += part.size();
+  ids.reserve(total);
+  if (counts) counts->clear();
+  for (const std::vector<int>& part : encoded) {
+    ids.insert(ids.end(), part.begin(), part.end());
+    if (counts) counts->push_back(part.size());
   }
   return ids;
 }

@@ -30,10 +30,11 @@ class Tokenizer {
   // encode() returns for the same text).
   std::vector<int32_t> with_special_tokens(const std::vector<int32_t>& body) const;
   // Text → ids without special tokens. A long text (≥ 2 × kMinPartBytes) of a
-  // word-separable model is cut at word boundaries and its parts are encoded at
-  // once on short-lived threads joined before the return: the same ids as one
-  // SentencePiece call, in a fraction of the time (a 2,000-token prompt costs
-  // milliseconds of BPE merging on one core).
+  // word-separable model is cut at word boundaries into parts of at least
+  // kMinPartBytes, encoded at once by the caller and the tokenizer's own pool of
+  // threads: the same ids as one SentencePiece call, in a fraction of the time
+  // (BPE merging costs ~2 µs a token on one core, so a conversation turn's new
+  // 500 tokens would cost a millisecond).
   std::vector<int32_t> encode_plain(std::string_view text) const;
   // encode_plain with the text cut into at most `parts` parts whatever its
   // length (one part when the model is not word-separable): for tests.
@@ -55,7 +56,11 @@ class Tokenizer {
   // normaliser turns " x" into "▁x" (with or without the dummy prefix), and that
   // passed a self-check on mixed text at load.
   bool word_separable() const { return word_split_ != WordSplit::kNone; }
-  static constexpr size_t kMinPartBytes = 1024;
+  // Parts are this long at least (SentencePiece's fixed cost per call is a few
+  // µs; a part of 256 bytes is ~50 tokens, ~100 µs of merging), and at most
+  // kMaxParts (the caller and kMaxParts − 1 pool threads).
+  static constexpr size_t kMinPartBytes = 256;
+  static constexpr size_t kMaxParts = 16;
   // Ids → text (special tokens dropped; byte-fallback pieces joined into UTF-8;
   // ids outside [0, vocab_size) dropped, e.g. from a model whose embedding
   // table is padded past the tokenizer's vocabulary). Bytes that do not form
@@ -109,7 +114,7 @@ class Tokenizer {
   bool add_eos_ = false;
   int64_t max_bytes_per_token_ = 1;
   WordSplit word_split_ = WordSplit::kNone;
-  size_t max_parts_ = 1;  // threads one encode_plain may use
+  size_t max_parts_ = 1;  // threads one encode_plain may use: the caller and the part pool (Impl)
   std::vector<std::string> following_text_;  // per id; empty: none (or every id, when the load check failed)
 };
 

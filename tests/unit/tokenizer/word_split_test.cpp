@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <random>
+#include <thread>
 
 #include "engine/tokenizer/tokenizer.h"
 #include "engine/tokenizer/word_boundary_split.h"
@@ -73,6 +74,34 @@ TEST(WordSplitDefaultModel, ShippedModelEncodesTheSameInParts) {
   auto loaded = Tokenizer::load(test::source_dir() / "models/tnl-brown-12m");
   ASSERT_TRUE(loaded.has_value()) << loaded.status().to_string();
   expect_cuts_change_nothing(**loaded);
+}
+
+// Callers on several threads share the tokenizer's part pool: each still gets
+// exactly its own text's ids (parts are never mixed up between callers).
+TEST(WordSplitDefaultModel, ConcurrentCallersShareThePartPool) {
+  auto loaded = Tokenizer::load(test::source_dir() / "models/tnl-brown-12m");
+  ASSERT_TRUE(loaded.has_value()) << loaded.status().to_string();
+  const Tokenizer& tokenizer = **loaded;
+  const std::string text = mixed_text();
+  std::vector<std::string> texts;
+  std::vector<std::vector<int32_t>> expected;
+  for (size_t k = 0; k < 6; ++k) {
+    std::string t;
+    while (t.size() < (4 + k) * Tokenizer::kMinPartBytes) t += text.substr(k * 7 % text.size()) + " ";
+    expected.push_back(tokenizer.encode_plain_in_parts(t, 1));
+    texts.push_back(std::move(t));
+  }
+  std::vector<std::vector<std::vector<int32_t>>> got(texts.size());
+  std::vector<std::thread> callers;
+  for (size_t k = 0; k < texts.size(); ++k) {
+    callers.emplace_back([&, k] {
+      for (int rep = 0; rep < 20; ++rep) got[k].push_back(tokenizer.encode_plain_in_parts(texts[k], 3 + k * 5));
+    });
+  }
+  for (std::thread& t : callers) t.join();
+  for (size_t k = 0; k < texts.size(); ++k) {
+    for (const std::vector<int32_t>& ids : got[k]) ASSERT_EQ(ids, expected[k]) << "caller " << k;
+  }
 }
 
 TEST(WordSplitUnigram, UnigramModelIsNeverCut) {
