@@ -100,10 +100,11 @@ if has cache; then
         serve_385m 18010 --prefix-cache $mode --step-trace /tmp/tnl/trace_${mode}_think$think.jsonl || break
         python3 tools/loadgen/loadgen.py --port 18010 --endpoint completions --corpus $corpus --concurrency 8 \
           --turns 8 --input-tokens 512 --turn-tokens 512 --output-tokens 64 --num-requests 64 --think-time-ms $think \
-          --quiet --json /tmp/tnl/turns_${mode}_think$think.json | tail -25
+          --quiet --save-requests --json /tmp/tnl/turns_${mode}_think$think.json | tail -25
         http_get http://127.0.0.1:18010/metrics | grep -E "^tnl_prefix_cache_(hits|queries|hit_tokens|snapshots|evictions)_total|^tnl_prompt_tokens_(cached_)?total|^tnl_prompt_token_cache_"
         kill -TERM $server_pid; wait $server_pid
-        python3 tools/step_trace_summary.py /tmp/tnl/trace_${mode}_think$think.jsonl --group 8
+        python3 tools/step_trace_summary.py /tmp/tnl/trace_${mode}_think$think.jsonl --group 8 \
+          --requests /tmp/tnl/turns_${mode}_think$think.json
       done
       python3 tools/loadgen/loadgen.py --compare /tmp/tnl/turns_on_think$think.json /tmp/tnl/turns_off_think$think.json \
         --plot /tmp/tnl/turns_think$think.svg

@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """Summarizes a `tnl-server --step-trace` file: where the step loop's time goes.
 
-  python3 tools/step_trace_summary.py TRACE.jsonl [--group K]
+  python3 tools/step_trace_summary.py TRACE.jsonl [--group K] [--requests LOADGEN.json]
 
 Steps: how long planning, the backend's run_step and handing tokens to the sinks
 took, the loop's time between steps, and run_step by kind of step. First tokens:
@@ -11,7 +11,13 @@ sequences, and the wait before the first of those steps began), and the front
 end's time before the engine got it (received -> arrival: parsing, tokenizing,
 handing over). --group K
 reports first tokens in groups of K in arrival order (K concurrent
-conversations: a group is a turn).
+conversations: a group is a turn). --requests joins a tools/loadgen report saved
+with --save-requests on the same machine (its clock stamps and the trace's origin
+are both CLOCK_MONOTONIC) and splits each request's client-side time to first
+text: client -> received (building the request, connecting, sending the body,
+the server reading it), the server's parts above, and first token -> the client's
+first text (detokenizing, the SSE write, the client's read; more when the first
+tokens carry no text).
 """
 import argparse
 import bisect
@@ -40,11 +46,15 @@ def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("trace")
     ap.add_argument("--group", type=int, default=0, help="first tokens per group, in arrival order (0: one group)")
+    ap.add_argument("--requests", metavar="LOADGEN.json", help="a loadgen report with --save-requests, same machine")
     a = ap.parse_args()
-    steps, firsts = [], []
+    steps, firsts, origin = [], [], None
     with open(a.trace) as f:
         for line in f:
             j = json.loads(line)
+            if "origin_steady_us" in j:
+                origin = j["origin_steady_us"]
+                continue
             (firsts if "first_token" in j else steps).append(j)
     if not steps:
         sys.exit(f"{a.trace}: no steps")
@@ -97,6 +107,48 @@ def main():
                                                        if prep else "") + "; " if front else "") +
               f"wait for a step {statistics.fmean(wait) / 1e3:.2f} ms; meanwhile {statistics.fmean(nsteps):.1f} steps "
               f"prefilling {statistics.fmean(ptoks):.0f} tokens")
+    if a.requests:
+        client_split(a.requests, firsts, origin, a.group)
+
+
+def client_split(path, firsts, origin, group):
+    """Each client request matched to the first-token line received after it was
+    sent (same prompt length, nearest in time): where its client-side TTFT went."""
+    if origin is None:
+        sys.exit(f"{path}: the trace has no origin line (a trace from an older server)")
+    with open(path) as f:
+        report = json.load(f)
+    records = [r for run in report["runs"] for r in run.get("request_records") or ()
+               if r.get("ok") and r.get("first_clock_s") is not None and r.get("start_clock_s") is not None]
+    if not records:
+        sys.exit(f"{path}: no request records with clock stamps (run tools/loadgen with --save-requests)")
+    taken = set()
+    rows = []  # (turn, client->received, received->prepared, prepared->arrival, arrival->token, token->client) µs
+    for r in sorted(records, key=lambda r: r["start_clock_s"]):
+        start = r["start_clock_s"] * 1e6 - origin
+        first = r["first_clock_s"] * 1e6 - origin
+        best = None
+        for i, j in enumerate(firsts):
+            if i in taken or "received_us" not in j or j["prompt_tokens"] != r["prompt_tokens"]:
+                continue
+            if start <= j["received_us"] and j["at_us"] <= first and (best is None or j["received_us"] < firsts[best]["received_us"]):
+                best = i
+        if best is None:
+            continue
+        taken.add(best)
+        j = firsts[best]
+        prepared = j.get("prepared_us", j["arrival_us"])
+        rows.append((r["turn"], j["received_us"] - start, prepared - j["received_us"], j["arrival_us"] - prepared,
+                     j["at_us"] - j["arrival_us"], first - j["at_us"]))
+    print(f"client time to first text, split ({len(rows)} of {len(records)} requests matched), mean ms:")
+    turns = sorted({t for t, *_ in rows}) if group > 0 else [None]
+    for t in turns:
+        sel = [x for x in rows if t is None or x[0] == t]
+        m = [statistics.fmean(x[k] for x in sel) / 1e3 for k in range(1, 6)]
+        label = "all" if t is None else f"turn {t}"
+        print(f"  {label}: {len(sel)} requests; client -> received {m[0]:.2f}, parse+tokenize {m[1]:.2f}, "
+              f"hand-over {m[2]:.2f}, engine {m[3]:.2f}, first token -> client's first text {m[4]:.2f}; "
+              f"sum {sum(m):.2f}")
 
 
 if __name__ == "__main__":

@@ -10,7 +10,13 @@ Expected<std::unique_ptr<StepTrace>> StepTrace::open(const std::string& path) {
   return std::unique_ptr<StepTrace>(new StepTrace(std::move(out), EngineClock::now()));
 }
 
-StepTrace::StepTrace(std::ofstream out, EngineClock::time_point origin) : out_(std::move(out)), origin_(origin) {}
+StepTrace::StepTrace(std::ofstream out, EngineClock::time_point origin) : out_(std::move(out)), origin_(origin) {
+  // The origin on the steady clock itself (CLOCK_MONOTONIC on Linux, which
+  // Python's time.perf_counter also reads): lets a client on the same machine put
+  // its own stamps on this timeline (tools/step_trace_summary.py --requests).
+  out_ << "{\"origin_steady_us\":"
+       << std::chrono::duration_cast<std::chrono::microseconds>(origin.time_since_epoch()).count() << "}\n";
+}
 
 StepTrace::~StepTrace() { out_.flush(); }
 

@@ -19,6 +19,8 @@ namespace tnl {
 
 using EngineClock = std::chrono::steady_clock;
 
+// The first line gives the trace's origin on the steady clock
+// ({"origin_steady_us": N}); then one line per step and per first token.
 // One step, as the loop saw it. Times are microseconds since the trace opened.
 struct StepRecord {
   EngineClock::time_point start;     // schedule() begins

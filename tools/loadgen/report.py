@@ -166,7 +166,10 @@ def _turn_figures(turn, rs):
 def _record(r, t0):
     return {"session": r.session, "turn": r.turn, "start_s": round(r.t_start - t0, 6), "ok": r.ok, "error": r.error,
             "warmup": r.warmup, "ttft_ms": _ms(r.ttft), "e2e_ms": _ms(r.e2e), "tpot_ms": _ms(r.tpot),
-            "prompt_tokens": r.prompt_tokens, "output_tokens": r.output_tokens}
+            "prompt_tokens": r.prompt_tokens, "output_tokens": r.output_tokens,
+            # perf_counter itself (CLOCK_MONOTONIC on Linux, the server's steady clock):
+            # tools/step_trace_summary.py --requests places them on a step trace.
+            "start_clock_s": round(r.t_start, 6), "first_clock_s": None if r.t_first is None else round(r.t_first, 6)}
 
 
 def _ms(seconds):

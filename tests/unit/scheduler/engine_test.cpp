@@ -530,6 +530,14 @@ TEST(Engine, StepTraceRecordsEveryStepAndFirstToken) {
   int64_t with_received = 0;
   int64_t last_step_us = -1;
   std::string line;
+  // First the origin on the steady clock: before the engine was made, after this test began.
+  ASSERT_TRUE(std::getline(in, line));
+  const nlohmann::json origin = nlohmann::json::parse(line);
+  ASSERT_TRUE(origin.contains("origin_steady_us")) << line;
+  const auto now_us = std::chrono::duration_cast<std::chrono::microseconds>(
+      std::chrono::steady_clock::now().time_since_epoch()).count();
+  EXPECT_GT(origin["origin_steady_us"].get<int64_t>(), 0);
+  EXPECT_LE(origin["origin_steady_us"].get<int64_t>(), now_us);
   while (std::getline(in, line)) {
     const nlohmann::json j = nlohmann::json::parse(line);
     if (j.contains("first_token")) {
