@@ -7,6 +7,7 @@ set -euo pipefail
 packages=(
   build-essential cmake ninja-build pkg-config git
   nlohmann-json3-dev libspdlog-dev libfmt-dev
+  libsimdjson-dev          # simdjson: request bodies parsed at GB/s (server/api/json_body.h)
   libsentencepiece-dev sentencepiece
   libgtest-dev libgmock-dev
   libopenblas-openmp-dev   # CPU BLAS for the reference backend (OpenMP build: nests under our OpenMP loops)

@@ -45,7 +45,4 @@ class FieldReader {
   mutable std::vector<std::string> read_;  // names asked for
 };
 
-// Nesting depth of a JSON text ({ and [ outside strings), without parsing it.
-int json_nesting_depth(std::string_view text);
-
 }  // namespace tnl::server

@@ -4,6 +4,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "server/api/json_body.h"
 #include "server/api/json_fields.h"
 
 namespace tnl::server {
@@ -11,15 +12,7 @@ namespace {
 
 using nlohmann::json;
 
-ApiResult<json> parse_body(std::string_view body) {
-  if (json_nesting_depth(body) > kMaxJsonDepth) {
-    return invalid_request("request body nests deeper than " + std::to_string(kMaxJsonDepth) + " levels");
-  }
-  json doc = json::parse(body, nullptr, /*allow_exceptions=*/false);
-  if (doc.is_discarded()) return invalid_request("request body is not valid JSON", "", "invalid_json");
-  if (!doc.is_object()) return invalid_request("request body must be a JSON object", "", "invalid_json");
-  return doc;
-}
+ApiResult<json> parse_body(std::string_view body) { return parse_json_object_body(body, kMaxJsonDepth); }
 
 std::optional<int32_t> token_id(const json& v) {
   if (!v.is_number_integer()) return std::nullopt;

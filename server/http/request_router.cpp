@@ -5,6 +5,7 @@
 
 #include <nlohmann/json.hpp>
 
+#include "server/api/json_body.h"
 #include "server/api/json_fields.h"
 #include "server/api/openai_request.h"
 #include "server/api/openai_response.h"
@@ -77,19 +78,16 @@ void generate(const std::shared_ptr<HttpSession>& session, Request&& request, Ap
 }
 
 ApiResult<json> json_object_body(const Request& request) {
-  json body = json::parse(request.body(), nullptr, false);
-  if (body.is_discarded() || !body.is_object()) {
-    return invalid_request("request body must be a JSON object", "", "invalid_json");
-  }
-  return body;
+  return parse_json_object_body(request.body(), kMaxJsonDepth);
 }
 
 // {"content"|"prompt": string, "add_special": bool} → {"tokens": [...], "count", "max_model_len"}.
 // Runs on a worker; texts that are surely over --max-model-len tokens are refused
 // untokenized, which bounds what a reply may cost.
 ApiResult<std::string> tokenize_body(const ServerContext& ctx, const std::string& body_text) {
-  json b = json::parse(body_text, nullptr, false);
-  if (b.is_discarded() || !b.is_object()) return invalid_request("request body must be a JSON object", "", "invalid_json");
+  ApiResult<json> parsed = parse_json_object_body(body_text, kMaxJsonDepth);
+  if (!parsed.ok()) return parsed.error();
+  const json& b = parsed.value();
   const char* field = b.contains("content") ? "content" : "prompt";
   if (!b.contains(field) || !b[field].is_string()) return invalid_request("content must be a string", "content");
   const json add_special = b.value("add_special", json(true));
@@ -137,8 +135,9 @@ void detokenize(const std::shared_ptr<HttpSession>& session, const Request& requ
 // POST /v1/states {"prompt": text | [ids] | "messages": [...] | "response_id": id, "choice": i}
 // → the state blob (application/octet-stream) reached after those tokens.
 ApiResult<std::vector<int32_t>> state_tokens(const ServerContext& ctx, const std::string& body_text) {
-  json b = json::parse(body_text, nullptr, false);
-  if (b.is_discarded() || !b.is_object()) return invalid_request("request body must be a JSON object", "", "invalid_json");
+  ApiResult<json> parsed = parse_json_object_body(body_text, kMaxJsonDepth);
+  if (!parsed.ok()) return parsed.error();
+  const json& b = parsed.value();
   FieldReader fields(b);
   std::string model;
   fields.string("model", &model);
