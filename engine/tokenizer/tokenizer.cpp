@@ -12,6 +12,7 @@
 #include <thread>
 
 #include "engine/tokenizer/tokenizer_config.h"
+#include "engine/tokenizer/word_memo.h"
 
 namespace tnl {
 namespace {
@@ -46,6 +47,8 @@ struct Tokenizer::Impl {
   // encodes too). Owned here and joined by the destructor; started at load so
   // that no request pays for starting a thread.
   std::unique_ptr<boost::asio::thread_pool> part_pool;
+  // Words encoded before (word-separable models only; null otherwise).
+  std::unique_ptr<WordMemo> words;
 };
 
 Tokenizer::Tokenizer() : impl_(std::make_unique<Impl>()) {}
@@ -72,6 +75,7 @@ Expected<std::unique_ptr<Tokenizer>> Tokenizer::load(const std::filesystem::path
   tokenizer->max_bytes_per_token_ = tokenizer->measure_max_bytes_per_token();
   tokenizer->word_split_ = tokenizer->detect_word_split();
   tokenizer->max_parts_ = std::clamp<size_t>(std::thread::hardware_concurrency(), 1, kMaxParts);
+  if (tokenizer->word_split_ != WordSplit::kNone) tokenizer->impl_->words = std::make_unique<WordMemo>(kMemoWords);
   if (tokenizer->max_parts_ > 1) {
     tokenizer->impl_->part_pool = std::make_unique<boost::asio::thread_pool>(tokenizer->max_parts_ - 1);
   }
@@ -163,10 +167,9 @@ void Tokenizer::build_following_texts() {
 
 std::vector<int32_t> Tokenizer::encode_parts(const std::vector<std::string_view>& parts,
                                              std::vector<size_t>* counts) const {
-  const sentencepiece::SentencePieceProcessor& processor = impl_->processor;
   std::vector<std::vector<int>> encoded(parts.size());
   if (parts.size() == 1 || !impl_->part_pool) {
-    for (size_t i = 0; i < parts.size(); ++i) encoded[i] = encode_whole(processor, parts[i]);
+    for (size_t i = 0; i < parts.size(); ++i) encoded[i] = encode_by_words(parts[i]);
   } else {
     // The caller and up to parts − 1 pool threads take parts in order until none
     // is left, so the caller never idles while a part waits for a busy pool. A
@@ -179,9 +182,9 @@ std::vector<int32_t> Tokenizer::encode_parts(const std::vector<std::string_view>
       std::latch left;  // parts not yet encoded
     };
     auto job = std::make_shared<Job>(parts.size());
-    const auto work = [job, &processor, &parts, &encoded] {
+    const auto work = [this, job, &parts, &encoded] {
       for (size_t i; (i = job->next.fetch_add(1)) < job->parts;) {
-        encoded[i] = encode_whole(processor, parts[i]);
+        encoded[i] = encode_by_words(parts[i]);
         job->left.count_down();
       }
     };
@@ -202,6 +205,31 @@ std::vector<int32_t> Tokenizer::encode_parts(const std::vector<std::string_view>
     if (counts) counts->push_back(part.size());
   }
   return ids;
+}
+
+std::vector<int> Tokenizer::encode_by_words(std::string_view text) const {
+  const sentencepiece::SentencePieceProcessor& processor = impl_->processor;
+  WordMemo* memo = impl_->words.get();
+  if (memo == nullptr) return encode_whole(processor, text);
+  std::vector<int> ids;
+  const auto word = [&](std::string_view w) {
+    if (memo->append(w, &ids)) return;
+    const std::vector<int> fresh = encode_whole(processor, w);
+    ids.insert(ids.end(), fresh.begin(), fresh.end());
+    memo->add(w, fresh);
+  };
+  size_t begin = 0;
+  for (size_t i = 1; i + 1 < text.size(); ++i) {
+    if (!safe_space(text, i)) continue;
+    word(text.substr(begin, i - begin));
+    begin = part_start_after(i, word_split_);
+  }
+  word(text.substr(begin));
+  return ids;
+}
+
+std::vector<int32_t> Tokenizer::encode_plain_uncut(std::string_view text) const {
+  return encode_whole(impl_->processor, text);
 }
 
 std::vector<int32_t> Tokenizer::encode_plain_with_cuts(std::string_view text, std::vector<PlainCut>* cuts) const {

@@ -39,6 +39,9 @@ class Tokenizer {
   // encode_plain with the text cut into at most `parts` parts whatever its
   // length (one part when the model is not word-separable): for tests.
   std::vector<int32_t> encode_plain_in_parts(std::string_view text, size_t parts) const;
+  // One SentencePiece call over the whole text: no parts, no word memo. The
+  // reference the cut encodings are tested against.
+  std::vector<int32_t> encode_plain_uncut(std::string_view text) const;
   // encode_plain, and where its ids may be cut: a PlainCut says that ids[0, ids)
   // are the ids of text[0, space) and that text[space] is a safe space (the text
   // after it encodes as a part of its own: word_boundary_split.h). The cuts are
@@ -61,6 +64,10 @@ class Tokenizer {
   // kMaxParts (the caller and kMaxParts − 1 pool threads).
   static constexpr size_t kMinPartBytes = 256;
   static constexpr size_t kMaxParts = 16;
+  // Within a part, a word-separable model's words (between safe spaces) are
+  // looked up in a memo of this many words (WordMemo) and encoded one by one
+  // when new: the same ids, without merging common words again and again.
+  static constexpr size_t kMemoWords = size_t(1) << 17;
   // Ids → text (special tokens dropped; byte-fallback pieces joined into UTF-8;
   // ids outside [0, vocab_size) dropped, e.g. from a model whose embedding
   // table is padded past the tokenizer's vocabulary). Bytes that do not form
@@ -109,6 +116,7 @@ class Tokenizer {
   // The parts' ids, concatenated; `counts`, when given, gets each part's number of ids.
   std::vector<int32_t> encode_parts(const std::vector<std::string_view>& parts,
                                     std::vector<size_t>* counts = nullptr) const;
+  std::vector<int> encode_by_words(std::string_view part) const;  // one part, its words through the memo
   std::unique_ptr<Impl> impl_;
   bool add_bos_ = true;
   bool add_eos_ = false;

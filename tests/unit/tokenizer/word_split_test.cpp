@@ -55,15 +55,15 @@ void expect_cuts_change_nothing(const Tokenizer& tokenizer) {
     const size_t begin = rng() % text.size();
     const size_t length = 1 + rng() % std::min<size_t>(3000, text.size() - begin);
     const std::string_view slice = std::string_view(text).substr(begin, length);
-    const std::vector<int32_t> whole = tokenizer.encode_plain_in_parts(slice, 1);
-    for (size_t parts : {size_t(2), size_t(7), size_t(64), slice.size()}) {
+    const std::vector<int32_t> whole = tokenizer.encode_plain_uncut(slice);
+    for (size_t parts : {size_t(1), size_t(2), size_t(7), size_t(64), slice.size()}) {
       ASSERT_EQ(tokenizer.encode_plain_in_parts(slice, parts), whole) << "parts " << parts << ": " << slice;
     }
   }
   // A text long enough for encode_plain to cut it by itself.
   std::string long_text;
   while (long_text.size() < 6 * Tokenizer::kMinPartBytes) long_text += text;
-  EXPECT_EQ(tokenizer.encode_plain(long_text), tokenizer.encode_plain_in_parts(long_text, 1));
+  EXPECT_EQ(tokenizer.encode_plain(long_text), tokenizer.encode_plain_uncut(long_text));
 }
 
 class WordSplitTest : public test::TrainedTokenizerTest {};
@@ -88,7 +88,7 @@ TEST(WordSplitDefaultModel, ConcurrentCallersShareThePartPool) {
   for (size_t k = 0; k < 6; ++k) {
     std::string t;
     while (t.size() < (4 + k) * Tokenizer::kMinPartBytes) t += text.substr(k * 7 % text.size()) + " ";
-    expected.push_back(tokenizer.encode_plain_in_parts(t, 1));
+    expected.push_back(tokenizer.encode_plain_uncut(t));
     texts.push_back(std::move(t));
   }
   std::vector<std::vector<std::vector<int32_t>>> got(texts.size());
@@ -111,7 +111,7 @@ TEST(WordSplitUnigram, UnigramModelIsNeverCut) {
   ASSERT_TRUE(loaded.has_value()) << loaded.status().to_string();
   EXPECT_FALSE((*loaded)->word_separable());
   const std::string text = mixed_text();
-  EXPECT_EQ((*loaded)->encode_plain_in_parts(text, 16), (*loaded)->encode_plain_in_parts(text, 1));
+  EXPECT_EQ((*loaded)->encode_plain_in_parts(text, 16), (*loaded)->encode_plain_uncut(text));
   std::filesystem::remove_all(dir);
 }
 
