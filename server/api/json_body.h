@@ -18,9 +18,11 @@
 
 namespace tnl::server {
 
+inline constexpr int kMaxJsonDepth = 64;  // deeper request bodies are rejected
+
 // The body as a JSON object. Errors (400): "request body nests deeper than
 // `max_depth` levels"; "request body is not valid JSON (<why>)" and "request body
 // must be a JSON object", both with code invalid_json.
-ApiResult<nlohmann::json> parse_json_object_body(std::string_view text, int max_depth);
+ApiResult<nlohmann::json> parse_json_object_body(std::string_view text, int max_depth = kMaxJsonDepth);
 
 }  // namespace tnl::server

@@ -12,8 +12,6 @@ namespace {
 
 using nlohmann::json;
 
-ApiResult<json> parse_body(std::string_view body) { return parse_json_object_body(body, kMaxJsonDepth); }
-
 std::optional<int32_t> token_id(const json& v) {
   if (!v.is_number_integer()) return std::nullopt;
   if (v.is_number_unsigned() && v.get<uint64_t>() > uint64_t(std::numeric_limits<int32_t>::max())) {
@@ -293,7 +291,7 @@ ApiResult<CompletionSpec> parse_chat_json(const json& body, const SpecLimits& li
 template <typename Parse>
 ApiResult<CompletionSpec> guarded(std::string_view body, Parse parse) {
   try {
-    ApiResult<json> doc = parse_body(body);
+    ApiResult<json> doc = parse_json_object_body(body);
     if (!doc.ok()) return doc.error();
     return parse(doc.value());
   } catch (const std::exception& e) {

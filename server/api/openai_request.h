@@ -10,8 +10,6 @@
 
 namespace tnl::server {
 
-inline constexpr int kMaxJsonDepth = 64;  // deeper bodies are rejected (json_body.h)
-
 ApiResult<CompletionSpec> parse_completion_request(std::string_view body, const SpecLimits& limits);
 ApiResult<CompletionSpec> parse_chat_request(std::string_view body, const SpecLimits& limits);
 

@@ -47,6 +47,14 @@ ApiResult<TokenControls> token_controls(const CompletionSpec& spec, const Tokeni
 
 }  // namespace
 
+void GenerationPlan::mark_prepared(std::chrono::steady_clock::time_point received) {
+  const auto prepared = std::chrono::steady_clock::now();
+  for (PlannedChoice& c : choices) {
+    c.request.received = received;
+    c.request.prepared = prepared;
+  }
+}
+
 ApiResult<GenerationPlan> plan_generation(const CompletionSpec& spec, PromptTokenCache& prompts,
                                           const ConstraintCompiler& compile, const ChatTemplate& chat_template,
                                           int64_t max_model_len, const std::string& request_id) {

@@ -3,6 +3,7 @@
 // checked. One PlannedChoice per (prompt, n) pair; both front ends submit these.
 #pragma once
 
+#include <chrono>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -27,6 +28,10 @@ struct PlannedChoice {
 struct GenerationPlan {
   std::vector<PlannedChoice> choices;
   int64_t prompt_tokens = 0;  // each prompt counted once (usage.prompt_tokens)
+
+  // Stamps every choice's request with when the front end received it and with
+  // now, when it has been parsed and tokenized (the step trace's front-end share).
+  void mark_prepared(std::chrono::steady_clock::time_point received);
 };
 
 inline constexpr int32_t kDefaultCompletionMaxTokens = 16;  // OpenAI's default for /v1/completions

@@ -62,11 +62,7 @@ PreparedCall prepare(ServerContext& ctx, bool authorized_call, const tnl::v1::Ge
     return p;
   }
   p.plan = std::move(plan).value();
-  const auto prepared = std::chrono::steady_clock::now();
-  for (PlannedChoice& c : p.plan.choices) {
-    c.request.received = received;
-    c.request.prepared = prepared;
-  }
+  p.plan.mark_prepared(received);
   return p;
 }
 

@@ -56,13 +56,7 @@ void generate(const std::shared_ptr<HttpSession>& session, Request&& request, Ap
         p.spec.value(), ctx.prompt_tokens(),
         [&ctx](const ConstraintSpec& c) { return ctx.engine().compile_constraint(c); }, ctx.chat_template(),
         ctx.engine().options().max_model_len, id);
-    if (p.plan.ok()) {
-      const auto prepared = std::chrono::steady_clock::now();
-      for (PlannedChoice& c : p.plan.value().choices) {
-        c.request.received = received;
-        c.request.prepared = prepared;
-      }
-    }
+    if (p.plan.ok()) p.plan.value().mark_prepared(received);
     return p;
   };
   off_io_thread(session, std::move(work), [session, kind](Prepared p) {
@@ -77,15 +71,11 @@ void generate(const std::shared_ptr<HttpSession>& session, Request&& request, Ap
   });
 }
 
-ApiResult<json> json_object_body(const Request& request) {
-  return parse_json_object_body(request.body(), kMaxJsonDepth);
-}
-
 // {"content"|"prompt": string, "add_special": bool} → {"tokens": [...], "count", "max_model_len"}.
 // Runs on a worker; texts that are surely over --max-model-len tokens are refused
 // untokenized, which bounds what a reply may cost.
 ApiResult<std::string> tokenize_body(const ServerContext& ctx, const std::string& body_text) {
-  ApiResult<json> parsed = parse_json_object_body(body_text, kMaxJsonDepth);
+  ApiResult<json> parsed = parse_json_object_body(body_text);
   if (!parsed.ok()) return parsed.error();
   const json& b = parsed.value();
   const char* field = b.contains("content") ? "content" : "prompt";
@@ -114,7 +104,7 @@ void tokenize(const std::shared_ptr<HttpSession>& session, Request&& request) {
 
 // {"tokens": [ids]} → {"content": text}.
 void detokenize(const std::shared_ptr<HttpSession>& session, const Request& request) {
-  ApiResult<json> body = json_object_body(request);
+  ApiResult<json> body = parse_json_object_body(request.body());
   if (!body.ok()) return session->send_error(body.error());
   const json& b = body.value();
   const Tokenizer& tokenizer = session->context().engine().tokenizer();
@@ -135,7 +125,7 @@ void detokenize(const std::shared_ptr<HttpSession>& session, const Request& requ
 // POST /v1/states {"prompt": text | [ids] | "messages": [...] | "response_id": id, "choice": i}
 // → the state blob (application/octet-stream) reached after those tokens.
 ApiResult<std::vector<int32_t>> state_tokens(const ServerContext& ctx, const std::string& body_text) {
-  ApiResult<json> parsed = parse_json_object_body(body_text, kMaxJsonDepth);
+  ApiResult<json> parsed = parse_json_object_body(body_text);
   if (!parsed.ok()) return parsed.error();
   const json& b = parsed.value();
   FieldReader fields(b);
