@@ -44,8 +44,9 @@ std::vector<int> encode_whole(const sentencepiece::SentencePieceProcessor& proce
 struct Tokenizer::Impl {
   sentencepiece::SentencePieceProcessor processor;
   // Threads that encode a long text's parts (max_parts_ − 1 of them; the caller
-  // encodes too). Owned here and joined by the destructor; started at load so
-  // that no request pays for starting a thread.
+  // encodes too; word-separable models only, null otherwise). Owned here and
+  // joined by the destructor; started at load so that no request pays for
+  // starting a thread.
   std::unique_ptr<boost::asio::thread_pool> part_pool;
   // Words encoded before (word-separable models only; null otherwise).
   std::unique_ptr<WordMemo> words;
@@ -75,8 +76,9 @@ Expected<std::unique_ptr<Tokenizer>> Tokenizer::load(const std::filesystem::path
   tokenizer->max_bytes_per_token_ = tokenizer->measure_max_bytes_per_token();
   tokenizer->word_split_ = tokenizer->detect_word_split();
   tokenizer->max_parts_ = std::clamp<size_t>(std::thread::hardware_concurrency(), 1, kMaxParts);
+  // A model that is not word-separable is never cut: no memo, no part pool.
   if (tokenizer->word_split_ != WordSplit::kNone) tokenizer->impl_->words = std::make_unique<WordMemo>(kMemoWords);
-  if (tokenizer->max_parts_ > 1) {
+  if (tokenizer->word_split_ != WordSplit::kNone && tokenizer->max_parts_ > 1) {
     tokenizer->impl_->part_pool = std::make_unique<boost::asio::thread_pool>(tokenizer->max_parts_ - 1);
   }
   tokenizer->build_following_texts();
@@ -212,19 +214,13 @@ std::vector<int> Tokenizer::encode_by_words(std::string_view text) const {
   WordMemo* memo = impl_->words.get();
   if (memo == nullptr) return encode_whole(processor, text);
   std::vector<int> ids;
-  const auto word = [&](std::string_view w) {
-    if (memo->append(w, &ids)) return;
-    const std::vector<int> fresh = encode_whole(processor, w);
+  // As many parts as bytes: a cut at every safe space, i.e. one part a word.
+  for (const std::string_view word : split_at_word_boundaries(text, word_split_, text.size())) {
+    if (memo->append(word, &ids)) continue;
+    const std::vector<int> fresh = encode_whole(processor, word);
     ids.insert(ids.end(), fresh.begin(), fresh.end());
-    memo->add(w, fresh);
-  };
-  size_t begin = 0;
-  for (size_t i = 1; i + 1 < text.size(); ++i) {
-    if (!safe_space(text, i)) continue;
-    word(text.substr(begin, i - begin));
-    begin = part_start_after(i, word_split_);
+    memo->add(word, fresh);
   }
-  word(text.substr(begin));
   return ids;
 }
 
