@@ -113,7 +113,8 @@ void ContinuousBatcher::import_state(StateBlob blob, ImportDone done) {
   done(int64_t(blob.tokens.size()));
 }
 
-void ContinuousBatcher::add(uint64_t id, GenerationRequest request, EventSink sink, EngineClock::time_point arrival) {
+void ContinuousBatcher::add(uint64_t id, GenerationRequest request, EventSink sink, EngineClock::time_point arrival,
+                            TokenHashChain prompt_keys) {
   std::optional<EngineClock::time_point> deadline;
   if (options_.request_timeout.count() > 0) deadline = arrival + options_.request_timeout;
   const bool prompt_logprobs = request.prompt_logprobs;
@@ -122,11 +123,12 @@ void ContinuousBatcher::add(uint64_t id, GenerationRequest request, EventSink si
   requests_.emplace(id, std::make_unique<RequestState>(id, std::move(request), std::move(sink), tokenizer_, eos_id_,
                                                        int32_t(backend_.config().vocab_size),
                                                        arrival, deadline));
-  scheduler_.add(id, std::move(prompt), prompt_logprobs, priority);
+  scheduler_.add(id, std::move(prompt), prompt_logprobs, priority, std::move(prompt_keys));
 }
 
 void ContinuousBatcher::add_group(const std::vector<uint64_t>& ids, std::vector<GenerationRequest> requests,
-                                  std::vector<EventSink> sinks, EngineClock::time_point arrival) {
+                                  std::vector<EventSink> sinks, EngineClock::time_point arrival,
+                                  TokenHashChain prompt_keys) {
   std::optional<EngineClock::time_point> deadline;
   if (options_.request_timeout.count() > 0) deadline = arrival + options_.request_timeout;
   std::vector<int32_t> prompt = requests.front().prompt_ids;
@@ -136,7 +138,7 @@ void ContinuousBatcher::add_group(const std::vector<uint64_t>& ids, std::vector<
                                                              tokenizer_, eos_id_, int32_t(backend_.config().vocab_size),
                                                              arrival, deadline));
   }
-  scheduler_.add_group(ids, std::move(prompt), priority);
+  scheduler_.add_group(ids, std::move(prompt), priority, std::move(prompt_keys));
 }
 
 void ContinuousBatcher::cancel(uint64_t id) {

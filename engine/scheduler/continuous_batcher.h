@@ -41,11 +41,13 @@ class ContinuousBatcher {
                     SchedulerLimits limits);
 
   // Queues a validated request under a fresh id.
-  void add(uint64_t id, GenerationRequest request, EventSink sink, EngineClock::time_point arrival);
+  // `prompt_keys`: the prompt's prefix-cache keys when the caller computed them.
+  void add(uint64_t id, GenerationRequest request, EventSink sink, EngineClock::time_point arrival,
+           TokenHashChain prompt_keys = {});
   // Queues validated requests with one prompt as a fork group (scheduler.h): the
   // prompt is prefilled once and its state copied to the others.
   void add_group(const std::vector<uint64_t>& ids, std::vector<GenerationRequest> requests, std::vector<EventSink> sinks,
-                 EngineClock::time_point arrival);
+                 EngineClock::time_point arrival, TokenHashChain prompt_keys = {});
   // Resumable sessions (engine.h: Engine::export_state / import_state).
   using ExportDone = std::function<void(Expected<std::string>)>;
   using ImportDone = std::function<void(Expected<int64_t>)>;

@@ -44,6 +44,9 @@ struct Submission {
   std::vector<EventSink> sinks;
   EngineClock::time_point arrival;
   bool fork = false;  // the requests share one prompt: prefill it once
+  // The first prompt's prefix-cache keys, computed by the submitting thread so
+  // that the step loop does not hash the prompt (token_hash_chain.h).
+  TokenHashChain prompt_keys;
 };
 
 }  // namespace
@@ -125,9 +128,9 @@ void Engine::Impl::run_loop() {
     }
     for (Submission& s : arrivals) {
       if (s.fork) {
-        batcher.add_group(s.ids, std::move(s.requests), std::move(s.sinks), s.arrival);
+        batcher.add_group(s.ids, std::move(s.requests), std::move(s.sinks), s.arrival, std::move(s.prompt_keys));
       } else {
-        batcher.add(s.ids[0], std::move(s.requests[0]), std::move(s.sinks[0]), s.arrival);
+        batcher.add(s.ids[0], std::move(s.requests[0]), std::move(s.sinks[0]), s.arrival, std::move(s.prompt_keys));
       }
     }
     for (uint64_t id : cancelled) batcher.cancel(id);
@@ -246,6 +249,8 @@ Expected<std::vector<uint64_t>> Engine::submit_group(std::vector<GenerationReque
     fork = fork && !requests[i].prompt_logprobs && requests[i].prompt_ids == requests[0].prompt_ids &&
            requests[i].priority == requests[0].priority;
   }
+  TokenHashChain prompt_keys;
+  if (impl_->options.prefix_cache && !requests[0].prompt_logprobs) prompt_keys = TokenHashChain(requests[0].prompt_ids);
   std::vector<uint64_t> ids;
   {
     std::lock_guard<std::mutex> lock(impl_->mu);
@@ -264,6 +269,7 @@ Expected<std::vector<uint64_t>> Engine::submit_group(std::vector<GenerationReque
     s.sinks = std::move(sinks);
     s.arrival = EngineClock::now();
     s.fork = fork;
+    s.prompt_keys = std::move(prompt_keys);
     ids = s.ids;
     impl_->inbox.push_back(std::move(s));
   }

@@ -1,6 +1,7 @@
 #include "engine/scheduler/prefix_cache.h"
 
 #include <algorithm>
+#include <cassert>
 
 namespace tnl {
 
@@ -9,14 +10,6 @@ PrefixCache::PrefixCache(int32_t cache_slots, int32_t host_slots)
   // Lowest slot first: pop_back of a descending list.
   for (int32_t i = cache_slots_total_ - 1; i >= 0; --i) free_cache_.push_back(i);
   for (int32_t i = host_slots_total_ - 1; i >= 0; --i) free_host_.push_back(i);
-}
-
-uint64_t PrefixCache::chain(uint64_t h, int32_t token) {
-  // splitmix64 of (previous hash, token): each prefix of a sequence gets its own hash.
-  uint64_t z = h ^ (uint64_t(uint32_t(token)) + 0x9E3779B97F4A7C15ull + (h << 6) + (h >> 2));
-  z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
-  z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
-  return z ^ (z >> 31);
 }
 
 std::optional<PrefixEntryId> PrefixCache::match(uint64_t hash, std::span<const int32_t> tokens) const {
@@ -35,14 +28,12 @@ void PrefixCache::touch(Entry& e) {
   lru.splice(lru.begin(), lru, e.lru);
 }
 
-std::optional<PrefixHit> PrefixCache::lookup(std::span<const int32_t> tokens) const {
+std::optional<PrefixHit> PrefixCache::lookup(std::span<const int32_t> tokens, const TokenHashChain& keys) const {
   if (!enabled()) return std::nullopt;
-  std::vector<uint64_t> prefix_hash(tokens.size() + 1);
-  prefix_hash[0] = 0;
-  for (size_t i = 0; i < tokens.size(); ++i) prefix_hash[i + 1] = chain(prefix_hash[i], tokens[i]);
+  assert(keys.covers(tokens.size()));
   for (const auto& [length, count] : lengths_) {
     if (length > int64_t(tokens.size()) || length == 0) continue;
-    const std::optional<PrefixEntryId> id = match(prefix_hash[size_t(length)], tokens.first(size_t(length)));
+    const std::optional<PrefixEntryId> id = match(keys.key(size_t(length)), tokens.first(size_t(length)));
     if (!id) continue;
     const Entry& e = entries_.at(*id);
     if (!e.ready) continue;  // written by the step being planned: not there yet for a restore
@@ -74,11 +65,9 @@ std::optional<PrefixHit> PrefixCache::find_exact(std::span<const int32_t> tokens
   return PrefixHit{*id, int64_t(tokens.size()), e.slot, e.last_logits};
 }
 
-std::optional<PrefixEntryId> PrefixCache::exact_id(std::span<const int32_t> tokens) const {
+std::optional<PrefixEntryId> PrefixCache::exact_id(std::span<const int32_t> tokens, uint64_t key) const {
   if (!enabled()) return std::nullopt;
-  uint64_t h = 0;
-  for (int32_t t : tokens) h = chain(h, t);
-  return match(h, tokens);
+  return match(key, tokens);
 }
 
 void PrefixCache::drop(PrefixEntryId id) {
@@ -131,12 +120,10 @@ void PrefixCache::mark_ready(PrefixEntryId id) {
   if (it != entries_.end()) it->second.ready = true;
 }
 
-std::optional<PrefixCache::Reservation> PrefixCache::reserve(std::span<const int32_t> tokens,
+std::optional<PrefixCache::Reservation> PrefixCache::reserve(std::span<const int32_t> tokens, uint64_t key,
                                                             std::vector<StateCopy>* copies, bool ready) {
   if (!enabled() || tokens.empty()) return std::nullopt;
-  uint64_t h = 0;
-  for (int32_t t : tokens) h = chain(h, t);
-  if (std::optional<PrefixEntryId> existing = match(h, tokens)) {
+  if (std::optional<PrefixEntryId> existing = match(key, tokens)) {
     touch(entries_.at(*existing));
     return std::nullopt;
   }
@@ -145,13 +132,13 @@ std::optional<PrefixCache::Reservation> PrefixCache::reserve(std::span<const int
   const PrefixEntryId id = next_id_++;
   Entry e;
   e.tokens.assign(tokens.begin(), tokens.end());
-  e.hash = h;
+  e.hash = key;
   e.slot = *slot;
   e.ready = ready;
   cache_lru_.push_front(id);
   e.lru = cache_lru_.begin();
   entries_.emplace(id, std::move(e));
-  by_hash_.emplace(h, id);
+  by_hash_.emplace(key, id);
   ++lengths_[int64_t(tokens.size())];
   ++stats_.snapshots;
   return Reservation{id, *slot};

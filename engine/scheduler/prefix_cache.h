@@ -8,7 +8,8 @@
 // prefix of any length costs one slot (a copy), not memory that grows with it.
 //
 // Keys are token sequences (one cache per engine, so per model). A hash chain over
-// the tokens finds candidates; the stored tokens are compared before a hit is
+// the tokens (token_hash_chain.h; callers that hold a sequence's chain pass its
+// keys, the others have them computed) finds candidates; the stored tokens are compared before a hit is
 // reported, so hash collisions never give a wrong state. Eviction is LRU among
 // entries of a tier: a cache-slot entry that must make room moves to the host tier
 // when there is one (a copy planned before the slot is overwritten), else it is
@@ -35,6 +36,7 @@
 #include <vector>
 
 #include "engine/backend.h"
+#include "engine/scheduler/token_hash_chain.h"
 
 namespace tnl {
 
@@ -70,7 +72,8 @@ class PrefixCache {
   // The longest cached prefix of `tokens` a sequence can start from: its length is
   // below tokens.size(), or equal when the entry kept its last logits row. Changes
   // nothing: record() the outcome once the sequence is really admitted.
-  std::optional<PrefixHit> lookup(std::span<const int32_t> tokens) const;
+  std::optional<PrefixHit> lookup(std::span<const int32_t> tokens, const TokenHashChain& keys) const;
+  std::optional<PrefixHit> lookup(std::span<const int32_t> tokens) const { return lookup(tokens, TokenHashChain(tokens)); }
   // Counts a query (and a hit with its tokens) and refreshes the entry's LRU place.
   void record(const std::optional<PrefixHit>& hit);
   // An entry whose tokens are exactly `tokens` (exports); no statistics.
@@ -86,8 +89,13 @@ class PrefixCache {
   // `ready`: the snapshot copy runs before any restore planned from now on (a
   // finish snapshot, first in the next step); otherwise (a snapshot in this step's
   // copies_after) the entry is invisible to lookups until mark_ready().
-  std::optional<Reservation> reserve(std::span<const int32_t> tokens, std::vector<StateCopy>* copies,
+  // `key`: TokenHashChain's key of `tokens`.
+  std::optional<Reservation> reserve(std::span<const int32_t> tokens, uint64_t key, std::vector<StateCopy>* copies,
                                      bool ready = false);
+  std::optional<Reservation> reserve(std::span<const int32_t> tokens, std::vector<StateCopy>* copies,
+                                     bool ready = false) {
+    return reserve(tokens, TokenHashChain::of(tokens), copies, ready);
+  }
   void mark_ready(PrefixEntryId id);
   // Forgets the entry stored in `slot` (its copy failed or will not run).
   void discard(StateRef slot);
@@ -95,7 +103,10 @@ class PrefixCache {
   void set_last_logits(PrefixEntryId id, std::vector<float> row);
   // The entry whose tokens are exactly `tokens`, if any (used to attach logits to a
   // snapshot that already existed).
-  std::optional<PrefixEntryId> exact_id(std::span<const int32_t> tokens) const;
+  std::optional<PrefixEntryId> exact_id(std::span<const int32_t> tokens, uint64_t key) const;
+  std::optional<PrefixEntryId> exact_id(std::span<const int32_t> tokens) const {
+    return exact_id(tokens, TokenHashChain::of(tokens));
+  }
 
   PrefixCacheStats stats() const;
 
@@ -109,7 +120,6 @@ class PrefixCache {
     bool ready = false;                       // its snapshot copy has been planned before any new restore
   };
 
-  static uint64_t chain(uint64_t h, int32_t token);
   std::optional<PrefixEntryId> match(uint64_t hash, std::span<const int32_t> tokens) const;
   std::list<PrefixEntryId>& lru_of(StateTier tier) { return tier == StateTier::kCache ? cache_lru_ : host_lru_; }
   void touch(Entry& e);

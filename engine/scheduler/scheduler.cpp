@@ -47,11 +47,13 @@ StateRef live(int32_t slot) { return {StateTier::kLive, slot}; }
 
 }  // namespace
 
-void Scheduler::add(SequenceId seq, std::vector<int32_t> prompt, bool prompt_logprobs, int32_t priority) {
+void Scheduler::add(SequenceId seq, std::vector<int32_t> prompt, bool prompt_logprobs, int32_t priority,
+                    TokenHashChain keys) {
   assert(!prompt.empty() && !contains(seq));
   Sequence s;
   s.id = seq;
   s.prompt_len = static_cast<int64_t>(prompt.size());
+  if (cache_.enabled()) s.keys = keys.covers(prompt.size()) ? std::move(keys) : TokenHashChain(prompt);
   s.tokens = std::move(prompt);
   s.prompt_logprobs = prompt_logprobs;
   s.priority = priority;
@@ -59,14 +61,15 @@ void Scheduler::add(SequenceId seq, std::vector<int32_t> prompt, bool prompt_log
   enqueue(std::move(s));
 }
 
-void Scheduler::add_group(const std::vector<SequenceId>& seqs, std::vector<int32_t> prompt, int32_t priority) {
+void Scheduler::add_group(const std::vector<SequenceId>& seqs, std::vector<int32_t> prompt, int32_t priority,
+                          TokenHashChain keys) {
   assert(!seqs.empty());
   if (seqs.size() == 1 || int64_t(seqs.size()) > limits_.num_slots) {
     // Never admissible together: run them as independent sequences.
-    for (SequenceId id : seqs) add(id, prompt, false, priority);
+    for (SequenceId id : seqs) add(id, prompt, false, priority, keys);
     return;
   }
-  add(seqs[0], std::move(prompt), false, priority);
+  add(seqs[0], std::move(prompt), false, priority, std::move(keys));
   const auto entry = std::find_if(waiting_.begin(), waiting_.end(), [&](const Sequence& s) { return s.id == seqs[0]; });
   entry->followers.assign(seqs.begin() + 1, seqs.end());
 }
@@ -110,12 +113,13 @@ void Scheduler::plan_prefill(const Sequence& seq, int32_t len, ScheduledStep* st
   if (cache_.enabled() && (last || end % limits_.prefill_chunk == 0)) {
     const std::span<const int32_t> covered(seq.tokens.data(), size_t(end));
     // Demotions that free the slot go first (copies_before): see prefix_cache.h.
-    if (auto reserved = cache_.reserve(covered, &step->plan.copies_before)) {
+    const uint64_t key = seq.keys.key(size_t(end));
+    if (auto reserved = cache_.reserve(covered, key, &step->plan.copies_before)) {
       step->plan.copies_after.push_back({live(seq.slot), reserved->slot});
       step->snapshots.push_back(reserved->id);
       if (last) scheduled.keep_logits_for = reserved->id;
     } else if (last) {
-      scheduled.keep_logits_for = cache_.exact_id(covered);  // the same snapshot exists: give it the row
+      scheduled.keep_logits_for = cache_.exact_id(covered, key);  // the same snapshot exists: give it the row
     }
   }
   // A fork group's leader: its members take the state and the last row.
@@ -206,7 +210,7 @@ bool Scheduler::admit_head(int64_t* budget, ScheduledStep* step) {
   if (slots_.num_free() < group) return false;
   // Prompt logprobs need every prompt row: such a sequence computes its prompt.
   std::optional<PrefixHit> hit;
-  if (!head.prompt_logprobs) hit = cache_.lookup(head.tokens);
+  if (!head.prompt_logprobs && cache_.enabled()) hit = cache_.lookup(head.tokens, head.keys);
   const bool whole = hit && hit->length == head.prompt_len;
   Sequence probe;
   probe.prompt_len = head.prompt_len;
@@ -237,6 +241,7 @@ bool Scheduler::admit_head(int64_t* budget, ScheduledStep* step) {
     Sequence& leader = *find_running(leader_id);
     Sequence& added = running_.back();
     added.tokens = leader.tokens;
+    added.keys = leader.keys;
     added.prompt_len = leader.prompt_len;
     added.priority = leader.priority;
     added.arrival = leader.arrival;
@@ -317,17 +322,19 @@ void Scheduler::append_token(SequenceId id, int32_t token) {
   Sequence* seq = find_running(id);
   assert(seq != nullptr && !seq->prefilling() &&
          static_cast<int64_t>(seq->tokens.size()) == seq->num_computed);
-  if (seq != nullptr) seq->tokens.push_back(token);
+  if (seq == nullptr) return;
+  seq->tokens.push_back(token);
+  if (cache_.enabled()) seq->keys.append(token);
 }
 
 bool Scheduler::remove(SequenceId id, bool snapshot) {
   for (auto it = running_.begin(); it != running_.end(); ++it) {
     if (it->id != id) continue;
-    if (snapshot && !it->leader && !it->prefilling() && it->num_computed > 0) {
+    if (snapshot && cache_.enabled() && !it->leader && !it->prefilling() && it->num_computed > 0) {
       // Finish snapshot: the tokens whose effect is in the state. The copy runs
       // first in the next step, before the slot freed here can be reused.
       const std::span<const int32_t> covered(it->tokens.data(), size_t(it->num_computed));
-      if (auto reserved = cache_.reserve(covered, &pending_copies_, /*ready=*/true)) {
+      if (auto reserved = cache_.reserve(covered, it->keys.key(covered.size()), &pending_copies_, /*ready=*/true)) {
         pending_copies_.push_back({live(it->slot), reserved->slot});
       }
     }

@@ -144,10 +144,14 @@ class Scheduler {
 
   // Queues a new sequence (prompt ≥ 1 token) behind every waiting sequence of the
   // same or a better (lower) priority. Ids are unique while the sequence lives.
-  void add(SequenceId seq, std::vector<int32_t> prompt, bool prompt_logprobs, int32_t priority = 0);
+  // `keys`: the prompt's TokenHashChain when the caller computed it (off the step
+  // loop); otherwise it is computed here when the prefix cache is on.
+  void add(SequenceId seq, std::vector<int32_t> prompt, bool prompt_logprobs, int32_t priority = 0,
+           TokenHashChain keys = {});
   // Queues sequences that share `prompt` as one fork group (see the header comment).
   // A group larger than the slots is queued as independent sequences.
-  void add_group(const std::vector<SequenceId>& seqs, std::vector<int32_t> prompt, int32_t priority = 0);
+  void add_group(const std::vector<SequenceId>& seqs, std::vector<int32_t> prompt, int32_t priority = 0,
+                 TokenHashChain keys = {});
 
   // Plans the next step. Admitted sequences take a slot now; nothing else changes
   // until commit(). An empty step means there is nothing to do.
@@ -198,6 +202,7 @@ class Scheduler {
     SequenceId id = 0;
     int32_t slot = -1;
     std::vector<int32_t> tokens;  // prompt, then sampled tokens
+    TokenHashChain keys;          // the prefix-cache key of each prefix of tokens (empty when the cache is off)
     int64_t prompt_len = 0;
     int64_t num_computed = 0;     // tokens whose effect is in the slot's state
     bool prompt_logprobs = false;

@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <numeric>
+#include <random>
 #include <vector>
 
 namespace tnl {
@@ -18,6 +19,45 @@ std::vector<int32_t> seq(int32_t n, int32_t first = 10) {
 }
 
 std::span<const int32_t> first(const std::vector<int32_t>& v, size_t n) { return {v.data(), n}; }
+
+TEST(TokenHashChain, HoldsTheKeyOfEveryPrefixAndExtends) {
+  std::mt19937 rng(7);
+  std::uniform_int_distribution<int32_t> token(0, 64000);
+  std::vector<int32_t> tokens(300);
+  for (int32_t& t : tokens) t = token(rng);
+  TokenHashChain chain(first(tokens, 200));
+  EXPECT_TRUE(chain.covers(200));
+  EXPECT_FALSE(chain.covers(199));
+  for (size_t i = 200; i < tokens.size(); ++i) chain.append(tokens[i]);
+  ASSERT_TRUE(chain.covers(tokens.size()));
+  EXPECT_EQ(chain.key(0), TokenHashChain::of({}));
+  for (size_t n = 0; n <= tokens.size(); ++n) ASSERT_EQ(chain.key(n), TokenHashChain::of(first(tokens, n))) << n;
+  // Prefixes of different lengths and sequences differing in one token get different keys.
+  std::vector<int32_t> other = tokens;
+  other[150] ^= 1;
+  EXPECT_NE(TokenHashChain(other).key(300), chain.key(300));
+  EXPECT_EQ(TokenHashChain(other).key(150), chain.key(150));
+  EXPECT_NE(chain.key(299), chain.key(300));
+  EXPECT_FALSE(TokenHashChain().covers(0)) << "an empty chain covers nothing, not even no tokens";
+}
+
+TEST(PrefixCache, KeyedCallsAgreeWithTheTokenOnes) {
+  PrefixCache cache(8, 0);
+  const std::vector<int32_t> tokens = seq(64);
+  const TokenHashChain keys(tokens);
+  std::vector<StateCopy> copies;
+  const auto at16 = cache.reserve(first(tokens, 16), keys.key(16), &copies, true);
+  const auto at40 = cache.reserve(first(tokens, 40), &copies, true);
+  ASSERT_TRUE(at16 && at40);
+  EXPECT_FALSE(cache.reserve(first(tokens, 40), keys.key(40), &copies, true)) << "the same entry again";
+  EXPECT_EQ(cache.exact_id(first(tokens, 16)), at16->id);
+  EXPECT_EQ(cache.exact_id(first(tokens, 40), keys.key(40)), at40->id);
+  EXPECT_EQ(cache.lookup(tokens, keys)->length, 40);
+  EXPECT_EQ(cache.lookup(tokens)->length, 40);
+  EXPECT_EQ(cache.lookup(first(tokens, 30), TokenHashChain(first(tokens, 30)))->length, 16);
+  // The stored tokens are compared, whatever the key says.
+  EXPECT_FALSE(cache.exact_id(first(seq(16, 11), 16), keys.key(16)));
+}
 
 TEST(PrefixCache, FindsTheLongestCachedPrefix) {
   PrefixCache cache(8, 0);
