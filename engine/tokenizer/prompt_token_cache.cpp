@@ -43,30 +43,32 @@ std::vector<int32_t> PromptTokenCache::encode_plain(std::string_view text) {
     std::lock_guard<std::mutex> lock(mu_);
     stats_.encoded_bytes += text.size() - tail_begin;
   }
-  if (!cuts.empty()) keep(text, ids, std::move(cuts));
+  if (!cuts.empty()) keep(text, ids, std::move(cuts), reuse.spaces);
   return ids;
 }
 
 PromptTokenCache::Reuse PromptTokenCache::find(std::string_view text) {
-  // The running hash at every safe space, outside the lock.
-  std::vector<std::pair<size_t, uint64_t>> spaces;  // (space, hash of text[0, space))
+  // The running hash at every safe space, outside the lock (spaces found by
+  // memchr: most bytes are not spaces).
+  Reuse reuse;
+  std::vector<SpaceHash>& spaces = reuse.spaces;
+  spaces.reserve(text.size() / 6);
   uint64_t h = kFnvOffset;
   size_t hashed = 0;
-  for (size_t i = 1; i + 1 < text.size(); ++i) {
+  for (size_t i = text.find(' ', 1); i != std::string_view::npos && i + 1 < text.size(); i = text.find(' ', i + 1)) {
     if (!safe_space(text, i)) continue;
     h = fnv1a(h, text.substr(hashed, i - hashed));
     hashed = i;
-    spaces.emplace_back(i, h);
+    spaces.push_back({i, h});
   }
-  Reuse reuse;
   std::lock_guard<std::mutex> lock(mu_);
   ++stats_.lookups;
   for (auto s = spaces.rbegin(); s != spaces.rend(); ++s) {
-    const auto [first, last] = index_.equal_range(s->second);
+    const auto [first, last] = index_.equal_range(s->hash);
     for (auto it = first; it != last; ++it) {
       const auto [entry, cut_index] = it->second;
       const Tokenizer::PlainCut& cut = entry->cuts[cut_index];
-      if (cut.space != s->first || entry->text.compare(0, cut.space, text.substr(0, cut.space)) != 0) continue;
+      if (cut.space != s->space || entry->text.compare(0, cut.space, text.substr(0, cut.space)) != 0) continue;
       reuse.found = true;
       reuse.space = cut.space;
       reuse.ids.assign(entry->ids.begin(), entry->ids.begin() + ptrdiff_t(cut.ids));
@@ -80,14 +82,25 @@ PromptTokenCache::Reuse PromptTokenCache::find(std::string_view text) {
   return reuse;
 }
 
-void PromptTokenCache::keep(std::string_view text, std::vector<int32_t> ids, std::vector<Tokenizer::PlainCut> cuts) {
+void PromptTokenCache::keep(std::string_view text, std::vector<int32_t> ids, std::vector<Tokenizer::PlainCut> cuts,
+                            const std::vector<SpaceHash>& spaces) {
   Entry e;
   e.text.assign(text);
   e.ids = std::move(ids);
   e.cuts = std::move(cuts);
+  // Cuts are safe spaces of the text, so find() hashed up to each already; a cut
+  // it did not see (none expected) continues the hash from the space before it.
   uint64_t h = kFnvOffset;
   size_t hashed = 0;
+  auto known = spaces.begin();
   for (const Tokenizer::PlainCut& c : e.cuts) {
+    while (known != spaces.end() && known->space <= c.space) {
+      if (known->space >= hashed) {
+        h = known->hash;
+        hashed = known->space;
+      }
+      ++known;
+    }
     h = fnv1a(h, text.substr(hashed, c.space - hashed));
     hashed = c.space;
     e.cut_hashes.push_back(h);

@@ -65,14 +65,21 @@ class PromptTokenCache {
   };
   using EntryList = std::list<Entry>;  // most recently used first
 
+  // The running hash of a text's beginning at each of its safe spaces, ascending.
+  struct SpaceHash {
+    size_t space;
+    uint64_t hash;  // of text[0, space)
+  };
   struct Reuse {
     std::vector<int32_t> ids;  // of text[0, space)
     size_t space = 0;
     std::vector<Tokenizer::PlainCut> cuts;  // those of the kept text before `space`
     bool found = false;
+    std::vector<SpaceHash> spaces;  // of the whole text: keep() takes its cuts' hashes from them
   };
   Reuse find(std::string_view text);
-  void keep(std::string_view text, std::vector<int32_t> ids, std::vector<Tokenizer::PlainCut> cuts);
+  void keep(std::string_view text, std::vector<int32_t> ids, std::vector<Tokenizer::PlainCut> cuts,
+            const std::vector<SpaceHash>& spaces);
   void drop_locked(EntryList::iterator it);
 
   const Tokenizer& tokenizer_;

@@ -3,17 +3,6 @@
 #include <algorithm>
 
 namespace tnl {
-namespace {
-
-bool ascii_alnum(char c) { return (c >= '0' && c <= '9') || (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
-bool ascii_visible(char c) { return c > ' ' && c < 0x7f; }
-
-}  // namespace
-
-bool safe_space(std::string_view text, size_t i) {
-  return i > 0 && i + 1 < text.size() && text[i] == ' ' && ascii_visible(text[i - 1]) && ascii_alnum(text[i + 1]);
-}
-
 std::vector<std::string_view> split_at_word_boundaries(std::string_view text, WordSplit mode, size_t parts) {
   if (mode == WordSplit::kNone || parts <= 1 || text.size() < 3) return {text};
   std::vector<std::string_view> out;

@@ -17,8 +17,13 @@ enum class WordSplit {
 };
 
 // Whether text[i] is a safe space: "x y" with x visible ASCII and y an ASCII
-// letter or digit.
-bool safe_space(std::string_view text, size_t i);
+// letter or digit. Inline: scans call it for every space of long texts.
+inline bool safe_space(std::string_view text, size_t i) {
+  if (i == 0 || i + 1 >= text.size() || text[i] != ' ') return false;
+  const char before = text[i - 1], after = text[i + 1];
+  return before > ' ' && before < 0x7f &&
+         ((after >= '0' && after <= '9') || (after >= 'a' && after <= 'z') || (after >= 'A' && after <= 'Z'));
+}
 
 // Where the part after the safe space text[space] begins: past the space
 // (kDropSpace) or at it (kKeepSpace).
