@@ -379,7 +379,7 @@ class CudaBackend final : public Backend {
   Status prepare_for_serving(int64_t max_tokens) {
     const int64_t H = config_.num_heads, e = config_.head_dim();
     const int64_t rows = std::max<int64_t>(num_slots_, 64);
-    const int64_t segments = max_tokens / 256 + num_slots_ + 1;  // lightning_plan: segments ≥ 256 tokens
+    const int64_t segments = cuda::lightning_max_segments(max_tokens, num_slots_ + 1, H, e, 2 * sm_count_);
     TNL_RETURN_IF_ERROR(reserve_activations(max_tokens, max_tokens, rows,
                                             4 * max_tokens + rows + 7 * segments + 2 * num_slots_ + 1024, segments));
     const auto warm_start = std::chrono::steady_clock::now();

@@ -9,14 +9,13 @@ namespace tnl::cuda {
 LightningPlan plan_lightning(const std::vector<int32_t>& seq_lens, int64_t heads, int64_t e, int64_t target_ctas,
                              int32_t max_segment) {
   constexpr int64_t kAlign = 64;  // segments start on block boundaries of every tile shape
-  constexpr int64_t kMinAuto = 256;
   const int64_t slices = e / detail::lightning_slice(e);
   int64_t total = 0;
   for (int32_t n : seq_lens) total += n;
   int64_t segment = INT32_MAX;
   if (int64_t(seq_lens.size()) * heads * slices < target_ctas && target_ctas > 0) {
     const int64_t want = detail::ceil_div(total * heads * slices, target_ctas);
-    segment = std::max<int64_t>(kMinAuto, detail::ceil_div(want, kAlign) * kAlign);
+    segment = std::max<int64_t>(kLightningMinSegment, detail::ceil_div(want, kAlign) * kAlign);
   }
   if (max_segment > 0) segment = std::min<int64_t>(segment, detail::ceil_div(max_segment, kAlign) * kAlign);
 
@@ -44,6 +43,16 @@ LightningPlan plan_lightning(const std::vector<int32_t>& seq_lens, int64_t heads
     begin += n;
   }
   return plan;
+}
+
+int64_t lightning_max_segments(int64_t max_tokens, int64_t max_seqs, int64_t heads, int64_t e, int64_t target_ctas) {
+  // A sequence of n tokens takes ⌈n / segment⌉ ≤ n / segment + 1 segments, and a
+  // cutting segment is at least kLightningMinSegment and at least
+  // total · heads · slices / target_ctas tokens: so all of them together take at most
+  // min(max_tokens / kLightningMinSegment, target_ctas / (heads · slices)) + max_seqs.
+  const int64_t slices = e / detail::lightning_slice(e);
+  const int64_t cut = std::min(max_tokens / kLightningMinSegment, target_ctas / std::max<int64_t>(1, heads * slices));
+  return std::max<int64_t>(0, cut) + max_seqs;
 }
 
 int64_t lightning_scratch_floats(const LightningPlan& plan, int64_t heads, int64_t ek, int64_t e) {

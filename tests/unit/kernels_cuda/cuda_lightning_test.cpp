@@ -10,6 +10,7 @@
 
 #include <algorithm>
 #include <cstdio>
+#include <random>
 #include <string>
 #include <vector>
 
@@ -176,6 +177,33 @@ TEST(LightningPlanTest, SegmentsCoverEverySequenceInOrder) {
       next_token += len;
     }
     for (size_t i = 0; i < lens.size(); ++i) EXPECT_EQ(covered[i], lens[i]) << "sequence " << i;
+  }
+}
+
+TEST(LightningPlanTest, ShortSequencesAreCutIntoMinimumSegmentsAndTheStartUpBoundHolds) {
+  // One 512-token prompt on a 132-SM chip: too few CTAs, so it is cut into
+  // segments of kLightningMinSegment tokens.
+  const cuda::LightningPlan one = cuda::plan_lightning({512}, 8, 128, 264);
+  EXPECT_EQ(one.num_segments, 512 / cuda::kLightningMinSegment);
+  EXPECT_EQ(one.max_segment_len, cuda::kLightningMinSegment);
+  // Random steps of at most 8192 tokens in at most 64 sequences, several shapes:
+  // never more segments than the start-up sizing allows.
+  std::mt19937 rng(5);
+  for (const auto [heads, e] : {std::pair<int64_t, int64_t>{8, 128}, {2, 32}, {16, 64}, {1, 128}}) {
+    for (int trial = 0; trial < 200; ++trial) {
+      const int64_t max_tokens = 8192, max_seqs = 64;
+      const int seqs = std::uniform_int_distribution<int>(1, int(max_seqs))(rng);
+      int64_t left = max_tokens;
+      std::vector<int32_t> lens;
+      for (int i = 0; i < seqs && left > 0; ++i) {
+        const int32_t n = std::uniform_int_distribution<int32_t>(1, int32_t(std::min<int64_t>(left, 3000)))(rng);
+        lens.push_back(n);
+        left -= n;
+      }
+      const cuda::LightningPlan plan = cuda::plan_lightning(lens, heads, e, 264);
+      ASSERT_LE(plan.num_segments, cuda::lightning_max_segments(max_tokens, max_seqs, heads, e, 264))
+          << "heads " << heads << " e " << e << " sequences " << lens.size();
+    }
   }
 }
 
