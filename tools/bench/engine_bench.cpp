@@ -144,13 +144,14 @@ Expected<EngineBenchResult> run_engine_benchmarks(const ModelConfig& config, con
   const int64_t state_bytes = backend->state_bytes_per_slot(), V = config.vocab_size;
   auto note_memory = [&] { result.peak_memory_bytes = std::max(result.peak_memory_bytes, device_memory_used()); };
 
-  // Prefill: one fresh prompt of n tokens per step; the last row's logits come back.
-  // Each figure's timed steps sit in an NVTX range of its name (ncu --nvtx-include "NAME/").
-  for (int64_t n : o.prefill ? o.prefill_lengths : std::vector<int64_t>{}) {
-    const StepPlan plan{{{0, 0, random_tokens(n, V, o.seed + uint64_t(n)), LogitsMode::kLast}}};
-    const std::string name = "prefill n=" + std::to_string(n);
+  // One prefill figure: `plan`'s steps timed (its first two are warm-ups; the very
+  // first is what a server pays for a shape it never saw). Each figure's timed steps
+  // sit in an NVTX range of its name (ncu --nvtx-include "NAME/").
+  auto prefill_figure = [&](const std::string& name, const StepPlan& plan) -> Status {
+    int64_t tokens = 0;
+    for (const SequenceChunk& c : plan.chunks) tokens += int64_t(c.tokens.size());
     std::vector<double> times;
-    double first_ms = 0.0;  // the first step of this length: what a server pays for a length it never saw
+    double first_ms = 0.0;
     for (int i = 0; i < 2 + std::max(3, o.reps / 4); ++i) {
       if (i == 2) nvtxRangePushA(name.c_str());
       TNL_ASSIGN_OR_RETURN(const double ms, time_step_ms(*backend, plan));
@@ -159,18 +160,40 @@ Expected<EngineBenchResult> run_engine_benchmarks(const ModelConfig& config, con
     }
     nvtxRangePop();
     note_memory();
+    const double rows = double(plan.chunks.size());  // one logits row each
     Figure f;
     f.section = "prefill";
     f.name = name;
     f.time_ms = median(times);
-    f.tokens = double(n);
-    f.flops = double(n) * (flops_per_token(config, false) + attention_flops_per_token(config, true)) +
-              flops_per_token(config, true) - flops_per_token(config, false);  // logits of the last row
-    f.bytes = weight_bytes_per_step(config, 1, 2) + double(state_bytes);
+    f.tokens = double(tokens);
+    f.flops = double(tokens) * (flops_per_token(config, false) + attention_flops_per_token(config, true)) +
+              rows * (flops_per_token(config, true) - flops_per_token(config, false));
+    f.bytes = weight_bytes_per_step(config, 1, 2) + rows * double(state_bytes);
     f.extra = {{"first_step_ms", first_ms}};
-    spdlog::info("{}: {:.3f} ms, {:.0f} tokens/s (first step of this length: {:.3f} ms)", f.name, f.time_ms,
+    spdlog::info("{}: {:.3f} ms, {:.0f} tokens/s (first step of this shape: {:.3f} ms)", f.name, f.time_ms,
                  f.tokens / f.time_ms * 1e3, first_ms);
     result.figures.push_back(std::move(f));
+    return Status::ok();
+  };
+  // Prefill: one fresh prompt of n tokens per step; the last row's logits come back.
+  for (int64_t n : o.prefill ? o.prefill_lengths : std::vector<int64_t>{}) {
+    const StepPlan plan{{{0, 0, random_tokens(n, V, o.seed + uint64_t(n)), LogitsMode::kLast}}};
+    TNL_RETURN_IF_ERROR(prefill_figure("prefill n=" + std::to_string(n), plan));
+  }
+  // Conversation turns: k slots continue from a state (written by a fresh prefill
+  // first, so that it holds real numbers) at position turn_context.
+  for (int64_t k : o.prefill ? o.turn_batches : std::vector<int64_t>{}) {
+    if (k > bo.max_slots) continue;
+    StepPlan fresh, turn;
+    for (int64_t i = 0; i < k; ++i) {
+      std::vector<int32_t> tokens = random_tokens(o.turn_tokens, V, o.seed + 7919 * uint64_t(i + 1));
+      fresh.chunks.push_back({int32_t(i), 0, tokens, LogitsMode::kLast});
+      turn.chunks.push_back({int32_t(i), o.turn_context, std::move(tokens), LogitsMode::kLast});
+    }
+    TNL_RETURN_IF_ERROR(time_step_ms(*backend, fresh).status());
+    TNL_RETURN_IF_ERROR(prefill_figure("turn " + std::to_string(k) + "x" + std::to_string(o.turn_tokens) + " at " +
+                                           std::to_string(o.turn_context),
+                                       turn));
   }
 
   // Decode: every batch size at every context; each sampled token is drawn on the GPU (greedy).

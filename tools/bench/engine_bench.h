@@ -18,6 +18,10 @@ namespace tnl::bench {
 
 struct EngineBenchOptions {
   std::vector<int64_t> prefill_lengths = {512, 2048, 8192};
+  // Conversation turns: k sequences in one step, each prefilling turn_tokens new
+  // tokens on top of a state at turn_context (what a burst of cached turns costs).
+  std::vector<int64_t> turn_batches = {1, 6};
+  int64_t turn_tokens = 512, turn_context = 4096;
   std::vector<int64_t> decode_batches = {1, 16, 64, 256};
   std::vector<int64_t> contexts = {512, 4096, 32768};
   int64_t fill_tokens_per_step = 32768;  // prefill budget per step while filling contexts

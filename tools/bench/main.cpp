@@ -47,6 +47,11 @@ int main(int argc, char** argv) {
   app.add_option("--prefill-attn-lengths", ko.prefill_lengths, "Kernel: Lightning prefill lengths n")->capture_default_str();
   app.add_option("--decode-kernel-batches", ko.decode_batches, "Kernel: recurrent decode batch sizes")->capture_default_str();
   app.add_option("--prefill-lengths", eo.prefill_lengths, "Engine: prompt lengths")->capture_default_str();
+  app.add_option("--turn-batches", eo.turn_batches,
+                 "Engine: sequences per conversation-turn step (each prefills --turn-tokens on a state at --turn-context)")
+      ->capture_default_str();
+  app.add_option("--turn-tokens", eo.turn_tokens, "Engine: new tokens per conversation turn")->capture_default_str();
+  app.add_option("--turn-context", eo.turn_context, "Engine: position a conversation turn starts at")->capture_default_str();
   app.add_option("--batches", eo.decode_batches, "Engine: decode batch sizes")->capture_default_str();
   app.add_option("--contexts", eo.contexts, "Engine: context lengths the decode batches start from")->capture_default_str();
   app.add_option("--reps", eo.reps, "Timed runs per figure (the median is reported)")->capture_default_str();
