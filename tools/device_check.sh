@@ -91,15 +91,18 @@ cat tests/data/heldout_slice.txt tests/data/tokenizer_corpus.txt tests/data/held
 
 if has cache; then
   # Back-to-back turns (think 0: the next turn is sent the moment the reply ends)
-  # and turns 250 ms apart (a user reading the reply), cache on and off.
+  # and turns 250 ms apart (a user reading the reply), cache on and off; each turn
+  # on a fresh connection. Then think 0 again with each client keeping its
+  # connection between turns (think0ka), as a chat app's SDK pool does.
   echo "== prefix cache: 8 conversations x 8 turns x ~512 new tokens, TTFT per turn, cache on and off"
   {
-    for think in 0 250; do
+    for think in 0 250 0ka; do
       for mode in on off; do
-        echo "-- think time $think ms, --prefix-cache $mode"
+        echo "-- think time ${think%ka} ms$([ "${think%ka}" != "$think" ] && echo ', connections kept alive'), --prefix-cache $mode"
         serve_385m 18010 --prefix-cache $mode --step-trace /tmp/tnl/trace_${mode}_think$think.jsonl || break
         python3 tools/loadgen/loadgen.py --port 18010 --endpoint completions --corpus $corpus --concurrency 8 \
-          --turns 8 --input-tokens 512 --turn-tokens 512 --output-tokens 64 --num-requests 64 --think-time-ms $think \
+          --turns 8 --input-tokens 512 --turn-tokens 512 --output-tokens 64 --num-requests 64 \
+          --think-time-ms ${think%ka} $([ "${think%ka}" != "$think" ] && echo --keep-alive) \
           --quiet --save-requests --json /tmp/tnl/turns_${mode}_think$think.json | tail -25
         http_get http://127.0.0.1:18010/metrics | grep -E "^tnl_prefix_cache_(hits|queries|hit_tokens|snapshots|evictions)_total|^tnl_prompt_tokens_(cached_)?total|^tnl_prompt_token_cache_"
         kill -TERM $server_pid; wait $server_pid
@@ -111,7 +114,8 @@ if has cache; then
     done
     # one file of the 8 that $OUT returns
     tar -C /tmp/tnl -czf "$OUT/cache_data.tar.gz" turns_on_think0.json turns_off_think0.json turns_think0.svg \
-      turns_on_think250.json turns_off_think250.json turns_think250.svg trace_on_think0.jsonl trace_off_think0.jsonl
+      turns_on_think250.json turns_off_think250.json turns_think250.svg trace_on_think0.jsonl trace_off_think0.jsonl \
+      turns_on_think0ka.json turns_off_think0ka.json trace_on_think0ka.jsonl
   } 2>&1 | tee "$OUT/cache.txt"
 fi
 
