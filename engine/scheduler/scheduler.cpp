@@ -170,7 +170,7 @@ void Scheduler::preempt_for_head(ScheduledStep* step) {
   for (SequenceId id : ids) {
     const auto it = std::find_if(running_.begin(), running_.end(), [&](const Sequence& s) { return s.id == id; });
     Sequence seq = std::move(*it);
-    running_.erase(it);
+    erase_running(it);
     // Nothing computed yet (its first chunk never ran): no state worth keeping.
     seq.swapped = seq.num_computed > 0;
     step->preempted.push_back({seq.id, seq.slot, seq.swapped});
@@ -189,7 +189,7 @@ bool Scheduler::resume_head(int64_t* budget, ScheduledStep* step) {
   if (len > *budget) return false;
   head.slot = *slots_.allocate();
   head.swapped = false;
-  running_.push_back(std::move(head));
+  push_running(std::move(head));
   waiting_.pop_front();
   const Sequence& seq = running_.back();
   step->resumed.push_back({seq.id, seq.slot});
@@ -222,7 +222,7 @@ bool Scheduler::admit_head(int64_t* budget, ScheduledStep* step) {
   head.slot = *slots_.allocate();
   std::vector<SequenceId> followers = std::move(head.followers);
   head.followers.clear();
-  running_.push_back(std::move(head));
+  push_running(std::move(head));
   waiting_.pop_front();
   auto start_member = [&](Sequence& member) {
     if (!hit) return;
@@ -237,7 +237,7 @@ bool Scheduler::admit_head(int64_t* budget, ScheduledStep* step) {
     Sequence member;
     member.id = f;
     member.slot = *slots_.allocate();
-    running_.push_back(std::move(member));  // may move running_: look the leader up after
+    push_running(std::move(member));  // may move running_: look the leader up after
     Sequence& leader = *find_running(leader_id);
     Sequence& added = running_.back();
     added.tokens = leader.tokens;
@@ -270,6 +270,8 @@ ScheduledStep Scheduler::schedule() {
   // 0. Preemption: a better-priority head of the queue takes slots from worse ones.
   preempt_for_head(&step);
 
+  step.plan.chunks.reserve(running_.size() + 1);
+  step.chunks.reserve(running_.size() + 1);
   // 1. Decodes: one token for every running sequence past its prompt. Never left out:
   //    there are at most num_slots of them and the budget holds more (validated).
   for (const Sequence& seq : running_) {
@@ -328,8 +330,8 @@ void Scheduler::append_token(SequenceId id, int32_t token) {
 }
 
 bool Scheduler::remove(SequenceId id, bool snapshot) {
-  for (auto it = running_.begin(); it != running_.end(); ++it) {
-    if (it->id != id) continue;
+  if (Sequence* found = find_running(id)) {
+    const auto it = running_.begin() + (found - running_.data());
     if (snapshot && cache_.enabled() && !it->leader && !it->prefilling() && it->num_computed > 0) {
       // Finish snapshot: the tokens whose effect is in the state. The copy runs
       // first in the next step, before the slot freed here can be reused.
@@ -346,7 +348,7 @@ bool Scheduler::remove(SequenceId id, bool snapshot) {
       if (Sequence* leader = find_running(*it->leader)) std::erase(leader->followers, id);
     }
     slots_.release(it->slot);
-    running_.erase(it);
+    erase_running(it);
     return true;
   }
   for (auto it = waiting_.begin(); it != waiting_.end(); ++it) {
@@ -420,18 +422,26 @@ std::vector<SequenceId> Scheduler::waiting_ids() const {
   return ids;
 }
 
+void Scheduler::push_running(Sequence seq) {
+  running_at_[seq.id] = running_.size();
+  running_.push_back(std::move(seq));
+}
+
+void Scheduler::erase_running(std::vector<Sequence>::iterator it) {
+  const size_t at = size_t(it - running_.begin());
+  running_at_.erase(it->id);
+  running_.erase(it);
+  for (size_t i = at; i < running_.size(); ++i) running_at_[running_[i].id] = i;
+}
+
 Scheduler::Sequence* Scheduler::find_running(SequenceId id) {
-  for (Sequence& s : running_) {
-    if (s.id == id) return &s;
-  }
-  return nullptr;
+  const auto it = running_at_.find(id);
+  return it == running_at_.end() ? nullptr : &running_[it->second];
 }
 
 const Scheduler::Sequence* Scheduler::find_running(SequenceId id) const {
-  for (const Sequence& s : running_) {
-    if (s.id == id) return &s;
-  }
-  return nullptr;
+  const auto it = running_at_.find(id);
+  return it == running_at_.end() ? nullptr : &running_[it->second];
 }
 
 }  // namespace tnl

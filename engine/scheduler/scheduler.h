@@ -63,6 +63,7 @@
 #include <deque>
 #include <memory>
 #include <optional>
+#include <unordered_map>
 #include <utility>
 #include <vector>
 
@@ -228,6 +229,8 @@ class Scheduler {
   bool admit_head(int64_t* budget, ScheduledStep* step);
   // admit_head for a preempted sequence that computed something: it resumes.
   bool resume_head(int64_t* budget, ScheduledStep* step);
+  void push_running(Sequence seq);
+  void erase_running(std::vector<Sequence>::iterator it);
   Sequence* find_running(SequenceId seq);
   const Sequence* find_running(SequenceId seq) const;
 
@@ -235,7 +238,8 @@ class Scheduler {
   SlotAllocator slots_;
   PrefixCache cache_;
   std::deque<Sequence> waiting_;   // (priority, arrival) order; a fork group is one entry
-  std::vector<Sequence> running_;  // admission order
+  std::vector<Sequence> running_;  // admission order; added by push_running, removed by erase_running only
+  std::unordered_map<SequenceId, size_t> running_at_;  // id → index in running_ (a step looks every sequence up)
   std::vector<StateCopy> pending_copies_;  // finish snapshots, run first in the next step
   uint64_t forks_total_ = 0;
   uint64_t preemptions_total_ = 0;
