@@ -250,7 +250,7 @@ Expected<std::vector<uint64_t>> Engine::submit_group(std::vector<GenerationReque
            requests[i].priority == requests[0].priority;
   }
   TokenHashChain prompt_keys;
-  if (impl_->options.prefix_cache && !requests[0].prompt_logprobs) prompt_keys = TokenHashChain(requests[0].prompt_ids);
+  if (impl_->options.prefix_cache) prompt_keys = TokenHashChain(requests[0].prompt_ids);
   std::vector<uint64_t> ids;
   {
     std::lock_guard<std::mutex> lock(impl_->mu);

@@ -9,8 +9,8 @@
 //
 // Keys are token sequences (one cache per engine, so per model). A hash chain over
 // the tokens (token_hash_chain.h; callers that hold a sequence's chain pass its
-// keys, the others have them computed) finds candidates; the stored tokens are compared before a hit is
-// reported, so hash collisions never give a wrong state. Eviction is LRU among
+// keys, the others have them computed) finds candidates; the stored tokens are
+// compared before a hit is reported, so hash collisions never give a wrong state. Eviction is LRU among
 // entries of a tier: a cache-slot entry that must make room moves to the host tier
 // when there is one (a copy planned before the slot is overwritten), else it is
 // dropped; a host entry that must make room is dropped.

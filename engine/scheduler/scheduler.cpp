@@ -168,9 +168,8 @@ void Scheduler::preempt_for_head(ScheduledStep* step) {
   std::vector<SequenceId> ids;
   for (int32_t i = 0; i < needed; ++i) ids.push_back(victims[size_t(i)]->id);
   for (SequenceId id : ids) {
-    const auto it = std::find_if(running_.begin(), running_.end(), [&](const Sequence& s) { return s.id == id; });
-    Sequence seq = std::move(*it);
-    erase_running(it);
+    Sequence seq = std::move(*find_running(id));
+    erase_running(id);
     // Nothing computed yet (its first chunk never ran): no state worth keeping.
     seq.swapped = seq.num_computed > 0;
     step->preempted.push_back({seq.id, seq.slot, seq.swapped});
@@ -330,25 +329,24 @@ void Scheduler::append_token(SequenceId id, int32_t token) {
 }
 
 bool Scheduler::remove(SequenceId id, bool snapshot) {
-  if (Sequence* found = find_running(id)) {
-    const auto it = running_.begin() + (found - running_.data());
-    if (snapshot && cache_.enabled() && !it->leader && !it->prefilling() && it->num_computed > 0) {
+  if (Sequence* seq = find_running(id)) {
+    if (snapshot && cache_.enabled() && !seq->leader && !seq->prefilling() && seq->num_computed > 0) {
       // Finish snapshot: the tokens whose effect is in the state. The copy runs
       // first in the next step, before the slot freed here can be reused.
-      const std::span<const int32_t> covered(it->tokens.data(), size_t(it->num_computed));
-      if (auto reserved = cache_.reserve(covered, it->keys.key(covered.size()), &pending_copies_, /*ready=*/true)) {
-        pending_copies_.push_back({live(it->slot), reserved->slot});
+      const std::span<const int32_t> covered(seq->tokens.data(), size_t(seq->num_computed));
+      if (auto reserved = cache_.reserve(covered, seq->keys.key(covered.size()), &pending_copies_, /*ready=*/true)) {
+        pending_copies_.push_back({live(seq->slot), reserved->slot});
       }
     }
     // Members still waiting for this leader prefill on their own now.
-    for (SequenceId f : it->followers) {
+    for (SequenceId f : seq->followers) {
       if (Sequence* follower = find_running(f)) follower->leader.reset();
     }
-    if (it->leader) {
-      if (Sequence* leader = find_running(*it->leader)) std::erase(leader->followers, id);
+    if (seq->leader) {
+      if (Sequence* leader = find_running(*seq->leader)) std::erase(leader->followers, id);
     }
-    slots_.release(it->slot);
-    erase_running(it);
+    slots_.release(seq->slot);
+    erase_running(id);
     return true;
   }
   for (auto it = waiting_.begin(); it != waiting_.end(); ++it) {
@@ -427,10 +425,11 @@ void Scheduler::push_running(Sequence seq) {
   running_.push_back(std::move(seq));
 }
 
-void Scheduler::erase_running(std::vector<Sequence>::iterator it) {
-  const size_t at = size_t(it - running_.begin());
-  running_at_.erase(it->id);
-  running_.erase(it);
+void Scheduler::erase_running(SequenceId id) {
+  const auto found = running_at_.find(id);
+  const size_t at = found->second;
+  running_at_.erase(found);
+  running_.erase(running_.begin() + ptrdiff_t(at));
   for (size_t i = at; i < running_.size(); ++i) running_at_[running_[i].id] = i;
 }
 

@@ -230,7 +230,7 @@ class Scheduler {
   // admit_head for a preempted sequence that computed something: it resumes.
   bool resume_head(int64_t* budget, ScheduledStep* step);
   void push_running(Sequence seq);
-  void erase_running(std::vector<Sequence>::iterator it);
+  void erase_running(SequenceId seq);  // a running sequence
   Sequence* find_running(SequenceId seq);
   const Sequence* find_running(SequenceId seq) const;
 

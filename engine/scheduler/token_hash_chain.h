@@ -31,8 +31,7 @@ class TokenHashChain {
     assert(length < keys_.size());
     return keys_[length];
   }
-  // How many tokens the chain covers (0 for an empty chain as for no tokens).
-  size_t tokens() const { return keys_.empty() ? 0 : keys_.size() - 1; }
+  // Whether the chain holds the keys of exactly n tokens (an empty chain covers nothing).
   bool covers(size_t n) const { return !keys_.empty() && keys_.size() == n + 1; }
 
  private:

@@ -94,12 +94,9 @@ void PromptTokenCache::keep(std::string_view text, std::vector<int32_t> ids, std
   size_t hashed = 0;
   auto known = spaces.begin();
   for (const Tokenizer::PlainCut& c : e.cuts) {
-    while (known != spaces.end() && known->space <= c.space) {
-      if (known->space >= hashed) {
-        h = known->hash;
-        hashed = known->space;
-      }
-      ++known;
+    for (; known != spaces.end() && known->space <= c.space; ++known) {  // cuts ascend, so these are past `hashed`
+      h = known->hash;
+      hashed = known->space;
     }
     h = fnv1a(h, text.substr(hashed, c.space - hashed));
     hashed = c.space;
