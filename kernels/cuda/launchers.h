@@ -171,6 +171,10 @@ struct SampleRowArgs {
   int32_t want_logprob = 0;
   int32_t mask_begin = -1;
 };
+// Top-p alone picks its compaction threshold from a sample of the row: ids in
+// every kSampleEstimateEvery-th group of kSampleEstimateGroup consecutive ids
+// (where the sample misleads, an exact path decides; tests build such rows).
+constexpr int64_t kSampleEstimateGroup = 64, kSampleEstimateEvery = 8;
 cudaError_t sample_rows(const float* logits, int64_t vocab, const SampleRowArgs* rows, int64_t num_rows,
                         const PenaltyEntry* entries, const uint32_t* masks, float* work, SampledToken* out,
                         cudaStream_t stream);

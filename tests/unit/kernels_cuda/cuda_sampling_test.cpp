@@ -1,8 +1,9 @@
 // Device-side sampling (kernels/cuda/sample_rows.cu) against its CPU reference
 // (kernels/cpu/sampling_reference.cpp) on random rows: greedy, temperature,
 // top-k, top-p, min-p, penalties and their combinations, rows full of ties, rows
-// with −inf and NaN, peaked rows, top-p alone (the compacted path, and a set
-// too large for it), a real vocabulary size. The sampled token must lie in the
+// with −inf and NaN, peaked rows, top-p alone (the estimated and the exact
+// compacted paths, rows that mislead the estimate, and a set too large for
+// either), a real vocabulary size. The sampled token must lie in the
 // reference's kept set on every row and equal the reference's token (the two
 // can part only where expf's last bit moves a draw boundary); logprobs agree;
 // two runs give the same tokens. Skips without a CUDA device.
@@ -52,9 +53,11 @@ std::vector<Row> make_rows(int64_t V, uint64_t seed) {
       params(2.0f, 0, 0.3f, 0.0f),   params(0.1f, 0, 1.0f, 0.0f),  params(1.0f, int32_t(V) - 1, 0.99f, 0.0f),
       // Top-p alone goes through the compacted row; at V = 64000 this one keeps
       // more candidates than the compaction holds and takes the full passes.
-      params(2.0f, 0, 0.99f, 0.0f),  params(0.7f, 0, 0.8f, 0.1f)};
+      params(2.0f, 0, 0.99f, 0.0f),  params(0.7f, 0, 0.8f, 0.1f),
+      // Flat enough that kind 6's misled threshold keeps more than the compaction holds.
+      params(10.0f, 0, 0.9f, 0.0f)};
   std::vector<Row> rows;
-  for (size_t i = 0; i < 6 * settings.size(); ++i) {
+  for (size_t i = 0; i < 8 * settings.size(); ++i) {
     Row r;
     r.params = settings[i % settings.size()];
     r.params.uniform = unit(rng);
@@ -88,6 +91,17 @@ std::vector<Row> make_rows(int64_t V, uint64_t seed) {
       }
     } else if (kind == 5) {
       for (float& x : r.logits) x *= 6.0f;  // peaked: most of the row weighs nothing in fixed point
+    } else if (kind == 6 || kind == 7) {
+      // Rows that mislead top-p's sample (the ids it reads: launchers.h). Kind 6:
+      // the sampled ids weigh nothing, so the sample says the maximum alone
+      // reaches top_p, and what its threshold keeps weighs too little (or, flat,
+      // is more than the compaction holds). Kind 7: the sampled ids crowd just
+      // below the maximum, so the sample says the top-p set cannot fit.
+      const int64_t group = cuda::kSampleEstimateGroup, every = cuda::kSampleEstimateEvery;
+      for (int64_t j = 0; j < V; ++j) {
+        if ((j / group) % every != 0) continue;
+        r.logits[size_t(j)] = kind == 6 ? -30.0f : 7.0f + float(unit(rng));
+      }
     }
     r.want_logprob = i % 2 == 0;
     rows.push_back(std::move(r));
