@@ -15,13 +15,16 @@
 // Where the sample was wrong (the set does not fit, or what was kept weighs less
 // than top_p of the row) the exact compacted path (top_p_compacted: a pass of
 // 256 log-weight bins, then a copy of the bins up to the crossing) decides, and
-// rows whose top-p set is too large for either take the passes above.
+// rows whose top-p set is too large for either take the passes above. A top-k
+// row (k ≤ capacity / 4) takes the same sample for a threshold that should
+// keep 3k + 256 candidates, copies them in one pass, and steps 3–5 run over the
+// copy (over the row where fewer than k were kept).
 // Ties at a selected key are resolved by id (the lowest ids stay), found by the
 // same id-order scan. Fixed-point integer sums make every result independent of
 // the order of the additions (deterministic runs, exact agreement with the CPU
 // reference but for expf's last bit).
-// Shared memory: ≈ 8 KB static (one 256-bin histogram in two u32 halves, the
-// sample's bins, scan space) and a block's share of the SM dynamic: the
+// Shared memory: ≈ 8.5 KB static (one 256-bin histogram in two u32 halves, the
+// sample's bins, bin b*'s candidates, scan space) and a block's share of the SM dynamic: the
 // compacted candidates (up to kCompactCapacity × 8 bytes), or, for the passes
 // over the whole row, one histogram a warp (32 KB). Two CTAs share an
 // SM (registers capped at 64 a thread, and each takes at most half the SM's
@@ -700,12 +703,14 @@ __device__ bool top_p_compacted(const float* x, int64_t V, const RowSampling& p,
   return finish_compacted_top_p(vals, ids, n, target, b_star, above_bins, max, p, s, token);
 }
 
-// Warp 0 only: from the sample's bin counts (s.est_count), the bins to keep: the most that
-// fit kEstimateFill of the capacity, and at most kEstimateMarginBins past the
-// bin where the sample reaches top_p of its weight. The row's maximum is counted
-// once with weight 1 (the sample leaves it out). s.est_keep_bin = −1 where the
-// sample says the top-p set does not fit.
-__device__ void choose_estimated_keep_bin(SampleShared& s, int64_t V, float top_p, int32_t capacity) {
+// Warp 0 only: from the sample's bin counts (s.est_count), the bins to keep:
+// the most that fit kEstimateFill of the capacity and, for top-p, at most
+// kEstimateMarginBins past the bin where the sample reaches top_p of its
+// weight; for top-k (k > 0), up to the first bin where the sample counts 3k +
+// 256 candidates (or every bin that weighs anything, if it counts at least k
+// there). The row's maximum is counted once with weight 1 (the sample leaves
+// it out). s.est_keep_bin = −1 where the sample says the set does not fit.
+__device__ void choose_estimated_keep_bin(SampleShared& s, int64_t V, float top_p, int32_t top_k, int32_t capacity) {
   const int lane = threadIdx.x & 31;
   const float scale = s.est_samples > 0 ? float(V) / float(s.est_samples) : 1.0f;
   float w_local = 0.0f;
@@ -730,36 +735,36 @@ __device__ void choose_estimated_keep_bin(SampleShared& s, int64_t V, float top_
     }
   }
   const float w_total = 1.0f + scale * __shfl_sync(kFull, w_incl, 31);
+  const float n_total = 1.0f + scale * float(__shfl_sync(kFull, n_incl, 31));
   const float need = top_p * w_total, room = kEstimateFill * float(capacity);
+  const float want = 3.0f * float(top_k) + 256.0f;
   float w_run = 1.0f + scale * (w_incl - w_local);
   float n_run = 1.0f + scale * float(n_incl - n_local);
-  uint32_t short_bins = 0, fitting_bins = 0;  // bins before the top-p crossing; bins whose prefix fits
+  uint32_t short_bins = 0, fitting_bins = 0;  // bins before the set is reached; bins whose prefix fits
   for (int j = 0; j < 8; ++j) {
     const int b = 8 * lane + j;
     if (b >= kBins - 1) break;
     w_run += scale * float(s.est_count[b]) * bin_weight(b);
     n_run += scale * float(s.est_count[b]);
-    short_bins += w_run < need;
+    short_bins += top_k > 0 ? n_run < want : w_run < need;
     fitting_bins += n_run <= room;
   }
-  const int b_need = int(__reduce_add_sync(kFull, short_bins));  // the first bin that reaches need
+  int b_need = int(__reduce_add_sync(kFull, short_bins));  // the first bin that reaches the set
   const int b_fit = int(__reduce_add_sync(kFull, fitting_bins)) - 1;
-  if (lane == 0) s.est_keep_bin = b_need <= b_fit ? min(b_fit, b_need + kEstimateMarginBins) : -1;
+  if (top_k > 0 && b_need >= kBins - 1 && n_total >= float(top_k)) b_need = kBins - 2;  // every bin that weighs
+  int keep = -1;
+  if (b_need <= b_fit) keep = top_k > 0 ? b_need : min(b_fit, b_need + kEstimateMarginBins);
+  if (lane == 0) s.est_keep_bin = keep;
 }
 
-// Top-p (top-k off) in two passes over the row after its maximum: a sample of
-// it (1/8, spread over the row) picks a threshold that should keep the top-p set
-// and fit the compacted row; one pass then sums the exact weights and copies the
-// candidates at or above the threshold, in id order. The compacted row's own
-// exact bins then give b*, and the end is the exact path's. False, with nothing
-// decided, when the sample was wrong: more candidates than `capacity`, or less
-// than top_p of the weight kept (the exact path decides then).
-__device__ bool top_p_estimated(const float* x, int64_t V, const RowSampling& p, float max, float* vals, int32_t* ids,
-                                int32_t capacity, SampleShared& s, int32_t* token) {
+// The estimated paths' threshold: a sample of the row (1/8, spread over it)
+// counted into log-weight bins, the bins chosen from it (above), and the lowest
+// value they hold into s.keep_from. False where the sample says the set does
+// not fit (nothing decided).
+__device__ bool estimate_keep_from(const float* x, int64_t V, const RowSampling& p, int32_t top_k, float max,
+                                   int32_t capacity, SampleShared& s) {
   const int warp = threadIdx.x >> 5;
   const float inv_t = p.inv_temperature;
-  auto weight = [&](float v) { return fixed_weight(v, max, inv_t); };
-
   for (int b = threadIdx.x; b < kBins; b += kThreads) s.est_count[b] = 0;
   if (threadIdx.x == 0) s.est_samples = 0;
   __syncthreads();
@@ -787,7 +792,7 @@ __device__ bool top_p_estimated(const float* x, int64_t V, const RowSampling& p,
   }
   atomicAdd(&s.est_samples, taken);
   __syncthreads();
-  if (warp == 0) choose_estimated_keep_bin(s, V, p.top_p, capacity);
+  if (warp == 0) choose_estimated_keep_bin(s, V, p.top_p, top_k, capacity);
   __syncthreads();
   const int b_keep = s.est_keep_bin;
   if (b_keep < 0) return false;
@@ -797,6 +802,23 @@ __device__ bool top_p_estimated(const float* x, int64_t V, const RowSampling& p,
     if (threadIdx.x == 0) s.keep_from = v;
   }
   __syncthreads();
+  return true;
+}
+
+// Top-p (top-k off) in two passes over the row after its maximum: a sample of
+// it (1/8, spread over the row) picks a threshold that should keep the top-p set
+// and fit the compacted row; one pass then sums the exact weights and copies the
+// candidates at or above the threshold, in id order. The compacted row's own
+// exact bins then give b*, and the end is the exact path's. False, with nothing
+// decided, when the sample was wrong: more candidates than `capacity`, or less
+// than top_p of the weight kept (the exact path decides then).
+__device__ bool top_p_estimated(const float* x, int64_t V, const RowSampling& p, float max, float* vals, int32_t* ids,
+                                int32_t capacity, SampleShared& s, int32_t* token) {
+  const int warp = threadIdx.x >> 5;
+  const float inv_t = p.inv_temperature;
+  auto weight = [&](float v) { return fixed_weight(v, max, inv_t); };
+
+  if (!estimate_keep_from(x, V, p, /*top_k=*/0, max, capacity, s)) return false;
 
   // The pass: every weight into Σw, and the candidates ≥ keep_from in id order.
   // (No canonical() needed: NaN weighs 0, as cvt turns NaN into 0, and fails
@@ -837,6 +859,97 @@ __device__ float block_max(const float* x, int64_t V, SampleShared& s) {
   m = s.warp_f[0];
   for (int w = 1; w < kWarps; ++w) m = fmaxf(m, s.warp_f[w]);
   return m + 0.0f;
+}
+
+// Steps 3–5 over x[0, V) (a row, or a compacted row in id order): top-k,
+// top-p, min-p and the draw, by radix passes. The index drawn (−1 only where
+// nothing weighs).
+__device__ int32_t sample_by_passes(const float* x, int64_t V, const RowSampling& p, float max, const Histograms& h,
+                                    SampleShared& s) {
+  const float inv_t = p.inv_temperature;
+  auto weight = [&](float v) { return fixed_weight(v, max, inv_t); };
+
+  // 3. top-k: the k-th best key; ties at it keep the lowest ids.
+  const bool topk_on = p.top_k > 0 && p.top_k < V;
+  uint32_t key_k = 0;
+  int64_t tie_k = V;
+  if (topk_on) {
+    u64 above = 0, at = 0;
+    select_key(x, [&](int64_t, float v, uint32_t& key, u64& w) {
+      key = order_key(canonical(v));
+      w = 1;
+      return true;
+    }, V, double(p.top_k), h, s, &key_k, &above, &at);
+    const u64 need = u64(p.top_k) - above;
+    if (at > need) {
+      tie_k = first_exceeding(x, [&](int64_t, float v) { return u64(order_key(canonical(v)) == key_k); }, V,
+                              need - 1, s);
+    }
+  }
+  auto kept_k = [&](int64_t i, uint32_t key) { return !topk_on || key > key_k || (key == key_k && i <= tie_k); };
+
+  // 4. top-p: the shortest best-first prefix reaching top_p of the kept weight.
+  bool topp_on = p.top_p < 1.0f;
+  uint32_t key_p = 0;
+  int64_t tie_p = V;
+  if (topp_on) {
+    u64 mine = 0;
+    for_strided(x, V, [&](int64_t i, float v) {
+      v = canonical(v);
+      if (kept_k(i, order_key(v))) mine += weight(v);
+    });
+    const double target = double(p.top_p) * double(block_sum(mine, s));
+    auto element = [&](int64_t i, float v, uint32_t& key, u64& w) {
+      v = canonical(v);
+      key = order_key(v);
+      if (!kept_k(i, key)) return false;
+      w = weight(v);
+      return true;
+    };
+    u64 above = 0, at = 0;
+    if (select_key(x, element, V, target, h, s, &key_p, &above, &at)) {
+      // All candidates at key_p weigh the same w*: the fewest c of them with above + c·w* ≥ target.
+      const u64 w_star = weight(key_value(key_p));
+      u64 c = u64(ceil((target - double(above)) / double(w_star)));
+      if (c < 1) c = 1;
+      while (c > 1 && double(above + (c - 1) * w_star) >= target) --c;
+      while (double(above + c * w_star) < target) ++c;
+      if (at / w_star > c) {
+        tie_p = first_exceeding(
+            x,
+            [&](int64_t i, float v) {
+              const uint32_t key = order_key(canonical(v));
+              return u64(key == key_p && kept_k(i, key));
+            },
+            V, c - 1, s);
+      }
+    } else {
+      topp_on = false;  // the target was missed by rounding: keep all, as the host Sampler does
+    }
+  }
+
+  // 5. min-p, then the draw in id order.
+  const int32_t drawn = draw_in_id_order(
+      x, V,
+      [&](int64_t i, uint32_t key) {
+        return kept_k(i, key) && (!topp_on || key > key_p || (key == key_p && i <= tie_p));
+      },
+      max, p, s);
+  return drawn;
+}
+
+// Top-k (with or without top-p) through a compacted row: a threshold from a
+// sample that should keep 3k + 256 candidates, and one pass that copies those
+// at or above it in id order; the radix passes then run over the copy. How many
+// were copied, or −1 where the sample was wrong (fewer than k kept, or more
+// than the capacity): the passes over the row decide then.
+__device__ int32_t top_k_compact(const float* x, int64_t V, const RowSampling& p, float max, float* vals,
+                                 int32_t* ids, int32_t capacity, SampleShared& s) {
+  if (!estimate_keep_from(x, V, p, p.top_k, max, capacity, s)) return -1;
+  const float keep_from = s.keep_from;
+  const int32_t n = compact_in_id_order(
+      x, V, [](float) {}, [&](float v) { return v >= keep_from; }, vals, ids, capacity, s);
+  return n >= p.top_k ? n : -1;  // n ≥ k: the k best, and their ties, are all ≥ keep_from
 }
 
 __global__ void __launch_bounds__(kThreads, kBlocksPerSm) sample_rows_kernel(const float* __restrict__ logits, int64_t V,
@@ -882,16 +995,24 @@ __global__ void __launch_bounds__(kThreads, kBlocksPerSm) sample_rows_kernel(con
   // row's log-normaliser.
   const bool topk_wanted = p.top_k > 0 && p.top_k < V;
   const bool top_p_alone = p.temperature != 0.0f && p.top_p < 1.0f && !topk_wanted && capacity > 0;
+  const bool top_k_compactable = p.temperature != 0.0f && topk_wanted && p.top_k <= capacity / 4;
   int32_t token = -1;
   bool decided = false;
   float best = -INFINITY;
   int32_t best_id = INT32_MAX;
-  if (top_p_alone) {
+  int32_t compacted = -1;  // top-k: the candidates copied into compact_vals/ids, or −1
+  if (top_p_alone || top_k_compactable) {
     const float max = block_max(x, V, s);
-    decided = max > -INFINITY && max < INFINITY &&
-              top_p_estimated(x, V, p, max, compact_vals, compact_ids, capacity, s, &token);
+    if (max > -INFINITY && max < INFINITY) {
+      if (top_p_alone) {
+        decided = top_p_estimated(x, V, p, max, compact_vals, compact_ids, capacity, s, &token);
+      } else {
+        compacted = top_k_compact(x, V, p, max, compact_vals, compact_ids, capacity, s);
+        if (compacted >= 0) best = max;
+      }
+    }
   }
-  if (!decided) {
+  if (!decided && compacted < 0) {
     for_strided(x, V, [&](int64_t i, float v) { take_better(best, best_id, canonical(v), int32_t(i)); });
     block_argmax(best, best_id, s);
     token = best_id;
@@ -906,81 +1027,17 @@ __global__ void __launch_bounds__(kThreads, kBlocksPerSm) sample_rows_kernel(con
   }
 
   if (decided) {
-    // done: the estimated compacted row decided
+    // done: an estimated compacted row decided
   } else if (top_p_alone && best != -INFINITY && best != INFINITY &&
              top_p_compacted(x, V, p, best, dynamic, capacity, s, &token)) {
     // done: the exact compacted row decided
   } else if (p.temperature != 0.0f && best != -INFINITY) {
-    const float max = best, inv_t = p.inv_temperature;
-    auto weight = [&](float v) { return fixed_weight(v, max, inv_t); };
-
-    // 3. top-k: the k-th best key; ties at it keep the lowest ids.
-    const bool topk_on = p.top_k > 0 && p.top_k < V;
-    uint32_t key_k = 0;
-    int64_t tie_k = V;
-    if (topk_on) {
-      u64 above = 0, at = 0;
-      select_key(x, [&](int64_t, float v, uint32_t& key, u64& w) {
-        key = order_key(canonical(v));
-        w = 1;
-        return true;
-      }, V, double(p.top_k), warp_histograms(dynamic), s, &key_k, &above, &at);
-      const u64 need = u64(p.top_k) - above;
-      if (at > need) {
-        tie_k = first_exceeding(x, [&](int64_t, float v) { return u64(order_key(canonical(v)) == key_k); }, V,
-                                need - 1, s);
-      }
-    }
-    auto kept_k = [&](int64_t i, uint32_t key) { return !topk_on || key > key_k || (key == key_k && i <= tie_k); };
-
-    // 4. top-p: the shortest best-first prefix reaching top_p of the kept weight.
-    bool topp_on = p.top_p < 1.0f;
-    uint32_t key_p = 0;
-    int64_t tie_p = V;
-    if (topp_on) {
-      u64 mine = 0;
-      for_strided(x, V, [&](int64_t i, float v) {
-        v = canonical(v);
-        if (kept_k(i, order_key(v))) mine += weight(v);
-      });
-      const double target = double(p.top_p) * double(block_sum(mine, s));
-      auto element = [&](int64_t i, float v, uint32_t& key, u64& w) {
-        v = canonical(v);
-        key = order_key(v);
-        if (!kept_k(i, key)) return false;
-        w = weight(v);
-        return true;
-      };
-      u64 above = 0, at = 0;
-      if (select_key(x, element, V, target, warp_histograms(dynamic), s, &key_p, &above, &at)) {
-        // All candidates at key_p weigh the same w*: the fewest c of them with above + c·w* ≥ target.
-        const u64 w_star = weight(key_value(key_p));
-        u64 c = u64(ceil((target - double(above)) / double(w_star)));
-        if (c < 1) c = 1;
-        while (c > 1 && double(above + (c - 1) * w_star) >= target) --c;
-        while (double(above + c * w_star) < target) ++c;
-        if (at / w_star > c) {
-          tie_p = first_exceeding(
-              x,
-              [&](int64_t i, float v) {
-                const uint32_t key = order_key(canonical(v));
-                return u64(key == key_p && kept_k(i, key));
-              },
-              V, c - 1, s);
-        }
-      } else {
-        topp_on = false;  // the target was missed by rounding: keep all, as the host Sampler does
-      }
-    }
-
-    // 5. min-p, then the draw in id order.
-    const int32_t drawn = draw_in_id_order(
-        x, V,
-        [&](int64_t i, uint32_t key) {
-          return kept_k(i, key) && (!topp_on || key > key_p || (key == key_p && i <= tie_p));
-        },
-        max, p, s);
-    if (drawn >= 0) token = drawn;  // always: the best candidate keeps weight 2³⁶ > 0
+    // One call site for the row and the compacted top-k row (two inlined copies
+    // of the passes spilled registers).
+    const bool c = compacted >= 0;
+    const int32_t drawn = sample_by_passes(c ? compact_vals : x, c ? compacted : V, p, best,
+                                           c ? single_histogram(s) : warp_histograms(dynamic), s);
+    if (drawn >= 0) token = c ? compact_ids[drawn] : drawn;  // always: the best candidate keeps weight 2³⁶ > 0
   }
   if (threadIdx.x == 0) {
     out[blockIdx.x].token = token;

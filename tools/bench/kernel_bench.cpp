@@ -1,5 +1,6 @@
 #include "tools/bench/kernel_bench.h"
 
+#include <algorithm>
 #include <cuda_bf16.h>
 #include <spdlog/spdlog.h>
 
@@ -173,7 +174,8 @@ Expected<Figure> small_batch_linear(int64_t n, int64_t in, int64_t out, bool glu
 }
 
 // Sampling 256 rows of a 64k vocabulary on the GPU; each row read at least once.
-Expected<Figure> sampling(bool greedy, GpuTimer& timer, cudaStream_t stream) {
+// top_k 0: off.
+Expected<Figure> sampling(bool greedy, int32_t top_k, GpuTimer& timer, cudaStream_t stream) {
   const int64_t rows = 256, V = 64000;
   DeviceBuffer<float> logits;
   DeviceBuffer<cuda::SampleRowArgs> args;
@@ -190,6 +192,7 @@ Expected<Figure> sampling(bool greedy, GpuTimer& timer, cudaStream_t stream) {
       a.params.temperature = 0.8f;
       a.params.inv_temperature = 1.0f / 0.8f;
       a.params.top_p = 0.9f;
+      a.params.top_k = top_k;
       a.params.uniform = double(r) / double(rows);
     }
   }
@@ -199,7 +202,8 @@ Expected<Figure> sampling(bool greedy, GpuTimer& timer, cudaStream_t stream) {
   }));
   Figure f;
   f.section = "kernel";
-  f.name = std::string("sample 256 rows V=64000 ") + (greedy ? "greedy" : "T=0.8 top-p=0.9");
+  f.name = std::string("sample 256 rows V=64000 ") +
+           (greedy ? "greedy" : top_k > 0 ? "T=0.8 top-k=" + std::to_string(top_k) + " top-p=0.9" : "T=0.8 top-p=0.9");
   f.time_ms = ms;
   f.bytes = double(rows * V) * 4.0;  // one pass over every row: the fewest bytes sampling can read
   return f;
@@ -226,8 +230,8 @@ Expected<std::vector<Figure>> run_kernel_benchmarks(const KernelBenchOptions& o,
     spdlog::info("{}: {:.4f} ms ({:.0f}% of floor)", f.name, f.time_ms, 100 * f.ratio(c));
     figures.push_back(std::move(f));
   }
-  for (const bool greedy : {true, false}) {
-    TNL_ASSIGN_OR_RETURN(Figure f, sampling(greedy, timer, stream));
+  for (const int32_t mode : {-1, 0, 50}) {  // greedy; top-p; top-k 50 and top-p
+    TNL_ASSIGN_OR_RETURN(Figure f, sampling(mode < 0, std::max(mode, 0), timer, stream));
     spdlog::info("{}: {:.4f} ms ({:.0f}% of floor)", f.name, f.time_ms, 100 * f.ratio(c));
     figures.push_back(std::move(f));
   }
