@@ -184,9 +184,9 @@ __device__ __forceinline__ void for_strided(const float* x, int64_t V, F f) {
   }
 }
 
-// f(i, x[i]) for i in [lo, hi) in order; stops after the first call that returns true.
+// f(i, x[i]) for i in [lo, hi) in order; stops after the first call that returns
+// true. (32-bit ids: a row has at most 2¹⁷ entries.)
 template <typename F>
-// (32-bit ids: a row has at most 2¹⁷ entries.)
 __device__ __forceinline__ void for_range(const float* x, int32_t lo, int32_t hi, F f) {
   for (int32_t base = lo; base < hi; base += kLoadBatch) {
     float v[kLoadBatch];
