@@ -51,7 +51,13 @@ constexpr int kLowBits = 18;
 constexpr u64 kLowMask = (u64(1) << kLowBits) - 1;
 
 // Candidates a compacted top-p row may keep in shared memory (value + id each).
-constexpr int kCompactCapacity = 16384;
+// Its histograms are single copies (one per block, not per warp): the high half
+// of a bin stays exact below 2³² while it holds fewer than 2^(32 − (36 − 18)) =
+// 2¹⁴ candidates of the largest weight 2³⁶, so the capacity stays under 2¹⁴ (and
+// a multiple of 4: float4-aligned ids after the values).
+constexpr int kCompactCapacity = (1 << 14) - 4;
+static_assert(kCompactCapacity < (1 << (32 - (36 - kLowBits))) && kCompactCapacity % 4 == 0,
+              "a compacted row's single-copy histogram could wrap");
 constexpr int kBlocksPerSm = 2;
 constexpr int kMinCompactCapacity = 1024;  // below this the compacted path is not worth a launch option
 constexpr size_t kCompactEntryBytes = sizeof(float) + sizeof(int32_t);

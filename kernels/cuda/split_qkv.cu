@@ -3,6 +3,14 @@
 // and v. Thread per (token, head, 8 channels): 16-byte loads and stores when the
 // head width is a multiple of 8 (every shape the Lightning tiles cover), else a
 // thread per channel. LRPE angles: detail::lrpe_sincos.
+//
+// The 16-byte path is memory-bound only if its arithmetic stays small: its index
+// math is 32-bit (64-bit division by a runtime divisor is a long software
+// routine, and four of them an item held the kernel at ~60% of the bandwidth on
+// the H200), and φ uses the hardware exponential and division (fast_activation:
+// a few ulp of fp32, far below the bf16/fp16 rounding of the result).
+#include <algorithm>
+
 #include "kernels/cuda/device_math.cuh"
 #include "kernels/cuda/launchers.h"
 
@@ -11,25 +19,37 @@ namespace {
 
 using detail::Pack8;
 
+// φ (kernels/activation.h) with __expf and __fdividef.
+__device__ __forceinline__ float fast_activation(Activation a, float x) {
+  switch (a) {
+    case Activation::kSilu: return __fdividef(x, 1.0f + __expf(-x));  // x → −∞: x / ∞ = 0
+    case Activation::kOnePlusElu: return x > 0.0f ? 1.0f + x : __expf(x);
+    case Activation::kElu: return x > 0.0f ? x : __expf(x) - 1.0f;
+    case Activation::kSigmoid: return __fdividef(1.0f, 1.0f + __expf(-x));
+    default: return apply_activation(a, x);
+  }
+}
+
+// Tokens [tok0, tok0 + count) of the n; count · D / 8 < 2³¹ (the launcher cuts).
 template <typename T>
-__global__ void split_qkv_vec_kernel(const T* qkvu, int64_t n, int64_t heads, int64_t e, Activation act,
-                                     const float* theta, const int32_t* positions, T* q, T* k, T* v) {
-  const int64_t D = heads * e, groups = D / 8;
-  const int64_t ek = theta ? 2 * e : e;
-  for (int64_t idx = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; idx < n * groups;
-       idx += int64_t(gridDim.x) * blockDim.x) {
-    const int64_t tkn = idx / groups, hi = (idx % groups) * 8, h = hi / e, i = hi % e;
+__global__ void split_qkv_vec_kernel(const T* qkvu, int64_t n, int64_t tok0, int32_t count, int32_t heads, int32_t e,
+                                     Activation act, const float* theta, const int32_t* positions, T* q, T* k, T* v) {
+  const int32_t D = heads * e, groups = D / 8;
+  const int32_t ek = theta ? 2 * e : e;
+  for (int32_t idx = blockIdx.x * blockDim.x + threadIdx.x; idx < count * groups; idx += gridDim.x * blockDim.x) {
+    const int32_t t = idx / groups, hi = (idx - t * groups) * 8, h = hi / e, i = hi - h * e;
+    const int64_t tkn = tok0 + t, out = int64_t(h) * n + tkn;
     const T* row = qkvu + tkn * 4 * D;
     const Pack8<T> qr = *reinterpret_cast<const Pack8<T>*>(row + hi);
     const Pack8<T> kr = *reinterpret_cast<const Pack8<T>*>(row + D + hi);
-    *reinterpret_cast<Pack8<T>*>(v + (h * n + tkn) * e + i) = *reinterpret_cast<const Pack8<T>*>(row + 2 * D + hi);
-    T* qo = q + (h * n + tkn) * ek + i;
-    T* ko = k + (h * n + tkn) * ek + i;
+    *reinterpret_cast<Pack8<T>*>(v + out * e + i) = *reinterpret_cast<const Pack8<T>*>(row + 2 * D + hi);
+    T* qo = q + out * ek + i;
+    T* ko = k + out * ek + i;
     Pack8<T> qc, kc, qs, ks;
 #pragma unroll
     for (int j = 0; j < 8; ++j) {
-      const float qv = apply_activation(act, detail::to_f32(qr.v[j]));
-      const float kv = apply_activation(act, detail::to_f32(kr.v[j]));
+      const float qv = fast_activation(act, detail::to_f32(qr.v[j]));
+      const float kv = fast_activation(act, detail::to_f32(kr.v[j]));
       if (theta) {
         float sn, cs;
         detail::lrpe_sincos(theta[h * e + i + j], positions[tkn], &sn, &cs);
@@ -85,9 +105,14 @@ cudaError_t split_qkv(const T* qkvu, int64_t n, int64_t heads, int64_t e, Activa
                       const int32_t* positions, T* q, T* k, T* v, cudaStream_t stream) {
   if (n < 0 || heads <= 0 || e <= 0 || !qkvu || !q || !k || !v || (theta && !positions)) return cudaErrorInvalidValue;
   if (n == 0) return cudaSuccess;
-  if (e % 8 == 0) {
-    const int grid = int(std::min<int64_t>(detail::ceil_div(n * heads * e / 8, 256), 132 * 16));
-    split_qkv_vec_kernel<<<grid, 256, 0, stream>>>(qkvu, n, heads, e, act, theta, positions, q, k, v);
+  if (e % 8 == 0 && heads * e <= (int64_t(1) << 24)) {
+    const int64_t groups = heads * e / 8, per_launch = std::max<int64_t>(1, INT32_MAX / groups / 2);
+    for (int64_t tok0 = 0; tok0 < n; tok0 += per_launch) {
+      const int64_t count = std::min(per_launch, n - tok0);
+      const int grid = int(std::min<int64_t>(detail::ceil_div(count * groups, 256), 132 * 16));
+      split_qkv_vec_kernel<<<grid, 256, 0, stream>>>(qkvu, n, tok0, int32_t(count), int32_t(heads), int32_t(e), act,
+                                                     theta, positions, q, k, v);
+    }
   } else {
     const int grid = int(std::min<int64_t>(detail::ceil_div(n * heads * e, 256), 132 * 16));
     split_qkv_kernel<<<grid, 256, 0, stream>>>(qkvu, n, heads, e, act, theta, positions, q, k, v);

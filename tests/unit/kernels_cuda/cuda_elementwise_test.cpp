@@ -219,7 +219,7 @@ TYPED_TEST(ElementwiseTest, SgluProductAndBiasAdds) {
 }
 
 template <typename T>
-void split_qkv_case(int64_t e) {
+void split_qkv_case(int64_t e, Activation act) {
   const int64_t n = 6, H = 3, D = H * e;
   const std::vector<float> qkvu = test::rounded<T>(test::random_vector(n * 4 * D, 11, -2.0f, 2.0f));
   const std::vector<float> theta = test::random_vector(H * e, 12, 0.0f, 1.0f);
@@ -231,8 +231,8 @@ void split_qkv_case(int64_t e) {
       for (int64_t h = 0; h < H; ++h) {
         std::vector<float> q(qkvu.begin() + t * 4 * D + h * e, qkvu.begin() + t * 4 * D + h * e + e);
         std::vector<float> k(qkvu.begin() + t * 4 * D + D + h * e, qkvu.begin() + t * 4 * D + D + h * e + e);
-        ref::activate(Activation::kSilu, q.data(), e);
-        ref::activate(Activation::kSilu, k.data(), e);
+        ref::activate(act, q.data(), e);
+        ref::activate(act, k.data(), e);
         float* qo = qr.data() + (h * n + t) * ek;
         float* ko = kr.data() + (h * n + t) * ek;
         if (lrpe) {
@@ -251,10 +251,12 @@ void split_qkv_case(int64_t e) {
     dq.poison();
     dk.poison();
     dv.poison();
-    TNL_EXPECT_CUDA_OK(cuda::split_qkv<T>(dqkvu.get(), n, H, e, Activation::kSilu, lrpe ? dtheta.get() : nullptr,
+    TNL_EXPECT_CUDA_OK(cuda::split_qkv<T>(dqkvu.get(), n, H, e, act, lrpe ? dtheta.get() : nullptr,
                                           dpos.get(), dq.get(), dk.get(), dv.get(), nullptr));
-    EXPECT_LT(relative_error(dq.to_host(), qr), kRoundedTolerance) << "e=" << e << " lrpe " << lrpe;
-    EXPECT_LT(relative_error(dk.to_host(), kr), kRoundedTolerance) << "e=" << e << " lrpe " << lrpe;
+    const std::string where =
+        "e=" + std::to_string(e) + " lrpe " + std::to_string(lrpe) + " act " + std::to_string(int(act));
+    EXPECT_LT(relative_error(dq.to_host(), qr), kRoundedTolerance) << where;
+    EXPECT_LT(relative_error(dk.to_host(), kr), kRoundedTolerance) << where;
     EXPECT_EQ(dv.to_host(), vr) << "v is copied as is";
   }
 }
@@ -262,7 +264,7 @@ void split_qkv_case(int64_t e) {
 TYPED_TEST(ElementwiseTest, SplitQkvAppliesActivationAndLrpe) {
   using T = TypeParam;
   for (int64_t e : {16, 12}) {  // the 16-byte path and the per-channel one
-    split_qkv_case<T>(e);
+    for (Activation act : {Activation::kSilu, Activation::kOnePlusElu, Activation::kSigmoid}) split_qkv_case<T>(e, act);
   }
 }
 
