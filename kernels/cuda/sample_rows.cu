@@ -51,12 +51,12 @@ constexpr int kLowBits = 18;
 constexpr u64 kLowMask = (u64(1) << kLowBits) - 1;
 
 // Candidates a compacted top-p row may keep in shared memory (value + id each).
-// Its histograms are single copies (one per block, not per warp): the high half
-// of a bin stays exact below 2³² while it holds fewer than 2^(32 − (36 − 18)) =
-// 2¹⁴ candidates of the largest weight 2³⁶, so the capacity stays under 2¹⁴ (and
-// a multiple of 4: float4-aligned ids after the values).
+// Its histograms are single copies (one per block, not per warp): a bin's two
+// 32-bit halves stay exact while the capacity times the largest weight's high
+// half (2³⁶ >> 18 = 2¹⁸) stays below 2³², i.e. under 2¹⁴ candidates (and a
+// multiple of 4: float4-aligned ids after the values).
 constexpr int kCompactCapacity = (1 << 14) - 4;
-static_assert(kCompactCapacity < (1 << (32 - (36 - kLowBits))) && kCompactCapacity % 4 == 0,
+static_assert(u64(kCompactCapacity) * (u64(kFixedOne) >> kLowBits) < (u64(1) << 32) && kCompactCapacity % 4 == 0,
               "a compacted row's single-copy histogram could wrap");
 constexpr int kBlocksPerSm = 2;
 constexpr int kMinCompactCapacity = 1024;  // below this the compacted path is not worth a launch option

@@ -7,7 +7,7 @@
 // The 16-byte path is memory-bound only if its arithmetic stays small: its index
 // math is 32-bit (64-bit division by a runtime divisor is a long software
 // routine; it did four an item), and φ uses the hardware exponential and division
-// (fast_activation: a few ulp of fp32, far below the bf16/fp16 rounding of the
+// (FastMath: a few ulp of fp32, far below the bf16/fp16 rounding of the
 // result). Both together took it from 60% to 84% of its memory floor on the H200.
 #include <algorithm>
 
@@ -19,16 +19,11 @@ namespace {
 
 using detail::Pack8;
 
-// φ (kernels/activation.h) with __expf and __fdividef.
-__device__ __forceinline__ float fast_activation(Activation a, float x) {
-  switch (a) {
-    case Activation::kSilu: return __fdividef(x, 1.0f + __expf(-x));  // x → −∞: x / ∞ = 0
-    case Activation::kOnePlusElu: return x > 0.0f ? 1.0f + x : __expf(x);
-    case Activation::kElu: return x > 0.0f ? x : __expf(x) - 1.0f;
-    case Activation::kSigmoid: return __fdividef(1.0f, 1.0f + __expf(-x));
-    default: return apply_activation(a, x);
-  }
-}
+// φ's exp and div as the hardware approximates them (silu at x → −∞: x / ∞ = 0).
+struct FastMath {
+  __device__ float exp(float x) const { return __expf(x); }
+  __device__ float div(float n, float d) const { return __fdividef(n, d); }
+};
 
 // Tokens [tok0, tok0 + count) of the n; count · D / 8 < 2³¹ (the launcher cuts).
 template <typename T>
@@ -48,8 +43,8 @@ __global__ void split_qkv_vec_kernel(const T* qkvu, int64_t n, int64_t tok0, int
     Pack8<T> qc, kc, qs, ks;
 #pragma unroll
     for (int j = 0; j < 8; ++j) {
-      const float qv = fast_activation(act, detail::to_f32(qr.v[j]));
-      const float kv = fast_activation(act, detail::to_f32(kr.v[j]));
+      const float qv = apply_activation(act, detail::to_f32(qr.v[j]), FastMath{});
+      const float kv = apply_activation(act, detail::to_f32(kr.v[j]), FastMath{});
       if (theta) {
         float sn, cs;
         detail::lrpe_sincos(theta[h * e + i + j], positions[tkn], &sn, &cs);
