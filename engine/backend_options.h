@@ -17,6 +17,11 @@ struct BackendOptions {
   float gpu_memory_fraction = 0.9f; // CUDA: share of free device memory for weights + state slots
   std::string gpu_dtype = "bf16";   // CUDA weight dtype: "bf16" or "fp16"
   int32_t gpu_device = 0;           // CUDA device ordinal
+  // CUDA: choose the cuBLASLt kernel of each GEMM shape of large steps by timing
+  // its candidates at start-up (engine/cuda/gemm.h). Off: cuBLASLt's heuristic
+  // pick, which does not depend on timing, so a restarted server computes the
+  // same bits.
+  bool gemm_autotune = true;
   // Prefix state cache (snapshot slots). cache: the backend's own memory (GPU
   // memory, or RAM on the CPU); -1: CUDA takes half of what the memory fraction
   // leaves after the live slots, the CPU 512 MiB. host: a RAM tier behind GPU

@@ -58,6 +58,7 @@ void add_server_flags(CLI::App& app, ServerOptions& o) {
                  "CUDA: share of free GPU memory for weights and state slots (the slot count is logged)")
       ->capture_default_str();
   app.add_option("--gpu-dtype", o.gpu_dtype, "CUDA weight dtype: bf16 or fp16")->capture_default_str();
+  tools::add_gemm_autotune_flag(app, &o.gemm_autotune);
   tools::add_tensor_parallel_flags(app, &o.tensor_parallel_size, &o.tensor_parallel_comm);
   app.add_option("--http-threads", o.http_threads, "HTTP io threads (connections are multiplexed on them)")
       ->capture_default_str();
@@ -157,6 +158,7 @@ BackendOptions ServerOptions::backend_options() const {
   b.cpu_threads = threads;
   b.gpu_memory_fraction = gpu_memory_fraction;
   b.gpu_dtype = gpu_dtype;
+  b.gemm_autotune = gemm_autotune;
   b.tensor_parallel_size = tensor_parallel_size;
   b.tensor_parallel_comm = tensor_parallel_comm;
   b.test_fatal_step = test_fatal_step;

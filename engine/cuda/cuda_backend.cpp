@@ -3,8 +3,8 @@
 // A step's tokens are laid out decode chunks first (one row each, handled by the
 // fused recurrent-decode kernel), then prefill chunks (split into head-major q, k, v
 // and run by Lightning Attention as one variable-length launch). Projections are
-// cuBLAS GEMMs over all tokens of the step, padded to a row bucket that was called
-// at start-up (gemm_rows.h: cuBLAS's first call of a shape costs milliseconds);
+// cuBLASLt GEMMs over all tokens of the step, padded to a row bucket whose kernel
+// was chosen by timing at start-up (gemm_rows.h, gemm.h);
 // the fp32 residual stream takes the out_proj and l3 products with beta = 1.
 // Decode-state slots are one fp32 pool.
 //
@@ -21,7 +21,6 @@
 // when logits are copied back.
 #include "engine/cuda/cuda_backend.h"
 
-#include <cublas_v2.h>
 #include <cuda_bf16.h>
 #include <cuda_fp16.h>
 #include <spdlog/spdlog.h>
@@ -97,7 +96,7 @@ class CudaBackend final : public Backend {
   ~CudaBackend() override {
     cudaSetDevice(device_);
     clear_graphs();
-    if (cublas_) cublasDestroy(cublas_);
+    gemm_.reset();
     if (stream_ && !comm_) cudaStreamDestroy(stream_);  // else the communicator's
   }
 
@@ -227,8 +226,8 @@ class CudaBackend final : public Backend {
   // logits[rows] = a[rows] · Wlmᵀ (fp32; this rank's vocabulary shard under tensor parallelism).
   Status logits_gemm(int64_t rows) {
     float* logits = comm_ ? act_.logits_shard.get() : act_.logits.get();
-    return gemm_xwt_f32(cublas_, act_.a.get(), weights_.output_matrix(), rows, config_.dim, config_.vocab_size, logits,
-                        0.0f);
+    return gemm_->run({rows, config_.dim, config_.vocab_size, true, false}, act_.a.get(), weights_.output_matrix(),
+                      logits, 0.0f);
   }
 
   // Every rank's [R, V'] logits into act_.logits [R, V]: rank r's columns are
@@ -298,8 +297,6 @@ class CudaBackend final : public Backend {
     } else {
       TNL_CUDA_TRY(cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking));
     }
-    TNL_CUBLAS_TRY(cublasCreate(&cublas_));
-    TNL_CUBLAS_TRY(cublasSetStream(cublas_, stream_));
     TNL_ASSIGN_OR_RETURN(weights_, load_weights(stream_));
 
     state_floats_per_slot_ = config_.state_bytes_per_sequence() / int64_t(sizeof(float));
@@ -325,9 +322,10 @@ class CudaBackend final : public Backend {
                                     : std::min<int64_t>(left, options.prefix_cache_bytes / state_bytes_per_slot());
     const int64_t host_slots = cache_slots > 0 ? options.prefix_cache_host_bytes / state_bytes_per_slot() : 0;
     TNL_RETURN_IF_ERROR(store_.init(config_, num_slots_, int32_t(cache_slots), int32_t(host_slots), stream_));
-    // A fixed cuBLAS workspace: GEMMs inside captured graphs must not allocate.
-    TNL_RETURN_IF_ERROR(cublas_workspace_.allocate(32 << 20));
-    TNL_CUBLAS_TRY(cublasSetWorkspace(cublas_, cublas_workspace_.get(), size_t(cublas_workspace_.bytes())));
+    // A fixed GEMM workspace: GEMMs inside captured graphs must not allocate.
+    TNL_RETURN_IF_ERROR(gemm_workspace_.allocate(32 << 20));
+    TNL_ASSIGN_OR_RETURN(gemm_, GemmRunner::create(std::is_same_v<T, __nv_bfloat16> ? CUDA_R_16BF : CUDA_R_16F, stream_,
+                                                   gemm_workspace_.get(), size_t(gemm_workspace_.bytes())));
     // The most rows the fused small-batch layer takes at this model's widths: 16,
     // or 8 where 16 rows of the widest input do not fit its shared memory (the 7B
     // shape's glu_dim), or none.
@@ -398,8 +396,8 @@ class CudaBackend final : public Backend {
       ++buckets;
     }
     TNL_CUDA_TRY(cudaStreamSynchronize(stream_));
-    spdlog::info("cuda backend{}: activations for {} tokens per step, GEMM row buckets called in {:.0f} ms, {} decode "
-                 "graphs captured{}",
+    spdlog::info("cuda backend{}: activations for {} tokens per step, GEMM kernels of the row buckets chosen in {:.0f} "
+                 "ms, {} decode graphs captured{}",
                  rank_label(), max_tokens, warm_ms, buckets, use_graphs_ ? "" : " (the communicator cannot be captured)");
     return Status::ok();
   }
@@ -487,32 +485,79 @@ class CudaBackend final : public Backend {
   // layer() and the start-up warm-up both call them, so the warmed shapes are the
   // served ones.
   enum class Projection { kQkvu, kOut, kW12, kL3 };
-  Status projection(Projection p, const CudaLayerWeights<T>& w, int64_t rows) {
+  struct ProjectionOperands {
+    GemmShape shape;
+    const T* x;
+    void* y;
+    float beta;
+  };
+  ProjectionOperands operands(Projection p, int64_t rows) const {
     const int64_t d = config_.dim, D = config_.hidden_dim, G = config_.glu_dim;
     switch (p) {
-      case Projection::kQkvu: return gemm_xwt(cublas_, act_.a.get(), w.qkvu.get(), rows, d, 4 * D, act_.qkvu.get());
-      case Projection::kOut:
-        return gemm_xwt_f32(cublas_, act_.o.get(), w.out.get(), rows, D, d, act_.x.get(), residual_beta());
-      case Projection::kW12: return gemm_xwt(cublas_, act_.a.get(), w.w12.get(), rows, d, 2 * G, act_.h12.get());
-      case Projection::kL3:
-        return gemm_xwt_f32(cublas_, act_.a.get(), w.l3.get(), rows, G, d, act_.x.get(), residual_beta());
+      case Projection::kQkvu: return {{rows, d, 4 * D, false, false}, act_.a.get(), act_.qkvu.get(), 0.0f};
+      case Projection::kOut: return {{rows, D, d, true, true}, act_.o.get(), act_.x.get(), residual_beta()};
+      case Projection::kW12: return {{rows, d, 2 * G, false, false}, act_.a.get(), act_.h12.get(), 0.0f};
+      case Projection::kL3: return {{rows, G, d, true, true}, act_.a.get(), act_.x.get(), residual_beta()};
     }
-    return internal_error("unknown projection");
+    return {};
+  }
+  static const T* weight(Projection p, const CudaLayerWeights<T>& w) {
+    switch (p) {
+      case Projection::kQkvu: return w.qkvu.get();
+      case Projection::kOut: return w.out.get();
+      case Projection::kW12: return w.w12.get();
+      case Projection::kL3: return w.l3.get();
+    }
+    return nullptr;
+  }
+  Status projection(Projection p, const CudaLayerWeights<T>& w, int64_t rows) {
+    const ProjectionOperands o = operands(p, rows);
+    return gemm_->run(o.shape, o.x, weight(p, w), o.y, o.beta);
   }
 
-  // Calls every GEMM shape of a step once for each row bucket up to `max_tokens`
-  // tokens and `max_rows` logits rows, so that cuBLAS has chosen their kernels
-  // before serving (gemm_rows.h). Layer 0's weights stand for every layer's (the
-  // same shapes); the buffers' contents are overwritten by the next step.
+  // Chooses the GEMM kernel of every shape of a step for each row bucket up to
+  // `max_tokens` tokens and `max_rows` logits rows, so that serving meets no
+  // shape it has not chosen for (gemm_rows.h): from kTunedMinRows rows on by
+  // timing cuBLASLt's candidates (gemm.h; each timed call takes the next layer's
+  // weights, so that they come from memory as in a step), below it, or with
+  // BackendOptions::gemm_autotune off, the heuristic's first pick. The buffers'
+  // contents are overwritten by the next step.
+  //
+  // Why the threshold (H200, 385M shape, tuned vs not, runs alternating): prefill
+  // n = 4,096 7.20-7.28 -> 6.88-6.95 ms and n = 8,192 12.81-12.93 -> 12.17-12.24
+  // ms, but with every bucket tuned decode b = 1 (the logits GEMM) went 0.64-0.65
+  // -> 0.68 ms and b = 32 1.18-1.19 -> 1.22-1.25 ms: at a few dozen rows a kernel
+  // timed back to back in isolation is not the one that is fastest inside a step.
+  // n = 512-2,048 gained nothing measurable. docs/architecture.md, "GEMM kernels".
+  static constexpr int64_t kTunedMinRows = 1024;
   Status warm_gemm_buckets(int64_t max_tokens, int64_t max_rows) {
+    std::vector<const void*> weights;
+    GemmTuningTotals totals;
+    auto choose = [&](const GemmShape& shape, const void* x, void* y, float beta) -> Status {
+      if (!options_.gemm_autotune || shape.n < kTunedMinRows) return gemm_->run(shape, x, weights[0], y, beta);
+      TNL_ASSIGN_OR_RETURN(const GemmTuning t, gemm_->tune(shape, x, weights, y, beta));
+      totals.add(t);
+      return Status::ok();
+    };
     for (int64_t n = 1; n <= gemm_row_bucket(max_tokens); n = next_gemm_row_bucket(n)) {
-      if (n <= small_batch_rows_) continue;  // those layers never call cuBLAS
+      if (n <= small_batch_rows_) continue;  // those layers never call cuBLASLt
       for (Projection p : {Projection::kQkvu, Projection::kOut, Projection::kW12, Projection::kL3}) {
-        TNL_RETURN_IF_ERROR(projection(p, weights_.layers[0], n));
+        weights.clear();
+        for (const CudaLayerWeights<T>& w : weights_.layers) weights.push_back(weight(p, w));
+        const ProjectionOperands o = operands(p, n);
+        TNL_RETURN_IF_ERROR(choose(o.shape, o.x, o.y, o.beta));
       }
     }
+    float* logits = comm_ ? act_.logits_shard.get() : act_.logits.get();
+    weights = {weights_.output_matrix()};
     for (int64_t r = 1; r <= gemm_row_bucket(max_rows); r = next_gemm_row_bucket(r)) {
-      TNL_RETURN_IF_ERROR(logits_gemm(r));
+      TNL_RETURN_IF_ERROR(choose({r, config_.dim, config_.vocab_size, true, false}, act_.a.get(), logits, 0.0f));
+    }
+    if (options_.gemm_autotune) {
+      spdlog::info("cuda backend{}: GEMM kernels chosen by timing for {} shapes ({} candidates timed); {} differ from "
+                   "cuBLASLt's first pick; one call of each shape {:.0f} -> {:.0f} us in all",
+                   rank_label(), totals.shapes, totals.candidates, totals.changed, totals.first_pick_us,
+                   totals.chosen_us);
     }
     return Status::ok();
   }
@@ -665,13 +710,13 @@ class CudaBackend final : public Backend {
   bool use_graphs_ = true;            // decode steps replay CUDA graphs
   int sm_count_ = 0;
   cudaStream_t stream_ = nullptr;
-  cublasHandle_t cublas_ = nullptr;
   CudaWeights<T> weights_;
   int64_t state_floats_per_slot_ = 0;
   int32_t num_slots_ = 0;
   int64_t small_batch_rows_ = 0;             // steps of ≤ this many tokens take the fused small-batch layers
   StateStore store_;                         // live slots, prefix-cache slots (device, host)
-  DeviceBuffer<std::byte> cublas_workspace_;
+  DeviceBuffer<std::byte> gemm_workspace_;
+  std::unique_ptr<GemmRunner> gemm_;                  // every projection and the logits (after the workspace)
   Activations<T> act_;
   std::map<int64_t, cudaGraphExec_t> decode_graphs_;  // batch bucket → captured decode step
   Counters counters_;

@@ -1,49 +1,197 @@
 #include "engine/cuda/gemm.h"
 
-#include <type_traits>
+#include <spdlog/spdlog.h>
+
+#include <algorithm>
+#include <string>
+#include <vector>
 
 #include "engine/cuda/cuda_status.h"
 
 namespace tnl {
 namespace {
 
-template <typename T>
-constexpr cudaDataType_t data_type() {
-  return std::is_same_v<T, __nv_bfloat16> ? CUDA_R_16BF : CUDA_R_16F;
-}
+constexpr int kCandidates = 16;          // heuristic results asked for when tuning
+constexpr int kTimedRuns = 4;            // calls per timing (each on the next weight matrix)
+constexpr int kTimingRounds = 2;         // every candidate timed this often, best kept
+constexpr double kRequiredGain = 0.97;   // a candidate replaces the first pick only below 97% of its time
+constexpr uintptr_t kAlignment = 256;    // cuBLASLt's default assumption about every operand's address
 
-// Row-major Y[n,out] is column-major Yᶜ[out,n] = Wᶜᵀ·Xᶜ, where Wᶜ = W viewed
-// column-major ([in,out]) and Xᶜ = X viewed column-major ([in,n]).
-template <typename T>
-Status gemm(cublasHandle_t handle, const T* x, const T* w, int64_t n, int64_t in, int64_t out, void* y,
-            cudaDataType_t y_type, float beta) {
-  if (n == 0) return Status::ok();
-  const float alpha = 1.0f;
-  TNL_CUBLAS_TRY(cublasGemmEx(handle, CUBLAS_OP_T, CUBLAS_OP_N, int(out), int(n), int(in), &alpha, w, data_type<T>(),
-                              int(in), x, data_type<T>(), int(in), &beta, y, y_type, int(out), CUBLAS_COMPUTE_32F,
-                              CUBLAS_GEMM_DEFAULT));
-  return Status::ok();
-}
+bool aligned(const void* p) { return reinterpret_cast<uintptr_t>(p) % kAlignment == 0; }
 
 }  // namespace
 
-template <typename T>
-Status gemm_xwt(cublasHandle_t handle, const T* x, const T* w, int64_t n, int64_t in, int64_t out, T* y) {
-  return gemm(handle, x, w, n, in, out, y, data_type<T>(), 0.0f);
+// A shape's descriptors (row-major Y[n,out] = X·Wᵀ is column-major
+// Yᶜ[out,n] = op(Wᶜ)·Xᶜ with Wᶜ = W viewed column-major [in,out], op = transpose)
+// and the algorithm it runs.
+struct GemmRunner::Plan {
+  cublasLtMatmulDesc_t desc = nullptr;
+  cublasLtMatrixLayout_t w = nullptr, x = nullptr, y = nullptr;
+  cublasLtMatmulAlgo_t algo{};
+  ~Plan() {
+    if (y) cublasLtMatrixLayoutDestroy(y);
+    if (x) cublasLtMatrixLayoutDestroy(x);
+    if (w) cublasLtMatrixLayoutDestroy(w);
+    if (desc) cublasLtMatmulDescDestroy(desc);
+  }
+};
+
+Expected<std::unique_ptr<GemmRunner>> GemmRunner::create(cudaDataType_t operand_type, cudaStream_t stream,
+                                                         void* workspace, size_t workspace_bytes) {
+  if (operand_type != CUDA_R_16BF && operand_type != CUDA_R_16F) {
+    return invalid_argument("GemmRunner: operands must be bf16 or fp16");
+  }
+  if (workspace_bytes > 0 && !aligned(workspace)) return invalid_argument("GemmRunner: workspace is not 256-byte aligned");
+  cublasLtHandle_t handle = nullptr;
+  TNL_CUBLAS_TRY(cublasLtCreate(&handle));
+  return std::unique_ptr<GemmRunner>(new GemmRunner(handle, operand_type, stream, workspace, workspace_bytes));
 }
 
-template <typename T>
-Status gemm_xwt_f32(cublasHandle_t handle, const T* x, const T* w, int64_t n, int64_t in, int64_t out, float* y,
-                    float beta) {
-  return gemm(handle, x, w, n, in, out, y, CUDA_R_32F, beta);
+GemmRunner::GemmRunner(cublasLtHandle_t handle, cudaDataType_t operand_type, cudaStream_t stream, void* workspace,
+                       size_t workspace_bytes)
+    : handle_(handle),
+      operand_type_(operand_type),
+      stream_(stream),
+      workspace_(workspace),
+      workspace_bytes_(workspace_bytes) {}
+
+GemmRunner::~GemmRunner() {
+  plans_.clear();
+  cublasLtDestroy(handle_);
 }
 
-template Status gemm_xwt<__nv_bfloat16>(cublasHandle_t, const __nv_bfloat16*, const __nv_bfloat16*, int64_t, int64_t,
-                                        int64_t, __nv_bfloat16*);
-template Status gemm_xwt<__half>(cublasHandle_t, const __half*, const __half*, int64_t, int64_t, int64_t, __half*);
-template Status gemm_xwt_f32<__nv_bfloat16>(cublasHandle_t, const __nv_bfloat16*, const __nv_bfloat16*, int64_t,
-                                            int64_t, int64_t, float*, float);
-template Status gemm_xwt_f32<__half>(cublasHandle_t, const __half*, const __half*, int64_t, int64_t, int64_t, float*,
-                                     float);
+Expected<GemmRunner::Plan*> GemmRunner::plan_for(const GemmShape& s) {
+  auto found = plans_.find(s.key());
+  if (found != plans_.end()) return found->second.get();
+  if (s.n <= 0 || s.in <= 0 || s.out <= 0) {
+    return invalid_argument("GEMM shape n=" + std::to_string(s.n) + " in=" + std::to_string(s.in) +
+                            " out=" + std::to_string(s.out) + " has an empty side");
+  }
+  auto plan = std::make_unique<Plan>();
+  TNL_CUBLAS_TRY(cublasLtMatmulDescCreate(&plan->desc, CUBLAS_COMPUTE_32F, CUDA_R_32F));
+  const cublasOperation_t transpose = CUBLAS_OP_T, none = CUBLAS_OP_N;
+  TNL_CUBLAS_TRY(cublasLtMatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_TRANSA, &transpose, sizeof(transpose)));
+  TNL_CUBLAS_TRY(cublasLtMatmulDescSetAttribute(plan->desc, CUBLASLT_MATMUL_DESC_TRANSB, &none, sizeof(none)));
+  TNL_CUBLAS_TRY(cublasLtMatrixLayoutCreate(&plan->w, operand_type_, uint64_t(s.in), uint64_t(s.out), s.in));
+  TNL_CUBLAS_TRY(cublasLtMatrixLayoutCreate(&plan->x, operand_type_, uint64_t(s.in), uint64_t(s.n), s.in));
+  TNL_CUBLAS_TRY(cublasLtMatrixLayoutCreate(&plan->y, s.f32_out ? CUDA_R_32F : operand_type_, uint64_t(s.out),
+                                        uint64_t(s.n), s.out));
+  TNL_ASSIGN_OR_RETURN(const std::vector<cublasLtMatmulHeuristicResult_t> first, candidates(*plan, 1));
+  if (first.empty()) {
+    return internal_error("cuBLASLt has no algorithm for the GEMM n=" + std::to_string(s.n) +
+                          " in=" + std::to_string(s.in) + " out=" + std::to_string(s.out));
+  }
+  plan->algo = first[0].algo;
+  Plan* p = plan.get();
+  plans_.emplace(s.key(), std::move(plan));
+  return p;
+}
+
+Expected<std::vector<cublasLtMatmulHeuristicResult_t>> GemmRunner::candidates(const Plan& p, int count) {
+  cublasLtMatmulPreference_t pref = nullptr;
+  TNL_CUBLAS_TRY(cublasLtMatmulPreferenceCreate(&pref));
+  const uint64_t ws = workspace_bytes_;
+  std::vector<cublasLtMatmulHeuristicResult_t> results(static_cast<size_t>(count));
+  int returned = 0;
+  cublasStatus_t st = cublasLtMatmulPreferenceSetAttribute(pref, CUBLASLT_MATMUL_PREF_MAX_WORKSPACE_BYTES, &ws, sizeof(ws));
+  if (st == CUBLAS_STATUS_SUCCESS) {
+    st = cublasLtMatmulAlgoGetHeuristic(handle_, p.desc, p.w, p.x, p.y, p.y, pref, count, results.data(), &returned);
+  }
+  cublasLtMatmulPreferenceDestroy(pref);
+  TNL_CUBLAS_TRY(st);
+  results.resize(size_t(std::max(returned, 0)));
+  return results;
+}
+
+Status GemmRunner::pin(const GemmShape& s, int candidate) {
+  TNL_ASSIGN_OR_RETURN(Plan * p, plan_for(s));
+  TNL_ASSIGN_OR_RETURN(const std::vector<cublasLtMatmulHeuristicResult_t> results, candidates(*p, kCandidates));
+  if (candidate < 0 || size_t(candidate) >= results.size()) {
+    return out_of_range("the GEMM has " + std::to_string(results.size()) + " candidates, not " +
+                        std::to_string(candidate + 1));
+  }
+  p->algo = results[size_t(candidate)].algo;
+  return Status::ok();
+}
+
+Status GemmRunner::launch(const Plan& p, const cublasLtMatmulAlgo_t& algo, const void* x, const void* w, void* y,
+                          float beta) {
+  const float alpha = 1.0f;
+  TNL_CUBLAS_TRY(cublasLtMatmul(handle_, p.desc, &alpha, w, p.w, x, p.x, &beta, y, p.y, y, p.y, &algo, workspace_,
+                            workspace_bytes_, stream_));
+  return Status::ok();
+}
+
+Status GemmRunner::run(const GemmShape& s, const void* x, const void* w, void* y, float beta) {
+  if (s.n == 0) return Status::ok();
+  if (beta != 0.0f && !s.accumulate) return invalid_argument("GEMM: beta != 0 on a shape that does not accumulate");
+  if (!aligned(x) || !aligned(w) || !aligned(y)) return invalid_argument("GEMM: an operand is not 256-byte aligned");
+  TNL_ASSIGN_OR_RETURN(Plan * p, plan_for(s));
+  return launch(*p, p->algo, x, w, y, beta);
+}
+
+Expected<GemmTuning> GemmRunner::tune(const GemmShape& s, const void* x, std::span<const void* const> weights,
+                                      void* y, float beta) {
+  if (weights.empty()) return invalid_argument("GEMM tuning needs at least one weight matrix");
+  for (const void* w : weights) {
+    if (!aligned(w)) return invalid_argument("GEMM tuning: a weight matrix is not 256-byte aligned");
+  }
+  TNL_RETURN_IF_ERROR(run(s, x, weights[0], y, beta));  // validates, and makes the plan
+  Plan& p = *plans_.at(s.key());
+
+  TNL_ASSIGN_OR_RETURN(std::vector<cublasLtMatmulHeuristicResult_t> results, candidates(p, kCandidates));
+
+  cudaEvent_t start = nullptr, stop = nullptr;
+  TNL_CUDA_TRY(cudaEventCreate(&start));
+  if (cudaEventCreate(&stop) != cudaSuccess) {
+    cudaEventDestroy(start);
+    return internal_error("cudaEventCreate failed");
+  }
+  // Per candidate: one untimed call (it may load its kernel), then the best of
+  // kTimingRounds timings of kTimedRuns calls. A candidate that fails is skipped.
+  std::vector<double> best_us(results.size(), -1.0);
+  Status status = Status::ok();
+  for (int round = 0; round < kTimingRounds && status.is_ok(); ++round) {
+    for (size_t c = 0; c < results.size() && status.is_ok(); ++c) {
+      if (results[c].state != CUBLAS_STATUS_SUCCESS) continue;
+      if (round == 0 && !launch(p, results[c].algo, x, weights[0], y, beta).is_ok()) {
+        results[c].state = CUBLAS_STATUS_NOT_SUPPORTED;
+        cudaGetLastError();
+        continue;
+      }
+      status = cuda_status(cudaEventRecord(start, stream_), "cudaEventRecord");
+      for (int r = 0; r < kTimedRuns && status.is_ok(); ++r) {
+        status = launch(p, results[c].algo, x, weights[size_t(r + 1) % weights.size()], y, beta);
+      }
+      if (status.is_ok()) status = cuda_status(cudaEventRecord(stop, stream_), "cudaEventRecord");
+      if (status.is_ok()) status = cuda_status(cudaEventSynchronize(stop), "cudaEventSynchronize");
+      float ms = 0;
+      if (status.is_ok()) status = cuda_status(cudaEventElapsedTime(&ms, start, stop), "cudaEventElapsedTime");
+      const double us = 1e3 * double(ms) / kTimedRuns;
+      if (status.is_ok() && (best_us[c] < 0 || us < best_us[c])) best_us[c] = us;
+    }
+  }
+  cudaEventDestroy(start);
+  cudaEventDestroy(stop);
+  TNL_RETURN_IF_ERROR(status);
+
+  GemmTuning t;
+  int chosen = -1;
+  for (size_t c = 0; c < results.size(); ++c) {
+    if (best_us[c] < 0) continue;
+    ++t.candidates;
+    if (chosen < 0 || best_us[c] < best_us[size_t(chosen)]) chosen = int(c);
+  }
+  if (chosen < 0) return t;  // nothing ran: keep the plan's first pick
+  // The first pick keeps its place unless the fastest beats it clearly.
+  if (best_us[0] >= 0 && best_us[size_t(chosen)] > kRequiredGain * best_us[0]) chosen = 0;
+  t.chosen = chosen;
+  t.first_pick_us = best_us[0];
+  t.chosen_us = best_us[size_t(chosen)];
+  p.algo = results[size_t(chosen)].algo;
+  spdlog::debug("GEMM n={} in={} out={}{}: {} candidates, first pick {:.2f} us, kept #{} {:.2f} us", s.n, s.in, s.out,
+                s.f32_out ? " (fp32 out)" : "", t.candidates, t.first_pick_us, t.chosen, t.chosen_us);
+  return t;
+}
 
 }  // namespace tnl

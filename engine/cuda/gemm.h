@@ -1,24 +1,101 @@
-// Row-major projections through cuBLAS: Y[n, out] = X[n, in] · W[out, in]ᵀ,
+// Row-major projections through cuBLASLt: Y[n, out] = X[n, in] · W[out, in]ᵀ,
 // bf16/fp16 operands, fp32 accumulation; Y is T, or the fp32 residual stream
 // with beta = 1 (the residual add fused into the GEMM).
+//
+// Each shape runs one cuBLASLt algorithm (kernel, tile, split-K, ...) chosen
+// once: tune() times the candidates cuBLASLt's heuristic offers and keeps the
+// fastest (the backend's start-up does it for the row buckets of large steps,
+// gemm_rows.h); any other shape runs the heuristic's first pick, which is what
+// cublasGemmEx would run. The heuristic ranks by a model of the kernels, not by a
+// measurement: at prefill sizes the measured choice is a few percent faster
+// (docs/architecture.md, "GEMM kernels").
+//
+// A chosen algorithm is fixed for the runner's life, so a shape computes the same
+// bits on every call (split-K reductions included: cuBLASLt's are ordered).
+//
+// Threads: one owner (the CUDA backend's step thread); not thread-safe.
 #pragma once
 
-#include <cublas_v2.h>
-#include <cuda_bf16.h>
-#include <cuda_fp16.h>
+#include <cublasLt.h>
+#include <cuda_runtime.h>
 
 #include <cstdint>
+#include <map>
+#include <memory>
+#include <span>
+#include <tuple>
+#include <vector>
 
 #include "engine/status.h"
 
 namespace tnl {
 
-template <typename T>
-Status gemm_xwt(cublasHandle_t handle, const T* x, const T* w, int64_t n, int64_t in, int64_t out, T* y);
+struct GemmShape {
+  int64_t n = 0, in = 0, out = 0;
+  bool f32_out = false;     // Y is fp32 (else the operand type)
+  bool accumulate = false;  // Y = beta·Y + X·Wᵀ with beta ≠ 0 (else Y = X·Wᵀ)
+  auto key() const { return std::tuple(n, in, out, f32_out, accumulate); }
+};
 
-// y (fp32) = beta · y + x · wᵀ
-template <typename T>
-Status gemm_xwt_f32(cublasHandle_t handle, const T* x, const T* w, int64_t n, int64_t in, int64_t out, float* y,
-                    float beta);
+// What tune() found for one shape.
+struct GemmTuning {
+  int candidates = 0;         // algorithms timed (the heuristic's, those that ran)
+  int chosen = 0;             // index of the kept one in the heuristic's order (0: its first pick)
+  double first_pick_us = 0;   // the heuristic's first pick, µs per call
+  double chosen_us = 0;       // the kept one
+};
+
+// Sums over the shapes a warm-up tuned (for its log line).
+struct GemmTuningTotals {
+  int shapes = 0, candidates = 0, changed = 0;
+  double first_pick_us = 0, chosen_us = 0;
+  void add(const GemmTuning& t) {
+    ++shapes;
+    candidates += t.candidates;
+    changed += t.chosen != 0;
+    first_pick_us += t.first_pick_us;
+    chosen_us += t.chosen_us;
+  }
+};
+
+class GemmRunner {
+ public:
+  // operand_type: CUDA_R_16BF or CUDA_R_16F. workspace: device memory the
+  // kernels may use, fixed so that GEMMs inside captured graphs never allocate.
+  static Expected<std::unique_ptr<GemmRunner>> create(cudaDataType_t operand_type, cudaStream_t stream,
+                                                      void* workspace, size_t workspace_bytes);
+  ~GemmRunner();
+  GemmRunner(const GemmRunner&) = delete;
+  GemmRunner& operator=(const GemmRunner&) = delete;
+
+  // y = beta·y + x·wᵀ on the runner's stream. beta must be 0 unless s.accumulate.
+  Status run(const GemmShape& s, const void* x, const void* w, void* y, float beta);
+
+  // Times every candidate of `s` (each run on the next of `weights`, so that the
+  // weights come from memory as in a step, not from L2) and keeps the fastest;
+  // the heuristic's first pick stays unless another is ≥ 3% faster (timing noise
+  // must not flip a choice). Writes y; synchronizes the stream.
+  Expected<GemmTuning> tune(const GemmShape& s, const void* x, std::span<const void* const> weights, void* y,
+                            float beta);
+
+  // Runs `s` with the heuristic's candidate #candidate from now on (tests check
+  // every candidate's result; out_of_range past the last).
+  Status pin(const GemmShape& s, int candidate);
+
+ private:
+  struct Plan;
+  GemmRunner(cublasLtHandle_t handle, cudaDataType_t operand_type, cudaStream_t stream, void* workspace,
+             size_t workspace_bytes);
+  Expected<Plan*> plan_for(const GemmShape& s);
+  Expected<std::vector<cublasLtMatmulHeuristicResult_t>> candidates(const Plan& p, int count);
+  Status launch(const Plan& p, const cublasLtMatmulAlgo_t& algo, const void* x, const void* w, void* y, float beta);
+
+  cublasLtHandle_t handle_;
+  cudaDataType_t operand_type_;
+  cudaStream_t stream_;
+  void* workspace_;
+  size_t workspace_bytes_;
+  std::map<std::tuple<int64_t, int64_t, int64_t, bool, bool>, std::unique_ptr<Plan>> plans_;
+};
 
 }  // namespace tnl

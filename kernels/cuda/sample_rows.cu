@@ -400,6 +400,14 @@ __device__ bool select_key(const float* x, Element element, int64_t V, double ta
   return true;
 }
 
+// A kept candidate's fixed-point weight in the draw, 0 where min-p drops it
+// (both draws below: the row's and the compacted row's).
+__device__ __forceinline__ u64 fixed_draw_weight(float v, float max, float inv_t, float min_p) {
+  const float w = expf((v - max) * inv_t);
+  if (min_p > 0.0f && w < min_p) return 0;
+  return u64(w * kFixedOne);
+}
+
 // A candidate's weight in the draw: its fixed-point weight where kept(i, key)
 // and min-p keep it, else 0.
 template <typename Kept>
@@ -407,9 +415,7 @@ __device__ __forceinline__ auto draw_weight(Kept kept, float max, const RowSampl
   return [=](int64_t i, float v) -> u64 {
     v = canonical(v);
     if (!kept(i, order_key(v))) return 0;
-    const float w = expf((v - max) * p.inv_temperature);
-    if (p.min_p > 0.0f && w < p.min_p) return 0;
-    return u64(w * kFixedOne);
+    return fixed_draw_weight(v, max, p.inv_temperature, p.min_p);
   };
 }
 
@@ -649,9 +655,7 @@ __device__ bool finish_compacted_top_p(const float* vals, const int32_t* ids, in
   const double uniform = p.uniform;
   auto kept_weight = [&](int64_t j, float v) -> u64 {
     if (!(v > value_p || (v == value_p && j <= tie_p))) return 0;
-    const float w = expf((v - max) * inv_t);
-    if (p.min_p > 0.0f && w < p.min_p) return 0;
-    return u64(w * kFixedOne);
+    return fixed_draw_weight(v, max, inv_t, p.min_p);
   };
   const int32_t drawn =
       first_exceeding_of(vals, kept_weight, n, [=](u64 total) { return u64(uniform * double(total)); }, s);

@@ -11,6 +11,7 @@
 // result). Both together took it from 60% to 84% of its memory floor on the H200.
 #include <algorithm>
 
+#include "kernels/cuda/device_attribute.h"
 #include "kernels/cuda/device_math.cuh"
 #include "kernels/cuda/launchers.h"
 
@@ -100,16 +101,19 @@ cudaError_t split_qkv(const T* qkvu, int64_t n, int64_t heads, int64_t e, Activa
                       const int32_t* positions, T* q, T* k, T* v, cudaStream_t stream) {
   if (n < 0 || heads <= 0 || e <= 0 || !qkvu || !q || !k || !v || (theta && !positions)) return cudaErrorInvalidValue;
   if (n == 0) return cudaSuccess;
+  // Grid-stride loops: 16 CTAs of 256 threads an SM keep every SM's loads in flight.
+  const int sms = current_device_attribute(cudaDevAttrMultiProcessorCount);
+  const int64_t max_grid = int64_t(sms > 0 ? sms : 132) * 16;
   if (e % 8 == 0 && heads * e <= (int64_t(1) << 24)) {
     const int64_t groups = heads * e / 8, per_launch = std::max<int64_t>(1, INT32_MAX / groups / 2);
     for (int64_t tok0 = 0; tok0 < n; tok0 += per_launch) {
       const int64_t count = std::min(per_launch, n - tok0);
-      const int grid = int(std::min<int64_t>(detail::ceil_div(count * groups, 256), 132 * 16));
+      const int grid = int(std::min<int64_t>(detail::ceil_div(count * groups, 256), max_grid));
       split_qkv_vec_kernel<<<grid, 256, 0, stream>>>(qkvu, n, tok0, int32_t(count), int32_t(heads), int32_t(e), act,
                                                      theta, positions, q, k, v);
     }
   } else {
-    const int grid = int(std::min<int64_t>(detail::ceil_div(n * heads * e, 256), 132 * 16));
+    const int grid = int(std::min<int64_t>(detail::ceil_div(n * heads * e, 256), max_grid));
     split_qkv_kernel<<<grid, 256, 0, stream>>>(qkvu, n, heads, e, act, theta, positions, q, k, v);
   }
   return cudaGetLastError();

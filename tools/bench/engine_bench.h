@@ -29,6 +29,7 @@ struct EngineBenchOptions {
   int reps = 20;
   uint64_t seed = 1;
   std::string gpu_dtype = "bf16";
+  bool gemm_autotune = true;  // BackendOptions::gemm_autotune
   int32_t tensor_parallel_size = 1;        // ranks (model-spec §7)
   std::string tensor_parallel_comm = "auto";
 };

@@ -55,6 +55,7 @@ int main(int argc, char** argv) {
   app.add_option("--batches", eo.decode_batches, "Engine: decode batch sizes")->capture_default_str();
   app.add_option("--contexts", eo.contexts, "Engine: context lengths the decode batches start from")->capture_default_str();
   app.add_option("--reps", eo.reps, "Timed runs per figure (the median is reported)")->capture_default_str();
+  tnl::tools::add_gemm_autotune_flag(app, &eo.gemm_autotune);
   app.add_option("--gpu-dtype", eo.gpu_dtype, "Weight dtype: bf16 or fp16")
       ->check(CLI::IsMember({"bf16", "fp16"}))
       ->capture_default_str();
@@ -116,6 +117,7 @@ int main(int argc, char** argv) {
     }
   }
   so.gpu_dtype = eo.gpu_dtype;
+  so.gemm_autotune = eo.gemm_autotune;
   so.tensor_parallel_size = eo.tensor_parallel_size;
   so.tensor_parallel_comm = eo.tensor_parallel_comm;
   so.reps = eo.reps;

@@ -25,6 +25,7 @@ struct ServingBenchOptions {
   int reps = 5;                                   // lone-prompt runs (the median is reported)
   std::string tokenizer_dir = "models/tnl-brown-12m";  // prompts are ids below its vocabulary
   std::string gpu_dtype = "bf16";
+  bool gemm_autotune = true;  // BackendOptions::gemm_autotune
   int32_t tensor_parallel_size = 1;
   std::string tensor_parallel_comm = "auto";
   uint64_t seed = 1;

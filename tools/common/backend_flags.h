@@ -25,6 +25,14 @@ inline void add_tensor_parallel_flags(CLI::App& app, int32_t* size, std::string*
       ->capture_default_str();
 }
 
+// --gemm-autotune (tnl-server and every tool with backend flags).
+inline void add_gemm_autotune_flag(CLI::App& app, bool* on) {
+  app.add_option("--gemm-autotune", *on,
+                 "CUDA: time cuBLASLt's candidate kernels for the GEMM shapes of large steps at start-up and keep "
+                 "the fastest (false: the heuristic's pick, the same on every start)")
+      ->capture_default_str();
+}
+
 inline void add_backend_flags(CLI::App& app, BackendOptions* o) {
   app.add_option("--device", o->device, "Compute device: auto (cuda when a GPU is present), cpu or cuda")
       ->check(CLI::IsMember({"auto", "cpu", "cuda"}))
@@ -42,6 +50,7 @@ inline void add_backend_flags(CLI::App& app, BackendOptions* o) {
   app.add_option("--gpu-dtype", o->gpu_dtype, "CUDA weight dtype: bf16 or fp16")
       ->check(CLI::IsMember({"bf16", "fp16"}))
       ->capture_default_str();
+  add_gemm_autotune_flag(app, &o->gemm_autotune);
   add_tensor_parallel_flags(app, &o->tensor_parallel_size, &o->tensor_parallel_comm);
 }
 
