@@ -524,11 +524,9 @@ class CudaBackend final : public Backend {
   // contents are overwritten by the next step.
   //
   // Why the threshold (H200, 385M shape, tuned vs not, runs alternating): prefill
-  // n = 4,096 7.20-7.28 -> 6.88-6.95 ms and n = 8,192 12.81-12.93 -> 12.17-12.24
-  // ms, but with every bucket tuned decode b = 1 (the logits GEMM) went 0.64-0.65
-  // -> 0.68 ms and b = 32 1.18-1.19 -> 1.22-1.25 ms: at a few dozen rows a kernel
-  // timed back to back in isolation is not the one that is fastest inside a step.
-  // n = 512-2,048 gained nothing measurable. docs/architecture.md, "GEMM kernels".
+  // n = 4,096 7.21-7.31 -> 6.74-6.86 ms and n = 8,192 12.81-13.23 -> 12.17-12.79
+  // ms, but n = 512-2,048 and decode at batch 16-256 (every bucket and the logits
+  // tuned) gained nothing measurable. docs/architecture.md, "GEMM kernels".
   static constexpr int64_t kTunedMinRows = 1024;
   Status warm_gemm_buckets(int64_t max_tokens, int64_t max_rows) {
     std::vector<const void*> weights;

@@ -19,6 +19,7 @@
 #include <cublasLt.h>
 #include <cuda_runtime.h>
 
+#include <cstddef>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -26,6 +27,7 @@
 #include <tuple>
 #include <vector>
 
+#include "engine/cuda/device_buffer.h"
 #include "engine/status.h"
 
 namespace tnl {
@@ -71,10 +73,12 @@ class GemmRunner {
   // y = beta·y + x·wᵀ on the runner's stream. beta must be 0 unless s.accumulate.
   Status run(const GemmShape& s, const void* x, const void* w, void* y, float beta);
 
-  // Times every candidate of `s` (each run on the next of `weights`, so that the
-  // weights come from memory as in a step, not from L2) and keeps the fastest;
-  // the heuristic's first pick stays unless another is ≥ 3% faster (timing noise
-  // must not flip a choice). Writes y; synchronizes the stream.
+  // Times every candidate of `s` (each call on the next of `weights`, so that the
+  // weights come from memory as in a step, not from L2; each after a memset that
+  // no kernel overlaps, so that a call counts from its start to its end as when
+  // the next kernel of a step waits for it) and keeps the fastest; the heuristic's
+  // first pick stays unless another is ≥ 3% faster (timing noise must not flip a
+  // choice). Writes y; synchronizes the stream.
   Expected<GemmTuning> tune(const GemmShape& s, const void* x, std::span<const void* const> weights, void* y,
                             float beta);
 
@@ -95,6 +99,7 @@ class GemmRunner {
   cudaStream_t stream_;
   void* workspace_;
   size_t workspace_bytes_;
+  DeviceBuffer<std::byte> fence_;  // tune() writes it between timed calls
   std::map<std::tuple<int64_t, int64_t, int64_t, bool, bool>, std::unique_ptr<Plan>> plans_;
 };
 
