@@ -10,8 +10,8 @@
 // measurement: at prefill sizes the measured choice is a few percent faster
 // (docs/architecture.md, "GEMM kernels").
 //
-// A chosen algorithm is fixed for the runner's life, so a shape computes the same
-// bits on every call (split-K reductions included: cuBLASLt's are ordered).
+// A chosen algorithm is fixed for the runner's life: a shape runs the same kernel
+// on every call of a process (which one may differ between start-ups when tuned).
 //
 // Threads: one owner (the CUDA backend's step thread); not thread-safe.
 #pragma once
