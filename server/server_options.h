@@ -42,7 +42,7 @@ struct ServerOptions {
   int32_t threads = 0;                 // CPU backend worker threads; 0: all cores
   float gpu_memory_fraction = 0.9f;    // CUDA: share of free device memory for weights + state slots
   std::string gpu_dtype = "bf16";
-  bool gemm_autotune = true;
+  bool gemm_autotune = true;           // CUDA: GEMM kernels of large steps chosen by timing at start-up
   int32_t tensor_parallel_size = 1;            // ranks the model is split over (model-spec §7)
   std::string tensor_parallel_comm = "auto";   // auto, nccl, single-device, in-process      // CUDA weight dtype: bf16 or fp16
   int32_t http_threads = 2;            // io threads of the HTTP front end

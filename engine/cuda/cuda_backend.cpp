@@ -28,7 +28,9 @@
 #include <algorithm>
 #include <chrono>
 #include <cmath>
+#include <iterator>
 #include <map>
+#include <vector>
 
 #include "engine/cuda/cuda_communicator.h"
 #include "engine/cuda/cuda_weights.h"
@@ -225,9 +227,8 @@ class CudaBackend final : public Backend {
 
   // logits[rows] = a[rows] · Wlmᵀ (fp32; this rank's vocabulary shard under tensor parallelism).
   Status logits_gemm(int64_t rows) {
-    float* logits = comm_ ? act_.logits_shard.get() : act_.logits.get();
-    return gemm_->run({rows, config_.dim, config_.vocab_size, true, false}, act_.a.get(), weights_.output_matrix(),
-                      logits, 0.0f);
+    const ProjectionOperands o = logits_operands(rows);
+    return gemm_->run(o.shape, o.x, weights_.output_matrix(), o.y, o.beta);
   }
 
   // Every rank's [R, V'] logits into act_.logits [R, V]: rank r's columns are
@@ -501,6 +502,10 @@ class CudaBackend final : public Backend {
     }
     return {};
   }
+  ProjectionOperands logits_operands(int64_t rows) const {
+    float* logits = comm_ ? act_.logits_shard.get() : act_.logits.get();
+    return {{rows, config_.dim, config_.vocab_size, true, false}, act_.a.get(), logits, 0.0f};
+  }
   static const T* weight(Projection p, const CudaLayerWeights<T>& w) {
     switch (p) {
       case Projection::kQkvu: return w.qkvu.get();
@@ -529,27 +534,27 @@ class CudaBackend final : public Backend {
   // tuned) gained nothing measurable. docs/architecture.md, "GEMM kernels".
   static constexpr int64_t kTunedMinRows = 1024;
   Status warm_gemm_buckets(int64_t max_tokens, int64_t max_rows) {
-    std::vector<const void*> weights;
+    constexpr Projection kProjections[] = {Projection::kQkvu, Projection::kOut, Projection::kW12, Projection::kL3};
+    std::vector<const void*> layer_weights[std::size(kProjections)];  // every layer's matrix of each projection
+    for (size_t i = 0; i < std::size(kProjections); ++i) {
+      for (const CudaLayerWeights<T>& w : weights_.layers) layer_weights[i].push_back(weight(kProjections[i], w));
+    }
+    const std::vector<const void*> output_weights = {weights_.output_matrix()};
     GemmTuningTotals totals;
-    auto choose = [&](const GemmShape& shape, const void* x, void* y, float beta) -> Status {
-      if (!options_.gemm_autotune || shape.n < kTunedMinRows) return gemm_->run(shape, x, weights[0], y, beta);
-      TNL_ASSIGN_OR_RETURN(const GemmTuning t, gemm_->tune(shape, x, weights, y, beta));
+    auto choose = [&](const ProjectionOperands& o, const std::vector<const void*>& weights) -> Status {
+      if (!options_.gemm_autotune || o.shape.n < kTunedMinRows) return gemm_->run(o.shape, o.x, weights[0], o.y, o.beta);
+      TNL_ASSIGN_OR_RETURN(const GemmTuning t, gemm_->tune(o.shape, o.x, weights, o.y, o.beta));
       totals.add(t);
       return Status::ok();
     };
     for (int64_t n = 1; n <= gemm_row_bucket(max_tokens); n = next_gemm_row_bucket(n)) {
       if (n <= small_batch_rows_) continue;  // those layers never call cuBLASLt
-      for (Projection p : {Projection::kQkvu, Projection::kOut, Projection::kW12, Projection::kL3}) {
-        weights.clear();
-        for (const CudaLayerWeights<T>& w : weights_.layers) weights.push_back(weight(p, w));
-        const ProjectionOperands o = operands(p, n);
-        TNL_RETURN_IF_ERROR(choose(o.shape, o.x, o.y, o.beta));
+      for (size_t i = 0; i < std::size(kProjections); ++i) {
+        TNL_RETURN_IF_ERROR(choose(operands(kProjections[i], n), layer_weights[i]));
       }
     }
-    float* logits = comm_ ? act_.logits_shard.get() : act_.logits.get();
-    weights = {weights_.output_matrix()};
     for (int64_t r = 1; r <= gemm_row_bucket(max_rows); r = next_gemm_row_bucket(r)) {
-      TNL_RETURN_IF_ERROR(choose({r, config_.dim, config_.vocab_size, true, false}, act_.a.get(), logits, 0.0f));
+      TNL_RETURN_IF_ERROR(choose(logits_operands(r), output_weights));
     }
     if (options_.gemm_autotune) {
       spdlog::info("cuda backend{}: GEMM kernels chosen by timing for {} shapes ({} candidates timed); {} differ from "
