@@ -11,7 +11,9 @@
 // threaded Engine.
 #include <gtest/gtest.h>
 
+#include <chrono>
 #include <cstring>
+#include <future>
 #include <map>
 #include <memory>
 #include <optional>
@@ -360,9 +362,22 @@ TEST_F(PriorityPreemptionTest, TheEngineServesABetterPriorityFirstWhileAWorseOne
   const GenerationRequest low = make_request(30, 200, /*priority=*/10, 17);
   const GenerationRequest high = make_request(12, 5, /*priority=*/-10, 18);
   EventCollector a, b;
+  // The engine thread holds at low's third event until high is queued: on a busy
+  // machine it could otherwise finish all of low's tokens before this thread
+  // submits high (seen once under ctest -j2), and nothing would be preempted.
+  std::promise<void> third_event, high_queued;
+  std::shared_future<void> queued = high_queued.get_future().share();
+  int events_seen = 0;  // the engine thread's only
+  a.on_event([&](const GenerationEvent&) {
+    if (++events_seen != 3) return;
+    third_event.set_value();
+    queued.wait();
+  });
   ASSERT_TRUE(engine.submit(low, a.sink()).has_value());
-  ASSERT_TRUE(a.wait_events(3));
-  ASSERT_TRUE(engine.submit(high, b.sink()).has_value());
+  ASSERT_EQ(third_event.get_future().wait_for(std::chrono::seconds(20)), std::future_status::ready);
+  const bool submitted = engine.submit(high, b.sink()).has_value();
+  high_queued.set_value();
+  ASSERT_TRUE(submitted);
   ASSERT_TRUE(b.wait_finished());
   EXPECT_EQ(a.finish(), FinishReason::kNone) << "the worse priority was paused, not finished first";
   ASSERT_TRUE(a.wait_finished(std::chrono::seconds(120)));
