@@ -17,7 +17,7 @@ mkdir -p "$stage/bin" "$stage/lib"
 
 # The tools, and the tests that exercise the GPU (they skip elsewhere).
 bins=(build/server/tnl-server build/tools/tnl-generate build/tools/tnl-eval build/tools/tnl-make-test-model
-      build/tools/tnl-bench)
+      build/tools/tnl-bench build/tools/tnl-host-bench)
 for t in build/tests/*cuda*_test build/tests/unit/*cuda*_test; do [ -x "$t" ] && bins+=("$t"); done
 for b in "${bins[@]}"; do
   [ -x "$b" ] || { echo "bundle_gpu: missing $b" >&2; exit 1; }

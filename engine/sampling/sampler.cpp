@@ -33,6 +33,7 @@ Sampler::Sampler(SamplingParams params, const std::vector<int32_t>& prompt_ids)
 }
 
 void Sampler::accept(int32_t token) {
+  if (!has_penalties()) return;  // only the penalties read the counts (one call per token, on the step loop)
   auto it = std::lower_bound(output_counts_.begin(), output_counts_.end(), token,
                              [](const auto& entry, int32_t t) { return entry.first < t; });
   if (it != output_counts_.end() && it->first == token) {

@@ -111,6 +111,8 @@ class StopMatcher {
   std::string flush();
   // The stop string that matched; empty while none has.
   const std::string& matched_stop() const { return matched_; }
+  // No stop strings: every push returns its text whole and never stops.
+  bool empty() const { return stops_.empty(); }
 
  private:
   // Length of the longest tail of pending_ that is a proper prefix of a stop.

@@ -33,7 +33,11 @@ ContinuousBatcher::ContinuousBatcher(Backend& backend, const Tokenizer& tokenize
       options_(options),
       eos_id_(tokenizer.eos_id() >= 0 ? tokenizer.eos_id() : backend.config().eos_token_id),
       scheduler_(limits),
-      swap_space_(backend.state_bytes_per_slot()) {
+      swap_space_(backend.state_bytes_per_slot()),
+      seed_source_([] {
+        std::random_device device;
+        return (uint64_t(device()) << 32) ^ device();
+      }()) {
   const ModelConfig& c = backend.config();
   layout_.model_fingerprint = options.model_fingerprint;
   layout_.layers = c.num_layers;
@@ -117,6 +121,7 @@ void ContinuousBatcher::add(uint64_t id, GenerationRequest request, EventSink si
                             TokenHashChain prompt_keys) {
   std::optional<EngineClock::time_point> deadline;
   if (options_.request_timeout.count() > 0) deadline = arrival + options_.request_timeout;
+  if (!request.sampling.seed) request.sampling.seed = seed_source_();
   const bool prompt_logprobs = request.prompt_logprobs;
   const int32_t priority = request.priority;
   std::vector<int32_t> prompt = request.prompt_ids;
@@ -134,6 +139,7 @@ void ContinuousBatcher::add_group(const std::vector<uint64_t>& ids, std::vector<
   std::vector<int32_t> prompt = requests.front().prompt_ids;
   const int32_t priority = requests.front().priority;  // one for the group (Engine::submit_group)
   for (size_t i = 0; i < ids.size(); ++i) {
+    if (!requests[i].sampling.seed) requests[i].sampling.seed = seed_source_();
     requests_.emplace(ids[i], std::make_unique<RequestState>(ids[i], std::move(requests[i]), std::move(sinks[i]),
                                                              tokenizer_, eos_id_, int32_t(backend_.config().vocab_size),
                                                              arrival, deadline));
@@ -188,6 +194,16 @@ void ContinuousBatcher::finish(uint64_t id, FinishReason reason, Status error) {
 }
 
 void ContinuousBatcher::drop_invalid_chunks(ScheduledStep* step) {
+  // The usual case, every chunk valid, leaves the step as it is (rebuilding it
+  // moved every chunk once more, on the step loop's critical path).
+  std::vector<Status> verdicts;
+  verdicts.reserve(step->chunks.size());
+  bool all_valid = true;
+  for (const SequenceChunk& chunk : step->plan.chunks) {
+    verdicts.push_back(validate_sequence_chunk(chunk, 0, backend_.config(), backend_.num_slots()));
+    all_valid = all_valid && verdicts.back().is_ok();
+  }
+  if (all_valid) return;
   ScheduledStep kept;
   kept.num_decode_tokens = 0;
   kept.num_prefill_tokens = 0;
@@ -199,7 +215,7 @@ void ContinuousBatcher::drop_invalid_chunks(ScheduledStep* step) {
   kept.preempted = std::move(step->preempted);
   kept.resumed = std::move(step->resumed);
   for (size_t i = 0; i < step->chunks.size(); ++i) {
-    Status s = validate_sequence_chunk(step->plan.chunks[i], 0, backend_.config(), backend_.num_slots());
+    const Status& s = verdicts[i];
     if (!s.is_ok()) {
       // Its snapshots would be keyed by tokens never computed: drop them with it.
       scheduler_.discard_snapshots_of(step->plan.chunks[i].slot, &kept.plan);

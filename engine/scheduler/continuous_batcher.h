@@ -19,6 +19,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <random>
 #include <unordered_map>
 #include <vector>
 
@@ -154,6 +155,9 @@ class ContinuousBatcher {
   std::unique_ptr<StepTrace> trace_;  // optional
   int32_t first_tokens_this_step_ = 0;  // for the trace
   std::vector<uint64_t> deferred_events_;  // requests whose next-token event waits for the next step
+  // Seeds for requests that bring none, drawn from one std::random_device read at
+  // construction: opening the device per request cost ~15 µs of the step loop's time.
+  std::mt19937_64 seed_source_;
 };
 
 }  // namespace tnl

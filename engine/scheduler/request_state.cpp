@@ -27,7 +27,8 @@ RequestState::RequestState(uint64_t id, GenerationRequest request, EventSink sin
       }()),
       detokenizer_(tokenizer, request_.prompt_ids),
       stop_matcher_(request_.stop),
-      tokenizer_vocab_(tokenizer.vocab_size()) {
+      tokenizer_vocab_(tokenizer.vocab_size()),
+      defer_text_(stop_matcher_.empty()) {
   if (request_.prompt_logprobs) {
     // Entry 0 has no logprob: nothing precedes the first prompt token.
     pending_.prompt_logprobs.resize(request_.prompt_ids.size());
@@ -104,7 +105,9 @@ FinishReason RequestState::record_token(SampleResult result) {
     return FinishReason::kStop;
   }
   // A model vocabulary may be padded past the tokenizer's: such ids have no text.
-  if (token >= 0 && token < tokenizer_vocab_) {
+  if (token >= 0 && token < tokenizer_vocab_ && defer_text_) {
+    undecoded_.push_back(token);
+  } else if (token >= 0 && token < tokenizer_vocab_) {
     bool stopped = false;
     pending_.text += stop_matcher_.push(detokenizer_.push(token), &stopped);
     if (stopped) {
@@ -128,6 +131,14 @@ void RequestState::add_prompt_rows(int64_t start_pos, const std::vector<std::spa
   }
 }
 
+void RequestState::decode_deferred() {
+  for (int32_t token : undecoded_) {
+    bool stopped = false;  // no stop strings: never set
+    pending_.text += stop_matcher_.push(detokenizer_.push(token), &stopped);
+  }
+  undecoded_.clear();
+}
+
 void RequestState::flush_text(FinishReason* finish) {
   if (stop_string_matched_) return;  // the stop string and what follows are dropped
   bool stopped = false;
@@ -143,6 +154,7 @@ void RequestState::flush_text(FinishReason* finish) {
 }
 
 void RequestState::emit(FinishReason finish, Status error) {
+  decode_deferred();
   if (finish != FinishReason::kNone) flush_text(&finish);
   GenerationEvent event = std::move(pending_);
   pending_ = GenerationEvent{};

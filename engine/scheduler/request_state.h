@@ -63,6 +63,9 @@ class RequestState {
 
  private:
   void flush_text(FinishReason* finish);
+  // Runs the tokens whose text was put off (no stop strings) through the text
+  // pipeline, into the pending event.
+  void decode_deferred();
   FinishReason record_token(SampleResult result);
   // The controls' verdict on a drawn token, then their advance past it.
   FinishReason apply_controls(int32_t token, std::span<const uint32_t> mask, std::span<const PenaltyEntry> biases);
@@ -84,6 +87,12 @@ class RequestState {
   StopMatcher stop_matcher_;
   int32_t tokenizer_vocab_;
   bool stop_string_matched_ = false;
+  // A request without stop strings needs no text to decide whether it finished:
+  // its tokens are detokenized when their event is built (emit()), which the
+  // batcher does while the device runs the next step, not on the step loop's
+  // critical path. With stop strings, each token's text is matched as it comes.
+  const bool defer_text_;
+  std::vector<int32_t> undecoded_;  // tokens of the pending event whose text is not built yet
   int32_t completion_tokens_ = 0;
   int32_t last_token_ = -1;
   bool first_event_sent_ = false;

@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
 """The command-line tools end to end on a tiny random model with a trained tokenizer:
 seeded generation is reproducible, greedy is deterministic, tnl-eval's JSON is
-consistent, and bad input gives a clear error instead of a crash."""
+consistent, bad input gives a clear error instead of a crash, and tnl-host-bench
+delivers every token."""
 import json
 import math
 import subprocess
@@ -47,6 +48,12 @@ def main() -> int:
         assert missing.returncode != 0 and "config.json" in missing.stderr, missing.stderr
         bad = run(base + ["--temperature", "-1"], ok=False)
         assert bad.returncode != 0 and "temperature" in bad.stderr, bad.stderr
+
+        # tnl-host-bench: every stream of every round gets all its tokens (the tool
+        # checks the count and fails otherwise).
+        host = run([str(bin_dir / "tnl-host-bench"), "--streams", "24", "--output-tokens", "20", "--rounds", "3",
+                    "--tokenizer", str(source_dir / "models/tnl-brown-12m")])
+        assert "1440 tokens" in host.stdout, host.stdout
     print("tools smoke test passed")
     return 0
 
