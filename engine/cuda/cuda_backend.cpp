@@ -165,17 +165,13 @@ class CudaBackend final : public Backend {
     const int64_t real = int64_t(plan.chunks.size());
     int64_t bucket = 1;
     while (bucket < real) bucket *= 2;
-    StepPlan padded = plan;
-    for (int64_t i = real; i < bucket; ++i) {
-      padded.chunks.push_back({store_.scratch_slot(), 1, {0}, LogitsMode::kLast});
-    }
-    StepLayout s = make_step_layout(padded, config_.num_heads, config_.head_dim(), 2 * sm_count_);
+    const StepLayout s = make_step_layout(plan, config_.num_heads, config_.head_dim(), 2 * sm_count_,
+                                          {bucket - real, store_.scratch_slot()});
     TNL_RETURN_IF_ERROR(reserve(s));
     TNL_RETURN_IF_ERROR(upload_ints(s));
     if (decode_graphs_.find(bucket) == decode_graphs_.end()) TNL_RETURN_IF_ERROR(capture_decode_graph(bucket, s));
     TNL_CUDA_TRY(cudaGraphLaunch(decode_graphs_.at(bucket), stream_));
-    s.row_begin.resize(size_t(real));  // the real chunks come first, one row each
-    return finish_step(plan, s, real, out);
+    return finish_step(plan, s, real, out);  // the real chunks' rows come first, one each
   }
 
   Status capture_decode_graph(int64_t bucket, const StepLayout& s) {

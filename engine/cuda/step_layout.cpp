@@ -2,7 +2,8 @@
 
 namespace tnl {
 
-StepLayout make_step_layout(const StepPlan& plan, int64_t heads, int64_t head_dim, int64_t target_ctas) {
+StepLayout make_step_layout(const StepPlan& plan, int64_t heads, int64_t head_dim, int64_t target_ctas,
+                            DecodePadding padding) {
   StepLayout s;
   std::vector<size_t> order;  // plan chunk indices, decode chunks first
   for (size_t i = 0; i < plan.chunks.size(); ++i) {
@@ -21,7 +22,7 @@ StepLayout make_step_layout(const StepPlan& plan, int64_t heads, int64_t head_di
 
   std::vector<int32_t> tokens, positions, slots;
   std::vector<int64_t> first_row(plan.chunks.size());
-  for (size_t i : order) {
+  const auto place = [&](size_t i) {
     const SequenceChunk& c = plan.chunks[i];
     first_row[i] = int64_t(tokens.size());
     for (size_t r = 0; r < c.tokens.size(); ++r) {
@@ -29,7 +30,16 @@ StepLayout make_step_layout(const StepPlan& plan, int64_t heads, int64_t head_di
       positions.push_back(int32_t(c.start_pos + int64_t(r)));
       slots.push_back(c.slot);
     }
+  };
+  for (size_t k = 0; k < size_t(s.num_decode); ++k) place(order[k]);
+  const int64_t first_padding_row = int64_t(tokens.size());
+  for (int64_t p = 0; p < padding.rows; ++p) {
+    tokens.push_back(0);
+    positions.push_back(1);
+    slots.push_back(padding.slot);
   }
+  s.num_decode += padding.rows;
+  for (size_t k = size_t(s.num_decode - padding.rows); k < order.size(); ++k) place(order[k]);
   s.num_tokens = int64_t(tokens.size());
   s.num_prefill_tokens = s.num_tokens - s.num_decode;
 
@@ -44,6 +54,7 @@ StepLayout make_step_layout(const StepPlan& plan, int64_t heads, int64_t head_di
     for (int64_t r = c.logits == LogitsMode::kAll ? 0 : m - 1; r < m; ++r) logit_rows.push_back(int32_t(first_row[i] + r));
     if (c.sample) s.sample_row[i] = int32_t(logit_rows.size()) - 1;
   }
+  for (int64_t p = 0; p < padding.rows; ++p) logit_rows.push_back(int32_t(first_padding_row + p));
   s.num_logit_rows = int64_t(logit_rows.size());
   if (!seq_lens.empty()) s.plan = cuda::plan_lightning(seq_lens, heads, head_dim, target_ctas);
 

@@ -33,6 +33,17 @@ struct StepLayout {
   int64_t seq_fresh = 0;           //   [prefill chunks] 1: start from a zero state
 };
 
-StepLayout make_step_layout(const StepPlan& plan, int64_t heads, int64_t head_dim, int64_t target_ctas);
+// Rows a decode graph runs past a plan's own: one-token rows at position 1 of
+// `slot` (the scratch slot), each with a logits row, placed after the plan's
+// decode rows. The graph of a batch-size bucket runs the bucket's rows whatever
+// the plan holds; padding here spares copying the plan to pad it.
+struct DecodePadding {
+  int64_t rows = 0;
+  int32_t slot = 0;
+};
+
+// row_begin and sample_row have one entry per plan chunk (none for padding).
+StepLayout make_step_layout(const StepPlan& plan, int64_t heads, int64_t head_dim, int64_t target_ctas,
+                            DecodePadding padding = {});
 
 }  // namespace tnl
