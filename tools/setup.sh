@@ -14,6 +14,7 @@ packages=(
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler
   libboost-dev             # Boost.Beast/Asio: the async HTTP front end
   libcli11-dev             # CLI11: command-line parsing for every tool
+  libgoogle-perftools-dev  # tcmalloc_minimal: tnl-server's allocator (server/CMakeLists.txt)
   clang libclang-rt-14-dev # libFuzzer for the parser fuzz targets
   curl python3
   python3-grpcio python3-protobuf  # tnl-loadgen's gRPC client (tools/loadgen, for /usr/bin/python3)

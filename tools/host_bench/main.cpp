@@ -1,7 +1,7 @@
 // tnl-host-bench: the step loop's host work per step (planning, handing tokens
 // out) with a backend that computes nothing, so that the figure is the engine's
 // own cost at N concurrent streams: on a GPU, what the device waits for between
-// steps unless it overlaps a step. Rounds of N greedy streams (ignore_eos) run
+// steps unless it overlaps a step. Rounds of N streams (ignore_eos) run
 // back to back; with --step-trace, tools/step_trace_summary.py splits each step
 // into planning, run_step (here: the work handed to StepPlan::while_running) and
 // the handling of the sampled tokens.
@@ -71,6 +71,7 @@ class InstantBackend final : public Backend {
 int main(int argc, char** argv) {
   CLI::App app{"tnl-host-bench: the engine's host work per step, with a backend that computes nothing"};
   int streams = 256, tokens = 256, prompt = 256, rounds = 4;
+  float temperature = 0.0f;
   std::string tokenizer_dir = "models/tnl-brown-12m", trace;
   app.add_option("--streams", streams, "Concurrent greedy streams (slots)")->capture_default_str()->check(CLI::Range(1, 4096));
   app.add_option("--output-tokens", tokens, "Tokens per stream")->capture_default_str()->check(CLI::Range(1, 100000));
@@ -80,6 +81,9 @@ int main(int argc, char** argv) {
   app.add_option("--rounds", rounds, "Rounds of --streams requests, one after another")
       ->capture_default_str()
       ->check(CLI::Range(1, 1000));
+  app.add_option("--temperature", temperature, "Sampling temperature (0: greedy; the backend's draw ignores it)")
+      ->capture_default_str()
+      ->check(CLI::Range(0.0f, 2.0f));
   app.add_option("--tokenizer", tokenizer_dir, "A checkpoint directory whose tokenizer the engine loads")
       ->capture_default_str();
   app.add_option("--step-trace", trace, "Write the step loop's timeline here (tools/step_trace_summary.py reads it)");
@@ -110,7 +114,7 @@ int main(int argc, char** argv) {
       for (int i = 0; i < prompt; ++i) q.prompt_ids.push_back(3 + int32_t(rng() % uint32_t(vocab - 3)));
       q.max_tokens = tokens;
       q.ignore_eos = true;
-      q.sampling.temperature = 0.0f;
+      q.sampling.temperature = temperature;
       auto id = engine.value()->submit(std::move(q), [&](GenerationEvent&& e) {
         std::lock_guard l(mu);
         got += int64_t(e.token_ids.size());
