@@ -27,7 +27,7 @@ namespace {
 // chunk's last, below the vocabulary, past the special ids.
 class InstantBackend final : public Backend {
  public:
-  InstantBackend(int32_t vocab, int32_t slots) : slots_(slots) {
+  InstantBackend(int32_t vocab, int32_t slots, int32_t cache_slots) : slots_(slots), cache_slots_(cache_slots) {
     config_.vocab_size = vocab;
     config_.dim = 8;
     config_.num_layers = 1;
@@ -42,16 +42,26 @@ class InstantBackend final : public Backend {
   int32_t num_slots() const override { return slots_; }
   int64_t state_bytes_per_slot() const override { return 64; }
   bool samples_on_device() const override { return true; }
+  int32_t num_state_slots(StateTier tier) const override {
+    if (tier == StateTier::kLive) return slots_;
+    return tier == StateTier::kCache ? cache_slots_ : 0;
+  }
   Status run_step(const StepPlan& plan, StepOutput* out) override {
     if (plan.while_running) plan.while_running();
     if (plan.prepare_sampling) TNL_RETURN_IF_ERROR(plan.prepare_sampling());
     out->vocab_size = config_.vocab_size;
-    out->logits.clear();
     out->row_begin.assign(plan.chunks.size(), -1);
     out->sampled.assign(plan.chunks.size(), SampledToken{});
+    int64_t rows = 0;  // rows the host asked for (the prefix cache keeps a prompt's last): zeros
     for (size_t i = 0; i < plan.chunks.size(); ++i) {
       const SequenceChunk& c = plan.chunks[i];
-      if (c.logits != LogitsMode::kNone) return internal_error("instant backend: no logits rows");
+      if (c.logits == LogitsMode::kNone) continue;
+      out->row_begin[i] = int32_t(rows);
+      rows += c.logits == LogitsMode::kAll ? int64_t(c.tokens.size()) : 1;
+    }
+    out->logits.assign(size_t(rows * config_.vocab_size), 0.0f);
+    for (size_t i = 0; i < plan.chunks.size(); ++i) {
+      const SequenceChunk& c = plan.chunks[i];
       // A spread of ordinary and byte-fallback pieces, as a random model draws.
       const uint64_t h = (uint64_t(uint32_t(c.tokens.back())) + 1) * 0x9E3779B97F4A7C15ull + uint64_t(c.start_pos);
       if (c.sample) out->sampled[i].token = 3 + int32_t((h >> 33) % uint64_t(config_.vocab_size - 3));
@@ -64,6 +74,7 @@ class InstantBackend final : public Backend {
  private:
   ModelConfig config_;
   int32_t slots_;
+  int32_t cache_slots_;  // snapshot slots of the prefix cache (copies cost nothing here)
 };
 
 }  // namespace
@@ -71,7 +82,8 @@ class InstantBackend final : public Backend {
 int main(int argc, char** argv) {
   CLI::App app{"tnl-host-bench: the engine's host work per step, with a backend that computes nothing"};
   int streams = 256, tokens = 256, prompt = 256, rounds = 4;
-  float temperature = 0.0f;
+  float temperature = 0.0f, repetition_penalty = 1.0f;
+  int cache_slots = 0;
   std::string tokenizer_dir = "models/tnl-brown-12m", trace;
   app.add_option("--streams", streams, "Concurrent greedy streams (slots)")->capture_default_str()->check(CLI::Range(1, 4096));
   app.add_option("--output-tokens", tokens, "Tokens per stream")->capture_default_str()->check(CLI::Range(1, 100000));
@@ -84,6 +96,13 @@ int main(int argc, char** argv) {
   app.add_option("--temperature", temperature, "Sampling temperature (0: greedy; the backend's draw ignores it)")
       ->capture_default_str()
       ->check(CLI::Range(0.0f, 2.0f));
+  app.add_option("--repetition-penalty", repetition_penalty, "Repetition penalty of every request (1: none)")
+      ->capture_default_str()
+      ->check(CLI::Range(0.01f, 10.0f));
+  app.add_option("--prefix-cache-slots", cache_slots,
+                 "Prefix cache snapshot slots (0: the cache is off); the prompts never repeat, so it only costs")
+      ->capture_default_str()
+      ->check(CLI::Range(0, 100000));
   app.add_option("--tokenizer", tokenizer_dir, "A checkpoint directory whose tokenizer the engine loads")
       ->capture_default_str();
   app.add_option("--step-trace", trace, "Write the step loop's timeline here (tools/step_trace_summary.py reads it)");
@@ -97,9 +116,9 @@ int main(int argc, char** argv) {
   eo.max_num_batched_tokens = 8192;
   eo.prefill_chunk = 2048;
   eo.max_queue = streams * 2;
-  eo.prefix_cache = false;
+  eo.prefix_cache = cache_slots > 0;
   eo.step_trace_path = trace;
-  auto engine = Engine::create(std::make_unique<InstantBackend>(vocab, streams), std::move(tok).value(), eo);
+  auto engine = Engine::create(std::make_unique<InstantBackend>(vocab, streams, cache_slots), std::move(tok).value(), eo);
   if (!engine.has_value()) { std::fprintf(stderr, "%s\n", engine.status().to_string().c_str()); return 1; }
   std::mutex mu;
   std::condition_variable cv;
@@ -115,6 +134,7 @@ int main(int argc, char** argv) {
       q.max_tokens = tokens;
       q.ignore_eos = true;
       q.sampling.temperature = temperature;
+      q.sampling.repetition_penalty = repetition_penalty;
       auto id = engine.value()->submit(std::move(q), [&](GenerationEvent&& e) {
         std::lock_guard l(mu);
         got += int64_t(e.token_ids.size());
