@@ -4,7 +4,9 @@
   python3 tools/step_trace_summary.py TRACE.jsonl [--group K] [--requests LOADGEN.json]
 
 Steps: how long planning, the backend's run_step and handing tokens to the sinks
-took, the loop's time between steps, and run_step by kind of step. First tokens:
+took, the loop's time between steps, run_step by kind of step, and the step cycle
+a decoding sequence lives through per token (weighted by decode rows: what a
+client's TPOT can at best be, and the device's share of it). First tokens:
 the engine's time to first token (arrival at the engine -> token to the sink) and,
 for each request, what the loop did meanwhile (steps, prefill tokens of all
 sequences, and the wait before the first of those steps began), and the front
@@ -78,6 +80,19 @@ def main():
     print(f"  steps with more than one prefill chunk: {len(multi)} of "
           f"{sum(1 for s in steps if s['prefill_chunks'])}; copies before/after: "
           f"{sum(s['copies_before'] for s in steps)}/{sum(s['copies_after'] for s in steps)}")
+    # What a decoding sequence lives through per token: each step it decodes in,
+    # weighted by the step's decode rows, from that step's start to the next's
+    # (planning, run_step with whatever prefill shares it, the tokens handed out,
+    # the gap). A client's TPOT can at best equal it; its run_step share is the
+    # device's work for the same tokens, prefills included.
+    cycles = [(b["step_us"] - s["step_us"], s["run_us"], s["decodes"]) for s, b in zip(steps, steps[1:])
+              if s["decodes"] > 0 and b["step_us"] - s["end_us"] < 1000]
+    rows = sum(n for _, _, n in cycles)
+    if rows:
+        cycle = sum(c * n for c, _, n in cycles) / rows
+        run = sum(r * n for _, r, n in cycles) / rows
+        print(f"per decoded token, the step it shared (weighted by decode rows): {cycle / 1e3:.3f} ms from step to "
+              f"step, of it run_step {run / 1e3:.3f} ms ({100 * run / cycle:.1f}%)")
     if not firsts:
         return
     starts = [s["step_us"] for s in steps]
