@@ -292,4 +292,17 @@ std::vector<double> decay_rates(const ModelConfig& config, int64_t layer) {
   return s;
 }
 
+ModelConfig tiny_model_config(int64_t vocab_size, int32_t eos_token_id) {
+  ModelConfig c;
+  c.vocab_size = vocab_size;
+  c.dim = 8;
+  c.num_layers = 1;
+  c.num_heads = 1;
+  c.hidden_dim = 8;
+  c.glu_dim = 8;
+  c.lrpe_layers = {false};
+  c.eos_token_id = eos_token_id;
+  return c;
+}
+
 }  // namespace tnl

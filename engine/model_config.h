@@ -51,6 +51,10 @@ Expected<ModelConfig> load_model_config(const std::filesystem::path& dir);
 // Writes a config.json that parse_model_config reads back to the same config.
 std::string model_config_to_json(const ModelConfig& config);
 
+// The smallest valid shape (one layer, widths of 8) with this vocabulary and EOS:
+// the config of backends that compute nothing (test fakes, tnl-host-bench).
+ModelConfig tiny_model_config(int64_t vocab_size, int32_t eos_token_id);
+
 Activation parse_activation(const std::string& name);
 const char* activation_name(Activation a);
 

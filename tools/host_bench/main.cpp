@@ -27,16 +27,8 @@ namespace {
 // chunk's last, below the vocabulary, past the special ids.
 class InstantBackend final : public Backend {
  public:
-  InstantBackend(int32_t vocab, int32_t slots, int32_t cache_slots) : slots_(slots), cache_slots_(cache_slots) {
-    config_.vocab_size = vocab;
-    config_.dim = 8;
-    config_.num_layers = 1;
-    config_.num_heads = 1;
-    config_.hidden_dim = 8;
-    config_.glu_dim = 8;
-    config_.lrpe_layers = {false};
-    config_.eos_token_id = 2;
-  }
+  InstantBackend(int32_t vocab, int32_t slots, int32_t cache_slots)
+      : config_(tiny_model_config(vocab, /*eos_token_id=*/2)), slots_(slots), cache_slots_(cache_slots) {}
   const ModelConfig& config() const override { return config_; }
   std::string name() const override { return "instant"; }
   int32_t num_slots() const override { return slots_; }

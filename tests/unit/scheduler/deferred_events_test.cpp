@@ -7,6 +7,7 @@
 #include <gtest/gtest.h>
 
 #include <memory>
+#include <string>
 #include <vector>
 
 #include "tests/unit/scheduler/engine_test_support.h"
@@ -104,6 +105,39 @@ TEST_F(DeferredEventsTest, DeferringChangesNoTokenNorText) {
   EXPECT_EQ(deferred.text(), prompt.text());
   EXPECT_EQ(deferred.finish(), FinishReason::kLength);
   EXPECT_EQ(prompt.events().size(), 12u);
+}
+
+TEST_F(DeferredEventsTest, TextBuiltWithTheEventEqualsTextBuiltTokenByToken) {
+  // Without stop strings a request's text is built when its event is (inside the
+  // next step's while_running); with one, token by token as each is accepted. A
+  // stop string that never matches (a control character the model's text never
+  // holds) must leave every event's tokens and text as they are.
+  const auto run = [this](uint64_t id, std::vector<std::string> stop) {
+    EventCollector c;
+    GenerationRequest r;
+    r.prompt_ids = {10, 17, 24, 31, 38};
+    r.max_tokens = 60;
+    r.sampling.temperature = 0.0f;
+    r.stop = std::move(stop);
+    batcher_->add(id, std::move(r), c.sink(), EngineClock::now());
+    while (batcher_->has_work()) batcher_->step();
+    return c.events();
+  };
+  // Ids across the vocabulary, byte pieces among them, so that some tokens end
+  // inside a UTF-8 character and their text waits for the next.
+  backend_.set_next_token([](int64_t pos, int32_t token) { return 3 + int32_t((token * 131 + pos * 29) % 790); });
+  const std::vector<GenerationEvent> deferred = run(1, {});
+  const std::vector<GenerationEvent> matched = run(2, {"\x01"});
+  ASSERT_EQ(deferred.size(), matched.size());
+  std::string text;
+  for (size_t i = 0; i < deferred.size(); ++i) {
+    EXPECT_EQ(deferred[i].token_ids, matched[i].token_ids) << "event " << i;
+    EXPECT_EQ(deferred[i].text, matched[i].text) << "event " << i;
+    text += deferred[i].text;
+  }
+  EXPECT_EQ(deferred.back().finish, FinishReason::kLength);
+  EXPECT_EQ(matched.back().finish, FinishReason::kLength);
+  EXPECT_GT(text.size(), 20u) << "the tokens have text";
 }
 
 TEST_F(DeferredEventsTest, ACancelSendsTheHeldTokenWithTheLastEvent) {

@@ -61,16 +61,7 @@ class FakeBackend : public Backend {
   }
 
   explicit FakeBackend(int32_t num_slots, int32_t cache_slots = 0)
-      : positions_(num_slots, -1), cache_positions_(cache_slots, -1) {
-    config_.vocab_size = kVocab;
-    config_.dim = 8;
-    config_.num_layers = 1;
-    config_.num_heads = 1;
-    config_.hidden_dim = 8;
-    config_.glu_dim = 8;
-    config_.lrpe_layers = {false};
-    config_.eos_token_id = kEos;
-  }
+      : config_(tiny_model_config(kVocab, kEos)), positions_(num_slots, -1), cache_positions_(cache_slots, -1) {}
 
   const ModelConfig& config() const override { return config_; }
   std::string name() const override { return "fake"; }
