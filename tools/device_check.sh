@@ -3,8 +3,12 @@
 # the bundle made by tools/bundle_gpu.sh, then runs every GPU test, the CUDA-vs-CPU
 # log-prob parity of tnl-eval, a tnl-server smoke run on the GPU and tnl-bench.
 # Logs land under $OUT (default ./device-out). Usage there:
-#   bash tools/device_check.sh [tests] [parity] [server] [cache] [sweep] [bench] [tp] [constraints] [priority] [bench7b] [ttft] [streams]
+#   bash tools/device_check.sh [tests] [parity] [server] [cache] [sweep] [bench] [tp] [constraints] [priority] [bench7b] [ttft] [streams] [streams-ab]
 #   (default: tests parity server bench)
+# streams-ab: the 256-stream HTTP run twice for each of this bundle's tnl-server and
+# another build's ($AB_SERVER, e.g. .carry/tnl-server-old carried along), alternating
+# on this one machine (machines differ by more than most host-side changes), with
+# the step loop's split from each run's step trace.
 # tp: tensor parallelism over the single-device communicator (every rank on this
 # GPU): its tests, TP = 2 against TP = 1 through tnl-generate, tnl-eval and
 # tnl-server, and tnl-bench --tensor-parallel-size 2 beside TP = 1.
@@ -69,7 +73,8 @@ fi
 
 http_get() { python3 -c 'import sys, urllib.request; sys.stdout.write(urllib.request.urlopen(sys.argv[1], timeout=5).read().decode())' "$1"; }
 
-# A random 385M-shape checkpoint with the default model's tokenizer, served on the GPU.
+# A random 385M-shape checkpoint with the default model's tokenizer, served on the GPU
+# (by $SERVER_BIN when set, else this bundle's tnl-server).
 m385v4k=/tmp/m385v4k
 serve_385m() {  # serve_385m PORT EXTRA_FLAGS...
   if [ ! -f $m385v4k/config.json ]; then
@@ -79,7 +84,7 @@ serve_385m() {  # serve_385m PORT EXTRA_FLAGS...
   fi
   local port=$1
   shift
-  "$B/tnl-server" --model $m385v4k --device cuda --port "$port" --grpc-port -1 --max-num-seqs 256 \
+  "${SERVER_BIN:-$B/tnl-server}" --model $m385v4k --device cuda --port "$port" --grpc-port -1 --max-num-seqs 256 \
     --max-num-batched-tokens 8192 --prefill-chunk 2048 --max-model-len 16384 --max-queue 4096 --log-level warn "$@" \
     > /tmp/tnl/server_$port.log 2>&1 &
   server_pid=$!
@@ -142,6 +147,27 @@ if has ttft; then
     done
     kill -TERM $server_pid; wait $server_pid
   } 2>&1 | tee "$OUT/ttft.txt"
+fi
+
+if has streams-ab; then
+  echo "== 256 closed-loop streams through HTTP, this tnl-server and \$AB_SERVER alternating (385M shape)"
+  {
+    if [ -z "${AB_SERVER:-}" ] || [ ! -x "${AB_SERVER:-}" ]; then
+      echo "streams-ab: set AB_SERVER to another build's tnl-server"
+    else
+      for round in 1 2; do
+        for which in this other; do
+          server=$B/tnl-server; [ $which = other ] && server=$AB_SERVER
+          echo "-- round $round, $which: $server"
+          SERVER_BIN=$server serve_385m 18060 --prefix-cache off --step-trace /tmp/tnl/trace_ab_$which$round.jsonl || break
+          python3 tools/loadgen/loadgen.py --port 18060 --corpus $corpus --concurrency 256 --num-requests 1024 --warmup 2 \
+            --input-tokens 256 --output-tokens 256 --quiet | grep -E "concurrency 256|client"
+          kill -TERM $server_pid; wait $server_pid
+          python3 tools/step_trace_summary.py /tmp/tnl/trace_ab_$which$round.jsonl | grep -E "^  (plan|emit)|decode only|per decoded"
+        done
+      done
+    fi
+  } 2>&1 | tee "$OUT/streams_ab.txt"
 fi
 
 if has streams; then
