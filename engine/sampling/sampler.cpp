@@ -27,19 +27,22 @@ Sampler::Sampler(SamplingParams params, const std::vector<int32_t>& prompt_ids)
   // Only the repetition penalty reads the prompt, and only as a set. Kept only then:
   // sorting a long prompt costs ~0.1 ms, on the engine's step loop.
   if (params_.repetition_penalty == 1.0f) return;
-  prompt_ids_ = prompt_ids;
-  std::sort(prompt_ids_.begin(), prompt_ids_.end());
-  prompt_ids_.erase(std::unique(prompt_ids_.begin(), prompt_ids_.end()), prompt_ids_.end());
+  std::vector<int32_t> ids = prompt_ids;
+  std::sort(ids.begin(), ids.end());
+  ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
+  penalized_.reserve(ids.size());
+  for (int32_t id : ids) penalized_.push_back({id, 0, 1, 0.0f});
 }
 
 void Sampler::accept(int32_t token) {
   if (!has_penalties()) return;  // only the penalties read the counts (one call per token, on the step loop)
-  auto it = std::lower_bound(output_counts_.begin(), output_counts_.end(), token,
-                             [](const auto& entry, int32_t t) { return entry.first < t; });
-  if (it != output_counts_.end() && it->first == token) {
-    ++it->second;
+  // One token a step: find it in the sorted list, count it or insert it.
+  auto it = std::lower_bound(penalized_.begin(), penalized_.end(), token,
+                             [](const PenaltyEntry& e, int32_t t) { return e.token < t; });
+  if (it != penalized_.end() && it->token == token) {
+    ++it->output_count;
   } else {
-    output_counts_.insert(it, {token, 1});
+    penalized_.insert(it, PenaltyEntry{token, 1, 0, 0.0f});
   }
 }
 
@@ -153,30 +156,16 @@ RowSampling Sampler::device_row() {
 }
 
 std::vector<PenaltyEntry> Sampler::penalty_entries(std::span<const PenaltyEntry> biases) const {
-  std::vector<PenaltyEntry> entries;
   if (!has_penalties()) {
-    entries.assign(biases.begin(), biases.end());
+    std::vector<PenaltyEntry> entries(biases.begin(), biases.end());
     for (PenaltyEntry& e : entries) e.output_count = e.in_prompt = 0;  // a bias entry carries only its bias
     return entries;
   }
-  // Prompt tokens matter only to the repetition penalty. Both lists are sorted: merge them.
-  const bool prompt = params_.repetition_penalty != 1.0f;
-  size_t i = 0, j = 0;
-  while ((prompt && i < prompt_ids_.size()) || j < output_counts_.size()) {
-    const bool take_prompt = prompt && i < prompt_ids_.size() &&
-                             (j == output_counts_.size() || prompt_ids_[i] <= output_counts_[j].first);
-    const bool take_output = j < output_counts_.size() &&
-                             (!take_prompt || prompt_ids_[i] == output_counts_[j].first);
-    PenaltyEntry e;
-    e.token = take_prompt ? prompt_ids_[i] : output_counts_[j].first;
-    e.in_prompt = take_prompt ? 1 : 0;
-    e.output_count = take_output ? output_counts_[j].second : 0;
-    if (take_prompt) ++i;
-    if (take_output) ++j;
-    entries.push_back(e);
-  }
-  if (biases.empty()) return entries;
+  // penalized_ is kept sorted and current by accept(): a copy, not a merge of the
+  // prompt's set with the output counts, every step.
+  if (biases.empty()) return penalized_;
   // Both lists are sorted by token: merge the biases in.
+  const std::vector<PenaltyEntry>& entries = penalized_;
   std::vector<PenaltyEntry> merged;
   merged.reserve(entries.size() + biases.size());
   size_t a = 0, b = 0;

@@ -87,8 +87,10 @@ class Sampler {
 
   SamplingParams params_;
   std::mt19937_64 rng_;
-  std::vector<int32_t> prompt_ids_;                         // sorted, unique; empty without a repetition penalty
-  std::vector<std::pair<int32_t, int32_t>> output_counts_;  // (token, count), sorted by token
+  // The tokens the penalties touch, sorted, each once: the prompt's (in_prompt, only
+  // with a repetition penalty) and every accepted output token (output_count); bias 0.
+  // Kept current one token at a time by accept(); empty without penalties.
+  std::vector<PenaltyEntry> penalized_;
   std::vector<Candidate> candidates_;                       // scratch, one per vocabulary entry
   std::vector<uint8_t> survives_;                           // scratch: by id, kept for the draw
   std::vector<uint64_t> weight_by_id_;                      // scratch: by id, the survivors' weights

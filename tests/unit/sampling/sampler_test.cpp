@@ -8,6 +8,7 @@
 #include <cmath>
 #include <map>
 #include <numeric>
+#include <random>
 #include <set>
 
 namespace tnl {
@@ -49,6 +50,55 @@ int32_t greedy_pick(const std::vector<float>& logits, SamplingParams params,
   Sampler sampler(params, prompt);
   for (int32_t token : output) sampler.accept(token);
   return sampler.sample(logits).token;
+}
+
+// penalty_entries() from a Sampler that keeps its list one accepted token at a
+// time equals the list built from scratch (prompt set, output counts, biases):
+// after every token, for every kind of penalty, with and without biases.
+TEST(SamplerTest, PenaltyListKeptTokenByTokenEqualsTheListBuiltFromScratch) {
+  std::mt19937_64 rng(3);
+  for (int kind = 0; kind < 3; ++kind) {
+    SamplingParams params;
+    params.repetition_penalty = kind == 0 ? 1.3f : 1.0f;
+    params.frequency_penalty = kind == 1 ? 0.5f : 0.0f;
+    params.presence_penalty = kind == 2 ? 0.25f : 0.0f;
+    std::vector<int32_t> prompt(300);
+    for (int32_t& t : prompt) t = int32_t(rng() % 500);
+    Sampler sampler(params, prompt);
+    std::map<int32_t, int32_t> counts;
+    for (int step = 0; step < 200; ++step) {
+      const int32_t token = int32_t(rng() % 700);  // inside and outside the prompt's ids
+      sampler.accept(token);
+      ++counts[token];
+      std::vector<PenaltyEntry> biases;
+      if (step % 3 == 0) biases = {{5, 0, 0, -1.5f}, {int32_t(rng() % 700) + 10, 0, 0, 2.0f}};
+      std::sort(biases.begin(), biases.end(), [](const auto& a, const auto& b) { return a.token < b.token; });
+      // From scratch: every penalized token (prompt ones only for the repetition
+      // penalty) and every biased token, ascending, each once.
+      std::map<int32_t, PenaltyEntry> want;
+      if (params.repetition_penalty != 1.0f) {
+        for (int32_t t : prompt) want[t] = {t, 0, 1, 0.0f};
+      }
+      for (const auto& [t, n] : counts) {
+        PenaltyEntry& e = want.try_emplace(t, PenaltyEntry{t, 0, 0, 0.0f}).first->second;
+        e.output_count = n;
+      }
+      for (const PenaltyEntry& b : biases) {
+        PenaltyEntry& e = want.try_emplace(b.token, PenaltyEntry{b.token, 0, 0, 0.0f}).first->second;
+        e.bias = b.bias;
+      }
+      const std::vector<PenaltyEntry> got = sampler.penalty_entries(biases);
+      ASSERT_EQ(got.size(), want.size()) << "kind " << kind << ", step " << step;
+      size_t i = 0;
+      for (const auto& [t, e] : want) {
+        ASSERT_EQ(got[i].token, e.token) << "kind " << kind << ", step " << step << ", entry " << i;
+        ASSERT_EQ(got[i].output_count, e.output_count) << "token " << t;
+        ASSERT_EQ(got[i].in_prompt, e.in_prompt) << "token " << t;
+        ASSERT_EQ(got[i].bias, e.bias) << "token " << t;
+        ++i;
+      }
+    }
+  }
 }
 
 TEST(SamplerTest, GreedyIsArgmaxWithTiesToTheLowestId) {
