@@ -85,8 +85,8 @@ def main():
     # (planning, run_step with whatever prefill shares it, the tokens handed out,
     # the gap). A client's TPOT can at best equal it; its run_step share is the
     # device's work for the same tokens, prefills included.
-    cycles = [(b["step_us"] - s["step_us"], s["run_us"], s["decodes"]) for s, b in zip(steps, steps[1:])
-              if s["decodes"] > 0 and b["step_us"] - s["end_us"] < 1000]
+    cycles = [(b["step_us"] - s["step_us"], s["run_us"], s["decodes"]) for s, g, b in zip(steps, gaps, steps[1:])
+              if s["decodes"] > 0 and g < 1000]  # back-to-back steps only, as for the gaps above
     rows = sum(n for _, _, n in cycles)
     if rows:
         cycle = sum(c * n for c, _, n in cycles) / rows

@@ -31,7 +31,9 @@ StepLayout make_step_layout(const StepPlan& plan, int64_t heads, int64_t head_di
       slots.push_back(c.slot);
     }
   };
-  for (size_t k = 0; k < size_t(s.num_decode); ++k) place(order[k]);
+  // Rows: the plan's decode chunks, the padding rows, then the prefill chunks.
+  const size_t decode_chunks = size_t(s.num_decode);
+  for (size_t k = 0; k < decode_chunks; ++k) place(order[k]);
   const int64_t first_padding_row = int64_t(tokens.size());
   for (int64_t p = 0; p < padding.rows; ++p) {
     tokens.push_back(0);
@@ -39,7 +41,7 @@ StepLayout make_step_layout(const StepPlan& plan, int64_t heads, int64_t head_di
     slots.push_back(padding.slot);
   }
   s.num_decode += padding.rows;
-  for (size_t k = size_t(s.num_decode - padding.rows); k < order.size(); ++k) place(order[k]);
+  for (size_t k = decode_chunks; k < order.size(); ++k) place(order[k]);
   s.num_tokens = int64_t(tokens.size());
   s.num_prefill_tokens = s.num_tokens - s.num_decode;
 

@@ -194,16 +194,15 @@ void ContinuousBatcher::finish(uint64_t id, FinishReason reason, Status error) {
 }
 
 void ContinuousBatcher::drop_invalid_chunks(ScheduledStep* step) {
+  const auto validate = [this](const SequenceChunk& chunk) {
+    return validate_sequence_chunk(chunk, 0, backend_.config(), backend_.num_slots());
+  };
   // The usual case, every chunk valid, leaves the step as it is (rebuilding it
   // moved every chunk once more, on the step loop's critical path).
-  std::vector<Status> verdicts;
-  verdicts.reserve(step->chunks.size());
-  bool all_valid = true;
-  for (const SequenceChunk& chunk : step->plan.chunks) {
-    verdicts.push_back(validate_sequence_chunk(chunk, 0, backend_.config(), backend_.num_slots()));
-    all_valid = all_valid && verdicts.back().is_ok();
+  if (std::all_of(step->plan.chunks.begin(), step->plan.chunks.end(),
+                  [&](const SequenceChunk& chunk) { return validate(chunk).is_ok(); })) {
+    return;
   }
-  if (all_valid) return;
   ScheduledStep kept;
   kept.num_decode_tokens = 0;
   kept.num_prefill_tokens = 0;
@@ -215,7 +214,7 @@ void ContinuousBatcher::drop_invalid_chunks(ScheduledStep* step) {
   kept.preempted = std::move(step->preempted);
   kept.resumed = std::move(step->resumed);
   for (size_t i = 0; i < step->chunks.size(); ++i) {
-    const Status& s = verdicts[i];
+    const Status s = validate(step->plan.chunks[i]);
     if (!s.is_ok()) {
       // Its snapshots would be keyed by tokens never computed: drop them with it.
       scheduler_.discard_snapshots_of(step->plan.chunks[i].slot, &kept.plan);

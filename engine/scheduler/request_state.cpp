@@ -27,8 +27,7 @@ RequestState::RequestState(uint64_t id, GenerationRequest request, EventSink sin
       }()),
       detokenizer_(tokenizer, request_.prompt_ids),
       stop_matcher_(request_.stop),
-      tokenizer_vocab_(tokenizer.vocab_size()),
-      defer_text_(stop_matcher_.empty()) {
+      tokenizer_vocab_(tokenizer.vocab_size()) {
   if (request_.prompt_logprobs) {
     // Entry 0 has no logprob: nothing precedes the first prompt token.
     pending_.prompt_logprobs.resize(request_.prompt_ids.size());
@@ -105,7 +104,9 @@ FinishReason RequestState::record_token(SampleResult result) {
     return FinishReason::kStop;
   }
   // A model vocabulary may be padded past the tokenizer's: such ids have no text.
-  if (token >= 0 && token < tokenizer_vocab_ && defer_text_) {
+  // Without stop strings the text decides nothing here: it is built with the
+  // event (emit()), while the batcher's next step runs.
+  if (token >= 0 && token < tokenizer_vocab_ && stop_matcher_.empty()) {
     undecoded_.push_back(token);
   } else if (token >= 0 && token < tokenizer_vocab_) {
     bool stopped = false;

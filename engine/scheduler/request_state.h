@@ -87,12 +87,11 @@ class RequestState {
   StopMatcher stop_matcher_;
   int32_t tokenizer_vocab_;
   bool stop_string_matched_ = false;
-  // A request without stop strings needs no text to decide whether it finished:
-  // its tokens are detokenized when their event is built (emit()), which the
-  // batcher does while the device runs the next step, not on the step loop's
-  // critical path. With stop strings, each token's text is matched as it comes.
-  const bool defer_text_;
-  std::vector<int32_t> undecoded_;  // tokens of the pending event whose text is not built yet
+  // A request without stop strings (stop_matcher_.empty()) needs no text to decide
+  // whether it finished: its tokens wait here and are detokenized when their event
+  // is built (emit()), which the batcher does while the device runs the next step.
+  // With stop strings, each token's text is matched as it comes.
+  std::vector<int32_t> undecoded_;
   int32_t completion_tokens_ = 0;
   int32_t last_token_ = -1;
   bool first_event_sent_ = false;

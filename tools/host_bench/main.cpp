@@ -23,8 +23,9 @@ using namespace tnl;
 
 namespace {
 
-// Samples every chunk's token on "the device" at once: the next id after the
-// chunk's last, below the vocabulary, past the special ids.
+// Samples every chunk's token on "the device" at once: a hash of the chunk's last
+// token and position, below the vocabulary, past the special ids. Rows the host
+// asks for come back as zeros.
 class InstantBackend final : public Backend {
  public:
   InstantBackend(int32_t vocab, int32_t slots, int32_t cache_slots)
