@@ -35,7 +35,14 @@ enum class LogitsMode {
 // (Backend::samples_on_device()); the rules are kernels/sampling_row.h's.
 struct DeviceSampling {
   RowSampling params;
-  std::vector<PenaltyEntry> penalties;  // each token at most once (penalties and biases)
+  // Each token at most once. With penalty_row kNone or kKept: the biases alone
+  // (the penalties, if any, are in the slot's row on the device); with kRebuild:
+  // the penalties' full list with the biases merged in, which rewrites that row.
+  std::vector<PenaltyEntry> penalties;
+  // The device keeps each live slot's penalty counts (kernels/sampling_row.h):
+  // the host sends a request's prompt set and counts once (kRebuild), then only
+  // its biases while the row stays current (kKept), whatever the prompt's length.
+  PenaltyRowMode penalty_row = PenaltyRowMode::kNone;
   bool want_logprob = false;            // fill SampledToken::logprob
   // The allowed-token mask (⌈V/32⌉ words; empty: every token), shared so that
   // StepPlan::prepare_sampling may fill it while the forward pass runs.

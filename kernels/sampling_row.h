@@ -51,6 +51,18 @@ struct PenaltyEntry {
   float bias = 0.0f;
 };
 
+// Where a row's penalty counts come from on a device that keeps them per live
+// slot (a dense count row [V] and prompt flags [⌈V/32⌉]) instead of receiving
+// the request's whole list every step.
+enum class PenaltyRowMode : int32_t {
+  kNone = 0,     // no penalties: the entries hold biases alone; no slot row is read or written
+  kRebuild = 1,  // the entries hold the full list (prompt set, output counts, biases):
+                 // the slot's row is rewritten from it, then used
+  kKept = 2,     // the slot's row is current up to this request's last token drawn there;
+                 // the entries hold biases alone
+};
+// Either of the last two counts the drawn token into the slot's row.
+
 // An allowed-token mask: bit (id % 32) of word id / 32 is set iff id may be drawn.
 inline bool mask_allows(const uint32_t* mask, int64_t id) { return ((mask[id >> 5] >> (id & 31)) & 1u) != 0; }
 

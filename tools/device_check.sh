@@ -3,12 +3,15 @@
 # the bundle made by tools/bundle_gpu.sh, then runs every GPU test, the CUDA-vs-CPU
 # log-prob parity of tnl-eval, a tnl-server smoke run on the GPU and tnl-bench.
 # Logs land under $OUT (default ./device-out). Usage there:
-#   bash tools/device_check.sh [tests] [parity] [server] [cache] [sweep] [bench] [tp] [constraints] [priority] [bench7b] [ttft] [streams] [streams-ab]
+#   bash tools/device_check.sh [tests] [parity] [server] [cache] [sweep] [bench] [tp] [constraints] [priority] [bench7b] [ttft] [streams] [streams-ab] [penalties]
 #   (default: tests parity server bench)
 # streams-ab: the 256-stream HTTP run twice for each of this bundle's tnl-server and
 # another build's ($AB_SERVER, e.g. .carry/tnl-server-old carried along), alternating
 # on this one machine (machines differ by more than most host-side changes), with
 # the step loop's split from each run's step trace.
+# penalties: the 256-stream HTTP run after 1,024-token prompts without and with a
+# repetition and frequency penalty (the device keeps each slot's counts), with
+# the step loop's split; and tnl-host-bench's planning cost with and without one.
 # tp: tensor parallelism over the single-device communicator (every rank on this
 # GPU): its tests, TP = 2 against TP = 1 through tnl-generate, tnl-eval and
 # tnl-server, and tnl-bench --tensor-parallel-size 2 beside TP = 1.
@@ -184,6 +187,27 @@ if has streams; then
       python3 tools/step_trace_summary.py /tmp/tnl/trace_streams_$cache.jsonl | head -16
     done
   } 2>&1 | tee "$OUT/streams.txt"
+fi
+
+if has penalties; then
+  echo "== penalties: 256 closed-loop streams x 256 tokens after 1,024-token prompts, without and with (385M shape)"
+  {
+    for penalty in off on; do
+      echo "-- penalties $penalty"
+      extra=()
+      [ $penalty = on ] && extra=(--extra-body '{"repetition_penalty":1.1,"frequency_penalty":0.2}')
+      serve_385m 18070 --prefix-cache off --step-trace /tmp/tnl/trace_penalty_$penalty.jsonl || break
+      python3 tools/loadgen/loadgen.py --port 18070 --corpus $corpus --concurrency 256 --num-requests 512 --warmup 2 \
+        --input-tokens 1024 --output-tokens 256 --quiet "${extra[@]}" | grep -E "concurrency 256|TPOT|client"
+      kill -TERM $server_pid; wait $server_pid
+      python3 tools/step_trace_summary.py /tmp/tnl/trace_penalty_$penalty.jsonl | grep -E "^  (plan|emit)|decode only|per decoded"
+    done
+    echo "-- tnl-host-bench (this machine's host, no device work), 256 streams, 2,048-token prompts"
+    for penalty in 1 1.1; do
+      $B/tnl-host-bench --streams 256 --prompt-tokens 2048 --output-tokens 256 --rounds 2 --repetition-penalty $penalty \
+        2>&1 | grep -vE "^\[" | tail -6
+    done
+  } 2>&1 | tee "$OUT/penalties.txt"
 fi
 
 if has constraints; then

@@ -7,18 +7,39 @@
 namespace tnl {
 
 Status DeviceSampler::enqueue(const StepPlan& plan, const std::vector<int32_t>& sample_row, const float* logits,
-                              int64_t vocab, cudaStream_t stream) {
+                              int64_t vocab, int32_t num_slots, cudaStream_t stream) {
   // Sizes first, so that the rows and entries are written straight into pinned
   // memory (the previous step's copies out of it have finished: every step ends
   // in a stream synchronisation).
   chunk_of_.clear();
   int64_t num_entries = 0, mask_words = 0;
+  bool penalty_rows = false;
   const int64_t words_per_mask = (vocab + 31) / 32;
   for (size_t i = 0; i < plan.chunks.size(); ++i) {
     if (!plan.chunks[i].sample) continue;
     chunk_of_.push_back(i);
     const DeviceSampling& d = *plan.chunks[i].sample;
     num_entries += int64_t(d.penalties.size());
+    if (d.penalty_row != PenaltyRowMode::kNone) {
+      const int32_t slot = plan.chunks[i].slot;
+      if (slot < 0 || slot >= num_slots) {
+        return invalid_argument("chunk " + std::to_string(i) + ": penalty row of slot " + std::to_string(slot) +
+                                " outside [0, " + std::to_string(num_slots) + ")");
+      }
+      if (!penalty_rows && penalty_counts_.size() != int64_t(num_slots) * vocab) {
+        // Once, at the first step with a penalty row: exactly every slot's rows.
+        TNL_RETURN_IF_ERROR(penalty_counts_.allocate(int64_t(num_slots) * vocab));
+        TNL_RETURN_IF_ERROR(penalty_prompt_bits_.allocate(int64_t(num_slots) * words_per_mask));
+        penalty_row_built_.assign(size_t(num_slots), 0);
+      }
+      penalty_rows = true;
+      if (d.penalty_row == PenaltyRowMode::kRebuild) {
+        penalty_row_built_[size_t(slot)] = 1;
+      } else if (!penalty_row_built_[size_t(slot)]) {
+        return internal_error("chunk " + std::to_string(i) + ": keeps the penalty row of slot " +
+                              std::to_string(slot) + ", which was never built");
+      }
+    }
     if (d.allowed_mask) {
       if (int64_t(d.allowed_mask->size()) != words_per_mask) {
         return invalid_argument("chunk " + std::to_string(i) + ": allowed_mask holds " +
@@ -43,6 +64,8 @@ Status DeviceSampler::enqueue(const StepPlan& plan, const std::vector<int32_t>& 
     a.penalty_begin = int32_t(entry);
     a.penalty_count = int32_t(d.penalties.size());
     a.want_logprob = d.want_logprob ? 1 : 0;
+    a.penalty_mode = d.penalty_row;
+    if (d.penalty_row != PenaltyRowMode::kNone) a.penalty_slot = plan.chunks[chunk_of_[size_t(r)]].slot;
     std::copy(d.penalties.begin(), d.penalties.end(), entries_host_.get() + entry);
     entry += int64_t(d.penalties.size());
     if (d.allowed_mask) {
@@ -56,7 +79,9 @@ Status DeviceSampler::enqueue(const StepPlan& plan, const std::vector<int32_t>& 
   TNL_RETURN_IF_ERROR(d_results_.reserve(rows));
   TNL_RETURN_IF_ERROR(d_entries_.reserve(std::max<int64_t>(1, num_entries)));
   TNL_RETURN_IF_ERROR(d_masks_.reserve(std::max<int64_t>(1, mask_words)));
-  if (num_entries > 0 || mask_words > 0) TNL_RETURN_IF_ERROR(work_.reserve(rows * vocab));  // adjusted copies of rows
+  if (num_entries > 0 || mask_words > 0 || penalty_rows) {
+    TNL_RETURN_IF_ERROR(work_.reserve(rows * vocab));  // adjusted copies of rows
+  }
   TNL_CUDA_TRY(cudaMemcpyAsync(d_args_.get(), args_host_.get(), size_t(rows) * sizeof(cuda::SampleRowArgs),
                                cudaMemcpyHostToDevice, stream));
   if (num_entries > 0) {
@@ -67,8 +92,10 @@ Status DeviceSampler::enqueue(const StepPlan& plan, const std::vector<int32_t>& 
     TNL_CUDA_TRY(cudaMemcpyAsync(d_masks_.get(), masks_host_.get(), size_t(mask_words) * sizeof(uint32_t),
                                  cudaMemcpyHostToDevice, stream));
   }
-  TNL_CUDA_TRY(cuda::sample_rows(logits, vocab, d_args_.get(), rows, d_entries_.get(), d_masks_.get(), work_.get(),
-                                 d_results_.get(), stream));
+  cuda::PenaltyRows rows_state;
+  if (penalty_rows) rows_state = {penalty_counts_.get(), penalty_prompt_bits_.get()};
+  TNL_CUDA_TRY(cuda::sample_rows(logits, vocab, d_args_.get(), rows, d_entries_.get(), d_masks_.get(), rows_state,
+                                 work_.get(), d_results_.get(), stream));
   TNL_RETURN_IF_ERROR(results_host_.reserve(rows));
   TNL_CUDA_TRY(cudaMemcpyAsync(results_host_.get(), d_results_.get(), size_t(rows) * sizeof(SampledToken),
                                cudaMemcpyDeviceToHost, stream));

@@ -1,7 +1,9 @@
 // DeviceSampler: samples the chunks of a step that ask for it (SequenceChunk::sample)
 // from the logits rows already on the GPU, so those rows never travel to the host.
 // Owns the upload buffers of the per-row parameters, penalty/bias entries and
-// allowed-token masks, the adjusted-row workspace and the results. Driven by the backend's one thread.
+// allowed-token masks, the adjusted-row workspace, the results, and each live
+// slot's penalty row (counts and prompt flags, DeviceSampling::penalty_row;
+// allocated at the first step that uses one). Driven by the backend's one thread.
 #pragma once
 
 #include <cuda_runtime.h>
@@ -20,8 +22,9 @@ class DeviceSampler {
  public:
   // Enqueues the sampling of every chunk with `sample` (sample_row[i]: its row in
   // `logits`, [rows, vocab]) and the copy of the results to the host.
+  // `num_slots`: the backend's live slots (the penalty rows' count).
   Status enqueue(const StepPlan& plan, const std::vector<int32_t>& sample_row, const float* logits, int64_t vocab,
-                 cudaStream_t stream);
+                 int32_t num_slots, cudaStream_t stream);
   // After the stream is synchronised: the results in chunk order (token −1 for
   // chunks without `sample`).
   void collect(size_t num_chunks, std::vector<SampledToken>* sampled) const;
@@ -37,6 +40,11 @@ class DeviceSampler {
   DeviceBuffer<uint32_t> d_masks_;
   DeviceBuffer<SampledToken> d_results_;
   DeviceBuffer<float> work_;  // [rows with penalties, vocab]
+  DeviceBuffer<int32_t> penalty_counts_;       // [num_slots, vocab]
+  DeviceBuffer<uint32_t> penalty_prompt_bits_;  // [num_slots, ⌈vocab/32⌉]
+  // Per live slot: a kRebuild has written its row since the buffers were made
+  // (a kKept on a slot never built is the caller's error, refused).
+  std::vector<uint8_t> penalty_row_built_;
 };
 
 }  // namespace tnl

@@ -27,22 +27,21 @@ Sampler::Sampler(SamplingParams params, const std::vector<int32_t>& prompt_ids)
   // Only the repetition penalty reads the prompt, and only as a set. Kept only then:
   // sorting a long prompt costs ~0.1 ms, on the engine's step loop.
   if (params_.repetition_penalty == 1.0f) return;
-  std::vector<int32_t> ids = prompt_ids;
-  std::sort(ids.begin(), ids.end());
-  ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
-  penalized_.reserve(ids.size());
-  for (int32_t id : ids) penalized_.push_back({id, 0, 1, 0.0f});
+  prompt_set_ = prompt_ids;
+  std::sort(prompt_set_.begin(), prompt_set_.end());
+  prompt_set_.erase(std::unique(prompt_set_.begin(), prompt_set_.end()), prompt_set_.end());
 }
 
 void Sampler::accept(int32_t token) {
   if (!has_penalties()) return;  // only the penalties read the counts (one call per token, on the step loop)
-  // One token a step: find it in the sorted list, count it or insert it.
-  auto it = std::lower_bound(penalized_.begin(), penalized_.end(), token,
+  // One token a step: find it among the output's distinct tokens, count it or
+  // insert it (work that grows with the output, never with the prompt).
+  auto it = std::lower_bound(output_counts_.begin(), output_counts_.end(), token,
                              [](const PenaltyEntry& e, int32_t t) { return e.token < t; });
-  if (it != penalized_.end() && it->token == token) {
+  if (it != output_counts_.end() && it->token == token) {
     ++it->output_count;
   } else {
-    penalized_.insert(it, PenaltyEntry{token, 1, 0, 0.0f});
+    output_counts_.insert(it, PenaltyEntry{token, 1, 0, 0.0f});
   }
 }
 
@@ -156,31 +155,33 @@ RowSampling Sampler::device_row() {
 }
 
 std::vector<PenaltyEntry> Sampler::penalty_entries(std::span<const PenaltyEntry> biases) const {
-  if (!has_penalties()) {
-    std::vector<PenaltyEntry> entries(biases.begin(), biases.end());
-    for (PenaltyEntry& e : entries) e.output_count = e.in_prompt = 0;  // a bias entry carries only its bias
-    return entries;
-  }
-  // penalized_ is kept sorted and current by accept(): a copy, not a merge of the
-  // prompt's set with the output counts, every step.
-  if (biases.empty()) return penalized_;
-  // Both lists are sorted by token: merge the biases in.
-  const std::vector<PenaltyEntry>& entries = penalized_;
+  if (!has_penalties()) return bias_entries(biases);
+  // Three lists sorted by token (the prompt's set, the output's counts, the
+  // biases): one merge, each token once.
   std::vector<PenaltyEntry> merged;
-  merged.reserve(entries.size() + biases.size());
-  size_t a = 0, b = 0;
-  while (a < entries.size() || b < biases.size()) {
-    if (b == biases.size() || (a < entries.size() && entries[a].token < biases[b].token)) {
-      merged.push_back(entries[a++]);
-    } else if (a == entries.size() || biases[b].token < entries[a].token) {
-      merged.push_back({biases[b].token, 0, 0, biases[b].bias});
-      ++b;
-    } else {
-      merged.push_back(entries[a++]);
-      merged.back().bias = biases[b++].bias;
+  merged.reserve(prompt_set_.size() + output_counts_.size() + biases.size());
+  size_t p = 0, o = 0, b = 0;
+  constexpr int32_t kEnd = std::numeric_limits<int32_t>::max();
+  while (p < prompt_set_.size() || o < output_counts_.size() || b < biases.size()) {
+    const int32_t tp = p < prompt_set_.size() ? prompt_set_[p] : kEnd;
+    const int32_t to = o < output_counts_.size() ? output_counts_[o].token : kEnd;
+    const int32_t tb = b < biases.size() ? biases[b].token : kEnd;
+    PenaltyEntry e{std::min({tp, to, tb}), 0, 0, 0.0f};
+    if (tp == e.token) {
+      e.in_prompt = 1;
+      ++p;
     }
+    if (to == e.token) e.output_count = output_counts_[o++].output_count;
+    if (tb == e.token) e.bias = biases[b++].bias;
+    merged.push_back(e);
   }
   return merged;
+}
+
+std::vector<PenaltyEntry> Sampler::bias_entries(std::span<const PenaltyEntry> biases) {
+  std::vector<PenaltyEntry> entries(biases.begin(), biases.end());
+  for (PenaltyEntry& e : entries) e.output_count = e.in_prompt = 0;  // a bias entry carries only its bias
+  return entries;
 }
 
 bool Sampler::has_penalties() const {

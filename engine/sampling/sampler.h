@@ -74,10 +74,13 @@ class Sampler {
   RowSampling device_row();
   // The penalties' entries merged with a row's biases (sorted by token, unique).
   std::vector<PenaltyEntry> penalty_entries(std::span<const PenaltyEntry> biases = {}) const;
+  // A row's biases as entries that carry nothing else.
+  static std::vector<PenaltyEntry> bias_entries(std::span<const PenaltyEntry> biases);
   const SamplingParams& params() const { return params_; }
+  // Any of the repetition, presence or frequency penalties is on.
+  bool has_penalties() const;
 
  private:
-  bool has_penalties() const;
   RowSampling rules() const;  // the parameters as kernels/sampling_row.h takes them (no uniform)
   // Fills candidates_ with the penalised row (NaN → −inf, −0 → +0); returns false
   // when the row holds NaN or +Inf.
@@ -87,10 +90,12 @@ class Sampler {
 
   SamplingParams params_;
   std::mt19937_64 rng_;
-  // The tokens the penalties touch, sorted, each once: the prompt's (in_prompt, only
-  // with a repetition penalty) and every accepted output token (output_count); bias 0.
-  // Kept current one token at a time by accept(); empty without penalties.
-  std::vector<PenaltyEntry> penalized_;
+  // What the penalties read, each sorted by token, each token once: the prompt's
+  // distinct tokens (only with a repetition penalty: only it reads the prompt) and
+  // every accepted output token with its count (kept by accept(); empty without
+  // penalties). penalty_entries() merges them.
+  std::vector<int32_t> prompt_set_;
+  std::vector<PenaltyEntry> output_counts_;
   std::vector<Candidate> candidates_;                       // scratch, one per vocabulary entry
   std::vector<uint8_t> survives_;                           // scratch: by id, kept for the draw
   std::vector<uint64_t> weight_by_id_;                      // scratch: by id, the survivors' weights

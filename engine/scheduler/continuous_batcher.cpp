@@ -37,7 +37,8 @@ ContinuousBatcher::ContinuousBatcher(Backend& backend, const Tokenizer& tokenize
       seed_source_([] {
         std::random_device device;
         return (uint64_t(device()) << 32) ^ device();
-      }()) {
+      }()),
+      penalty_row_owner_(size_t(std::max(backend.num_slots(), 0)), kNoPenaltyRowOwner) {
   const ModelConfig& c = backend.config();
   layout_.model_fingerprint = options.model_fingerprint;
   layout_.layers = c.num_layers;
@@ -261,7 +262,9 @@ void ContinuousBatcher::attach_device_sampling(ScheduledStep* step) {
     // export samples nothing; its row comes back for the blob.
     if (!c.samples_next || !c.forks.empty() || exports_.count(c.seq) != 0) continue;
     SequenceChunk& pc = step->plan.chunks[i];
-    pc.sample = requests_.at(c.seq)->device_sampling();
+    uint64_t& row_owner = penalty_row_owner_[size_t(pc.slot)];
+    pc.sample = requests_.at(c.seq)->device_sampling(pc.slot, row_owner == c.seq);
+    if (pc.sample && pc.sample->penalty_row != PenaltyRowMode::kNone) row_owner = c.seq;
     // The row was wanted only to sample it, unless the prefix cache keeps it with a
     // prompt's snapshot; prompt logprobs (kAll) still travel.
     if (pc.sample && pc.logits == LogitsMode::kLast && !c.keep_logits_for) pc.logits = LogitsMode::kNone;

@@ -158,6 +158,11 @@ class ContinuousBatcher {
   // Seeds for requests that bring none, drawn from one std::random_device read at
   // construction: opening the device per request cost ~15 µs of the step loop's time.
   std::mt19937_64 seed_source_;
+  // Per live slot: the request whose counts the device's penalty row last held
+  // (DeviceSampling::penalty_row; kNoPenaltyRowOwner: none), so that a row is kept
+  // only by the request that built it.
+  static constexpr uint64_t kNoPenaltyRowOwner = ~uint64_t(0);
+  std::vector<uint64_t> penalty_row_owner_;
 };
 
 }  // namespace tnl

@@ -36,6 +36,7 @@ RequestState::RequestState(uint64_t id, GenerationRequest request, EventSink sin
 }
 
 FinishReason RequestState::sample_token(std::span<const float> logits) {
+  penalty_row_slot_ = -1;  // a token the device's penalty row does not count
   const std::vector<PenaltyEntry> biases = controls_.biases();
   mask_.clear();
   if (controls_.has_mask()) {
@@ -55,12 +56,23 @@ FinishReason RequestState::sample_token(std::span<const float> logits) {
   return record_token(std::move(result));
 }
 
-std::optional<DeviceSampling> RequestState::device_sampling() {
+std::optional<DeviceSampling> RequestState::device_sampling(int32_t slot, bool slot_row_ours) {
   if (request_.sampling.logprobs > 0) return std::nullopt;
   DeviceSampling d;
   d.params = sampler_.device_row();
   device_biases_ = controls_.biases();
-  d.penalties = sampler_.penalty_entries(device_biases_);
+  if (!sampler_.has_penalties()) {
+    d.penalty_row = PenaltyRowMode::kNone;
+    d.penalties = Sampler::bias_entries(device_biases_);
+  } else if (slot_row_ours && penalty_row_slot_ == slot) {
+    // Every token accepted since the row was built was drawn, and counted, there.
+    d.penalty_row = PenaltyRowMode::kKept;
+    d.penalties = Sampler::bias_entries(device_biases_);
+  } else {
+    d.penalty_row = PenaltyRowMode::kRebuild;
+    d.penalties = sampler_.penalty_entries(device_biases_);
+  }
+  pending_penalty_row_slot_ = d.penalty_row == PenaltyRowMode::kNone ? -1 : slot;
   d.want_logprob = request_.sampling.logprobs == 0;
   device_mask_.reset();
   if (controls_.has_mask()) d.allowed_mask = device_mask_ = std::make_shared<std::vector<uint32_t>>();
@@ -71,6 +83,7 @@ Status RequestState::fill_device_mask(std::vector<uint32_t>* mask) const { retur
 
 FinishReason RequestState::accept_sampled(const SampledToken& sampled) {
   sampler_.accept(sampled.token);
+  penalty_row_slot_ = pending_penalty_row_slot_;  // the device counted this token in that row
   SampleResult result;
   result.token = sampled.token;
   result.logprob = sampled.logprob;

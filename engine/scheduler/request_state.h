@@ -43,7 +43,11 @@ class RequestState {
   // through the same checks and text pipeline as sample_token(). A request with
   // an allowed-token mask gets an empty one here; fill_device_mask() computes it
   // (StepPlan::prepare_sampling, while the forward pass runs).
-  std::optional<DeviceSampling> device_sampling();
+  // With penalties, the device keeps the counts in live slot `slot`'s penalty
+  // row: `slot_row_ours` says no other request has used that row since this one
+  // last did (the batcher knows); the row is then kept when every token this
+  // request accepted since was drawn there, else rebuilt from the full list.
+  std::optional<DeviceSampling> device_sampling(int32_t slot, bool slot_row_ours);
   Status fill_device_mask(std::vector<uint32_t>* mask) const;
   FinishReason accept_sampled(const SampledToken& sampled);
 
@@ -83,6 +87,10 @@ class RequestState {
   std::vector<uint32_t> mask_;              // host path: scratch for the allowed-token mask
   std::vector<PenaltyEntry> device_biases_;  // device path: the biases the last device_sampling() used
   std::shared_ptr<std::vector<uint32_t>> device_mask_;  // device path: its mask (filled by fill_device_mask)
+  // The live slot whose device penalty row counts every token accepted so far
+  // (−1: none), and the one the last device_sampling() used (−1: none).
+  int32_t penalty_row_slot_ = -1;
+  int32_t pending_penalty_row_slot_ = -1;
   IncrementalDetokenizer detokenizer_;
   StopMatcher stop_matcher_;
   int32_t tokenizer_vocab_;

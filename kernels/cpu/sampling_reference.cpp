@@ -84,4 +84,44 @@ SampleTrace sample_row(std::span<const float> logits, const RowSampling& p, std:
   return trace;
 }
 
+PenaltyRowsReference::PenaltyRowsReference(int32_t num_slots, int64_t vocab)
+    : vocab_(vocab),
+      built_(size_t(num_slots), 0),
+      counts_(size_t(num_slots), std::vector<int32_t>(size_t(vocab), 0)),
+      in_prompt_(size_t(num_slots), std::vector<uint8_t>(size_t(vocab), 0)) {}
+
+std::vector<PenaltyEntry> PenaltyRowsReference::entries(int32_t slot, PenaltyRowMode mode,
+                                                        std::span<const PenaltyEntry> sent) {
+  if (mode == PenaltyRowMode::kNone) return {sent.begin(), sent.end()};
+  std::vector<int32_t>& counts = counts_.at(size_t(slot));
+  std::vector<uint8_t>& in_prompt = in_prompt_.at(size_t(slot));
+  if (mode == PenaltyRowMode::kRebuild) {
+    built_.at(size_t(slot)) = 1;
+    std::fill(counts.begin(), counts.end(), 0);
+    std::fill(in_prompt.begin(), in_prompt.end(), 0);
+    for (const PenaltyEntry& e : sent) {
+      if (e.token < 0 || e.token >= vocab_) continue;
+      counts[size_t(e.token)] = e.output_count;
+      in_prompt[size_t(e.token)] = e.in_prompt != 0;
+    }
+  }
+  std::vector<float> bias(size_t(vocab_), 0.0f);
+  std::vector<uint8_t> biased(size_t(vocab_), 0);
+  for (const PenaltyEntry& e : sent) {
+    if (e.token < 0 || e.token >= vocab_) continue;
+    bias[size_t(e.token)] = e.bias;
+    biased[size_t(e.token)] = 1;
+  }
+  std::vector<PenaltyEntry> out;
+  for (int64_t t = 0; t < vocab_; ++t) {
+    const auto i = size_t(t);
+    if (counts[i] > 0 || in_prompt[i] || biased[i]) out.push_back({int32_t(t), counts[i], in_prompt[i], bias[i]});
+  }
+  return out;
+}
+
+void PenaltyRowsReference::count(int32_t slot, int32_t token) {
+  if (token >= 0 && token < vocab_) ++counts_.at(size_t(slot))[size_t(token)];
+}
+
 }  // namespace tnl::ref

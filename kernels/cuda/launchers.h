@@ -162,21 +162,32 @@ cudaError_t recurrent_decode(const T* qkvu, const DecodeArgs& args, T* o, cudaSt
 // Row i of the launch samples logits row rows[i].row; its penalty (and bias)
 // entries are entries[penalty_begin, penalty_begin + penalty_count), its
 // allowed-token mask masks + mask_begin (⌈V/32⌉ words; mask_begin −1: none).
-// `work` holds num_rows × V floats when any row has entries or a mask (an
-// adjusted copy of its row), else may be null.
+// `work` holds num_rows × V floats when any row has entries, a mask or a penalty
+// row (an adjusted copy of its row), else may be null. A row with a penalty mode
+// applies its slot's counts densely (after rewriting them from its entries for
+// kRebuild), then its entries' biases, and counts its drawn token.
 struct SampleRowArgs {
   RowSampling params;
   int32_t row = 0;
   int32_t penalty_begin = 0, penalty_count = 0;
   int32_t want_logprob = 0;
   int32_t mask_begin = -1;
+  int32_t penalty_slot = -1;  // the live slot whose penalty row the row uses (mode ≠ kNone)
+  PenaltyRowMode penalty_mode = PenaltyRowMode::kNone;
+};
+// The per-slot penalty rows (PenaltyRowMode): counts [slots, V] (times each
+// token was drawn) and prompt flags [slots, ⌈V/32⌉] (bit set: in the prompt).
+// Null when no row of the launch has a mode other than kNone.
+struct PenaltyRows {
+  int32_t* counts = nullptr;
+  uint32_t* prompt_bits = nullptr;
 };
 // Top-p alone picks its compaction threshold from a sample of the row: ids in
 // every kSampleEstimateEvery-th group of kSampleEstimateGroup consecutive ids
 // (where the sample misleads, an exact path decides; tests build such rows).
 constexpr int64_t kSampleEstimateGroup = 64, kSampleEstimateEvery = 8;
 cudaError_t sample_rows(const float* logits, int64_t vocab, const SampleRowArgs* rows, int64_t num_rows,
-                        const PenaltyEntry* entries, const uint32_t* masks, float* work, SampledToken* out,
-                        cudaStream_t stream);
+                        const PenaltyEntry* entries, const uint32_t* masks, PenaltyRows penalty_rows, float* work,
+                        SampledToken* out, cudaStream_t stream);
 
 }  // namespace tnl::cuda

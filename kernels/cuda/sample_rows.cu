@@ -962,10 +962,37 @@ __device__ int32_t top_k_compact(const float* x, int64_t V, const RowSampling& p
   return n >= p.top_k ? n : -1;  // n ≥ k: the k best, and their ties, are all ≥ keep_from
 }
 
+// The penalties of one token (kernels/sampling_row.h's penalised_logit without the bias).
+__device__ __forceinline__ float penalise(float v, const RowSampling& p, int32_t output_count, bool in_prompt) {
+  if (p.repetition_penalty != 1.0f && (in_prompt || output_count > 0)) {
+    v = v > 0.0f ? v / p.repetition_penalty : v * p.repetition_penalty;
+  }
+  if (output_count > 0) v -= fmaf(float(output_count), p.frequency_penalty, p.presence_penalty);
+  return v;
+}
+
+// PenaltyRowMode::kRebuild: the slot's counts and prompt flags from the request's
+// full entry list (each token at most once). Ends in a barrier: the rows are
+// visible to the whole block.
+__device__ void rebuild_penalty_row(const PenaltyEntry* entries, int32_t count, int64_t V, int32_t* counts,
+                                    uint32_t* prompt_bits) {
+  for (int64_t i = threadIdx.x; i < V; i += kThreads) counts[i] = 0;
+  for (int64_t i = threadIdx.x; i < (V + 31) / 32; i += kThreads) prompt_bits[i] = 0u;
+  __syncthreads();
+  for (int j = threadIdx.x; j < count; j += kThreads) {
+    const PenaltyEntry e = entries[j];
+    if (e.token < 0 || e.token >= V) continue;
+    counts[e.token] = e.output_count;
+    if (e.in_prompt) atomicOr(&prompt_bits[e.token >> 5], 1u << (e.token & 31));
+  }
+  __syncthreads();
+}
+
 __global__ void __launch_bounds__(kThreads, kBlocksPerSm) sample_rows_kernel(const float* __restrict__ logits, int64_t V,
                                                                const SampleRowArgs* __restrict__ rows,
                                                                const PenaltyEntry* __restrict__ entries,
-                                                               const uint32_t* __restrict__ masks, float* work,
+                                                               const uint32_t* __restrict__ masks,
+                                                               PenaltyRows penalty_rows, float* work,
                                                                SampledToken* __restrict__ out, int32_t capacity) {
   __shared__ SampleShared s;
   // capacity × kCompactEntryBytes (a compacted row), or at least the per-warp histograms of the full passes
@@ -977,24 +1004,34 @@ __global__ void __launch_bounds__(kThreads, kBlocksPerSm) sample_rows_kernel(con
   const float* raw = logits + int64_t(a.row) * V;
   const float* x = raw;
 
+  // 0. The slot's penalty row (its own: a slot appears at most once per launch).
+  const bool slot_row = a.penalty_mode != PenaltyRowMode::kNone;
+  int32_t* counts = slot_row ? penalty_rows.counts + int64_t(a.penalty_slot) * V : nullptr;
+  uint32_t* prompt_bits = slot_row ? penalty_rows.prompt_bits + int64_t(a.penalty_slot) * ((V + 31) / 32) : nullptr;
+  if (a.penalty_mode == PenaltyRowMode::kRebuild) {
+    rebuild_penalty_row(entries + a.penalty_begin, a.penalty_count, V, counts, prompt_bits);
+  }
+
   // 1. The mask, penalties and biases, into this row's copy (each token appears
-  // once in its entries).
-  if (a.penalty_count > 0 || a.mask_begin >= 0) {
+  // once in its entries). With a slot row the penalties are applied densely from
+  // it and the entries add their biases alone.
+  if (a.penalty_count > 0 || a.mask_begin >= 0 || slot_row) {
     float* w = work + int64_t(blockIdx.x) * V;
     const uint32_t* mask = a.mask_begin >= 0 ? masks + a.mask_begin : nullptr;
     for (int64_t i = threadIdx.x; i < V; i += kThreads) {
-      w[i] = mask && !((mask[i >> 5] >> (i & 31)) & 1u) ? -INFINITY : raw[i];
+      float v = raw[i];
+      if (mask && !((mask[i >> 5] >> (i & 31)) & 1u)) {
+        v = -INFINITY;
+      } else if (slot_row) {
+        v = penalise(v, p, counts[i], (prompt_bits[i >> 5] >> (i & 31)) & 1u);
+      }
+      w[i] = v;
     }
     __syncthreads();
     for (int j = threadIdx.x; j < a.penalty_count; j += kThreads) {
       const PenaltyEntry e = entries[a.penalty_begin + j];
-      if (e.token < 0 || e.token >= V) continue;
-      float v = w[e.token];
-      if (p.repetition_penalty != 1.0f && (e.in_prompt || e.output_count > 0)) {
-        v = v > 0.0f ? v / p.repetition_penalty : v * p.repetition_penalty;
-      }
-      if (e.output_count > 0) v -= fmaf(float(e.output_count), p.frequency_penalty, p.presence_penalty);
-      if (w[e.token] != -INFINITY) w[e.token] = v + e.bias;  // a masked token stays out
+      if (e.token < 0 || e.token >= V || w[e.token] == -INFINITY) continue;  // a masked token stays out
+      w[e.token] = (slot_row ? w[e.token] : penalise(w[e.token], p, e.output_count, e.in_prompt != 0)) + e.bias;
     }
     __syncthreads();  // the block's global writes are visible to the block after the barrier
     x = w;
@@ -1052,14 +1089,16 @@ __global__ void __launch_bounds__(kThreads, kBlocksPerSm) sample_rows_kernel(con
   if (threadIdx.x == 0) {
     out[blockIdx.x].token = token;
     out[blockIdx.x].logprob = a.want_logprob ? raw[token] - log_z : 0.0f;
+    // Every read of the counts (step 1) is behind a barrier: the drawn token joins them.
+    if (slot_row && token >= 0 && token < V) ++counts[token];
   }
 }
 
 }  // namespace
 
 cudaError_t sample_rows(const float* logits, int64_t vocab, const SampleRowArgs* rows, int64_t num_rows,
-                        const PenaltyEntry* entries, const uint32_t* masks, float* work, SampledToken* out,
-                        cudaStream_t stream) {
+                        const PenaltyEntry* entries, const uint32_t* masks, PenaltyRows penalty_rows, float* work,
+                        SampledToken* out, cudaStream_t stream) {
   if (vocab <= 0 || vocab > (int64_t{1} << 17) || num_rows < 0 || !logits || !rows || !out) {
     return cudaErrorInvalidValue;  // the fixed-point sums are exact up to 2¹⁷ candidates
   }
@@ -1083,8 +1122,8 @@ cudaError_t sample_rows(const float* logits, int64_t vocab, const SampleRowArgs*
     e = cudaFuncSetAttribute(sample_rows_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes));
     if (e != cudaSuccess) return e;
   }
-  sample_rows_kernel<<<unsigned(num_rows), kThreads, bytes, stream>>>(logits, vocab, rows, entries, masks, work, out,
-                                                                      capacity);
+  sample_rows_kernel<<<unsigned(num_rows), kThreads, bytes, stream>>>(logits, vocab, rows, entries, masks,
+                                                                      penalty_rows, work, out, capacity);
   return cudaGetLastError();
 }
 

@@ -174,16 +174,31 @@ Expected<Figure> small_batch_linear(int64_t n, int64_t in, int64_t out, bool glu
 }
 
 // Sampling 256 rows of a 64k vocabulary on the GPU; each row read at least once.
-// top_k 0: off.
-Expected<Figure> sampling(bool greedy, int32_t top_k, GpuTimer& timer, cudaStream_t stream) {
-  const int64_t rows = 256, V = 64000;
-  DeviceBuffer<float> logits;
+// top_k 0: off. penalties: each row also applies a repetition, frequency and
+// presence penalty from its slot's kept penalty row (PenaltyRowMode::kKept),
+// which it reads whole.
+Expected<Figure> sampling(bool greedy, int32_t top_k, bool penalties, GpuTimer& timer, cudaStream_t stream) {
+  const int64_t rows = 256, V = 64000, words = (V + 31) / 32;
+  DeviceBuffer<float> logits, work;
   DeviceBuffer<cuda::SampleRowArgs> args;
   DeviceBuffer<SampledToken> out;
+  DeviceBuffer<int32_t> counts;
+  DeviceBuffer<uint32_t> prompt_bits;
   TNL_RETURN_IF_ERROR(logits.allocate(rows * V));
   TNL_RETURN_IF_ERROR(args.allocate(rows));
   TNL_RETURN_IF_ERROR(out.allocate(rows));
   TNL_CUDA_TRY(cuda::fill_uniform_f32(logits.get(), logits.size(), 41, 8.0f, stream));
+  cuda::PenaltyRows penalty_rows;
+  if (penalties) {
+    TNL_RETURN_IF_ERROR(work.allocate(rows * V));
+    TNL_RETURN_IF_ERROR(counts.allocate(rows * V));
+    TNL_RETURN_IF_ERROR(prompt_bits.allocate(rows * words));
+    // A prompt of ~1/8 of the vocabulary and no output yet: the counts grow by a
+    // token a launch, which the timing repeats.
+    TNL_CUDA_TRY(cudaMemsetAsync(counts.get(), 0, size_t(counts.bytes()), stream));
+    TNL_CUDA_TRY(cudaMemsetAsync(prompt_bits.get(), 0x11, size_t(prompt_bits.bytes()), stream));
+    penalty_rows = {counts.get(), prompt_bits.get()};
+  }
   std::vector<cuda::SampleRowArgs> host(static_cast<size_t>(rows));
   for (int64_t r = 0; r < rows; ++r) {
     cuda::SampleRowArgs& a = host[size_t(r)];
@@ -195,17 +210,27 @@ Expected<Figure> sampling(bool greedy, int32_t top_k, GpuTimer& timer, cudaStrea
       a.params.top_k = top_k;
       a.params.uniform = double(r) / double(rows);
     }
+    if (penalties) {
+      a.params.repetition_penalty = 1.1f;
+      a.params.frequency_penalty = 0.2f;
+      a.params.presence_penalty = 0.1f;
+      a.penalty_slot = int32_t(r);
+      a.penalty_mode = PenaltyRowMode::kKept;
+    }
   }
   TNL_RETURN_IF_ERROR(upload(host, &args));
   TNL_ASSIGN_OR_RETURN(const double ms, timer.median_ms(stream, 3, 20, [&](int) {
-    return cuda::sample_rows(logits.get(), V, args.get(), rows, nullptr, nullptr, nullptr, out.get(), stream);
+    return cuda::sample_rows(logits.get(), V, args.get(), rows, nullptr, nullptr, penalty_rows, work.get(), out.get(),
+                             stream);
   }));
   Figure f;
   f.section = "kernel";
   f.name = std::string("sample 256 rows V=64000 ") +
-           (greedy ? "greedy" : top_k > 0 ? "T=0.8 top-k=" + std::to_string(top_k) + " top-p=0.9" : "T=0.8 top-p=0.9");
+           (greedy ? "greedy" : top_k > 0 ? "T=0.8 top-k=" + std::to_string(top_k) + " top-p=0.9" : "T=0.8 top-p=0.9") +
+           (penalties ? " + penalty rows" : "");
   f.time_ms = ms;
-  f.bytes = double(rows * V) * 4.0;  // one pass over every row: the fewest bytes sampling can read
+  // One pass over every row (and its penalty row): the fewest bytes sampling can read.
+  f.bytes = double(rows * V) * 4.0 + (penalties ? double(rows * V) * 4.0 + double(rows * words) * 4.0 : 0.0);
   return f;
 }
 
@@ -230,8 +255,8 @@ Expected<std::vector<Figure>> run_kernel_benchmarks(const KernelBenchOptions& o,
     spdlog::info("{}: {:.4f} ms ({:.0f}% of floor)", f.name, f.time_ms, 100 * f.ratio(c));
     figures.push_back(std::move(f));
   }
-  for (const int32_t mode : {-1, 0, 50}) {  // greedy; top-p; top-k 50 and top-p
-    TNL_ASSIGN_OR_RETURN(Figure f, sampling(mode < 0, std::max(mode, 0), timer, stream));
+  for (const int32_t mode : {-1, 0, 50, 1000}) {  // greedy; top-p; top-k 50 and top-p; top-p with penalty rows
+    TNL_ASSIGN_OR_RETURN(Figure f, sampling(mode < 0, mode == 50 ? 50 : 0, mode == 1000, timer, stream));
     spdlog::info("{}: {:.4f} ms ({:.0f}% of floor)", f.name, f.time_ms, 100 * f.ratio(c));
     figures.push_back(std::move(f));
   }

@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
+#include <map>
 #include <random>
 #include <vector>
 
@@ -31,6 +32,8 @@ struct Row {
   std::vector<PenaltyEntry> penalties;
   std::vector<uint32_t> mask;  // allowed tokens; empty: none
   bool want_logprob = false;
+  int32_t penalty_slot = -1;  // with a mode other than kNone: the slot's penalty row
+  PenaltyRowMode penalty_mode = PenaltyRowMode::kNone;
 };
 
 RowSampling params(float temperature, int32_t top_k, float top_p, float min_p) {
@@ -109,7 +112,7 @@ std::vector<Row> make_rows(int64_t V, uint64_t seed) {
   return rows;
 }
 
-std::vector<SampledToken> run_on_device(const std::vector<Row>& rows, int64_t V) {
+std::vector<SampledToken> run_on_device(const std::vector<Row>& rows, int64_t V, cuda::PenaltyRows penalty_rows = {}) {
   std::vector<float> logits;
   std::vector<cuda::SampleRowArgs> args;
   std::vector<PenaltyEntry> entries;
@@ -123,6 +126,8 @@ std::vector<SampledToken> run_on_device(const std::vector<Row>& rows, int64_t V)
     a.penalty_count = int32_t(rows[i].penalties.size());
     a.want_logprob = rows[i].want_logprob;
     a.mask_begin = rows[i].mask.empty() ? -1 : int32_t(masks.size());
+    a.penalty_slot = rows[i].penalty_slot;
+    a.penalty_mode = rows[i].penalty_mode;
     masks.insert(masks.end(), rows[i].mask.begin(), rows[i].mask.end());
     entries.insert(entries.end(), rows[i].penalties.begin(), rows[i].penalties.end());
     args.push_back(a);
@@ -135,14 +140,14 @@ std::vector<SampledToken> run_on_device(const std::vector<Row>& rows, int64_t V)
   PenaltyEntry* dentries = nullptr;
   SampledToken* dout = nullptr;
   cudaMalloc(&dargs, args.size() * sizeof(args[0]));
-  cudaMalloc(&dentries, entries.size() * sizeof(entries[0]));
+  cudaMalloc(&dentries, std::max<size_t>(1, entries.size()) * sizeof(PenaltyEntry));
   cudaMalloc(&dout, rows.size() * sizeof(SampledToken));
   cudaMemcpy(dargs, args.data(), args.size() * sizeof(args[0]), cudaMemcpyHostToDevice);
   cudaMemcpy(dentries, entries.data(), entries.size() * sizeof(entries[0]), cudaMemcpyHostToDevice);
   cudaMemset(dout, 0xFF, rows.size() * sizeof(SampledToken));
   std::vector<SampledToken> out(rows.size());
-  EXPECT_EQ(cuda::sample_rows(dlogits.get(), V, dargs, int64_t(rows.size()), dentries, dmasks, dwork.get(), dout,
-                              nullptr),
+  EXPECT_EQ(cuda::sample_rows(dlogits.get(), V, dargs, int64_t(rows.size()), dentries, dmasks, penalty_rows,
+                              dwork.get(), dout, nullptr),
             cudaSuccess);
   EXPECT_EQ(cudaDeviceSynchronize(), cudaSuccess);
   cudaMemcpy(out.data(), dout, rows.size() * sizeof(SampledToken), cudaMemcpyDeviceToHost);
@@ -195,6 +200,108 @@ TEST_P(SampleRowsTest, SameInputsGiveSameTokens) {
   const std::vector<Row> rows = make_rows(V, 9);
   const std::vector<SampledToken> a = run_on_device(rows, V), b = run_on_device(rows, V);
   for (size_t i = 0; i < rows.size(); ++i) EXPECT_EQ(a[i].token, b[i].token) << "row " << i;
+}
+
+// The device's per-slot penalty rows (PenaltyRowMode): one launch rebuilds each
+// sequence's row from its full list, later launches keep it and send only the
+// biases. Every launch must draw what the same rows draw with the full list
+// sent (the CPU-reference-tested path), and the rows must end holding each
+// sequence's prompt flags and every drawn token counted.
+TEST_P(SampleRowsTest, PenaltyRowsKeptOnTheDeviceDrawAsTheFullList) {
+  const int64_t V = GetParam();
+  const int32_t num_slots = 6;
+  const int64_t words = (V + 31) / 32;
+  std::mt19937_64 rng(31);
+  std::uniform_real_distribution<double> unit(0.0, 1.0);
+  struct Sequence {
+    int32_t slot;
+    RowSampling params;
+    std::vector<int32_t> prompt;     // sorted, unique
+    std::map<int32_t, int32_t> out;  // drawn token → times
+    std::vector<PenaltyEntry> biases;
+    std::vector<PenaltyEntry> full() const {  // the host's list, biases merged
+      std::map<int32_t, PenaltyEntry> m;
+      for (int32_t t : prompt) m[t] = {t, 0, 1, 0.0f};
+      for (const auto& [t, n] : out) {
+        m.try_emplace(t, PenaltyEntry{t, 0, 0, 0.0f});
+        m[t].output_count = n;
+      }
+      for (const PenaltyEntry& b : biases) {
+        m.try_emplace(b.token, PenaltyEntry{b.token, 0, 0, 0.0f});
+        m[b.token].bias = b.bias;
+      }
+      std::vector<PenaltyEntry> list;
+      for (const auto& [t, e] : m) list.push_back(e);
+      return list;
+    }
+  };
+  std::vector<Sequence> seqs;
+  const std::vector<RowSampling> settings = {params(0.0f, 0, 1.0f, 0.0f), params(0.8f, 0, 0.95f, 0.0f),
+                                             params(1.0f, 40, 1.0f, 0.0f), params(1.2f, 0, 1.0f, 0.02f)};
+  for (int32_t i = 0; i < 4; ++i) {
+    Sequence q;
+    q.slot = std::vector<int32_t>{4, 1, 3, 0}[size_t(i)];
+    q.params = settings[size_t(i)];
+    q.params.repetition_penalty = 1.25f + 0.1f * float(i);
+    q.params.frequency_penalty = 0.3f;
+    q.params.presence_penalty = i % 2 == 0 ? 0.25f : -0.1f;
+    for (int j = 0; j < 200; ++j) q.prompt.push_back(int32_t(rng() % uint64_t(V)));
+    std::sort(q.prompt.begin(), q.prompt.end());
+    q.prompt.erase(std::unique(q.prompt.begin(), q.prompt.end()), q.prompt.end());
+    if (i == 2) q.biases = {{q.prompt[3], 0, 0, 1.5f}, {int32_t(V - 1), 0, 0, -INFINITY}};
+    seqs.push_back(std::move(q));
+  }
+  DeviceVector<int32_t> counts(size_t(num_slots * V)), bits(size_t(num_slots * words));
+  counts.poison();  // a rebuild must write the whole row
+  bits.poison();
+  const cuda::PenaltyRows rows_state{counts.get(), reinterpret_cast<uint32_t*>(bits.get())};
+  int differing_from_unpenalised = 0;
+  for (int step = 0; step < 6; ++step) {
+    std::vector<Row> with_list, with_slot_rows;
+    for (size_t i = 0; i < seqs.size(); ++i) {
+      Row r;
+      r.params = seqs[i].params;
+      r.params.uniform = unit(rng);
+      // Sequence 0 (greedy) sees the same row every step: without its penalties it
+      // would draw one token forever. The prompt's tokens lead every row.
+      r.logits = test::random_vector(V, 7000 + (i == 0 ? 0 : step * 10) + i, -3.0f, 3.0f);
+      for (int32_t t : seqs[i].prompt) r.logits[size_t(t)] += 6.0f;
+      r.want_logprob = i % 2 == 0;
+      r.penalties = seqs[i].full();
+      with_list.push_back(r);
+      r.penalty_slot = seqs[i].slot;
+      r.penalty_mode = step == 0 ? PenaltyRowMode::kRebuild : PenaltyRowMode::kKept;
+      if (step > 0) r.penalties = seqs[i].biases;
+      with_slot_rows.push_back(std::move(r));
+    }
+    const std::vector<SampledToken> want = run_on_device(with_list, V);
+    const std::vector<SampledToken> got = run_on_device(with_slot_rows, V, rows_state);
+    for (size_t i = 0; i < seqs.size(); ++i) {
+      EXPECT_EQ(got[i].token, want[i].token) << "step " << step << ", sequence " << i;
+      EXPECT_EQ(got[i].logprob, want[i].logprob) << "step " << step << ", sequence " << i;
+      if (i == 0) {
+        const ref::SampleTrace unpenalised = ref::sample_row(with_list[i].logits, RowSampling{}, {}, false);
+        differing_from_unpenalised += unpenalised.sampled.token != want[i].token;
+      }
+      ++seqs[i].out[want[i].token];
+    }
+  }
+  EXPECT_GE(differing_from_unpenalised, 3) << "the greedy sequence must repeat itself less than its raw row says";
+  const std::vector<float> c = counts.to_host();
+  std::vector<uint32_t> b(size_t(num_slots * words));
+  cudaMemcpy(b.data(), bits.get(), b.size() * sizeof(uint32_t), cudaMemcpyDeviceToHost);
+  for (const Sequence& q : seqs) {
+    int64_t wrong_counts = 0, wrong_bits = 0;
+    for (int64_t t = 0; t < V; ++t) {
+      const auto it = q.out.find(int32_t(t));
+      const int32_t want_count = it == q.out.end() ? 0 : it->second;
+      wrong_counts += int32_t(c[size_t(q.slot * V + t)]) != want_count;
+      const bool want_bit = std::binary_search(q.prompt.begin(), q.prompt.end(), int32_t(t));
+      wrong_bits += (((b[size_t(q.slot * words + t / 32)] >> (t % 32)) & 1u) != 0) != want_bit;
+    }
+    EXPECT_EQ(wrong_counts, 0) << "slot " << q.slot;
+    EXPECT_EQ(wrong_bits, 0) << "slot " << q.slot;
+  }
 }
 
 INSTANTIATE_TEST_SUITE_P(Vocab, SampleRowsTest, ::testing::Values(int64_t{1000}, int64_t{64000}),

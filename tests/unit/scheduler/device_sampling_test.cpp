@@ -102,23 +102,105 @@ TEST(DeviceSampling, SeededDrawsRepeatAndPenaltiesReachTheBackend) {
   r.sampling.seed = 99;
   EXPECT_NE(generate(true, r).tokens, a.tokens) << "at T = 1.5 forty draws of another seed differ somewhere";
 
-  // The last sampled chunk carries every earlier output token, and the prompt (repetition penalty).
-  const SequenceChunk* last = nullptr;
+  // The prompt's set travels once, with the first sampled chunk (repetition
+  // penalty; no output yet); every later chunk keeps the slot's row on the
+  // device and carries nothing (no biases).
+  std::vector<const SequenceChunk*> sampled;
   for (const SequenceChunk& c : a.chunks) {
-    if (c.sample) last = &c;
+    if (c.sample) sampled.push_back(&c);
   }
-  ASSERT_NE(last, nullptr);
+  ASSERT_EQ(sampled.size(), 40u);
+  EXPECT_EQ(sampled[0]->sample->penalty_row, PenaltyRowMode::kRebuild);
   int32_t outputs = 0, prompt = 0;
-  for (const PenaltyEntry& e : last->sample->penalties) {
+  for (const PenaltyEntry& e : sampled[0]->sample->penalties) {
     outputs += e.output_count;
     prompt += e.in_prompt;
   }
-  EXPECT_EQ(outputs, 39);
+  EXPECT_EQ(outputs, 0);
   std::vector<int32_t> unique_prompt = r.prompt_ids;
   std::sort(unique_prompt.begin(), unique_prompt.end());
   unique_prompt.erase(std::unique(unique_prompt.begin(), unique_prompt.end()), unique_prompt.end());
   EXPECT_EQ(prompt, int32_t(unique_prompt.size()));
-  EXPECT_GT(last->sample->params.uniform, 0.0);
+  for (size_t i = 1; i < sampled.size(); ++i) {
+    EXPECT_EQ(sampled[i]->sample->penalty_row, PenaltyRowMode::kKept) << "token " << i;
+    EXPECT_TRUE(sampled[i]->sample->penalties.empty()) << "token " << i << ": the counts stay on the device";
+  }
+  EXPECT_GT(sampled.back()->sample->params.uniform, 0.0);
+}
+
+TEST(DeviceSampling, PenaltiesWithoutBiasesSendNoRowAndBiasesTravelAlone) {
+  GenerationRequest r = request_of(6);
+  r.controls.logit_bias = {{7, -1.5f}, {11, 2.0f}};
+  for (const SequenceChunk& c : generate(true, r).chunks) {
+    if (!c.sample) continue;
+    EXPECT_EQ(c.sample->penalty_row, PenaltyRowMode::kNone) << "no penalty: no slot row";
+    ASSERT_EQ(c.sample->penalties.size(), 2u);
+    EXPECT_EQ(c.sample->penalties[0].output_count + c.sample->penalties[0].in_prompt, 0);
+  }
+  r.sampling.frequency_penalty = 0.5f;
+  int kept = 0;
+  for (const SequenceChunk& c : generate(true, r).chunks) {
+    if (!c.sample || c.sample->penalty_row != PenaltyRowMode::kKept) continue;
+    ++kept;
+    ASSERT_EQ(c.sample->penalties.size(), 2u) << "a kept row still takes the biases every step";
+    EXPECT_EQ(c.sample->penalties[1].bias, 2.0f);
+  }
+  EXPECT_EQ(kept, 5);
+}
+
+// Requests with penalties that preempt each other on one slot: the preempted
+// request resumes in the slot whose row the others rebuilt since, so it must
+// rebuild its row from the full list (its counts so far included); every
+// request's tokens equal its solo run with the host sampling.
+TEST(DeviceSampling, PenaltyRowsRebuiltAfterPreemptionGiveTheHostTokens) {
+  auto make = [](int32_t i, int32_t priority) {
+    GenerationRequest r = request_of(24);
+    for (int32_t& t : r.prompt_ids) t = 10 + (t + 37 * i) % 700;
+    r.sampling.temperature = 0.9f;
+    r.sampling.seed = 500 + i;
+    r.sampling.repetition_penalty = 1.3f;
+    r.sampling.frequency_penalty = 0.4f;
+    r.sampling.presence_penalty = 0.2f;
+    r.priority = priority;
+    return r;
+  };
+  const std::vector<GenerationRequest> requests = {make(0, 5), make(1, 0), make(2, 0)};
+
+  auto backend = std::make_unique<FakeBackend>(1);
+  backend->set_device_sampling(true);
+  backend->set_spread_logits(true);
+  FakeBackend* fake = backend.get();
+  EngineOptions o;
+  o.max_num_seqs = 1;
+  o.max_num_batched_tokens = 64;
+  o.prefill_chunk = 32;
+  auto engine = Engine::create(std::move(backend), test::load_test_tokenizer(), o);
+  ASSERT_TRUE(engine.has_value()) << engine.status().to_string();
+  std::vector<EventCollector> got(requests.size());
+  fake->gate_after(8);  // the first runs 8 steps, then the better ones arrive and preempt it
+  ASSERT_TRUE((*engine)->submit(requests[0], got[0].sink()).has_value());
+  ASSERT_TRUE(fake->wait_held());
+  ASSERT_TRUE((*engine)->submit(requests[1], got[1].sink()).has_value());
+  ASSERT_TRUE((*engine)->submit(requests[2], got[2].sink()).has_value());
+  fake->release();
+  for (EventCollector& c : got) ASSERT_TRUE(c.wait_finished());
+  EXPECT_EQ((*engine)->stats().preemptions_total, 1u);
+
+  for (size_t i = 0; i < requests.size(); ++i) {
+    const std::vector<int32_t> want = generate(false, requests[i], /*spread_logits=*/true).tokens;
+    ASSERT_EQ(want.size(), 24u);
+    EXPECT_EQ(got[i].tokens(), want) << "request " << i;
+  }
+  // The preempted requests rebuilt their rows mid-generation: a rebuild that
+  // carries output counts.
+  int mid_rebuilds = 0;
+  for (const SequenceChunk& c : fake->chunks_run()) {
+    if (!c.sample || c.sample->penalty_row != PenaltyRowMode::kRebuild) continue;
+    int32_t outputs = 0;
+    for (const PenaltyEntry& e : c.sample->penalties) outputs += e.output_count;
+    mid_rebuilds += outputs > 0;
+  }
+  EXPECT_GE(mid_rebuilds, 1);
 }
 
 TEST(DeviceSampling, SameSeedSameTokensOnTheHostAndDevicePaths) {

@@ -61,7 +61,10 @@ class FakeBackend : public Backend {
   }
 
   explicit FakeBackend(int32_t num_slots, int32_t cache_slots = 0)
-      : config_(tiny_model_config(kVocab, kEos)), positions_(num_slots, -1), cache_positions_(cache_slots, -1) {}
+      : config_(tiny_model_config(kVocab, kEos)),
+        positions_(num_slots, -1),
+        cache_positions_(cache_slots, -1),
+        penalty_rows_(num_slots, kVocab) {}
 
   const ModelConfig& config() const override { return config_; }
   std::string name() const override { return "fake"; }
@@ -140,8 +143,14 @@ class FakeBackend : public Backend {
         const std::vector<float> row = row_for(last, c.tokens.back());
         std::span<const uint32_t> mask;
         if (c.sample->allowed_mask) mask = *c.sample->allowed_mask;
-        out->sampled[out->row_begin.size() - 1] =
-            ref::sample_row(row, c.sample->params, c.sample->penalties, c.sample->want_logprob, mask).sampled;
+        const PenaltyRowMode mode = c.sample->penalty_row;
+        if (mode == PenaltyRowMode::kKept && !penalty_rows_.built(c.slot)) {
+          return internal_error("fake backend: slot " + std::to_string(c.slot) + "'s penalty row was never built");
+        }
+        const std::vector<PenaltyEntry> entries = penalty_rows_.entries(c.slot, mode, c.sample->penalties);
+        SampledToken& sampled = out->sampled[out->row_begin.size() - 1];
+        sampled = ref::sample_row(row, c.sample->params, entries, c.sample->want_logprob, mask).sampled;
+        if (mode != PenaltyRowMode::kNone) penalty_rows_.count(c.slot, sampled.token);
       }
       chunks_run_.push_back(c);
     }
@@ -214,6 +223,7 @@ class FakeBackend : public Backend {
   ModelConfig config_;
   std::vector<int64_t> positions_;        // per slot: tokens computed so far
   std::vector<int64_t> cache_positions_;  // per cache slot: the position its snapshot holds
+  ref::PenaltyRowsReference penalty_rows_;  // "device" sampling: the per-slot penalty rows
   std::vector<StateCopy> copies_run_;
   std::function<int32_t(int64_t, int32_t)> next_ = default_next;
   std::chrono::milliseconds step_delay_{0};
