@@ -127,7 +127,11 @@ class CudaBackend final : public Backend {
     return store_.write(slot, in);
   }
   bool samples_on_device() const override { return true; }
-  Counters counters() const override { return counters_; }
+  Counters counters() const override {
+    Counters c = counters_;
+    c.buffer_growths += sampler_.growths();
+    return c;
+  }
 
   Status run_step(const StepPlan& plan, StepOutput* out) override {
     TNL_RETURN_IF_ERROR(validate_step_plan(plan, global_, num_slots_, /*device_sampling=*/true));
@@ -305,7 +309,10 @@ class CudaBackend final : public Backend {
     TNL_CUDA_TRY(cudaMemGetInfo(&free_bytes, &total_bytes));
     if (free_bytes_share_ > 0) free_bytes = size_t(std::max<int64_t>(0, free_bytes_share_ - weights_.bytes));
     const int64_t step_tokens = std::max<int64_t>(4096, options.max_step_tokens);
-    const double budget = double(free_bytes) * options.gpu_memory_fraction - double(activation_bytes(step_tokens, step_tokens));
+    const double budget = double(free_bytes) * options.gpu_memory_fraction -
+                          double(activation_bytes(step_tokens, step_tokens)) -
+                          double(DeviceSampler::device_bytes(options.max_slots, global_.vocab_size,
+                                                             sampler_entries(options.max_slots)));
     const double slot_bytes = double(state_bytes_per_slot());
     const int64_t fit = budget > 0 ? int64_t(budget / slot_bytes) : 0;
     num_slots_ = int32_t(std::min<int64_t>(options.max_slots, fit - 1));  // one more is the scratch slot
@@ -334,6 +341,9 @@ class CudaBackend final : public Backend {
       }
     }
     TNL_CUDA_TRY(cudaStreamSynchronize(stream_));
+    if (shard_.rank == 0) {  // the leader samples (a TP group's other ranks never do)
+      TNL_RETURN_IF_ERROR(sampler_.prepare(num_slots_, global_.vocab_size, sampler_entries(num_slots_)));
+    }
     TNL_RETURN_IF_ERROR(prepare_for_serving(step_tokens));
     spdlog::info("cuda backend{}: {} {} ({} SMs), weights {:.1f} MB {}, {} state slots x {:.2f} MB, {} prefix-cache "
                  "slots in GPU memory, {} in pinned host memory; states {:.1f} MB on the GPU, {:.1f} MB on the host",
@@ -347,6 +357,12 @@ class CudaBackend final : public Backend {
     if (!comm_) return "";
     return " rank " + std::to_string(shard_.rank) + "/" + std::to_string(shard_.size) + " (" + comm_->name() + ")";
   }
+
+  // Penalty and bias entries the device sampler has room for from the start: a
+  // request's whole list travels once per slot it samples in (PenaltyRowMode), so
+  // 1,024 a slot covers a step where every slot starts with a long prompt's set
+  // only partly; a step that sends more grows the buffer (counted).
+  static int64_t sampler_entries(int64_t slots) { return std::max<int64_t>(slots, 1) * 1024; }
 
   int64_t activation_bytes(int64_t tokens, int64_t rows) const {
     const int64_t d = config_.dim, D = config_.hidden_dim, G = config_.glu_dim;

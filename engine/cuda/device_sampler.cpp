@@ -1,10 +1,41 @@
 #include "engine/cuda/device_sampler.h"
 
 #include <algorithm>
+#include <array>
 
 #include "engine/cuda/cuda_status.h"
 
 namespace tnl {
+
+int64_t DeviceSampler::device_bytes(int32_t num_slots, int64_t vocab, int64_t entries) {
+  const int64_t rows = num_slots, words = (vocab + 31) / 32;
+  return rows * int64_t(sizeof(cuda::SampleRowArgs) + sizeof(SampledToken)) + entries * int64_t(sizeof(PenaltyEntry)) +
+         rows * words * 4 /* masks */ + rows * vocab * 4 /* adjusted rows */ +
+         int64_t(num_slots) * (vocab * 4 + words * 4) /* penalty rows */;
+}
+
+Status DeviceSampler::prepare(int32_t num_slots, int64_t vocab, int64_t entries) {
+  const int64_t rows = num_slots, words = (vocab + 31) / 32;
+  TNL_RETURN_IF_ERROR(args_host_.reserve(rows));
+  TNL_RETURN_IF_ERROR(results_host_.reserve(rows));
+  TNL_RETURN_IF_ERROR(entries_host_.reserve(entries));
+  TNL_RETURN_IF_ERROR(masks_host_.reserve(rows * words));
+  TNL_RETURN_IF_ERROR(d_args_.allocate(rows));
+  TNL_RETURN_IF_ERROR(d_results_.allocate(rows));
+  TNL_RETURN_IF_ERROR(d_entries_.allocate(entries));
+  TNL_RETURN_IF_ERROR(d_masks_.allocate(rows * words));
+  TNL_RETURN_IF_ERROR(work_.allocate(rows * vocab));
+  TNL_RETURN_IF_ERROR(penalty_counts_.allocate(int64_t(num_slots) * vocab));
+  TNL_RETURN_IF_ERROR(penalty_prompt_bits_.allocate(int64_t(num_slots) * words));
+  penalty_row_built_.assign(size_t(num_slots), 0);
+  return Status::ok();
+}
+
+std::array<const void*, 11> DeviceSampler::buffer_addresses() const {
+  return {args_host_.get(), entries_host_.get(), masks_host_.get(),  results_host_.get(),
+          d_args_.get(),    d_entries_.get(),    d_masks_.get(),     d_results_.get(),
+          work_.get(),      penalty_counts_.get(), penalty_prompt_bits_.get()};
+}
 
 Status DeviceSampler::enqueue(const StepPlan& plan, const std::vector<int32_t>& sample_row, const float* logits,
                               int64_t vocab, int32_t num_slots, cudaStream_t stream) {
@@ -12,6 +43,7 @@ Status DeviceSampler::enqueue(const StepPlan& plan, const std::vector<int32_t>& 
   // memory (the previous step's copies out of it have finished: every step ends
   // in a stream synchronisation).
   chunk_of_.clear();
+  const std::array<const void*, 11> before = buffer_addresses();
   int64_t num_entries = 0, mask_words = 0;
   bool penalty_rows = false;
   const int64_t words_per_mask = (vocab + 31) / 32;
@@ -27,7 +59,7 @@ Status DeviceSampler::enqueue(const StepPlan& plan, const std::vector<int32_t>& 
                                 " outside [0, " + std::to_string(num_slots) + ")");
       }
       if (!penalty_rows && penalty_counts_.size() != int64_t(num_slots) * vocab) {
-        // Once, at the first step with a penalty row: exactly every slot's rows.
+        // Only without prepare() (or after the slot count changed): every slot's rows.
         TNL_RETURN_IF_ERROR(penalty_counts_.allocate(int64_t(num_slots) * vocab));
         TNL_RETURN_IF_ERROR(penalty_prompt_bits_.allocate(int64_t(num_slots) * words_per_mask));
         penalty_row_built_.assign(size_t(num_slots), 0);
@@ -99,6 +131,7 @@ Status DeviceSampler::enqueue(const StepPlan& plan, const std::vector<int32_t>& 
   TNL_RETURN_IF_ERROR(results_host_.reserve(rows));
   TNL_CUDA_TRY(cudaMemcpyAsync(results_host_.get(), d_results_.get(), size_t(rows) * sizeof(SampledToken),
                                cudaMemcpyDeviceToHost, stream));
+  if (buffer_addresses() != before) ++growths_;
   return Status::ok();
 }
 

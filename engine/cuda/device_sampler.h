@@ -2,12 +2,13 @@
 // from the logits rows already on the GPU, so those rows never travel to the host.
 // Owns the upload buffers of the per-row parameters, penalty/bias entries and
 // allowed-token masks, the adjusted-row workspace, the results, and each live
-// slot's penalty row (counts and prompt flags, DeviceSampling::penalty_row;
-// allocated at the first step that uses one). Driven by the backend's one thread.
+// slot's penalty row (counts and prompt flags, DeviceSampling::penalty_row).
+// prepare() sizes them all at start-up. Driven by the backend's one thread.
 #pragma once
 
 #include <cuda_runtime.h>
 
+#include <array>
 #include <cstdint>
 #include <vector>
 
@@ -20,6 +21,16 @@ namespace tnl {
 
 class DeviceSampler {
  public:
+  // Start-up: room for a step that samples every one of `num_slots` live slots
+  // (parameters, masks, adjusted rows, results), every slot's penalty row, and
+  // `entries` penalty and bias entries, so that serving allocates nothing (a
+  // step that sends more entries still grows them: growths()).
+  Status prepare(int32_t num_slots, int64_t vocab, int64_t entries);
+  // The device memory prepare() takes.
+  static int64_t device_bytes(int32_t num_slots, int64_t vocab, int64_t entries);
+  // Buffers reallocated by enqueue() (after prepare(): a step larger than planned).
+  int64_t growths() const { return growths_; }
+
   // Enqueues the sampling of every chunk with `sample` (sample_row[i]: its row in
   // `logits`, [rows, vocab]) and the copy of the results to the host.
   // `num_slots`: the backend's live slots (the penalty rows' count).
@@ -30,6 +41,9 @@ class DeviceSampler {
   void collect(size_t num_chunks, std::vector<SampledToken>* sampled) const;
 
  private:
+  std::array<const void*, 11> buffer_addresses() const;  // any change: a buffer grew
+
+  int64_t growths_ = 0;
   std::vector<size_t> chunk_of_;           // row of the launch → plan chunk
   PinnedBuffer<cuda::SampleRowArgs> args_host_;  // built here, in pinned memory: asynchronous copies
   PinnedBuffer<PenaltyEntry> entries_host_;

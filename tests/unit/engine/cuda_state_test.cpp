@@ -6,6 +6,7 @@
 #include <gtest/gtest.h>
 
 #include <cstring>
+#include <memory>
 #include <random>
 #include <vector>
 
@@ -124,11 +125,29 @@ TEST(CudaServing, NothingAllocatesOrRecapturesAfterStartUp) {
     }
     ASSERT_TRUE(b.run_step(plan, &out).is_ok());
   }
+  // Sampling with everything it can carry: penalty rows (rebuilt from a list,
+  // then kept), biases, and allowed-token masks.
+  std::vector<bool> row_built(8, false);
+  const auto words = size_t((config.vocab_size + 31) / 32);
   for (int32_t batch : {1, 3, 5, 8, 2, 8}) {
     StepPlan plan;
     for (int32_t slot = 0; slot < batch; ++slot) {
       SequenceChunk c{slot, pos[size_t(slot)]++, {int32_t(slot + 1)}, LogitsMode::kNone};
       c.sample = DeviceSampling{};
+      c.sample->params.temperature = 0.7f;
+      c.sample->params.inv_temperature = 1.0f / 0.7f;
+      c.sample->params.uniform = 0.5;
+      if (slot % 2 == 0) {
+        c.sample->params.repetition_penalty = 1.2f;
+        c.sample->penalty_row = row_built[size_t(slot)] ? PenaltyRowMode::kKept : PenaltyRowMode::kRebuild;
+        if (!row_built[size_t(slot)]) {
+          for (int32_t t = 0; t < 30; ++t) c.sample->penalties.push_back({t * 3 + slot, t % 3, 1, 0.0f});  // ids < 96
+        }
+        row_built[size_t(slot)] = true;
+      } else {
+        c.sample->penalties = {{5, 0, 0, -1.0f}, {9, 0, 0, 2.0f}};
+        c.sample->allowed_mask = std::make_shared<std::vector<uint32_t>>(words, 0x5555'5555u);
+      }
       plan.chunks.push_back(std::move(c));
     }
     ASSERT_TRUE(b.run_step(plan, &out).is_ok());
