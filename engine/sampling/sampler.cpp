@@ -1,4 +1,5 @@
 #include <algorithm>
+#include <bit>
 #include <cassert>
 #include <cmath>
 #include <limits>
@@ -24,12 +25,29 @@ bool better_logprob(const TokenLogprob& a, const TokenLogprob& b) {
 
 Sampler::Sampler(SamplingParams params, const std::vector<int32_t>& prompt_ids)
     : params_(std::move(params)), rng_(make_rng(params_.seed)) {
-  // Only the repetition penalty reads the prompt, and only as a set. Kept only then:
-  // sorting a long prompt costs ~0.1 ms, on the engine's step loop.
+  // Only the repetition penalty reads the prompt, and only as a set. Kept only then.
   if (params_.repetition_penalty == 1.0f) return;
-  prompt_set_ = prompt_ids;
-  std::sort(prompt_set_.begin(), prompt_set_.end());
-  prompt_set_.erase(std::unique(prompt_set_.begin(), prompt_set_.end()), prompt_set_.end());
+  // The set in id order through a bitmap of the ids (≤ 8 KB at a 64k vocabulary):
+  // linear in the prompt, where sorting 2,048 ids cost ~0.1 ms of the step loop.
+  int32_t max_id = -1;
+  bool negative = false;
+  for (int32_t id : prompt_ids) {
+    max_id = std::max(max_id, id);
+    negative |= id < 0;
+  }
+  if (negative) {  // never from the engine (ids are validated); sort as a fallback
+    prompt_set_ = prompt_ids;
+    std::sort(prompt_set_.begin(), prompt_set_.end());
+    prompt_set_.erase(std::unique(prompt_set_.begin(), prompt_set_.end()), prompt_set_.end());
+    return;
+  }
+  std::vector<uint64_t> seen(size_t(max_id + 64) / 64, 0);
+  for (int32_t id : prompt_ids) seen[size_t(id) / 64] |= uint64_t(1) << (id % 64);
+  for (size_t w = 0; w < seen.size(); ++w) {
+    for (uint64_t bits = seen[w]; bits != 0; bits &= bits - 1) {
+      prompt_set_.push_back(int32_t(w * 64 + size_t(std::countr_zero(bits))));
+    }
+  }
 }
 
 void Sampler::accept(int32_t token) {

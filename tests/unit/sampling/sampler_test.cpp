@@ -101,6 +101,21 @@ TEST(SamplerTest, PenaltyListKeptTokenByTokenEqualsTheListBuiltFromScratch) {
   }
 }
 
+TEST(SamplerTest, PromptSetIsEachPromptIdOnceInIdOrder) {
+  // Ids on both sides of the 64-id words the set is built through, repeated, unordered.
+  SamplingParams params;
+  params.repetition_penalty = 1.2f;
+  const std::vector<int32_t> prompt = {128, 5, 63, 0, 64, 5, 127, 64, 1000, 0, 63};
+  const std::vector<PenaltyEntry> got = Sampler(params, prompt).penalty_entries();
+  const std::vector<int32_t> want = {0, 5, 63, 64, 127, 128, 1000};
+  ASSERT_EQ(got.size(), want.size());
+  for (size_t i = 0; i < want.size(); ++i) {
+    EXPECT_EQ(got[i].token, want[i]);
+    EXPECT_EQ(got[i].in_prompt, 1);
+    EXPECT_EQ(got[i].output_count, 0);
+  }
+}
+
 TEST(SamplerTest, GreedyIsArgmaxWithTiesToTheLowestId) {
   for (uint64_t seed = 0; seed < 20; ++seed) {
     const auto logits = random_logits(1000, seed);
