@@ -23,19 +23,29 @@ struct Generation {
   std::vector<SequenceChunk> chunks;
 };
 
-Generation generate(bool device_sampling, const GenerationRequest& request, bool spread_logits = false) {
-  auto backend = std::make_unique<FakeBackend>(4);
+// An engine over a FakeBackend with `slots` slots (and as many sequences);
+// *fake is the backend it owns. Null (with a test failure) when it cannot start.
+std::unique_ptr<Engine> fake_engine(int32_t slots, bool device_sampling, bool spread_logits, int32_t step_tokens,
+                                    int32_t prefill_chunk, FakeBackend** fake) {
+  auto backend = std::make_unique<FakeBackend>(slots);
   backend->set_device_sampling(device_sampling);
   backend->set_spread_logits(spread_logits);
-  FakeBackend* fake = backend.get();
+  *fake = backend.get();
   EngineOptions o;
-  o.max_num_seqs = 4;
-  o.max_num_batched_tokens = 32;
-  o.prefill_chunk = 16;
+  o.max_num_seqs = slots;
+  o.max_num_batched_tokens = step_tokens;
+  o.prefill_chunk = prefill_chunk;
   auto engine = Engine::create(std::move(backend), test::load_test_tokenizer(), o);
   EXPECT_TRUE(engine.has_value()) << engine.status().to_string();
+  return engine.has_value() ? std::move(engine).value() : nullptr;
+}
+
+Generation generate(bool device_sampling, const GenerationRequest& request, bool spread_logits = false) {
+  FakeBackend* fake = nullptr;
+  const std::unique_ptr<Engine> engine = fake_engine(4, device_sampling, spread_logits, 32, 16, &fake);
+  if (!engine) return {};
   EventCollector c;
-  EXPECT_TRUE((*engine)->submit(request, c.sink()).has_value());
+  EXPECT_TRUE(engine->submit(request, c.sink()).has_value());
   EXPECT_TRUE(c.wait_finished());
   return {c.tokens(), c.events(), fake->chunks_run()};
 }
@@ -166,25 +176,18 @@ TEST(DeviceSampling, PenaltyRowsRebuiltAfterPreemptionGiveTheHostTokens) {
   };
   const std::vector<GenerationRequest> requests = {make(0, 5), make(1, 0), make(2, 0)};
 
-  auto backend = std::make_unique<FakeBackend>(1);
-  backend->set_device_sampling(true);
-  backend->set_spread_logits(true);
-  FakeBackend* fake = backend.get();
-  EngineOptions o;
-  o.max_num_seqs = 1;
-  o.max_num_batched_tokens = 64;
-  o.prefill_chunk = 32;
-  auto engine = Engine::create(std::move(backend), test::load_test_tokenizer(), o);
-  ASSERT_TRUE(engine.has_value()) << engine.status().to_string();
+  FakeBackend* fake = nullptr;
+  const std::unique_ptr<Engine> engine = fake_engine(1, true, true, 64, 32, &fake);
+  ASSERT_NE(engine, nullptr);
   std::vector<EventCollector> got(requests.size());
   fake->gate_after(8);  // the first runs 8 steps, then the better ones arrive and preempt it
-  ASSERT_TRUE((*engine)->submit(requests[0], got[0].sink()).has_value());
+  ASSERT_TRUE(engine->submit(requests[0], got[0].sink()).has_value());
   ASSERT_TRUE(fake->wait_held());
-  ASSERT_TRUE((*engine)->submit(requests[1], got[1].sink()).has_value());
-  ASSERT_TRUE((*engine)->submit(requests[2], got[2].sink()).has_value());
+  ASSERT_TRUE(engine->submit(requests[1], got[1].sink()).has_value());
+  ASSERT_TRUE(engine->submit(requests[2], got[2].sink()).has_value());
   fake->release();
   for (EventCollector& c : got) ASSERT_TRUE(c.wait_finished());
-  EXPECT_EQ((*engine)->stats().preemptions_total, 1u);
+  EXPECT_EQ(engine->stats().preemptions_total, 1u);
 
   for (size_t i = 0; i < requests.size(); ++i) {
     const std::vector<int32_t> want = generate(false, requests[i], /*spread_logits=*/true).tokens;
