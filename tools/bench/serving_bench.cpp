@@ -107,14 +107,19 @@ Expected<std::vector<Figure>> run_serving_benchmarks(const ModelConfig& config, 
   const int64_t state_bytes = config.state_bytes_per_sequence();
   std::vector<Figure> figures;
 
-  // S streams at once: the decode-phase step time, once every stream has its first token.
-  {
+  // S streams at once: the decode-phase step time, once every stream has its first
+  // token; then the same with a repetition and frequency penalty on every request
+  // (the device keeps each slot's counts: the step should not grow with the prompts).
+  for (const bool penalties : {false, true}) {
     Tracker t(size_t(o.streams));
     const auto start = Clock::now();
     for (int64_t i = 0; i < o.streams; ++i) {
-      TNL_RETURN_IF_ERROR(
-          engine->submit(greedy(prompt_ids(o.prompt_tokens, vocab, o.seed + uint64_t(i)), o.output_tokens), t.sink(size_t(i)))
-              .status());
+      GenerationRequest r = greedy(prompt_ids(o.prompt_tokens, vocab, o.seed + uint64_t(i)), o.output_tokens);
+      if (penalties) {
+        r.sampling.repetition_penalty = 1.1f;
+        r.sampling.frequency_penalty = 0.2f;
+      }
+      TNL_RETURN_IF_ERROR(engine->submit(std::move(r), t.sink(size_t(i))).status());
     }
     TNL_RETURN_IF_ERROR(t.wait());
     const double window_ms = ms_between(t.last_first(), t.last());
@@ -123,7 +128,8 @@ Expected<std::vector<Figure>> run_serving_benchmarks(const ModelConfig& config, 
     const double steps = double(o.output_tokens - 1);
     Figure f;
     f.section = "serving";
-    f.name = "serving " + std::to_string(o.streams) + " streams x " + std::to_string(o.output_tokens) + " tok";
+    f.name = "serving " + std::to_string(o.streams) + " streams x " + std::to_string(o.output_tokens) + " tok" +
+             (penalties ? " repetition+frequency penalty" : "");
     f.time_ms = window_ms / std::max(1.0, steps);
     f.tokens = double(o.streams);
     f.flops = double(o.streams) * flops_per_token(config, true);

@@ -3,7 +3,8 @@
 // host work per step shows up beside the engine figures of engine_bench.h.
 //   - serving S streams x N tokens: S greedy requests with P-token prompts, all
 //     admitted at once; the figure is the time per decode step while every
-//     stream is decoding (floor: the decode step's bytes, as "decode b=S");
+//     stream is decoding (floor: the decode step's bytes, as "decode b=S"), and
+//     again with a repetition and frequency penalty on every request;
 //   - TTFT of a lone P'-token prompt: submit to first token (floor: its prefill).
 #pragma once
 
