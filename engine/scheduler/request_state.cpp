@@ -27,7 +27,11 @@ RequestState::RequestState(uint64_t id, GenerationRequest request, EventSink sin
       }()),
       detokenizer_(tokenizer, request_.prompt_ids),
       stop_matcher_(request_.stop),
+      tokenizer_(tokenizer),
       tokenizer_vocab_(tokenizer.vocab_size()) {
+  for (const std::string& stop : request_.stop) {
+    if (!stop.empty() && stop_last_bytes_.find(stop.back()) == std::string::npos) stop_last_bytes_ += stop.back();
+  }
   if (request_.prompt_logprobs) {
     // Entry 0 has no logprob: nothing precedes the first prompt token.
     pending_.prompt_logprobs.resize(request_.prompt_ids.size());
@@ -117,11 +121,14 @@ FinishReason RequestState::record_token(SampleResult result) {
     return FinishReason::kStop;
   }
   // A model vocabulary may be padded past the tokenizer's: such ids have no text.
-  // Without stop strings the text decides nothing here: it is built with the
-  // event (emit()), while the batcher's next step runs.
-  if (token >= 0 && token < tokenizer_vocab_ && stop_matcher_.empty()) {
+  // Where the text cannot end the request here (no stop strings, or a token whose
+  // text cannot complete one) it is built with the event (emit()), while the
+  // batcher's next step runs.
+  if (token >= 0 && token < tokenizer_vocab_ && (stop_matcher_.empty() || text_cannot_complete_stop(token))) {
+    deferred_tail_visible_ = tokenizer_.has_visible_text(token);
     undecoded_.push_back(token);
   } else if (token >= 0 && token < tokenizer_vocab_) {
+    decode_deferred();  // the text before this token's, in order
     bool stopped = false;
     pending_.text += stop_matcher_.push(detokenizer_.push(token), &stopped);
     if (stopped) {
@@ -145,9 +152,21 @@ void RequestState::add_prompt_rows(int64_t start_pos, const std::vector<std::spa
   }
 }
 
+bool RequestState::text_cannot_complete_stop(int32_t token) const {
+  // A stop string completes only with text that holds its last byte. The text a
+  // token adds is its following_text when the detokenizer appends it plainly: so
+  // for the detokenizer as it is now, or, after deferred tokens, when the last of
+  // them (appended plainly too) has visible text (IncrementalDetokenizer).
+  const std::string* text = tokenizer_.following_text(token);
+  if (text == nullptr || text->find_first_of(stop_last_bytes_) != std::string::npos) return false;
+  return undecoded_.empty() ? detokenizer_.appends_plainly(token) : deferred_tail_visible_;
+}
+
 void RequestState::decode_deferred() {
   for (int32_t token : undecoded_) {
-    bool stopped = false;  // no stop strings: never set
+    // Never set: without stop strings there is nothing to match, and a deferred
+    // token's text holds no stop string's last byte (text_cannot_complete_stop).
+    bool stopped = false;
     pending_.text += stop_matcher_.push(detokenizer_.push(token), &stopped);
   }
   undecoded_.clear();

@@ -67,9 +67,12 @@ class RequestState {
 
  private:
   void flush_text(FinishReason* finish);
-  // Runs the tokens whose text was put off (no stop strings) through the text
-  // pipeline, into the pending event.
+  // Runs the tokens whose text was put off through the text pipeline, into the
+  // pending event.
   void decode_deferred();
+  // With stop strings: whether this token's text is sure not to complete one (so
+  // it may be put off like a request's without stop strings).
+  bool text_cannot_complete_stop(int32_t token) const;
   FinishReason record_token(SampleResult result);
   // The controls' verdict on a drawn token, then their advance past it.
   FinishReason apply_controls(int32_t token, std::span<const uint32_t> mask, std::span<const PenaltyEntry> biases);
@@ -93,13 +96,19 @@ class RequestState {
   int32_t pending_penalty_row_slot_ = -1;
   IncrementalDetokenizer detokenizer_;
   StopMatcher stop_matcher_;
+  const Tokenizer& tokenizer_;
   int32_t tokenizer_vocab_;
+  std::string stop_last_bytes_;  // the last byte of each stop string, each once
   bool stop_string_matched_ = false;
   // A request without stop strings (stop_matcher_.empty()) needs no text to decide
   // whether it finished: its tokens wait here and are detokenized when their event
   // is built (emit()), which the batcher does while the device runs the next step.
-  // With stop strings, each token's text is matched as it comes.
+  // With stop strings, so do tokens whose text cannot complete one
+  // (text_cannot_complete_stop); the others, and the ones before them, are
+  // matched as they come. deferred_tail_visible_: the last one waiting has
+  // visible text.
   std::vector<int32_t> undecoded_;
+  bool deferred_tail_visible_ = false;
   int32_t completion_tokens_ = 0;
   int32_t last_token_ = -1;
   bool first_event_sent_ = false;

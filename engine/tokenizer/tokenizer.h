@@ -137,12 +137,16 @@ class IncrementalDetokenizer {
   // Text held back at the end of the stream (an incomplete UTF-8 tail), flushed
   // as is: undecodable bytes come out as U+FFFD.
   std::string flush();
+  // Whether push(id) would return exactly tokenizer.following_text(id): nothing is
+  // held back and the text so far is visible (push's fast path). After such a push
+  // the next id appends plainly iff this one has_visible_text and the next has a
+  // following_text.
+  bool appends_plainly(int32_t id) const;
 
  private:
   // Decodes ids_[begin, end) (through window_, reused so push does not allocate
   // in the steady state beyond the returned text).
   std::string decode_range(size_t begin, size_t end);
-  bool appends_plainly(int32_t id) const;
   void advance();  // the pending ids were emitted: they become the context
 
   const Tokenizer& tokenizer_;

@@ -78,6 +78,7 @@ int main(int argc, char** argv) {
   float temperature = 0.0f, repetition_penalty = 1.0f;
   int cache_slots = 0;
   std::string tokenizer_dir = "models/tnl-brown-12m", trace;
+  std::vector<std::string> stops;
   app.add_option("--streams", streams, "Concurrent greedy streams (slots)")->capture_default_str()->check(CLI::Range(1, 4096));
   app.add_option("--output-tokens", tokens, "Tokens per stream")->capture_default_str()->check(CLI::Range(1, 100000));
   app.add_option("--prompt-tokens", prompt, "Prompt tokens per stream (random ids)")
@@ -96,6 +97,9 @@ int main(int argc, char** argv) {
                  "Prefix cache snapshot slots (0: the cache is off); the prompts never repeat, so it only costs")
       ->capture_default_str()
       ->check(CLI::Range(0, 100000));
+  app.add_option("--stop", stops,
+                 "A stop string of every request (repeatable; chat requests carry the template's, \"\\nUser:\" by "
+                 "default): their text is then matched token by token on the step loop");
   app.add_option("--tokenizer", tokenizer_dir, "A checkpoint directory whose tokenizer the engine loads")
       ->capture_default_str();
   app.add_option("--step-trace", trace, "Write the step loop's timeline here (tools/step_trace_summary.py reads it)");
@@ -128,6 +132,7 @@ int main(int argc, char** argv) {
       q.ignore_eos = true;
       q.sampling.temperature = temperature;
       q.sampling.repetition_penalty = repetition_penalty;
+      q.stop = stops;
       auto id = engine.value()->submit(std::move(q), [&](GenerationEvent&& e) {
         std::lock_guard l(mu);
         got += int64_t(e.token_ids.size());

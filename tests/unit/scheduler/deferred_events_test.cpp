@@ -6,6 +6,7 @@
 
 #include <gtest/gtest.h>
 
+#include <algorithm>
 #include <memory>
 #include <string>
 #include <vector>
@@ -138,6 +139,67 @@ TEST_F(DeferredEventsTest, TextBuiltWithTheEventEqualsTextBuiltTokenByToken) {
   EXPECT_EQ(deferred.back().finish, FinishReason::kLength);
   EXPECT_EQ(matched.back().finish, FinishReason::kLength);
   EXPECT_GT(text.size(), 20u) << "the tokens have text";
+}
+
+TEST_F(DeferredEventsTest, StopStringsEndTheRequestWhereMatchingTokenByTokenDoes) {
+  // With stop strings, a token whose text cannot complete one has its text built
+  // with the event too. Stops cut from the request's own text (ending in letters,
+  // spaces, punctuation; one to five bytes) must end it at the token, with the
+  // text, that running every token through the detokenizer and the matcher in
+  // turn gives.
+  const std::vector<int32_t> prompt = {10, 17, 24, 31, 38};
+  struct Outcome {
+    std::vector<int32_t> tokens;
+    std::string text;
+    FinishReason finish;
+  };
+  const auto run = [&](uint64_t id, std::vector<std::string> stop) {
+    EventCollector c;
+    GenerationRequest r;
+    r.prompt_ids = prompt;
+    r.max_tokens = 60;
+    r.sampling.temperature = 0.0f;
+    r.stop = std::move(stop);
+    batcher_->add(id, std::move(r), c.sink(), EngineClock::now());
+    while (batcher_->has_work()) batcher_->step();
+    return Outcome{c.tokens(), c.text(), c.finish()};
+  };
+  backend_.set_next_token([](int64_t pos, int32_t token) { return 3 + int32_t((token * 131 + pos * 29) % 790); });
+  const Outcome whole = run(1, {});
+  const std::vector<int32_t>& tokens = whole.tokens;
+  const std::string& text = whole.text;
+  ASSERT_EQ(tokens.size(), 60u);
+  ASSERT_GT(text.size(), 40u);
+  uint64_t id = 2;
+  int stopped_runs = 0;
+  for (size_t end = 3; end < text.size(); end += 5) {
+    for (size_t len : {1, 2, 5}) {
+      if (len > end) continue;
+      const std::string stop = text.substr(end - len, len);
+      // The reference: every token through the text pipeline as it comes.
+      IncrementalDetokenizer detokenizer(*tokenizer_, prompt);
+      StopMatcher matcher({stop});
+      std::string want_text;
+      size_t want_tokens = tokens.size();
+      bool stopped = false;
+      for (size_t i = 0; i < tokens.size() && !stopped; ++i) {
+        want_text += matcher.push(detokenizer.push(tokens[i]), &stopped);
+        if (stopped) want_tokens = i + 1;
+      }
+      if (!stopped) {
+        want_text += matcher.push(detokenizer.flush(), &stopped);
+        if (!stopped) want_text += matcher.flush();
+      }
+      const Outcome got = run(id++, {stop});
+      const std::vector<int32_t>& got_tokens = got.tokens;
+      ASSERT_EQ(got_tokens.size(), want_tokens) << "stop \"" << stop << "\"";
+      EXPECT_TRUE(std::equal(got_tokens.begin(), got_tokens.end(), tokens.begin())) << "stop \"" << stop << "\"";
+      EXPECT_EQ(got.text, want_text) << "stop \"" << stop << "\"";
+      EXPECT_EQ(got.finish, stopped ? FinishReason::kStop : FinishReason::kLength) << "stop \"" << stop << "\"";
+      stopped_runs += stopped;
+    }
+  }
+  EXPECT_GT(stopped_runs, 10) << "the stops must end requests";
 }
 
 TEST_F(DeferredEventsTest, ACancelSendsTheHeldTokenWithTheLastEvent) {
