@@ -9,6 +9,8 @@
 #include <chrono>
 #include <condition_variable>
 #include <cstdio>
+#include <fstream>
+#include <iterator>
 #include <mutex>
 #include <random>
 
@@ -24,12 +26,17 @@ using namespace tnl;
 namespace {
 
 // Samples every chunk's token on "the device" at once: a hash of the chunk's last
-// token and position, below the vocabulary, past the special ids. Rows the host
-// asks for come back as zeros.
+// token and position, below the vocabulary, past the special ids; or, given
+// `text` (token ids), the text's id at the chunk's position (each slot from its
+// own offset), so that the tokens spell real text. Rows the host asks for come
+// back as zeros.
 class InstantBackend final : public Backend {
  public:
-  InstantBackend(int32_t vocab, int32_t slots, int32_t cache_slots)
-      : config_(tiny_model_config(vocab, /*eos_token_id=*/2)), slots_(slots), cache_slots_(cache_slots) {}
+  InstantBackend(int32_t vocab, int32_t slots, int32_t cache_slots, std::vector<int32_t> text)
+      : config_(tiny_model_config(vocab, /*eos_token_id=*/2)),
+        slots_(slots),
+        cache_slots_(cache_slots),
+        text_(std::move(text)) {}
   const ModelConfig& config() const override { return config_; }
   std::string name() const override { return "instant"; }
   int32_t num_slots() const override { return slots_; }
@@ -57,7 +64,10 @@ class InstantBackend final : public Backend {
       const SequenceChunk& c = plan.chunks[i];
       // A spread of ordinary and byte-fallback pieces, as a random model draws.
       const uint64_t h = (uint64_t(uint32_t(c.tokens.back())) + 1) * 0x9E3779B97F4A7C15ull + uint64_t(c.start_pos);
-      if (c.sample) out->sampled[i].token = 3 + int32_t((h >> 33) % uint64_t(config_.vocab_size - 3));
+      if (!c.sample) continue;
+      out->sampled[i].token =
+          text_.empty() ? 3 + int32_t((h >> 33) % uint64_t(config_.vocab_size - 3))
+                        : text_[size_t(c.start_pos + int64_t(c.tokens.size()) + int64_t(c.slot) * 7919) % text_.size()];
     }
     return Status::ok();
   }
@@ -68,6 +78,7 @@ class InstantBackend final : public Backend {
   ModelConfig config_;
   int32_t slots_;
   int32_t cache_slots_;  // snapshot slots of the prefix cache (copies cost nothing here)
+  std::vector<int32_t> text_;
 };
 
 }  // namespace
@@ -79,6 +90,7 @@ int main(int argc, char** argv) {
   int cache_slots = 0;
   std::string tokenizer_dir = "models/tnl-brown-12m", trace;
   std::vector<std::string> stops;
+  std::string text_file;
   app.add_option("--streams", streams, "Concurrent greedy streams (slots)")->capture_default_str()->check(CLI::Range(1, 4096));
   app.add_option("--output-tokens", tokens, "Tokens per stream")->capture_default_str()->check(CLI::Range(1, 100000));
   app.add_option("--prompt-tokens", prompt, "Prompt tokens per stream (random ids)")
@@ -100,6 +112,9 @@ int main(int argc, char** argv) {
   app.add_option("--stop", stops,
                  "A stop string of every request (repeatable; chat requests carry the template's, \"\\nUser:\" by "
                  "default): their text is then matched token by token on the step loop");
+  app.add_option("--text", text_file,
+                 "Generate this file's text (its tokens, each stream from its own offset) instead of random ids")
+      ->check(CLI::ExistingFile);
   app.add_option("--tokenizer", tokenizer_dir, "A checkpoint directory whose tokenizer the engine loads")
       ->capture_default_str();
   app.add_option("--step-trace", trace, "Write the step loop's timeline here (tools/step_trace_summary.py reads it)");
@@ -108,6 +123,13 @@ int main(int argc, char** argv) {
   auto tok = Tokenizer::load(tokenizer_dir);
   if (!tok.has_value()) { std::fprintf(stderr, "%s\n", tok.status().to_string().c_str()); return 1; }
   const int32_t vocab = int32_t(tok.value()->vocab_size());
+  std::vector<int32_t> text_ids;
+  if (!text_file.empty()) {
+    std::ifstream in(text_file, std::ios::binary);
+    const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+    text_ids = tok.value()->encode_plain(text);
+    if (text_ids.empty()) { std::fprintf(stderr, "%s: no text\n", text_file.c_str()); return 1; }
+  }
   EngineOptions eo;
   eo.max_num_seqs = streams;
   eo.max_num_batched_tokens = 8192;
@@ -115,7 +137,7 @@ int main(int argc, char** argv) {
   eo.max_queue = streams * 2;
   eo.prefix_cache = cache_slots > 0;
   eo.step_trace_path = trace;
-  auto engine = Engine::create(std::make_unique<InstantBackend>(vocab, streams, cache_slots), std::move(tok).value(), eo);
+  auto engine = Engine::create(std::make_unique<InstantBackend>(vocab, streams, cache_slots, std::move(text_ids)), std::move(tok).value(), eo);
   if (!engine.has_value()) { std::fprintf(stderr, "%s\n", engine.status().to_string().c_str()); return 1; }
   std::mutex mu;
   std::condition_variable cv;
