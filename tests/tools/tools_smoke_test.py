@@ -54,6 +54,11 @@ def main() -> int:
         host = run([str(bin_dir / "tnl-host-bench"), "--streams", "24", "--output-tokens", "20", "--rounds", "3",
                     "--tokenizer", str(source_dir / "models/tnl-brown-12m")])
         assert "1440 tokens" in host.stdout, host.stdout
+        # Real text with a stop string that it holds: some requests end early.
+        host = run([str(bin_dir / "tnl-host-bench"), "--streams", "24", "--output-tokens", "40", "--rounds", "2",
+                    "--text", str(source_dir / "tests/data/heldout_slice.txt"), "--stop", " the",
+                    "--tokenizer", str(source_dir / "models/tnl-brown-12m")])
+        assert "ended by a stop string" in host.stdout, host.stdout
     print("tools smoke test passed")
     return 0
 
