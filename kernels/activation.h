@@ -3,15 +3,11 @@
 
 #include <cmath>
 
+#include "kernels/host_device.h"
+
 namespace tnl {
 
 enum class Activation { kSilu, kOnePlusElu, kRelu, kElu, kSigmoid, kIdentity };
-
-#if defined(__CUDACC__)
-#define TNL_HOST_DEVICE __host__ __device__
-#else
-#define TNL_HOST_DEVICE
-#endif
 
 // The exponential and the division φ uses: IEEE-rounded division and the
 // library's expf, on the CPU and in most kernels.

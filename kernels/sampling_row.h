@@ -28,6 +28,8 @@
 #include <cmath>
 #include <cstdint>
 
+#include "kernels/host_device.h"
+
 namespace tnl {
 
 struct RowSampling {
@@ -73,16 +75,22 @@ struct SampledToken {
 
 constexpr double kSamplingFixedOne = 68719476736.0;  // 2³⁶: Σ over V ≤ 2¹⁷ weights stays < 2⁵³
 
-// The host side of the rules, shared by the host Sampler and the CPU reference.
-
-// x of one penalised token: repetition once (seen in the prompt or the output),
-// then count·frequency + presence as one fused multiply-add, as the kernel does.
-inline float penalised_logit(float x, const RowSampling& p, const PenaltyEntry& e) {
-  if (p.repetition_penalty != 1.0f && (e.in_prompt || e.output_count > 0)) {
+// The penalties of one token, without its bias: repetition once (seen in the
+// prompt or the output), then count·frequency + presence as one fused
+// multiply-add. The host Sampler, the CPU reference and the kernel all call it.
+TNL_HOST_DEVICE inline float penalise(float x, const RowSampling& p, int32_t output_count, bool in_prompt) {
+  if (p.repetition_penalty != 1.0f && (in_prompt || output_count > 0)) {
     x = x > 0.0f ? x / p.repetition_penalty : x * p.repetition_penalty;
   }
-  if (e.output_count > 0) x -= std::fmaf(float(e.output_count), p.frequency_penalty, p.presence_penalty);
-  return x + e.bias;
+  if (output_count > 0) x -= fmaf(float(output_count), p.frequency_penalty, p.presence_penalty);
+  return x;
+}
+
+// The host side of the rules, shared by the host Sampler and the CPU reference.
+
+// x of one penalised token: its penalties, then its bias.
+inline float penalised_logit(float x, const RowSampling& p, const PenaltyEntry& e) {
+  return penalise(x, p, e.output_count, e.in_prompt != 0) + e.bias;
 }
 
 // The fixed-point weight of x against the row maximum (kSamplingFixedOne = weight 1).

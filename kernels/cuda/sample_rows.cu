@@ -962,15 +962,6 @@ __device__ int32_t top_k_compact(const float* x, int64_t V, const RowSampling& p
   return n >= p.top_k ? n : -1;  // n ≥ k: the k best, and their ties, are all ≥ keep_from
 }
 
-// The penalties of one token (kernels/sampling_row.h's penalised_logit without the bias).
-__device__ __forceinline__ float penalise(float v, const RowSampling& p, int32_t output_count, bool in_prompt) {
-  if (p.repetition_penalty != 1.0f && (in_prompt || output_count > 0)) {
-    v = v > 0.0f ? v / p.repetition_penalty : v * p.repetition_penalty;
-  }
-  if (output_count > 0) v -= fmaf(float(output_count), p.frequency_penalty, p.presence_penalty);
-  return v;
-}
-
 // PenaltyRowMode::kRebuild: the slot's counts and prompt flags from the request's
 // full entry list (each token at most once). Ends in a barrier: the rows are
 // visible to the whole block.
