@@ -256,7 +256,7 @@ class CudaBackend final : public Backend {
     const bool leader = shard_.rank == 0;
     TNL_RETURN_IF_ERROR(store_.run_copies(plan.copies_after));
     if (leader && plan.prepare_sampling) TNL_RETURN_IF_ERROR(plan.prepare_sampling());  // overlaps the forward pass
-    if (leader) TNL_RETURN_IF_ERROR(sampler_.enqueue(plan, s.sample_row, act_.logits.get(), V, num_slots(), stream_));
+    if (leader) TNL_RETURN_IF_ERROR(sampler_.enqueue(plan, s.sample_row, act_.logits.get(), V, stream_));
     const bool host_rows = std::any_of(plan.chunks.begin(), plan.chunks.end(),
                                        [](const SequenceChunk& c) { return c.logits != LogitsMode::kNone; });
     if (!host_rows || !leader) rows = 0;

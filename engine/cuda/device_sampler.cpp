@@ -38,7 +38,7 @@ std::array<const void*, 11> DeviceSampler::buffer_addresses() const {
 }
 
 Status DeviceSampler::enqueue(const StepPlan& plan, const std::vector<int32_t>& sample_row, const float* logits,
-                              int64_t vocab, int32_t num_slots, cudaStream_t stream) {
+                              int64_t vocab, cudaStream_t stream) {
   // Sizes first, so that the rows and entries are written straight into pinned
   // memory (the previous step's copies out of it have finished: every step ends
   // in a stream synchronisation).
@@ -53,16 +53,12 @@ Status DeviceSampler::enqueue(const StepPlan& plan, const std::vector<int32_t>& 
     const DeviceSampling& d = *plan.chunks[i].sample;
     num_entries += int64_t(d.penalties.size());
     if (d.penalty_row != PenaltyRowMode::kNone) {
+      // prepare() made a row for every live slot, of this vocabulary.
       const int32_t slot = plan.chunks[i].slot;
-      if (slot < 0 || slot >= num_slots) {
-        return invalid_argument("chunk " + std::to_string(i) + ": penalty row of slot " + std::to_string(slot) +
-                                " outside [0, " + std::to_string(num_slots) + ")");
-      }
-      if (!penalty_rows && penalty_counts_.size() != int64_t(num_slots) * vocab) {
-        // Only without prepare() (or after the slot count changed): every slot's rows.
-        TNL_RETURN_IF_ERROR(penalty_counts_.allocate(int64_t(num_slots) * vocab));
-        TNL_RETURN_IF_ERROR(penalty_prompt_bits_.allocate(int64_t(num_slots) * words_per_mask));
-        penalty_row_built_.assign(size_t(num_slots), 0);
+      const auto num_rows = int32_t(penalty_row_built_.size());
+      if (slot < 0 || slot >= num_rows || penalty_counts_.size() != int64_t(num_rows) * vocab) {
+        return invalid_argument("chunk " + std::to_string(i) + ": no penalty row for slot " + std::to_string(slot) +
+                                " (prepared: " + std::to_string(num_rows) + " slots)");
       }
       penalty_rows = true;
       if (d.penalty_row == PenaltyRowMode::kRebuild) {

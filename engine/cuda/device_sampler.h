@@ -33,9 +33,9 @@ class DeviceSampler {
 
   // Enqueues the sampling of every chunk with `sample` (sample_row[i]: its row in
   // `logits`, [rows, vocab]) and the copy of the results to the host.
-  // `num_slots`: the backend's live slots (the penalty rows' count).
+  // A chunk with a penalty row needs prepare() first.
   Status enqueue(const StepPlan& plan, const std::vector<int32_t>& sample_row, const float* logits, int64_t vocab,
-                 int32_t num_slots, cudaStream_t stream);
+                 cudaStream_t stream);
   // After the stream is synchronised: the results in chunk order (token −1 for
   // chunks without `sample`).
   void collect(size_t num_chunks, std::vector<SampledToken>* sampled) const;
@@ -56,8 +56,8 @@ class DeviceSampler {
   DeviceBuffer<float> work_;  // [rows with penalties, vocab]
   DeviceBuffer<int32_t> penalty_counts_;       // [num_slots, vocab]
   DeviceBuffer<uint32_t> penalty_prompt_bits_;  // [num_slots, ⌈vocab/32⌉]
-  // Per live slot: a kRebuild has written its row since the buffers were made
-  // (a kKept on a slot never built is the caller's error, refused).
+  // Per live slot (prepare()'s count): a kRebuild has written its row since the
+  // buffers were made (a kKept on a slot never built is the caller's error, refused).
   std::vector<uint8_t> penalty_row_built_;
 };
 

@@ -124,8 +124,10 @@ FinishReason RequestState::record_token(SampleResult result) {
   // Where the text cannot end the request here (no stop strings, or a token whose
   // text cannot complete one) it is built with the event (emit()), while the
   // batcher's next step runs.
-  if (token >= 0 && token < tokenizer_vocab_ && (stop_matcher_.empty() || text_cannot_complete_stop(token))) {
-    deferred_tail_visible_ = tokenizer_.has_visible_text(token);
+  if (token >= 0 && token < tokenizer_vocab_ && stop_matcher_.empty()) {
+    undecoded_.push_back(token);
+  } else if (token >= 0 && token < tokenizer_vocab_ && text_cannot_complete_stop(token)) {
+    deferred_tail_visible_ = tokenizer_.has_visible_text(token);  // what the next token's check reads
     undecoded_.push_back(token);
   } else if (token >= 0 && token < tokenizer_vocab_) {
     decode_deferred();  // the text before this token's, in order
