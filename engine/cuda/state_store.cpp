@@ -30,6 +30,15 @@ Status StateStore::init(const ModelConfig& config, int32_t live_slots, int32_t c
     slot_offset += floats;
   }
   state_floats_ = slot_offset;
+  const cuda::StateTables tables{layer_floats_, layer_offset_, slot_offset_};
+  if (tables.check() != cudaSuccess) {
+    return invalid_argument("the CUDA backend copies decode states in 16-byte pieces: every layer's state must be a "
+                            "multiple of 4 floats");
+  }
+  const std::vector<int64_t> packed = tables.packed();
+  TNL_RETURN_IF_ERROR(tables_.allocate(int64_t(packed.size())));
+  TNL_CUDA_TRY(cudaMemcpy(tables_.get(), packed.data(), packed.size() * sizeof(int64_t), cudaMemcpyHostToDevice));
+  geometry_ = {tables_.get(), int32_t(layer_floats_.size()), tables.max_layer_tiles(), state_floats_};
   TNL_RETURN_IF_ERROR(live_.allocate(live_offset));
   TNL_RETURN_IF_ERROR(cache_.allocate(state_floats_ * cache_slots));
   TNL_CUDA_TRY(cudaMemsetAsync(live_.get(), 0, size_t(live_.bytes()), main_));
@@ -77,24 +86,27 @@ float* StateStore::slot_base(StateRef slot) const {
   return nullptr;
 }
 
-std::vector<cuda::CopySegment> StateStore::segments(StateRef from, StateRef to) const {
-  std::vector<cuda::CopySegment> out;
-  for (size_t l = 0; l < layer_floats_.size(); ++l) {
-    const float* src = from.tier == StateTier::kLive ? live_layer(from.index, int64_t(l)) : slot_base(from) + slot_offset_[l];
-    float* dst = to.tier == StateTier::kLive ? live_layer(to.index, int64_t(l)) : slot_base(to) + slot_offset_[l];
-    out.push_back({src, dst, layer_floats_[l]});
+cuda::StateAddress StateStore::address(StateRef slot) const {
+  switch (slot.tier) {
+    case StateTier::kLive: return {live_.get(), slot.index, /*layered=*/true};
+    case StateTier::kCache: return {cache_.get(), slot.index, /*layered=*/false};
+    case StateTier::kHost: break;
   }
-  return out;
+  return {};
 }
 
-Status StateStore::flush_tiles(std::vector<cuda::CopySegment>* batch) {
-  if (batch->empty()) return Status::ok();
-  TNL_CUDA_TRY(cuda::split_copy_tiles(*batch, &tiles_host_));
-  batch->clear();
-  TNL_RETURN_IF_ERROR(tiles_.reserve(int64_t(tiles_host_.size())));
-  TNL_CUDA_TRY(cudaMemcpyAsync(tiles_.get(), tiles_host_.data(), tiles_host_.size() * sizeof(cuda::CopyTile),
-                               cudaMemcpyHostToDevice, main_));
-  TNL_CUDA_TRY(cuda::copy_tiles(tiles_.get(), int64_t(tiles_host_.size()), main_));
+Status StateStore::add_device_copy(cuda::StateAddress from, cuda::StateAddress to) {
+  if (batch_.count == cuda::kMaxStateCopies) TNL_RETURN_IF_ERROR(flush_copies());
+  batch_.jobs[batch_.count++] = {from, to};
+  return Status::ok();
+}
+
+Status StateStore::flush_copies() {
+  launch_.clear();
+  if (batch_.count == 0) return Status::ok();
+  const cudaError_t launched = cuda::copy_states(geometry_, batch_, main_);
+  batch_.count = 0;
+  TNL_CUDA_TRY(launched);
   return Status::ok();
 }
 
@@ -105,8 +117,8 @@ Status StateStore::demote(StateRef from, StateRef to) {
   next_staging_ = (next_staging_ + 1) % kStagingSlots;
   float* staging = staging_.get() + int64_t(k) * state_floats_;
   TNL_CUDA_TRY(cudaStreamWaitEvent(main_, staging_free_[size_t(k)], 0));  // its previous transfer left
-  std::vector<cuda::CopySegment> one = {{slot_base(from), staging, state_floats_}};
-  TNL_RETURN_IF_ERROR(flush_tiles(&one));
+  TNL_RETURN_IF_ERROR(add_device_copy(address(from), {staging_.get(), k, /*layered=*/false}));
+  TNL_RETURN_IF_ERROR(flush_copies());
   cudaEvent_t staged = staging_free_[size_t(k)];
   TNL_CUDA_TRY(cudaEventRecord(staged, main_));
   TNL_CUDA_TRY(cudaStreamWaitEvent(side_, staged, 0));
@@ -120,23 +132,26 @@ Status StateStore::demote(StateRef from, StateRef to) {
 
 Status StateStore::restore_from_host(StateRef from, StateRef to) {
   TNL_CUDA_TRY(cudaStreamWaitEvent(main_, host_written_[size_t(from.index)], 0));
-  for (const cuda::CopySegment& s : segments(from, to)) {
-    TNL_CUDA_TRY(cudaMemcpyAsync(s.dst, s.src, size_t(s.n) * sizeof(float), cudaMemcpyHostToDevice, main_));
+  for (size_t l = 0; l < layer_floats_.size(); ++l) {
+    TNL_CUDA_TRY(cudaMemcpyAsync(live_layer(to.index, int64_t(l)), slot_base(from) + slot_offset_[l],
+                                 size_t(layer_floats_[l]) * sizeof(float), cudaMemcpyHostToDevice, main_));
   }
   TNL_CUDA_TRY(cudaEventRecord(host_read_[size_t(from.index)], main_));
   return Status::ok();
 }
 
 Status StateStore::run_copies(const std::vector<StateCopy>& copies) {
-  std::vector<cuda::CopySegment> batch;  // consecutive device-to-device copies
+  // Consecutive device-to-device copies share a launch until one depends on
+  // another (concurrent_copies.h); a host-tier copy ends it, to keep plan order.
   for (const StateCopy& c : copies) {
     const bool device_from = c.from.tier != StateTier::kHost, device_to = c.to.tier != StateTier::kHost;
     if (device_from && device_to) {
-      std::vector<cuda::CopySegment> s = segments(c.from, c.to);
-      batch.insert(batch.end(), s.begin(), s.end());
+      if (launch_.conflicts(c)) TNL_RETURN_IF_ERROR(flush_copies());
+      launch_.add(c);
+      TNL_RETURN_IF_ERROR(add_device_copy(address(c.from), address(c.to)));
       continue;
     }
-    TNL_RETURN_IF_ERROR(flush_tiles(&batch));  // keep plan order
+    TNL_RETURN_IF_ERROR(flush_copies());
     if (c.from.tier == StateTier::kCache && c.to.tier == StateTier::kHost) {
       TNL_RETURN_IF_ERROR(demote(c.from, c.to));
     } else if (c.from.tier == StateTier::kHost && c.to.tier == StateTier::kLive) {
@@ -146,7 +161,7 @@ Status StateStore::run_copies(const std::vector<StateCopy>& copies) {
                               state_tier_name(c.to.tier) + " is not supported by the CUDA backend");
     }
   }
-  return flush_tiles(&batch);
+  return flush_copies();
 }
 
 Status StateStore::sync_all() {

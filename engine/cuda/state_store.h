@@ -9,7 +9,10 @@
 //          the cache).
 //
 // Copies run in plan order on the backend's stream. Device-to-device copies
-// (restore, snapshot, fork) are batched into one copy_segments launch. A demotion
+// (restore, snapshot, fork) share one copy_states launch until a copy depends on
+// one already in it (engine/concurrent_copies.h): a launch runs its copies at
+// once, and a finish snapshot followed by a restore into the slot it freed must
+// not (the restore would overwrite what the snapshot still reads). A demotion
 // (cache → host) first copies the slot into a device staging slot on the main
 // stream (microseconds), then the PCIe transfer runs on a side stream, off the
 // step's critical path; events order every later use of that host slot (a restore
@@ -29,7 +32,8 @@
 #include "engine/cuda/device_buffer.h"
 #include "engine/cuda/pinned_buffer.h"
 #include "engine/model_config.h"
-#include "kernels/cuda/copy_segments.h"
+#include "engine/concurrent_copies.h"
+#include "kernels/cuda/copy_states.h"
 
 namespace tnl {
 
@@ -49,7 +53,7 @@ class StateStore {
   int32_t scratch_slot() const { return live_slots_; }  // one past the real live slots
   int32_t slots(StateTier tier) const;
   int64_t state_floats() const { return state_floats_; }
-  int64_t device_bytes() const { return live_.bytes() + cache_.bytes() + staging_.bytes(); }
+  int64_t device_bytes() const { return live_.bytes() + cache_.bytes() + staging_.bytes() + tables_.bytes(); }
   int64_t host_bytes() const { return int64_t(host_slots_) * state_floats_ * int64_t(sizeof(float)); }
 
   // Enqueues `copies`, in order, on the main stream (and the side stream).
@@ -62,12 +66,12 @@ class StateStore {
  private:
   static constexpr int32_t kStagingSlots = 4;
 
-  // The per-layer segments of one slot's state, as device pointers (live and
-  // cache) — or host pointers (host).
-  std::vector<cuda::CopySegment> segments(StateRef from, StateRef to) const;
+  cuda::StateAddress address(StateRef slot) const;  // live and cache slots
   float* slot_base(StateRef slot) const;  // cache and host: the slot's first float
   float* live_layer(int32_t slot, int64_t layer) const;
-  Status flush_tiles(std::vector<cuda::CopySegment>* batch);
+  // Adds a copy to the launch being built (launching it first when full).
+  Status add_device_copy(cuda::StateAddress from, cuda::StateAddress to);
+  Status flush_copies();  // launches what add_device_copy gathered
   Status demote(StateRef from, StateRef to);
   Status restore_from_host(StateRef from, StateRef to);
   Status sync_all();
@@ -82,11 +86,12 @@ class StateStore {
   DeviceBuffer<float> live_, cache_, staging_;
   PinnedBuffer<float> host_;
   int32_t host_slots_ = 0;
-  // Tiles of a copy batch: built on the host, uploaded from pageable memory (the
-  // driver stages it before cudaMemcpyAsync returns, so the vector is reusable at
-  // once) into tiles_, which stream order protects until the kernel has read it.
-  std::vector<cuda::CopyTile> tiles_host_;
-  DeviceBuffer<cuda::CopyTile> tiles_;
+  DeviceBuffer<int64_t> tables_;   // copy_states' per-layer tables (uploaded by init)
+  cuda::StateGeometry geometry_;
+  // The launch being built: its copies travel as kernel parameters (copied at
+  // launch, so batch_ is reusable at once), launch_ its slots, for conflicts.
+  cuda::StateCopyBatch batch_;
+  ConcurrentCopies launch_;
   std::vector<cudaEvent_t> host_written_;           // per host slot: its last D2H transfer
   std::vector<cudaEvent_t> host_read_;              // per host slot: its last restore
   std::vector<cudaEvent_t> staging_free_;           // per staging slot: its last D2H transfer

@@ -2,7 +2,8 @@
 // prefix cache, forks and preemption plan — live → cache (snapshot), cache → host
 // (demotion through staging and the side stream), host → live and cache → live
 // (restores), live → live (fork) — moves the state exactly, byte for byte, in plan
-// order; read_state/write_state round-trip. Skips without a CUDA device (CI).
+// order, also where copies of one list depend on each other; read_state/write_state
+// round-trip. Skips without a CUDA device (CI).
 #include <gtest/gtest.h>
 
 #include <cstring>
@@ -81,6 +82,21 @@ TEST(CudaStateSlots, EveryCopyMovesTheStateExactlyInPlanOrder) {
   ASSERT_TRUE(b.run_step(StepPlan{{{0, 37, {5}, LogitsMode::kLast}}}, &direct_out).is_ok());
   EXPECT_EQ(restored_out.logits, direct_out.logits) << "a restored slot decodes exactly as the original";
   EXPECT_EQ(read(StateTier::kLive, 2), read(StateTier::kLive, 0));
+
+  // Copies that depend on each other in one list (engine/concurrent_copies.h):
+  // a finish snapshot, then a restore into the slot it read; a fork of the
+  // restored state; a restore of the snapshot just taken. Plan order, exactly.
+  const std::vector<std::byte> s_live0 = read(StateTier::kLive, 0);
+  StepPlan dependent;
+  dependent.copies_before = {{{StateTier::kLive, 0}, {StateTier::kCache, 0}},
+                             {{StateTier::kCache, 2}, {StateTier::kLive, 0}},
+                             {{StateTier::kLive, 0}, {StateTier::kLive, 1}},
+                             {{StateTier::kCache, 0}, {StateTier::kLive, 3}}};
+  ASSERT_TRUE(b.run_step(dependent, &out).is_ok());
+  EXPECT_EQ(read(StateTier::kCache, 0), s_live0) << "the snapshot read the slot before the restore wrote it";
+  EXPECT_EQ(read(StateTier::kLive, 0), noise);
+  EXPECT_EQ(read(StateTier::kLive, 1), noise) << "the fork read the restored state";
+  EXPECT_EQ(read(StateTier::kLive, 3), s_live0) << "the restore read the snapshot taken before it";
 
   // Copies the backend cannot do are refused, not run.
   StepPlan bad;

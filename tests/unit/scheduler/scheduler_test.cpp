@@ -10,6 +10,8 @@
 #include <utility>
 #include <vector>
 
+#include "engine/concurrent_copies.h"
+
 namespace tnl {
 namespace {
 
@@ -375,6 +377,38 @@ TEST(SchedulerPrefixCache, AFinishSnapshotRunsBeforeItsSlotIsReused) {
   const auto hit = s.prefix_cache().lookup(extended);
   ASSERT_TRUE(hit);
   EXPECT_EQ(hit->length, 11);
+}
+
+// The plan's order matters inside one copy list: a finished sequence's snapshot
+// and a restore into the slot it freed come in the same copies_before, so a
+// backend that runs copies at once must not run these two together
+// (engine/concurrent_copies.h; the CUDA backend's state store splits there).
+TEST(SchedulerPrefixCache, AFinishSnapshotAndARestoreIntoItsFreedSlotShareOneCopyList) {
+  SchedulerLimits limits = cached_limits();
+  limits.num_slots = 1;
+  limits.max_num_batched_tokens = 16;
+  Scheduler s(limits);
+  const std::vector<int32_t> prompt = prompt_of(20);
+  s.add(1, prompt, false);
+  prefill(s, 1);  // snapshots at 16 and 20
+  s.append_token(1, 7);
+  s.commit(s.schedule());
+  const int32_t slot = *s.slot_of(1);
+  std::vector<int32_t> second(prompt.begin(), prompt.begin() + 18);
+  second.push_back(999);
+  s.add(2, second, false);
+  ASSERT_TRUE(s.remove(1, /*snapshot=*/true));
+  const ScheduledStep step = s.schedule();
+  ASSERT_EQ(step.plan.copies_before.size(), 2u);
+  const StateCopy snapshot = step.plan.copies_before[0], restore = step.plan.copies_before[1];
+  EXPECT_EQ(snapshot.from, (StateRef{StateTier::kLive, slot}));
+  EXPECT_EQ(snapshot.to.tier, StateTier::kCache);
+  EXPECT_EQ(restore.from.tier, StateTier::kCache);
+  EXPECT_EQ(restore.to, (StateRef{StateTier::kLive, slot})) << "the restore writes the slot the snapshot reads";
+  EXPECT_EQ(step.num_cached_tokens, 16);
+  ConcurrentCopies launch;
+  launch.add(snapshot);
+  EXPECT_TRUE(launch.conflicts(restore));
 }
 
 // The next turn of a conversation starts from the finish snapshot, at an unaligned
