@@ -154,9 +154,16 @@ struct DecodeArgs {
   // The states are read while the launch before finishes (dependent_launch.cuh):
   // false when that launch may write them (the token-by-token prefill fallback).
   bool state_ready_early = true;
+  // CTAs a head's state is split into, by columns (e must be a multiple of 4 ×
+  // slices); 0: decode_column_slices() chooses.
+  int32_t column_slices = 0;
 };
 template <typename T>
 cudaError_t recurrent_decode(const T* qkvu, const DecodeArgs& args, T* o, cudaStream_t stream);
+// The launcher's slices: doubled while the launch stays within 256 CTAs (two an
+// SM on an H200) and a slice keeps ≥ 16 columns — e.g. 8 at batch 1 with 8 heads
+// of 128, 1 from batch 32 on.
+int64_t decode_column_slices(int64_t batch, int64_t heads, int64_t e);
 
 // ---- Sampling on the device (rules: kernels/sampling_row.h) ----
 // Row i of the launch samples logits row rows[i].row; its penalty (and bias)

@@ -6,9 +6,14 @@
 // the first batch issued before φ/LRPE of q and k (which it does not need) and,
 // as a dependent launch (dependent_launch.cuh), before the qkvu launch ahead of it
 // has finished.
-// CTA = (sequence, head), 256 threads; thread (row group rg, column group c4)
-// owns columns [4·c4, 4·c4+4) of rows rg, rg + rows_per_pass, … . The partial
-// o = qᵀS of each row group meets in shared memory (rows_per_pass × e floats).
+// CTA = (sequence, head, column slice), 256 threads. Columns are independent in
+// both S ← λS + k vᵀ and o = qᵀS, so a head's state splits into column slices
+// (DecodeArgs::column_slices): at batch 1 a head is one CTA of 64 KB in and out
+// (e = 128), which leaves all but a few SMs idle and the step bound by one SM's
+// latency; slices give the launch more CTAs, each a smaller share. Thread (row
+// group rg, column group c4) owns columns [4·c4, 4·c4+4) of its slice in rows rg,
+// rg + rows_per_pass, … . The partial o of each row group meets in shared memory
+// (rows_per_pass × slice floats).
 // Registers: 118/thread (16 float4 in flight: 2 CTAs per SM); shared: (2·ek + e + 256·4) floats.
 #include "kernels/cuda/dependent_launch.cuh"
 #include "kernels/cuda/device_math.cuh"
@@ -19,6 +24,10 @@ namespace {
 
 constexpr int kThreads = 256;
 constexpr int kInFlight = 16;  // state rows per thread per batch: all of an e_k = 128 head at e = 128
+// The launcher's choice of column slices: enough CTAs for the chip, slices of at
+// least kMinSliceColumns columns.
+constexpr int64_t kTargetCtas = 256;
+constexpr int64_t kMinSliceColumns = 16;
 
 template <typename T>
 __global__ void __launch_bounds__(kThreads) recurrent_decode_kernel(const T* qkvu, DecodeArgs a, T* o) {
@@ -27,18 +36,20 @@ __global__ void __launch_bounds__(kThreads) recurrent_decode_kernel(const T* qkv
   const int e = int(a.e);
   const int ek = a.lrpe ? 2 * e : e;
   const int64_t D = a.heads * e;
+  const int cols = e / int(gridDim.z);      // this CTA's slice: columns [c0, c0 + cols)
+  const int c0 = int(blockIdx.z) * cols;
   float* qf = shared;        // [ek]
   float* kf = qf + ek;       // [ek]
   float* vf = kf + ek;       // [e]
-  float* partial = vf + e;   // [rows_per_pass, e]
+  float* partial = vf + e;   // [rows_per_pass, cols]
 
-  const int groups = e / 4;                 // float4 column groups per row
+  const int groups = cols / 4;              // float4 column groups per row of the slice
   const int rows_per_pass = kThreads / groups;
   const int rg = threadIdx.x / groups, c4 = threadIdx.x % groups;
   const bool active = rg < rows_per_pass;
   const int32_t pos = a.positions[b];
   const bool fresh = pos == 0;
-  float* S = a.layer_state + int64_t(a.slots[b]) * a.slot_stride + h * int64_t(ek) * e;
+  float* S = a.layer_state + int64_t(a.slots[b]) * a.slot_stride + h * int64_t(ek) * e + c0;
   float4 s[kInFlight];
   auto load_rows = [&](int a0) {
 #pragma unroll
@@ -75,7 +86,7 @@ __global__ void __launch_bounds__(kThreads) recurrent_decode_kernel(const T* qkv
   const float lambda = expf(-a.rates[h]);
   float4 acc = make_float4(0.f, 0.f, 0.f, 0.f);
   if (active) {
-    const float4 vv = reinterpret_cast<const float4*>(vf)[c4];
+    const float4 vv = reinterpret_cast<const float4*>(vf + c0)[c4];
     for (int a0 = rg; a0 < ek; a0 += rows_per_pass * kInFlight) {
       if (a0 != rg) load_rows(a0);
 #pragma unroll
@@ -90,30 +101,42 @@ __global__ void __launch_bounds__(kThreads) recurrent_decode_kernel(const T* qkv
         }
       }
     }
-    reinterpret_cast<float4*>(partial + rg * e)[c4] = acc;
+    reinterpret_cast<float4*>(partial + rg * cols)[c4] = acc;
   }
   __syncthreads();
-  for (int c = threadIdx.x; c < e; c += kThreads) {
+  for (int c = threadIdx.x; c < cols; c += kThreads) {
     float sum = 0.0f;
-    for (int g = 0; g < rows_per_pass; ++g) sum += partial[g * e + c];
-    o[b * D + h * e + c] = detail::from_f32<T>(sum);
+    for (int g = 0; g < rows_per_pass; ++g) sum += partial[g * cols + c];
+    o[b * D + h * e + c0 + c] = detail::from_f32<T>(sum);
   }
 }
 
 }  // namespace
 
+int64_t decode_column_slices(int64_t batch, int64_t heads, int64_t e) {
+  int64_t slices = 1;
+  while (batch * heads * slices * 2 <= kTargetCtas && e % (8 * slices) == 0 && e / (2 * slices) >= kMinSliceColumns) {
+    slices *= 2;
+  }
+  return slices;
+}
+
 template <typename T>
 cudaError_t recurrent_decode(const T* qkvu, const DecodeArgs& a, T* o, cudaStream_t stream) {
-  if (a.batch < 0 || a.heads <= 0 || a.e <= 0 || a.e % 4 != 0 || a.e / 4 > kThreads) return cudaErrorInvalidValue;
+  if (a.batch < 0 || a.heads <= 0 || a.e <= 0 || a.e % 4 != 0 || a.e / 4 > kThreads || a.column_slices < 0) {
+    return cudaErrorInvalidValue;
+  }
+  const int64_t slices = a.column_slices > 0 ? a.column_slices : decode_column_slices(a.batch, a.heads, a.e);
+  if (a.e % (4 * slices) != 0) return cudaErrorInvalidValue;  // whole float4 columns a slice
   if (!qkvu || !o || !a.rates || !a.positions || !a.slots || !a.layer_state || (a.lrpe && !a.theta)) {
     return cudaErrorInvalidValue;
   }
   if (a.batch == 0) return cudaSuccess;
-  const int64_t ek = a.lrpe ? 2 * a.e : a.e;
-  const int rows_per_pass = kThreads / int(a.e / 4);
-  const size_t smem = sizeof(float) * size_t(2 * ek + a.e + rows_per_pass * a.e);
-  return launch_dependent(recurrent_decode_kernel<T>, dim3(unsigned(a.batch), unsigned(a.heads)), dim3(kThreads), smem,
-                          stream, qkvu, a, o);
+  const int64_t ek = a.lrpe ? 2 * a.e : a.e, cols = a.e / slices;
+  const int rows_per_pass = kThreads / int(cols / 4);
+  const size_t smem = sizeof(float) * size_t(2 * ek + a.e + rows_per_pass * cols);
+  return launch_dependent(recurrent_decode_kernel<T>, dim3(unsigned(a.batch), unsigned(a.heads), unsigned(slices)),
+                          dim3(kThreads), smem, stream, qkvu, a, o);
 }
 
 template cudaError_t recurrent_decode<__nv_bfloat16>(const __nv_bfloat16*, const DecodeArgs&, __nv_bfloat16*, cudaStream_t);

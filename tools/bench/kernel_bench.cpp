@@ -90,7 +90,9 @@ Expected<Figure> prefill_attention(const KernelBenchOptions& o, int64_t n, const
   return f;
 }
 
-Expected<Figure> decode_step(const KernelBenchOptions& o, int64_t batch, GpuTimer& timer, cudaStream_t stream) {
+// column_slices: DecodeArgs's (0: the launcher's choice).
+Expected<Figure> decode_step(const KernelBenchOptions& o, int64_t batch, int32_t column_slices, GpuTimer& timer,
+                             cudaStream_t stream) {
   const int64_t H = o.heads, e = o.head_dim, ek = e, D = H * e;
   // Slots are spread over a pool larger than L2 so that no run finds its states cached.
   const int64_t slot_floats = H * ek * e;
@@ -120,6 +122,7 @@ Expected<Figure> decode_step(const KernelBenchOptions& o, int64_t batch, GpuTime
   a.positions = d_positions.get();
   a.layer_state = states.get();
   a.slot_stride = slot_floats;
+  a.column_slices = column_slices;
   TNL_ASSIGN_OR_RETURN(const double ms, timer.median_ms(stream, 3, o.reps, [&](int i) {
     cuda::DecodeArgs run = a;
     run.slots = slot_sets[size_t(i % rotations)].get();
@@ -128,7 +131,9 @@ Expected<Figure> decode_step(const KernelBenchOptions& o, int64_t batch, GpuTime
 
   Figure f;
   f.section = "kernel";
-  f.name = "decode step b=" + std::to_string(batch) + " h=" + std::to_string(H) + " e=" + std::to_string(e);
+  const int64_t slices = column_slices > 0 ? column_slices : cuda::decode_column_slices(batch, H, e);
+  f.name = "decode step b=" + std::to_string(batch) + " h=" + std::to_string(H) + " e=" + std::to_string(e) +
+           (slices > 1 ? " (" + std::to_string(slices) + " column slices)" : "");
   f.time_ms = ms;
   // fp32 state read and written once; q, k, v read, o written (bf16).
   f.bytes = double(batch * slot_floats) * 8.0 + double(batch * D) * 4.0 * sizeof(T);
@@ -245,9 +250,15 @@ Expected<std::vector<Figure>> run_kernel_benchmarks(const KernelBenchOptions& o,
     figures.push_back(std::move(f));
   }
   for (int64_t b : o.decode_batches) {
-    TNL_ASSIGN_OR_RETURN(Figure f, decode_step(o, b, timer, stream));
+    TNL_ASSIGN_OR_RETURN(Figure f, decode_step(o, b, 0, timer, stream));
     spdlog::info("{}: {:.4f} ms ({:.0f}% of floor)", f.name, f.time_ms, 100 * f.ratio(c));
     figures.push_back(std::move(f));
+    if (cuda::decode_column_slices(b, o.heads, o.head_dim) == 1) continue;
+    // The same launch with one CTA a head, for comparison.
+    TNL_ASSIGN_OR_RETURN(Figure one, decode_step(o, b, 1, timer, stream));
+    one.name += " (one CTA a head)";
+    spdlog::info("{}: {:.4f} ms ({:.0f}% of floor)", one.name, one.time_ms, 100 * one.ratio(c));
+    figures.push_back(std::move(one));
   }
   // The 385M shape's decode projections at batch 1: qkvu, and [l1; l2] with the GLU product.
   for (const bool glu : {false, true}) {

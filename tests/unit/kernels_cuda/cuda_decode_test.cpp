@@ -25,6 +25,7 @@ struct DecodeCase {
   int64_t e;
   bool lrpe;
   Activation act;
+  int32_t column_slices = 0;  // 0: the launcher's choice
 };
 
 template <typename T>
@@ -78,11 +79,13 @@ void run_decode_case(const DecodeCase& c, uint64_t seed) {
   a.slots = dslots.get();
   a.layer_state = dstates.get() + layer_offset;
   a.slot_stride = slot_stride;
+  a.column_slices = c.column_slices;
   TNL_EXPECT_CUDA_OK(cuda::recurrent_decode<T>(dqkvu.get(), a, dout.get(), nullptr));
   TNL_EXPECT_CUDA_OK(cudaDeviceSynchronize());
 
   const std::vector<float> o = dout.to_host(), states = dstates.to_host();
-  const std::string name = "e" + std::to_string(e) + (c.lrpe ? " lrpe" : "") + " act " + std::to_string(int(c.act));
+  const std::string name = "e" + std::to_string(e) + (c.lrpe ? " lrpe" : "") + " act " + std::to_string(int(c.act)) +
+                           " slices " + std::to_string(c.column_slices);
   const double o_err = relative_error(o, o_ref);
   const double s_err = relative_error(states, states_ref);  // fp32 state: the whole buffer, owned slots or not
   std::printf("[decode %s] o rel err %.3e, state rel err %.3e\n", name.c_str(), o_err, s_err);
@@ -111,7 +114,12 @@ TYPED_TEST(RecurrentDecodeTest, MatchesRecurrenceForEveryShape) {
   for (int64_t e : {8, 32, 64, 128, 96}) {
     for (bool lrpe : {false, true}) {
       for (Activation act : {Activation::kSilu, Activation::kOnePlusElu}) {
-        run_decode_case<TypeParam>({e, lrpe, act}, seed += 3);
+        // The launcher's choice (7 sequences × 3 heads: sliced where e allows), one
+        // CTA a head, and explicit slices down to 4 columns.
+        for (int32_t slices : {0, 1, 2, 4, 8}) {
+          if (slices > 1 && e % (4 * slices) != 0) continue;
+          run_decode_case<TypeParam>({e, lrpe, act, slices}, seed += 3);
+        }
       }
     }
   }
@@ -122,6 +130,34 @@ TEST(RecurrentDecodeArgs, RejectsBadShapes) {
   a.batch = 1;
   a.heads = 1;
   a.e = 6;  // not a multiple of 4
+  EXPECT_EQ(cuda::recurrent_decode<__nv_bfloat16>(nullptr, a, nullptr, nullptr), cudaErrorInvalidValue);
+}
+
+// Host code: runs everywhere. Slices double while the launch stays within 256
+// CTAs and a slice keeps at least 16 columns, in whole float4s.
+TEST(RecurrentDecodeArgs, ColumnSlicesGiveSmallBatchesMoreCtas) {
+  EXPECT_EQ(cuda::decode_column_slices(1, 8, 128), 8);    // 64 CTAs of 16 columns
+  EXPECT_EQ(cuda::decode_column_slices(1, 16, 128), 8);   // 128 CTAs
+  EXPECT_EQ(cuda::decode_column_slices(16, 8, 128), 2);   // 256 CTAs
+  EXPECT_EQ(cuda::decode_column_slices(32, 8, 128), 1);   // 256 CTAs already
+  EXPECT_EQ(cuda::decode_column_slices(1, 3, 96), 4);     // 24 columns: 12 would be under 16
+  EXPECT_EQ(cuda::decode_column_slices(1, 1, 8), 1);      // too narrow to split
+  EXPECT_EQ(cuda::decode_column_slices(7, 3, 64), 4);
+  for (int64_t batch : {1, 2, 5, 16, 64, 256}) {
+    for (int64_t e : {8, 32, 64, 96, 128}) {
+      const int64_t s = cuda::decode_column_slices(batch, 8, e);
+      EXPECT_EQ(e % (4 * s), 0) << "batch " << batch << " e " << e;
+      EXPECT_TRUE(s == 1 || batch * 8 * s <= 256) << "batch " << batch << " e " << e;
+    }
+  }
+  // Explicit slices that cut a float4 are refused.
+  cuda::DecodeArgs a;
+  a.batch = 1;
+  a.heads = 1;
+  a.e = 8;
+  a.column_slices = 4;  // 2 columns a slice
+  EXPECT_EQ(cuda::recurrent_decode<__nv_bfloat16>(nullptr, a, nullptr, nullptr), cudaErrorInvalidValue);
+  a.column_slices = -1;
   EXPECT_EQ(cuda::recurrent_decode<__nv_bfloat16>(nullptr, a, nullptr, nullptr), cudaErrorInvalidValue);
 }
 
