@@ -149,7 +149,7 @@ class CudaBackend final : public Backend {
     TNL_RETURN_IF_ERROR(reserve(s));
     TNL_RETURN_IF_ERROR(upload_ints(s));
     TNL_RETURN_IF_ERROR(forward(s));
-    return finish_step(plan, s, s.num_logit_rows, out);
+    return finish_step(plan, s, out);
   }
 
  private:
@@ -175,7 +175,7 @@ class CudaBackend final : public Backend {
     TNL_RETURN_IF_ERROR(upload_ints(s));
     if (decode_graphs_.find(bucket) == decode_graphs_.end()) TNL_RETURN_IF_ERROR(capture_decode_graph(bucket, s));
     TNL_CUDA_TRY(cudaGraphLaunch(decode_graphs_.at(bucket), stream_));
-    return finish_step(plan, s, real, out);  // the real chunks' rows come first, one each
+    return finish_step(plan, s, out);  // the padding rows come after every real row
   }
 
   Status capture_decode_graph(int64_t bucket, const StepLayout& s) {
@@ -247,19 +247,19 @@ class CudaBackend final : public Backend {
   }
 
   // Samples the chunks that ask for it on the GPU, runs the plan's copies_after,
-  // copies the first `rows` logits rows to the host when any chunk wants rows
-  // there, and waits for the step.
+  // copies the logits rows the host wants (the layout puts them first) and waits
+  // for the step. Only those rows travel: until December 2026 every logits row of
+  // the step did as soon as one chunk wanted its row — at 256 streams, each step
+  // that ended a new prompt (whose row the prefix cache keeps) copied 256 rows.
   // A tensor-parallel rank other than 0 neither samples nor copies rows: rank
   // 0's output is the step's.
-  Status finish_step(const StepPlan& plan, const StepLayout& s, int64_t rows, StepOutput* out) {
+  Status finish_step(const StepPlan& plan, const StepLayout& s, StepOutput* out) {
     const int64_t V = global_.vocab_size;
     const bool leader = shard_.rank == 0;
     TNL_RETURN_IF_ERROR(store_.run_copies(plan.copies_after));
     if (leader && plan.prepare_sampling) TNL_RETURN_IF_ERROR(plan.prepare_sampling());  // overlaps the forward pass
     if (leader) TNL_RETURN_IF_ERROR(sampler_.enqueue(plan, s.sample_row, act_.logits.get(), V, stream_));
-    const bool host_rows = std::any_of(plan.chunks.begin(), plan.chunks.end(),
-                                       [](const SequenceChunk& c) { return c.logits != LogitsMode::kNone; });
-    if (!host_rows || !leader) rows = 0;
+    const int64_t rows = leader ? s.num_host_rows : 0;
     out->vocab_size = V;
     out->row_begin = s.row_begin;
     out->logits.resize(size_t(rows * V));

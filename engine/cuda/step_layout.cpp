@@ -45,16 +45,24 @@ StepLayout make_step_layout(const StepPlan& plan, int64_t heads, int64_t head_di
   s.num_tokens = int64_t(tokens.size());
   s.num_prefill_tokens = s.num_tokens - s.num_decode;
 
+  // Logits rows: first those the host wants (in chunk order: StepOutput's rows are
+  // the first num_host_rows, copied in one piece), then the last rows of chunks
+  // sampled on the device alone, then the padding rows.
   std::vector<int32_t> logit_rows;
   s.row_begin.assign(plan.chunks.size(), -1);
   s.sample_row.assign(plan.chunks.size(), -1);
-  for (size_t i = 0; i < plan.chunks.size(); ++i) {
-    const SequenceChunk& c = plan.chunks[i];
-    if (c.logits == LogitsMode::kNone && !c.sample) continue;
-    if (c.logits != LogitsMode::kNone) s.row_begin[i] = int32_t(logit_rows.size());
-    const int64_t m = int64_t(c.tokens.size());
-    for (int64_t r = c.logits == LogitsMode::kAll ? 0 : m - 1; r < m; ++r) logit_rows.push_back(int32_t(first_row[i] + r));
-    if (c.sample) s.sample_row[i] = int32_t(logit_rows.size()) - 1;
+  for (const bool host : {true, false}) {
+    for (size_t i = 0; i < plan.chunks.size(); ++i) {
+      const SequenceChunk& c = plan.chunks[i];
+      if ((c.logits != LogitsMode::kNone) != host || (!host && !c.sample)) continue;
+      if (host) s.row_begin[i] = int32_t(logit_rows.size());
+      const int64_t m = int64_t(c.tokens.size());
+      for (int64_t r = c.logits == LogitsMode::kAll ? 0 : m - 1; r < m; ++r) {
+        logit_rows.push_back(int32_t(first_row[i] + r));
+      }
+      if (c.sample) s.sample_row[i] = int32_t(logit_rows.size()) - 1;
+    }
+    if (host) s.num_host_rows = int64_t(logit_rows.size());
   }
   for (int64_t p = 0; p < padding.rows; ++p) logit_rows.push_back(int32_t(first_padding_row + p));
   s.num_logit_rows = int64_t(logit_rows.size());

@@ -19,14 +19,15 @@ struct StepLayout {
   int64_t num_decode = 0;          // rows [0, num_decode) are one-token chunks
   int64_t num_prefill_tokens = 0;  // N − num_decode
   int64_t num_logit_rows = 0;      // R: rows the host wants, and the last rows of sampled chunks
-  std::vector<int32_t> row_begin;  // per plan chunk, as StepOutput::row_begin
+  int64_t num_host_rows = 0;       // the first of the R rows: those of chunks whose logits go to the host
+  std::vector<int32_t> row_begin;  // per plan chunk, as StepOutput::row_begin (within the host rows)
   std::vector<int32_t> sample_row; // per plan chunk with `sample`: its last row among the R logits rows, else -1
   cuda::LightningPlan plan;        // segments of the prefill chunks
   std::vector<int32_t> ints;       // packed arrays; offsets:
   int64_t tokens = 0;              //   [N] token ids
   int64_t positions = 0;           //   [N] absolute positions
   int64_t token_slots = 0;         //   [N] state slot of each row
-  int64_t logit_rows = 0;          //   [R] rows whose logits are wanted, in output order
+  int64_t logit_rows = 0;          //   [R] rows whose logits are wanted: the host's, then the device's
   int64_t segments = 0;            //   plan.segments
   int64_t multi = 0;               //   plan.multi
   int64_t seq_slot = 0;            //   [prefill chunks] slot
