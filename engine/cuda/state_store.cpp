@@ -95,9 +95,11 @@ cuda::StateAddress StateStore::address(StateRef slot) const {
   return {};
 }
 
-Status StateStore::add_device_copy(cuda::StateAddress from, cuda::StateAddress to) {
-  if (batch_.count == cuda::kMaxStateCopies) TNL_RETURN_IF_ERROR(flush_copies());
-  batch_.jobs[batch_.count++] = {from, to};
+Status StateStore::add_device_copy(const StateCopy& copy) {
+  // A full launch, or one holding a copy this one depends on, goes first.
+  if (batch_.count == cuda::kMaxStateCopies || launch_.conflicts(copy)) TNL_RETURN_IF_ERROR(flush_copies());
+  launch_.add(copy);
+  batch_.jobs[batch_.count++] = {address(copy.from), address(copy.to)};
   return Status::ok();
 }
 
@@ -117,7 +119,9 @@ Status StateStore::demote(StateRef from, StateRef to) {
   next_staging_ = (next_staging_ + 1) % kStagingSlots;
   float* staging = staging_.get() + int64_t(k) * state_floats_;
   TNL_CUDA_TRY(cudaStreamWaitEvent(main_, staging_free_[size_t(k)], 0));  // its previous transfer left
-  TNL_RETURN_IF_ERROR(add_device_copy(address(from), {staging_.get(), k, /*layered=*/false}));
+  // The staging slot is no StateRef: the launch is its own (run_copies flushed before).
+  TNL_RETURN_IF_ERROR(flush_copies());
+  batch_.jobs[batch_.count++] = {address(from), {staging_.get(), k, /*layered=*/false}};
   TNL_RETURN_IF_ERROR(flush_copies());
   cudaEvent_t staged = staging_free_[size_t(k)];
   TNL_CUDA_TRY(cudaEventRecord(staged, main_));
@@ -146,9 +150,7 @@ Status StateStore::run_copies(const std::vector<StateCopy>& copies) {
   for (const StateCopy& c : copies) {
     const bool device_from = c.from.tier != StateTier::kHost, device_to = c.to.tier != StateTier::kHost;
     if (device_from && device_to) {
-      if (launch_.conflicts(c)) TNL_RETURN_IF_ERROR(flush_copies());
-      launch_.add(c);
-      TNL_RETURN_IF_ERROR(add_device_copy(address(c.from), address(c.to)));
+      TNL_RETURN_IF_ERROR(add_device_copy(c));
       continue;
     }
     TNL_RETURN_IF_ERROR(flush_copies());

@@ -69,8 +69,9 @@ class StateStore {
   cuda::StateAddress address(StateRef slot) const;  // live and cache slots
   float* slot_base(StateRef slot) const;  // cache and host: the slot's first float
   float* live_layer(int32_t slot, int64_t layer) const;
-  // Adds a copy to the launch being built (launching it first when full).
-  Status add_device_copy(cuda::StateAddress from, cuda::StateAddress to);
+  // Adds a device copy to the launch being built, launching that first when it
+  // is full or holds a copy this one depends on (concurrent_copies.h).
+  Status add_device_copy(const StateCopy& copy);
   Status flush_copies();  // launches what add_device_copy gathered
   Status demote(StateRef from, StateRef to);
   Status restore_from_host(StateRef from, StateRef to);

@@ -107,6 +107,44 @@ TEST(CudaStateSlots, EveryCopyMovesTheStateExactlyInPlanOrder) {
 #endif
 }
 
+// More copies than one launch takes (kMaxStateCopies = 64): the list goes out in
+// several launches, and a copy that depends on one in the launch being built
+// still waits for it.
+TEST(CudaStateSlots, ACopyListLongerThanALaunchKeepsPlanOrder) {
+#if !defined(TNL_WITH_CUDA)
+  GTEST_SKIP() << "built without CUDA";
+#else
+  if (cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device";
+  ModelConfig config = test::tiny_config();
+  BackendOptions o;
+  o.device = "cuda";
+  o.max_slots = 2;
+  o.prefix_cache_bytes = 70 * config.state_bytes_per_sequence();
+  auto created = make_cuda_backend_random(config, o, 9);
+  ASSERT_TRUE(created.has_value()) << created.status().to_string();
+  Backend& b = **created;
+  ASSERT_EQ(b.num_state_slots(StateTier::kCache), 70);
+  const size_t bytes = size_t(b.state_bytes_per_slot());
+  auto read = [&](StateTier tier, int32_t index) {
+    std::vector<std::byte> out(bytes);
+    EXPECT_TRUE(b.read_state({tier, index}, out).is_ok());
+    return out;
+  };
+  std::mt19937 rng(4);
+  std::vector<int32_t> tokens(21);
+  for (int32_t& t : tokens) t = int32_t(rng() % uint32_t(config.vocab_size));
+  StepOutput out;
+  ASSERT_TRUE(b.run_step(StepPlan{{{0, 0, tokens, LogitsMode::kLast}}}, &out).is_ok());
+  const std::vector<std::byte> s0 = read(StateTier::kLive, 0);
+  StepPlan plan;
+  for (int32_t i = 0; i < 66; ++i) plan.copies_before.push_back({{StateTier::kLive, 0}, {StateTier::kCache, i}});
+  plan.copies_before.push_back({{StateTier::kCache, 65}, {StateTier::kLive, 1}});  // reads the 66th snapshot
+  ASSERT_TRUE(b.run_step(plan, &out).is_ok());
+  for (int32_t i : {0, 63, 64, 65}) EXPECT_EQ(read(StateTier::kCache, i), s0) << "cache slot " << i;
+  EXPECT_EQ(read(StateTier::kLive, 1), s0);
+#endif
+}
+
 TEST(CudaServing, NothingAllocatesOrRecapturesAfterStartUp) {
 #if !defined(TNL_WITH_CUDA)
   GTEST_SKIP() << "built without CUDA";
