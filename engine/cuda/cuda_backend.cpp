@@ -259,6 +259,9 @@ class CudaBackend final : public Backend {
     TNL_RETURN_IF_ERROR(store_.run_copies(plan.copies_after));
     if (leader && plan.prepare_sampling) TNL_RETURN_IF_ERROR(plan.prepare_sampling());  // overlaps the forward pass
     if (leader) TNL_RETURN_IF_ERROR(sampler_.enqueue(plan, s.sample_row, act_.logits.get(), V, stream_));
+    // The host's share, while the device runs: before the rows' copy, which goes
+    // to pageable memory and so returns only once the step is done.
+    if (leader && plan.while_running) plan.while_running();
     const int64_t rows = leader ? s.num_host_rows : 0;
     out->vocab_size = V;
     out->row_begin = s.row_begin;
@@ -267,7 +270,6 @@ class CudaBackend final : public Backend {
       TNL_CUDA_TRY(cudaMemcpyAsync(out->logits.data(), act_.logits.get(), size_t(rows * V) * sizeof(float),
                                    cudaMemcpyDeviceToHost, stream_));
     }
-    if (leader && plan.while_running) plan.while_running();  // the host's share, while the device runs
     TNL_CUDA_TRY(cudaStreamSynchronize(stream_));
     if (leader) sampler_.collect(plan.chunks.size(), &out->sampled);
     return Status::ok();
