@@ -20,37 +20,58 @@
 namespace tnl {
 namespace {
 
+#if defined(TNL_WITH_CUDA)
+// A CUDA backend of the tiny model with these tiers, and live slot 0 holding a
+// real state (a prefill of `prompt` random tokens).
+struct CopyFixture {
+  std::unique_ptr<Backend> backend;
+  std::vector<std::byte> prefilled;  // live slot 0's state after the prefill
+
+  std::vector<std::byte> read(StateTier tier, int32_t index) const {
+    std::vector<std::byte> out(size_t(backend->state_bytes_per_slot()));
+    EXPECT_TRUE(backend->read_state({tier, index}, out).is_ok());
+    return out;
+  }
+};
+
+CopyFixture make_copy_fixture(int32_t live, int32_t cache, int32_t host, int32_t prompt, uint32_t seed) {
+  const ModelConfig config = test::tiny_config();  // e = 8, LRPE on layer 0: layers of two sizes
+  BackendOptions o;
+  o.device = "cuda";
+  o.max_slots = live;
+  o.prefix_cache_bytes = cache * config.state_bytes_per_sequence();
+  o.prefix_cache_host_bytes = host * config.state_bytes_per_sequence();
+  CopyFixture f;
+  auto created = make_cuda_backend_random(config, o, seed);
+  EXPECT_TRUE(created.has_value()) << created.status().to_string();
+  if (!created.has_value()) return f;
+  f.backend = std::move(created).value();
+  EXPECT_EQ(f.backend->num_state_slots(StateTier::kLive), live);
+  EXPECT_EQ(f.backend->num_state_slots(StateTier::kCache), cache);
+  EXPECT_EQ(f.backend->num_state_slots(StateTier::kHost), host);
+  std::mt19937 rng(seed);
+  std::vector<int32_t> tokens(static_cast<size_t>(prompt));
+  for (int32_t& t : tokens) t = int32_t(rng() % uint32_t(config.vocab_size));
+  StepOutput out;
+  EXPECT_TRUE(f.backend->run_step(StepPlan{{{0, 0, tokens, LogitsMode::kLast}}}, &out).is_ok());
+  f.prefilled = f.read(StateTier::kLive, 0);
+  return f;
+}
+#endif
+
 TEST(CudaStateSlots, EveryCopyMovesTheStateExactlyInPlanOrder) {
 #if !defined(TNL_WITH_CUDA)
   GTEST_SKIP() << "built without CUDA";
 #else
   if (cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device";
-  ModelConfig config = test::tiny_config();  // e = 8, LRPE on layer 0: layers of two sizes
-  BackendOptions o;
-  o.device = "cuda";
-  o.max_slots = 4;
-  o.prefix_cache_bytes = 3 * config.state_bytes_per_sequence();
-  o.prefix_cache_host_bytes = 2 * config.state_bytes_per_sequence();
-  auto created = make_cuda_backend_random(config, o, 5);
-  ASSERT_TRUE(created.has_value()) << created.status().to_string();
-  Backend& b = **created;
-  ASSERT_EQ(b.num_state_slots(StateTier::kLive), 4);
-  ASSERT_EQ(b.num_state_slots(StateTier::kCache), 3);
-  ASSERT_EQ(b.num_state_slots(StateTier::kHost), 2);
-
+  const CopyFixture f = make_copy_fixture(/*live=*/4, /*cache=*/3, /*host=*/2, /*prompt=*/37, 3);
+  ASSERT_TRUE(f.backend);
+  Backend& b = *f.backend;
   const size_t bytes = size_t(b.state_bytes_per_slot());
-  auto read = [&](StateTier tier, int32_t index) {
-    std::vector<std::byte> out(bytes);
-    EXPECT_TRUE(b.read_state({tier, index}, out).is_ok());
-    return out;
-  };
-  // A real state in live slot 0: a prefill of random tokens.
+  auto read = [&](StateTier tier, int32_t index) { return f.read(tier, index); };
   std::mt19937 rng(3);
-  std::vector<int32_t> tokens(37);
-  for (int32_t& t : tokens) t = int32_t(rng() % uint32_t(config.vocab_size));
   StepOutput out;
-  ASSERT_TRUE(b.run_step(StepPlan{{{0, 0, tokens, LogitsMode::kLast}}}, &out).is_ok());
-  const std::vector<std::byte> s0 = read(StateTier::kLive, 0);
+  const std::vector<std::byte> s0 = f.prefilled;
   std::vector<float> as_floats(bytes / 4);
   std::memcpy(as_floats.data(), s0.data(), bytes);
   EXPECT_GT(std::count_if(as_floats.begin(), as_floats.end(), [](float v) { return v != 0.0f; }), int64_t(bytes / 8));
@@ -115,33 +136,16 @@ TEST(CudaStateSlots, ACopyListLongerThanALaunchKeepsPlanOrder) {
   GTEST_SKIP() << "built without CUDA";
 #else
   if (cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device";
-  ModelConfig config = test::tiny_config();
-  BackendOptions o;
-  o.device = "cuda";
-  o.max_slots = 2;
-  o.prefix_cache_bytes = 70 * config.state_bytes_per_sequence();
-  auto created = make_cuda_backend_random(config, o, 9);
-  ASSERT_TRUE(created.has_value()) << created.status().to_string();
-  Backend& b = **created;
-  ASSERT_EQ(b.num_state_slots(StateTier::kCache), 70);
-  const size_t bytes = size_t(b.state_bytes_per_slot());
-  auto read = [&](StateTier tier, int32_t index) {
-    std::vector<std::byte> out(bytes);
-    EXPECT_TRUE(b.read_state({tier, index}, out).is_ok());
-    return out;
-  };
-  std::mt19937 rng(4);
-  std::vector<int32_t> tokens(21);
-  for (int32_t& t : tokens) t = int32_t(rng() % uint32_t(config.vocab_size));
-  StepOutput out;
-  ASSERT_TRUE(b.run_step(StepPlan{{{0, 0, tokens, LogitsMode::kLast}}}, &out).is_ok());
-  const std::vector<std::byte> s0 = read(StateTier::kLive, 0);
+  const CopyFixture f = make_copy_fixture(/*live=*/2, /*cache=*/70, /*host=*/0, /*prompt=*/21, 4);
+  ASSERT_TRUE(f.backend);
+  const std::vector<std::byte>& s0 = f.prefilled;
   StepPlan plan;
   for (int32_t i = 0; i < 66; ++i) plan.copies_before.push_back({{StateTier::kLive, 0}, {StateTier::kCache, i}});
   plan.copies_before.push_back({{StateTier::kCache, 65}, {StateTier::kLive, 1}});  // reads the 66th snapshot
-  ASSERT_TRUE(b.run_step(plan, &out).is_ok());
-  for (int32_t i : {0, 63, 64, 65}) EXPECT_EQ(read(StateTier::kCache, i), s0) << "cache slot " << i;
-  EXPECT_EQ(read(StateTier::kLive, 1), s0);
+  StepOutput out;
+  ASSERT_TRUE(f.backend->run_step(plan, &out).is_ok());
+  for (int32_t i : {0, 63, 64, 65}) EXPECT_EQ(f.read(StateTier::kCache, i), s0) << "cache slot " << i;
+  EXPECT_EQ(f.read(StateTier::kLive, 1), s0);
 #endif
 }
 
