@@ -6,7 +6,9 @@
 //     sequence in place, bit for bit, and a cold run within fp32 tolerance;
 //   - eviction under pressure never changes outputs;
 //   - a fork group equals its requests run independently, bit for bit;
-//   - the cache can be turned off.
+//   - the cache can be turned off;
+//   - a backend that runs copies concurrently keeps these results only by
+//     splitting its launches where engine/concurrent_copies.h says.
 #include <gtest/gtest.h>
 
 #include <algorithm>
@@ -18,6 +20,7 @@
 #include <vector>
 
 #include "engine/checkpoint/checkpoint.h"
+#include "engine/concurrent_copies.h"
 #include "engine/cpu/cpu_backend.h"
 #include "engine/sampling/sampler.h"
 #include "engine/scheduler/engine.h"
@@ -357,6 +360,122 @@ TEST_F(PrefixCacheEngineTest, BlobsForAnotherModelOrCorruptedAreRefusedWithTheRe
   Expected<int64_t> n = import_now(*off, *blob);
   ASSERT_FALSE(n.has_value());
   EXPECT_EQ(n.status().code(), StatusCode::kFailedPrecondition);
+}
+
+// The CPU backend, its copies run as a GPU backend runs them: in launches whose
+// copies take effect in any order — here the reverse of the plan's, one order a
+// launch may take. kOneLaunch puts every copy of a list in one launch (what the
+// CUDA state store did until December 2026); kSplit splits where ConcurrentCopies
+// says.
+class LaunchedCopiesBackend : public Backend {
+ public:
+  enum class Launches { kOneLaunch, kSplit };
+  LaunchedCopiesBackend(std::unique_ptr<Backend> inner, Launches launches)
+      : inner_(std::move(inner)), launches_(launches) {}
+
+  const ModelConfig& config() const override { return inner_->config(); }
+  std::string name() const override { return "launched-copies"; }
+  int32_t num_slots() const override { return inner_->num_slots(); }
+  int64_t state_bytes_per_slot() const override { return inner_->state_bytes_per_slot(); }
+  int32_t num_state_slots(StateTier tier) const override { return inner_->num_state_slots(tier); }
+  Status read_state(StateRef slot, std::span<std::byte> out) override { return inner_->read_state(slot, out); }
+  Status write_state(StateRef slot, std::span<const std::byte> in) override { return inner_->write_state(slot, in); }
+
+  Status run_step(const StepPlan& plan, StepOutput* out) override {
+    TNL_RETURN_IF_ERROR(run_copies(plan.copies_before));
+    StepPlan chunks_only = plan;
+    chunks_only.copies_before.clear();
+    chunks_only.copies_after.clear();
+    TNL_RETURN_IF_ERROR(inner_->run_step(chunks_only, out));
+    return run_copies(plan.copies_after);
+  }
+
+ private:
+  Status run_copies(const std::vector<StateCopy>& copies) {
+    std::vector<StateCopy> launch;
+    ConcurrentCopies conflicts;
+    for (const StateCopy& c : copies) {
+      if (launches_ == Launches::kSplit && conflicts.conflicts(c)) {
+        TNL_RETURN_IF_ERROR(run_launch(launch));
+        launch.clear();
+        conflicts.clear();
+      }
+      conflicts.add(c);
+      launch.push_back(c);
+    }
+    return run_launch(launch);
+  }
+  Status run_launch(const std::vector<StateCopy>& launch) {
+    std::vector<std::byte> state(static_cast<size_t>(state_bytes_per_slot()));
+    for (auto c = launch.rbegin(); c != launch.rend(); ++c) {
+      TNL_RETURN_IF_ERROR(inner_->read_state(c->from, state));
+      TNL_RETURN_IF_ERROR(inner_->write_state(c->to, state));
+    }
+    return Status::ok();
+  }
+
+  std::unique_ptr<Backend> inner_;
+  Launches launches_;
+};
+
+// A finished sequence's snapshot and a restore into the slot it freed come in one
+// copy list (scheduler_test shows the plan). Run in one launch, the restore may
+// land first and the snapshot then keeps the restored state under the finished
+// sequence's key: its next turn continues from the wrong state.
+TEST_F(PrefixCacheEngineTest, ConcurrentCopiesKeepOutputsOnlyWhenLaunchesSplitAtDependencies) {
+  const std::vector<int32_t> shared = random_ids(40, 51), turn = random_ids(20, 52), extra = random_ids(6, 53);
+  std::vector<int32_t> other(shared.begin(), shared.begin() + 34);  // hits the 32-token snapshot of `shared`
+  other.push_back(7);
+  // One slot: the waiting request takes the finished one's slot in the next step.
+  auto make = [&](std::optional<LaunchedCopiesBackend::Launches> launches) -> std::unique_ptr<Engine> {
+    auto cpu = make_cpu_backend(*checkpoint_, backend_options(16));
+    EXPECT_TRUE(cpu.has_value()) << cpu.status().to_string();
+    if (!cpu.has_value()) return nullptr;
+    std::unique_ptr<Backend> backend = std::move(cpu).value();
+    if (launches) backend = std::make_unique<LaunchedCopiesBackend>(std::move(backend), *launches);
+    EngineOptions o;
+    o.max_num_seqs = 1;
+    o.prefill_chunk = kChunk;
+    o.max_num_batched_tokens = kChunk + 8;
+    o.max_queue = 16;
+    o.max_model_len = 1024;
+    o.model_fingerprint = checkpoint_->fingerprint();
+    auto tokenizer = Tokenizer::load(model_dir());
+    EXPECT_TRUE(tokenizer.has_value());
+    if (!tokenizer.has_value()) return nullptr;
+    auto engine = Engine::create(std::move(backend), std::move(tokenizer).value(), o);
+    EXPECT_TRUE(engine.has_value()) << engine.status().to_string();
+    return engine.has_value() ? std::move(engine).value() : nullptr;
+  };
+  // The next turn of the first conversation, after the step that finished it
+  // also restored the other request into its slot.
+  auto next_turn = [&](Engine& engine) {
+    run(engine, request(shared, 3));  // snapshots at 16, 32 and 40
+    EventCollector first, second;
+    EXPECT_TRUE(engine.submit(request(turn, 8), first.sink()).has_value());
+    EXPECT_TRUE(engine.submit(request(other, 3), second.sink()).has_value());  // waits for the slot
+    EXPECT_TRUE(first.wait_finished(std::chrono::seconds(60)));
+    EXPECT_TRUE(second.wait_finished(std::chrono::seconds(60)));
+    std::vector<int32_t> next = turn;
+    const std::vector<int32_t> generated = first.tokens();
+    next.insert(next.end(), generated.begin(), generated.end());
+    next.insert(next.end(), extra.begin(), extra.end());
+    const uint64_t hits_before = engine.stats().prefix_cache.hit_tokens_total;
+    const Outcome o = run(engine, request(next, 6));
+    EXPECT_EQ(engine.stats().prefix_cache.hit_tokens_total - hits_before, 27u) << "the finish snapshot was not used";
+    return o;
+  };
+  auto in_order = make(std::nullopt);
+  auto split = make(LaunchedCopiesBackend::Launches::kSplit);
+  auto one_launch = make(LaunchedCopiesBackend::Launches::kOneLaunch);
+  ASSERT_TRUE(in_order && split && one_launch);
+  const Outcome want = next_turn(*in_order);
+  const Outcome got = next_turn(*split);
+  EXPECT_EQ(got.tokens, want.tokens);
+  EXPECT_TRUE(same_bits(got.logprobs, want.logprobs)) << "split launches changed the outputs";
+  const Outcome raced = next_turn(*one_launch);
+  EXPECT_FALSE(same_bits(raced.logprobs, want.logprobs))
+      << "one launch per list should have kept the wrong state: the test no longer builds the dependent plan";
 }
 
 TEST_F(PrefixCacheEngineTest, EvictionUnderPressureNeverChangesOutputs) {
