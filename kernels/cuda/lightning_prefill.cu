@@ -16,9 +16,15 @@
 //   3. outputs: every segment from its entering state; the last one writes the slot.
 // A sequence of one segment reads and writes its slot in launch 3 alone.
 //
+// Every pass is a dependent launch (dependent_launch.cuh): a CTA computes its
+// decays (from the rates, weights) before the wait, reads nothing the chain
+// writes until after it, and then starts the first block's tile loads before it
+// loads its entering state, so that the two latencies overlap.
+//
 // Resources (sm_90a, nvcc 13.0, -Xptxas -v, bf16, no spills): e_k = 128, 64 columns:
 // 222 registers and 107 KB of shared memory, 2 CTAs per SM; e_k = 256: 239
 // registers and 191 KB, 1 CTA per SM. The states-only pass: 159 / 224 registers.
+#include "kernels/cuda/dependent_launch.cuh"
 #include "kernels/cuda/device_math.cuh"
 #include "kernels/cuda/lightning_tile.cuh"
 #include "kernels/cuda/mma.cuh"
@@ -83,18 +89,6 @@ __global__ void __launch_bounds__(kLightningThreads, EK >= 256 ? 1 : 2)
       }
     }
   };
-  const float* in = kStatesOnly ? nullptr : alone ? (a.seq_fresh[seq] ? nullptr : slot_S) : scratch_S;
-  each_state_pair([&](float& lo, float& hi, int row, int col) {
-    const float2 x = in ? *reinterpret_cast<const float2*>(in + row * e + col) : float2{0, 0};
-    lo = x.x;
-    hi = x.y;
-  });
-  auto write_sb = [&] {
-    each_state_pair([&](float& lo, float& hi, int row, int col) {
-      *reinterpret_cast<uint32_t*>(sb + row * L::ldv + col) = pack2<T>(lo, hi);
-    });
-  };
-  if (!kStatesOnly) write_sb();
 
   // Rows past the segment's end are zero: they must add nothing to P·V and Kᵀ·V.
   auto load_block = [&](int bi, int buf) {
@@ -129,9 +123,24 @@ __global__ void __launch_bounds__(kLightningThreads, EK >= 256 ? 1 : 2)
   const int a_row = (lane & 7) + ((lane >> 3) & 1) * 8, a_col = (lane >> 4) * 8;
   const int bn_row = (lane & 7) + (lane >> 4) * 8, bn_col = ((lane >> 3) & 1) * 8;
 
+  detail::wait_for_predecessor();  // q, k, v, the scan's entering states and the slots are written before
+  detail::allow_dependents();
   const int num_blocks = (len + B - 1) / B;
   if (num_blocks > 0) load_block(0, 0);
   detail::cp_async_commit();
+
+  const float* in = kStatesOnly ? nullptr : alone ? (a.seq_fresh[seq] ? nullptr : slot_S) : scratch_S;
+  each_state_pair([&](float& lo, float& hi, int row, int col) {
+    const float2 x = in ? *reinterpret_cast<const float2*>(in + row * e + col) : float2{0, 0};
+    lo = x.x;
+    hi = x.y;
+  });
+  auto write_sb = [&] {
+    each_state_pair([&](float& lo, float& hi, int row, int col) {
+      *reinterpret_cast<uint32_t*>(sb + row * L::ldv + col) = pack2<T>(lo, hi);
+    });
+  };
+  if (!kStatesOnly) write_sb();
   for (int bi = 0; bi < num_blocks; ++bi) {
     if (bi + 1 < num_blocks) load_block(bi + 1, (bi + 1) & 1);
     detail::cp_async_commit();
@@ -263,8 +272,7 @@ cudaError_t launch_pass(const T* q, const T* k, const T* v, const LightningArgs&
   cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(L::bytes));
   if (err != cudaSuccess) return err;
   const dim3 grid(unsigned(a.num_segments), unsigned(a.heads), unsigned(a.e / EV));
-  kernel<<<grid, kLightningThreads, L::bytes, stream>>>(q, k, v, a, o);
-  return cudaGetLastError();
+  return launch_dependent(kernel, grid, dim3(kLightningThreads), L::bytes, stream, q, k, v, a, o);
 }
 
 template <typename T, int EK, int EV>

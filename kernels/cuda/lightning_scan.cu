@@ -5,6 +5,8 @@
 //   scratch[j] ← In_j,   In_{j+1} = λ^{len_j} In_j + L_j.
 // Thread per 4 floats of [e_k, e] (16-byte accesses). The segment states a thread
 // needs are loaded 8 at a time, ahead of the dependent chain of updates.
+// A dependent launch (dependent_launch.cuh) of the states pass it follows.
+#include "kernels/cuda/dependent_launch.cuh"
 #include "kernels/cuda/device_math.cuh"
 #include "kernels/cuda/lightning_tile.cuh"
 
@@ -14,6 +16,8 @@ namespace {
 constexpr int kThreads = 256, kAhead = 8;
 
 __global__ void __launch_bounds__(kThreads) lightning_scan_kernel(LightningArgs a) {
+  detail::wait_for_predecessor();  // the local states are pass 1's output
+  detail::allow_dependents();
   const int mi = blockIdx.x, h = blockIdx.y;
   const int64_t state = a.ek * a.e;
   const int64_t f = (int64_t(blockIdx.z) * kThreads + threadIdx.x) * 4;
@@ -53,8 +57,7 @@ __global__ void __launch_bounds__(kThreads) lightning_scan_kernel(LightningArgs 
 
 cudaError_t lightning_scan(const LightningArgs& a, cudaStream_t stream) {
   const dim3 grid(unsigned(a.num_multi), unsigned(a.heads), unsigned(ceil_div(a.ek * a.e, kThreads * 4)));
-  lightning_scan_kernel<<<grid, kThreads, 0, stream>>>(a);
-  return cudaGetLastError();
+  return launch_dependent(lightning_scan_kernel, grid, dim3(kThreads), 0, stream, a);
 }
 
 }  // namespace tnl::cuda::detail

@@ -1,5 +1,7 @@
 // SGLU product p = (a·W1ᵀ) ⊙ (a·W2ᵀ) (model-spec §4, no activation). The two
 // projections come from one GEMM over [W1; W2], so h12 rows are [h1 | h2].
+// Dependent launches (dependent_launch.cuh): nothing is read before the wait.
+#include "kernels/cuda/dependent_launch.cuh"
 #include "kernels/cuda/device_math.cuh"
 #include "kernels/cuda/launchers.h"
 
@@ -8,6 +10,8 @@ namespace {
 
 template <typename T>
 __global__ void sglu_kernel(const T* h12, int64_t n, int64_t glu, T* p) {
+  detail::wait_for_predecessor();
+  detail::allow_dependents();
   const int64_t groups = glu / 8;  // 16-byte groups per row
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n * groups; i += int64_t(gridDim.x) * blockDim.x) {
     const int64_t t = i / groups, c = (i % groups) * 8;
@@ -22,6 +26,8 @@ __global__ void sglu_kernel(const T* h12, int64_t n, int64_t glu, T* p) {
 
 template <typename T>
 __global__ void sglu_scalar_kernel(const T* h12, int64_t n, int64_t glu, T* p) {
+  detail::wait_for_predecessor();
+  detail::allow_dependents();
   for (int64_t i = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; i < n * glu; i += int64_t(gridDim.x) * blockDim.x) {
     const int64_t t = i / glu, c = i % glu;
     p[i] = detail::from_f32<T>(detail::to_f32(h12[t * 2 * glu + c]) * detail::to_f32(h12[t * 2 * glu + glu + c]));
@@ -36,12 +42,8 @@ cudaError_t sglu_product(const T* h12, int64_t n, int64_t glu, T* p, cudaStream_
   if (n == 0) return cudaSuccess;
   const int64_t work = glu % 8 == 0 ? n * glu / 8 : n * glu;
   const int grid = int(std::min<int64_t>(detail::ceil_div(work, 256), 132 * 8));
-  if (glu % 8 == 0) {
-    sglu_kernel<<<grid, 256, 0, stream>>>(h12, n, glu, p);
-  } else {
-    sglu_scalar_kernel<<<grid, 256, 0, stream>>>(h12, n, glu, p);
-  }
-  return cudaGetLastError();
+  return launch_dependent(glu % 8 == 0 ? sglu_kernel<T> : sglu_scalar_kernel<T>, dim3(unsigned(grid)), dim3(256), 0,
+                         stream, h12, n, glu, p);
 }
 
 template cudaError_t sglu_product<__nv_bfloat16>(const __nv_bfloat16*, int64_t, int64_t, __nv_bfloat16*, cudaStream_t);

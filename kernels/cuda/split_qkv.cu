@@ -9,6 +9,11 @@
 // routine; it did four an item), and φ uses the hardware exponential and division
 // (FastMath: a few ulp of fp32, far below the bf16/fp16 rounding of the
 // result). Both together took it from 60% to 84% of its memory floor on the H200.
+//
+// Dependent launches (dependent_launch.cuh): qkvu is the GEMM's output, so
+// nothing is read before the wait; the Lightning passes that follow start as
+// this launch's last CTAs run.
+#include "kernels/cuda/dependent_launch.cuh"
 #include <algorithm>
 
 #include "kernels/cuda/device_attribute.h"
@@ -30,6 +35,8 @@ struct FastMath {
 template <typename T>
 __global__ void split_qkv_vec_kernel(const T* qkvu, int64_t n, int64_t tok0, int32_t count, int32_t heads, int32_t e,
                                      Activation act, const float* theta, const int32_t* positions, T* q, T* k, T* v) {
+  detail::wait_for_predecessor();
+  detail::allow_dependents();
   const int32_t D = heads * e, groups = D / 8;
   const int32_t ek = theta ? 2 * e : e;
   for (int32_t idx = blockIdx.x * blockDim.x + threadIdx.x; idx < count * groups; idx += gridDim.x * blockDim.x) {
@@ -70,6 +77,8 @@ __global__ void split_qkv_vec_kernel(const T* qkvu, int64_t n, int64_t tok0, int
 template <typename T>
 __global__ void split_qkv_kernel(const T* qkvu, int64_t n, int64_t heads, int64_t e, Activation act,
                                  const float* theta, const int32_t* positions, T* q, T* k, T* v) {
+  detail::wait_for_predecessor();
+  detail::allow_dependents();
   const int64_t D = heads * e;
   const int64_t ek = theta ? 2 * e : e;
   for (int64_t idx = blockIdx.x * int64_t(blockDim.x) + threadIdx.x; idx < n * D; idx += int64_t(gridDim.x) * blockDim.x) {
@@ -109,14 +118,16 @@ cudaError_t split_qkv(const T* qkvu, int64_t n, int64_t heads, int64_t e, Activa
     for (int64_t tok0 = 0; tok0 < n; tok0 += per_launch) {
       const int64_t count = std::min(per_launch, n - tok0);
       const int grid = int(std::min<int64_t>(detail::ceil_div(count * groups, 256), max_grid));
-      split_qkv_vec_kernel<<<grid, 256, 0, stream>>>(qkvu, n, tok0, int32_t(count), int32_t(heads), int32_t(e), act,
-                                                     theta, positions, q, k, v);
+      const cudaError_t err = launch_dependent(split_qkv_vec_kernel<T>, dim3(unsigned(grid)), dim3(256), 0, stream, qkvu,
+                                               n, tok0, int32_t(count), int32_t(heads), int32_t(e), act, theta,
+                                               positions, q, k, v);
+      if (err != cudaSuccess) return err;
     }
-  } else {
-    const int grid = int(std::min<int64_t>(detail::ceil_div(n * heads * e, 256), max_grid));
-    split_qkv_kernel<<<grid, 256, 0, stream>>>(qkvu, n, heads, e, act, theta, positions, q, k, v);
+    return cudaSuccess;
   }
-  return cudaGetLastError();
+  const int grid = int(std::min<int64_t>(detail::ceil_div(n * heads * e, 256), max_grid));
+  return launch_dependent(split_qkv_kernel<T>, dim3(unsigned(grid)), dim3(256), 0, stream, qkvu, n, heads, e, act, theta,
+                         positions, q, k, v);
 }
 
 template cudaError_t split_qkv<__nv_bfloat16>(const __nv_bfloat16*, int64_t, int64_t, int64_t, Activation, const float*,

@@ -5,7 +5,9 @@
 //    (row_sum_squares + norm_gate_summed: the same when the channels are split
 //    over tensor-parallel ranks and the sums all-reduced in between).
 // One CTA (128 threads) per row; a row is read once into registers-by-loop (twice
-// from L1/L2 for the second pass: rows are ≤ 16 KB).
+// from L1/L2 for the second pass: rows are ≤ 16 KB). Launched as dependent
+// launches (dependent_launch.cuh): nothing is read before the wait.
+#include "kernels/cuda/dependent_launch.cuh"
 #include "kernels/cuda/device_math.cuh"
 #include "kernels/cuda/launchers.h"
 
@@ -17,6 +19,8 @@ constexpr float kEps = 1e-6f;
 template <typename T>
 __global__ void srms_norm_kernel(const float* x, int64_t width, const int32_t* row_index, T* y) {
   __shared__ float partial[32];
+  detail::wait_for_predecessor();
+  detail::allow_dependents();
   const int64_t r = blockIdx.x;
   const float* xr = x + int64_t(row_index ? row_index[r] : r) * width;
   T* yr = y + r * width;
@@ -69,6 +73,8 @@ template <typename T>
 __global__ void norm_gate_kernel(const T* o, const T* u, int64_t u_stride, int64_t width, const float* sum_sq,
                                  int64_t norm_width, T* g) {
   __shared__ float partial[32];
+  detail::wait_for_predecessor();
+  detail::allow_dependents();
   const int64_t t = blockIdx.x;
   const T* ot = o + t * width;
   const T* ut = u + t * u_stride;
@@ -99,6 +105,8 @@ __global__ void norm_gate_kernel(const T* o, const T* u, int64_t u_stride, int64
 template <typename T>
 __global__ void row_sum_squares_kernel(const T* o, int64_t width, float* sum_sq) {
   __shared__ float partial[32];
+  detail::wait_for_predecessor();
+  detail::allow_dependents();
   const int64_t t = blockIdx.x;
   const float s = detail::block_sum(row_sum_sq(o + t * width, width, width % 8 == 0), partial);
   if (threadIdx.x == 0) sum_sq[t] = s;
@@ -111,8 +119,7 @@ cudaError_t srms_norm(const float* x, int64_t width, const int32_t* row_index, i
                       cudaStream_t stream) {
   if (width <= 0 || rows < 0 || !x || !y) return cudaErrorInvalidValue;
   if (rows == 0) return cudaSuccess;
-  srms_norm_kernel<<<unsigned(rows), 128, 0, stream>>>(x, width, row_index, y);
-  return cudaGetLastError();
+  return launch_dependent(srms_norm_kernel<T>, dim3(unsigned(rows)), dim3(128), 0, stream, x, width, row_index, y);
 }
 
 template <typename T>
@@ -120,16 +127,15 @@ cudaError_t norm_gate(const T* o, const T* u, int64_t u_stride, int64_t n, int64
                       cudaStream_t stream) {
   if (width <= 0 || n < 0 || u_stride < width || !o || !u || !g) return cudaErrorInvalidValue;
   if (n == 0) return cudaSuccess;
-  norm_gate_kernel<<<unsigned(n), 128, 0, stream>>>(o, u, u_stride, width, nullptr, width, g);
-  return cudaGetLastError();
+  return launch_dependent(norm_gate_kernel<T>, dim3(unsigned(n)), dim3(128), 0, stream, o, u, u_stride, width,
+                         static_cast<const float*>(nullptr), width, g);
 }
 
 template <typename T>
 cudaError_t row_sum_squares(const T* o, int64_t n, int64_t width, float* sum_sq, cudaStream_t stream) {
   if (width <= 0 || n < 0 || !o || !sum_sq) return cudaErrorInvalidValue;
   if (n == 0) return cudaSuccess;
-  row_sum_squares_kernel<<<unsigned(n), 128, 0, stream>>>(o, width, sum_sq);
-  return cudaGetLastError();
+  return launch_dependent(row_sum_squares_kernel<T>, dim3(unsigned(n)), dim3(128), 0, stream, o, width, sum_sq);
 }
 
 template <typename T>
@@ -139,8 +145,8 @@ cudaError_t norm_gate_summed(const T* o, const T* u, int64_t u_stride, int64_t n
     return cudaErrorInvalidValue;
   }
   if (n == 0) return cudaSuccess;
-  norm_gate_kernel<<<unsigned(n), 128, 0, stream>>>(o, u, u_stride, width, sum_sq, norm_width, g);
-  return cudaGetLastError();
+  return launch_dependent(norm_gate_kernel<T>, dim3(unsigned(n)), dim3(128), 0, stream, o, u, u_stride, width, sum_sq,
+                         norm_width, g);
 }
 
 template cudaError_t srms_norm<__nv_bfloat16>(const float*, int64_t, const int32_t*, int64_t, __nv_bfloat16*, cudaStream_t);
