@@ -1,6 +1,7 @@
 // Kernel benchmarks: Lightning Attention prefill (b sequences of n tokens, H
 // heads, head width e, fresh states) and the batched recurrent decode step, on
-// random bf16 inputs, each next to its floor.
+// random bf16 inputs, and the state-copy kernel of the prefix cache on the
+// model's state shape, each next to its floor.
 #pragma once
 
 #include <cuda_runtime.h>
@@ -17,6 +18,9 @@ struct KernelBenchOptions {
   int64_t batch = 4, heads = 16, head_dim = 128;       // prefill attention shape
   std::vector<int64_t> prefill_lengths = {2048, 8192, 32768};
   std::vector<int64_t> decode_batches = {1, 64, 256};  // decode: same heads and head width
+  // The model's decode state, floats per layer (H · e_k(ℓ) · e): the state-copy
+  // kernel's figures copy whole states of this shape. Empty: none.
+  std::vector<int64_t> state_layer_floats;
   int reps = 20;
 };
 
