@@ -23,7 +23,11 @@
 
 namespace tnl::cuda {
 
-inline constexpr int32_t kStateTileFloats = 16384;
+// 32 KB: a 13.1 MB slot is ~400 CTAs, three or four on each of 132 SMs, where
+// 64 KB tiles (~200) left half the SMs with two and the rest with one
+// (tnl-bench's kernel figure, H200: 12.7-12.9 -> 12.4-12.5 us a slot, 0.1115 ->
+// 0.1094 ms for 16).
+inline constexpr int32_t kStateTileFloats = 8192;
 inline constexpr int32_t kMaxStateCopies = 64;  // per launch: the parameters stay under 4 KB
 
 // The layouts' per-layer tables: `tables` is a device array of 3·num_layers
