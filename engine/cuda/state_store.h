@@ -55,6 +55,10 @@ class StateStore {
   int64_t state_floats() const { return state_floats_; }
   int64_t device_bytes() const { return live_.bytes() + cache_.bytes() + staging_.bytes() + tables_.bytes(); }
   int64_t host_bytes() const { return int64_t(host_slots_) * state_floats_ * int64_t(sizeof(float)); }
+  // What copy_states needs to reach these slots: the layouts' tables, and a live
+  // or cache slot's address (tnl-bench times the kernel on them alone).
+  const cuda::StateGeometry& geometry() const { return geometry_; }
+  cuda::StateAddress address(StateRef slot) const;
 
   // Enqueues `copies`, in order, on the main stream (and the side stream).
   Status run_copies(const std::vector<StateCopy>& copies);
@@ -66,7 +70,6 @@ class StateStore {
  private:
   static constexpr int32_t kStagingSlots = 4;
 
-  cuda::StateAddress address(StateRef slot) const;  // live and cache slots
   float* slot_base(StateRef slot) const;  // cache and host: the slot's first float
   float* live_layer(int32_t slot, int64_t layer) const;
   // Adds a device copy to the launch being built, launching that first when it

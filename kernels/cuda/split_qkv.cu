@@ -13,9 +13,9 @@
 // Dependent launches (dependent_launch.cuh): qkvu is the GEMM's output, so
 // nothing is read before the wait; the Lightning passes that follow start as
 // this launch's last CTAs run.
-#include "kernels/cuda/dependent_launch.cuh"
 #include <algorithm>
 
+#include "kernels/cuda/dependent_launch.cuh"
 #include "kernels/cuda/device_attribute.h"
 #include "kernels/cuda/device_math.cuh"
 #include "kernels/cuda/launchers.h"

@@ -8,6 +8,7 @@
 
 #include "engine/cuda/cuda_status.h"
 #include "engine/cuda/device_buffer.h"
+#include "engine/cuda/state_store.h"
 #include "kernels/cuda/copy_states.h"
 #include "kernels/cuda/launchers.h"
 #include "kernels/cuda/small_batch_linear.h"
@@ -179,45 +180,28 @@ Expected<Figure> small_batch_linear(int64_t n, int64_t in, int64_t out, bool glu
   return f;
 }
 
-// The prefix cache's snapshot kernel alone (engine/cuda/state_store.h): `copies`
-// whole states from live slots (layered layout) to cache slots (packed), one
+// The prefix cache's snapshot kernel alone: `copies` whole states from live slots
+// (layered layout) to cache slots (packed) of the backend's own StateStore, one
 // launch, against 2 × state bytes ÷ bandwidth. The engine's "state" figures time
 // the same copies as whole copy-only steps (upload, launch, synchronisation).
-Expected<Figure> state_copy(const std::vector<int64_t>& layer_floats, int32_t copies, GpuTimer& timer,
-                            cudaStream_t stream) {
-  cuda::StateTables tables;
-  int64_t live_floats = 0;
-  for (const int64_t f : layer_floats) {  // layered: layer ℓ of every live slot together
-    tables.layer_floats.push_back(f);
-    tables.layer_base.push_back(live_floats);
-    live_floats += f * copies;
-  }
-  int64_t packed = 0;
-  for (const int64_t f : layer_floats) {
-    tables.packed_offset.push_back(packed);
-    packed += f;
-  }
-  TNL_CUDA_TRY(tables.check());
-  DeviceBuffer<int64_t> d_tables;
-  DeviceBuffer<float> live, cache;
-  TNL_RETURN_IF_ERROR(upload(tables.packed(), &d_tables));
-  TNL_RETURN_IF_ERROR(live.allocate(live_floats));
-  TNL_RETURN_IF_ERROR(cache.allocate(packed * copies));
-  TNL_CUDA_TRY(cuda::fill_uniform_f32(live.get(), live.size(), 51, 1.0f, stream));
-  const cuda::StateGeometry geometry{d_tables.get(), int32_t(layer_floats.size()), tables.max_layer_tiles(),
-                                     tables.state_floats()};
+Expected<Figure> state_copy(const ModelConfig& model, int32_t copies, GpuTimer& timer, cudaStream_t stream) {
+  StateStore store;
+  TNL_RETURN_IF_ERROR(store.init(model, copies, copies, /*host_slots=*/0, stream));
   cuda::StateCopyBatch batch;
   batch.count = copies;
-  for (int32_t i = 0; i < copies; ++i) batch.jobs[i] = {{live.get(), i, true}, {cache.get(), i, false}};
+  for (int32_t i = 0; i < copies; ++i) {
+    batch.jobs[i] = {store.address({StateTier::kLive, i}), store.address({StateTier::kCache, i})};
+  }
   TNL_ASSIGN_OR_RETURN(const double ms, timer.median_ms(stream, 3, 20, [&](int) {
-    return cuda::copy_states(geometry, batch, stream);
+    return cuda::copy_states(store.geometry(), batch, stream);
   }));
+  const double state_bytes = double(store.state_floats()) * sizeof(float);
   Figure f;
   f.section = "kernel";
   f.name = "state copy kernel, snapshot live -> cache, " + std::to_string(copies) + (copies == 1 ? " slot" : " slots");
   f.time_ms = ms;
-  f.bytes = 2.0 * double(packed) * 4.0 * double(copies);
-  f.extra = {{"state_bytes", double(packed) * 4.0}, {"copies", copies}};
+  f.bytes = 2.0 * state_bytes * double(copies);
+  f.extra = {{"state_bytes", state_bytes}, {"copies", copies}};
   return f;
 }
 
@@ -284,8 +268,8 @@ Expected<Figure> sampling(bool greedy, int32_t top_k, bool penalties, GpuTimer& 
 
 }  // namespace
 
-Expected<std::vector<Figure>> run_kernel_benchmarks(const KernelBenchOptions& o, const Ceilings& c, GpuTimer& timer,
-                                                    cudaStream_t stream) {
+Expected<std::vector<Figure>> run_kernel_benchmarks(const ModelConfig& model, const KernelBenchOptions& o,
+                                                    const Ceilings& c, GpuTimer& timer, cudaStream_t stream) {
   std::vector<Figure> figures;
   for (int64_t n : o.prefill_lengths) {
     TNL_ASSIGN_OR_RETURN(Figure f, prefill_attention(o, n, c, timer, stream));
@@ -309,12 +293,10 @@ Expected<std::vector<Figure>> run_kernel_benchmarks(const KernelBenchOptions& o,
     spdlog::info("{}: {:.4f} ms ({:.0f}% of floor)", f.name, f.time_ms, 100 * f.ratio(c));
     figures.push_back(std::move(f));
   }
-  if (!o.state_layer_floats.empty()) {
-    for (const int32_t copies : {1, 16}) {
-      TNL_ASSIGN_OR_RETURN(Figure f, state_copy(o.state_layer_floats, copies, timer, stream));
-      spdlog::info("{}: {:.4f} ms ({:.0f}% of floor)", f.name, f.time_ms, 100 * f.ratio(c));
-      figures.push_back(std::move(f));
-    }
+  for (const int32_t copies : {1, 16}) {
+    TNL_ASSIGN_OR_RETURN(Figure f, state_copy(model, copies, timer, stream));
+    spdlog::info("{}: {:.4f} ms ({:.0f}% of floor)", f.name, f.time_ms, 100 * f.ratio(c));
+    figures.push_back(std::move(f));
   }
   for (const int32_t mode : {-1, 0, 50, 1000}) {  // greedy; top-p; top-k 50 and top-p; top-p with penalty rows
     TNL_ASSIGN_OR_RETURN(Figure f, sampling(mode < 0, mode == 50 ? 50 : 0, mode == 1000, timer, stream));

@@ -8,6 +8,7 @@
 
 #include <vector>
 
+#include "engine/model_config.h"
 #include "engine/status.h"
 #include "tools/bench/gpu_timer.h"
 #include "tools/bench/report.h"
@@ -18,13 +19,11 @@ struct KernelBenchOptions {
   int64_t batch = 4, heads = 16, head_dim = 128;       // prefill attention shape
   std::vector<int64_t> prefill_lengths = {2048, 8192, 32768};
   std::vector<int64_t> decode_batches = {1, 64, 256};  // decode: same heads and head width
-  // The model's decode state, floats per layer (H · e_k(ℓ) · e): the state-copy
-  // kernel's figures copy whole states of this shape. Empty: none.
-  std::vector<int64_t> state_layer_floats;
   int reps = 20;
 };
 
-Expected<std::vector<Figure>> run_kernel_benchmarks(const KernelBenchOptions& options, const Ceilings& ceilings,
-                                                    GpuTimer& timer, cudaStream_t stream);
+// `model`: the state-copy figures copy whole decode states of its shape.
+Expected<std::vector<Figure>> run_kernel_benchmarks(const ModelConfig& model, const KernelBenchOptions& options,
+                                                    const Ceilings& ceilings, GpuTimer& timer, cudaStream_t stream);
 
 }  // namespace tnl::bench

@@ -81,10 +81,6 @@ int main(int argc, char** argv) {
                double(config->num_parameters()) / 1e6, config->num_layers, config->dim, config->num_heads,
                config->head_dim(), config->glu_dim, config->vocab_size);
 
-  for (int64_t l = 0; l < config->num_layers; ++l) {  // one GPU's state: every head (kernel figures are TP = 1)
-    ko.state_layer_floats.push_back(config->num_heads * config->key_dim(l) * config->head_dim());
-  }
-
   cudaStream_t stream = nullptr;
   cudaStreamCreateWithFlags(&stream, cudaStreamNonBlocking);
   std::vector<tnl::bench::Figure> figures;
@@ -112,7 +108,7 @@ int main(int argc, char** argv) {
       skip_kernels = true;
     }
     if (!skip_kernels) {
-      auto k = tnl::bench::run_kernel_benchmarks(ko, ceilings, timer, stream);
+      auto k = tnl::bench::run_kernel_benchmarks(*config, ko, ceilings, timer, stream);
       if (!k.has_value()) {
         std::fprintf(stderr, "tnl-bench: kernels: %s\n", k.status().to_string().c_str());
         return 1;
