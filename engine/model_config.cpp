@@ -124,7 +124,7 @@ const char* activation_name(Activation a) {
 
 int64_t ModelConfig::state_bytes_per_sequence() const {
   int64_t total = 0;
-  for (int64_t l = 0; l < num_layers; ++l) total += num_heads * key_dim(l) * head_dim() * 4;
+  for (int64_t l = 0; l < num_layers; ++l) total += state_floats(l) * int64_t(sizeof(float));
   return total;
 }
 

@@ -35,7 +35,9 @@ struct ModelConfig {
   int64_t head_dim() const { return hidden_dim / num_heads; }  // e
   // Key width of a layer's state: 2e on LRPE layers (cos and sin halves), else e.
   int64_t key_dim(int64_t layer) const { return lrpe_layers[layer] ? 2 * head_dim() : head_dim(); }
-  // fp32 decode-state bytes of one sequence: Σ_ℓ H·e_k(ℓ)·e·4 (model-spec §5.2).
+  // fp32 values of one sequence's decode state in a layer: H·e_k(ℓ)·e (model-spec §5.2).
+  int64_t state_floats(int64_t layer) const { return num_heads * key_dim(layer) * head_dim(); }
+  // fp32 decode-state bytes of one sequence: Σ_ℓ state_floats(ℓ)·4.
   int64_t state_bytes_per_sequence() const;
   // Parameter count (for logs and the benchmark's floors).
   int64_t num_parameters() const;

@@ -52,7 +52,7 @@ class CpuBackend final : public Backend {
     int64_t offset = 0;
     for (int64_t l = 0; l < local_.num_layers; ++l) {
       layer_state_offset_.push_back(offset);
-      offset += local_.num_heads * local_.key_dim(l) * local_.head_dim();
+      offset += local_.state_floats(l);
     }
     state_floats_per_slot_ = offset;
     states_.assign(size_t(state_floats_per_slot_) * size_t(num_slots_), 0.0f);

@@ -22,7 +22,7 @@ Status StateStore::init(const ModelConfig& config, int32_t live_slots, int32_t c
   host_slots_ = host_slots;
   int64_t live_offset = 0, slot_offset = 0;
   for (int64_t l = 0; l < config.num_layers; ++l) {
-    const int64_t floats = config.num_heads * config.key_dim(l) * config.head_dim();
+    const int64_t floats = config.state_floats(l);
     layer_floats_.push_back(floats);
     layer_offset_.push_back(live_offset);
     slot_offset_.push_back(slot_offset);
