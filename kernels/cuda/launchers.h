@@ -131,6 +131,12 @@ struct LightningArgs {
   float* layer_state = nullptr;        // slot states of this layer
   int64_t slot_stride = 0;             // floats between slots
   float* scratch = nullptr;            // lightning_scratch_floats()
+  // Value columns a CTA owns, for e = 128: 64, or 32 (twice the CTAs, each with
+  // about 2/3 of the work: the scores are not split). 0: 32 when the 64-column
+  // CTAs would leave SMs idle (a short prompt), else 64. Other head widths take
+  // min(e, 64); a width given must be one of these. The result is the same bit
+  // for bit: a column's arithmetic does not depend on its neighbours.
+  int32_t slice_columns = 0;
 };
 template <typename T>
 cudaError_t lightning_prefill(const T* q, const T* k, const T* v, const LightningArgs& args, T* o,

@@ -10,6 +10,9 @@
 // P·V; the decays scale fragments in registers. Two barriers per block: tiles
 // landed (cp.async, double buffered) and Sb consumed before it is rewritten.
 //
+// The CTA grid is (segment, head, value slice); at e = 128 a slice is 64 columns,
+// or 32 when 64-column CTAs would be fewer than the SMs (LightningArgs::slice_columns).
+//
 // A sequence cut into several segments (lightning_plan.cu) takes three launches:
 //   1. states: each non-last segment's local state from zero (the S update only)
 //   2. scan (lightning_scan.cu): the state entering every segment, into scratch
@@ -24,7 +27,10 @@
 // Resources (sm_90a, nvcc 13.0, -Xptxas -v, bf16, no spills): e_k = 128, 64 columns:
 // 222 registers and 107 KB of shared memory, 2 CTAs per SM; e_k = 256: 237
 // registers and 191 KB, 1 CTA per SM. The states-only pass: 159 / 224 registers.
+// 32 columns (a short prompt's launch, LightningArgs::slice_columns): 165 / 201
+// registers, 2 / 1 CTAs per SM.
 #include "kernels/cuda/dependent_launch.cuh"
+#include "kernels/cuda/device_attribute.h"
 #include "kernels/cuda/device_math.cuh"
 #include "kernels/cuda/lightning_tile.cuh"
 #include "kernels/cuda/mma.cuh"
@@ -285,6 +291,13 @@ cudaError_t launch(const T* q, const T* k, const T* v, const LightningArgs& a, T
   return launch_pass<T, EK, EV, false>(q, k, v, a, o, stream);
 }
 
+// A short prompt's wide (64-column) CTAs, fewer than the SMs, leave SMs idle while
+// each CTA walks its blocks one after another; 32-column CTAs double their number.
+bool narrow_slices_pay(const LightningArgs& a) {
+  const int sms = current_device_attribute(cudaDevAttrMultiProcessorCount);
+  return sms > 0 && int64_t(a.num_segments) * a.heads * (a.e / 64) < sms;
+}
+
 }  // namespace
 
 template <typename T>
@@ -297,8 +310,14 @@ cudaError_t lightning_prefill(const T* q, const T* k, const T* v, const Lightnin
   }
   if (a.num_segments == 0) return cudaSuccess;
   const int64_t e = a.e, ek = a.ek;  // the tile shapes there are; the backend prefills others by the recurrence
-  if (e == 128 && ek == 128) return launch<T, 128, 64>(q, k, v, a, o, stream);
-  if (e == 128 && ek == 256) return launch<T, 256, 64>(q, k, v, a, o, stream);
+  if (e == 128) {
+    if (a.slice_columns != 0 && a.slice_columns != 32 && a.slice_columns != 64) return cudaErrorInvalidValue;
+    if (ek != 128 && ek != 256) return cudaErrorInvalidValue;
+    const bool narrow = a.slice_columns == 32 || (a.slice_columns == 0 && narrow_slices_pay(a));
+    if (ek == 128) return narrow ? launch<T, 128, 32>(q, k, v, a, o, stream) : launch<T, 128, 64>(q, k, v, a, o, stream);
+    return narrow ? launch<T, 256, 32>(q, k, v, a, o, stream) : launch<T, 256, 64>(q, k, v, a, o, stream);
+  }
+  if (a.slice_columns != 0 && a.slice_columns != detail::lightning_slice(e)) return cudaErrorInvalidValue;
   if (e == 64 && ek == 64) return launch<T, 64, 64>(q, k, v, a, o, stream);
   if (e == 64 && ek == 128) return launch<T, 128, 64>(q, k, v, a, o, stream);
   if (e == 32 && ek == 32) return launch<T, 32, 32>(q, k, v, a, o, stream);

@@ -3,7 +3,8 @@
 // a ragged variable-length batch in one launch (n = 1, n not a multiple of the
 // block, several blocks), fresh sequences and sequences continuing from their
 // slot's state, sequences cut into several segments (the carry path), every tile
-// shape (e ∈ {32, 64, 128}, with and without LRPE's e_k = 2e), bf16 and fp16.
+// shape (e ∈ {32, 64, 128}, with and without LRPE's e_k = 2e; at e = 128 both
+// value-slice widths, which must agree bit for bit), bf16 and fp16.
 // Checks every output row (poisoned first), every slot state the launch owns,
 // and that no other slot changed. Skips without a CUDA device.
 #include <gtest/gtest.h>
@@ -38,13 +39,20 @@ struct LightningCase {
   int64_t e;
   bool lrpe;
   int32_t max_segment;  // 0: the planner chooses; else forces short segments (carry path)
+  int32_t slice = 0;    // LightningArgs::slice_columns (0: the launcher chooses)
   std::string name() const {
-    return "e" + std::to_string(e) + (lrpe ? "_lrpe" : "") + (max_segment ? "_seg" + std::to_string(max_segment) : "");
+    return "e" + std::to_string(e) + (lrpe ? "_lrpe" : "") + (max_segment ? "_seg" + std::to_string(max_segment) : "") +
+           (slice ? "_slice" + std::to_string(slice) : "");
   }
 };
 
+struct LightningResult {
+  std::vector<float> o, states;
+};
+
 template <typename T>
-void run_lightning_case(const LightningCase& c, const std::vector<SequenceCase>& seqs, uint64_t seed) {
+void run_lightning_case(const LightningCase& c, const std::vector<SequenceCase>& seqs, uint64_t seed,
+                        LightningResult* result = nullptr) {
   const int64_t H = 3, e = c.e, ek = c.lrpe ? 2 * e : e;
   const std::vector<float> rates = {0.9f, 0.05f, 0.0005f};  // fast decay … λ ≈ 1 (the last layer's case)
   const int32_t num_slots = 6;
@@ -110,6 +118,7 @@ void run_lightning_case(const LightningCase& c, const std::vector<SequenceCase>&
   a.layer_state = dstates.get() + layer_offset;
   a.slot_stride = slot_stride;
   a.scratch = dscratch.get();
+  a.slice_columns = c.slice;
   TNL_EXPECT_CUDA_OK(cuda::lightning_prefill<T>(dq.get(), dk.get(), dv.get(), a, dout.get(), nullptr));
   TNL_EXPECT_CUDA_OK(cudaDeviceSynchronize());
 
@@ -131,6 +140,7 @@ void run_lightning_case(const LightningCase& c, const std::vector<SequenceCase>&
   int64_t changed = 0;
   for (size_t i = 0; i < states0.size(); ++i) changed += !owned[i] && states[i] != states0[i];
   EXPECT_EQ(changed, 0) << c.name() << ": the launch wrote outside its slots";
+  if (result) *result = {o, states};
 }
 
 template <typename T>
@@ -146,7 +156,18 @@ TYPED_TEST(LightningPrefillTest, RaggedBatchMatchesRecurrence) {
   for (int64_t e : {32, 64, 128}) {
     for (bool lrpe : {false, true}) {
       for (int32_t max_segment : {0, 128}) {
-        run_lightning_case<TypeParam>({e, lrpe, max_segment}, seqs, seed += 10);
+        seed += 10;
+        if (e != 128) {
+          run_lightning_case<TypeParam>({e, lrpe, max_segment}, seqs, seed);
+          continue;
+        }
+        // Both slice widths on the same inputs: each right, and the same bits.
+        LightningResult wide, narrow;
+        run_lightning_case<TypeParam>({e, lrpe, max_segment, 64}, seqs, seed, &wide);
+        run_lightning_case<TypeParam>({e, lrpe, max_segment, 32}, seqs, seed, &narrow);
+        ASSERT_FALSE(wide.o.empty() || narrow.o.empty());
+        EXPECT_TRUE(wide.o == narrow.o) << "e128 lrpe " << lrpe << " segment " << max_segment << ": outputs differ";
+        EXPECT_TRUE(wide.states == narrow.states) << "e128 lrpe " << lrpe << " segment " << max_segment << ": states differ";
       }
     }
   }
