@@ -101,6 +101,7 @@ struct LightningPlan {
   int32_t num_segments = 0;
   int32_t num_multi = 0;
   int32_t max_segment_len = 0;
+  int32_t slice_columns = 0;  // for LightningArgs::slice_columns
   static constexpr int32_t kFirst = 1, kLast = 2;
 };
 // seq_lens: tokens per sequence. target_ctas: CTAs wanted in flight (≈ 2 × SMs).
@@ -110,6 +111,11 @@ struct LightningPlan {
 // its segment's blocks one after another (~4–5 µs a block on an H200), so short
 // segments matter for short prompts: on the H200 (385M shape) 128 instead of 256
 // took a 512-token prefill from 2.32–2.37 to 2.09 ms; 64 gained nothing more.
+// At e = 128 the plan also picks the value-slice width: 32 columns (twice the
+// CTAs) when 64-column CTAs would be fewer than the SMs (target_ctas / 2). Several
+// sequences of at most 1,024 tokens (lightning_plan.cu) that fill the SMs with 32-column CTAs
+// are not cut at all: a cut costs two more launches (states, scan), and each of
+// its segments still walks several blocks.
 inline constexpr int64_t kLightningMinSegment = 128;
 LightningPlan plan_lightning(const std::vector<int32_t>& seq_lens, int64_t heads, int64_t e,
                              int64_t target_ctas, int32_t max_segment = 0);
@@ -131,10 +137,9 @@ struct LightningArgs {
   float* layer_state = nullptr;        // slot states of this layer
   int64_t slot_stride = 0;             // floats between slots
   float* scratch = nullptr;            // lightning_scratch_floats()
-  // Value columns a CTA owns, for e = 128: 64, or 32 (twice the CTAs, each with
-  // about 2/3 of the work: the scores are not split). 0: 32 when the 64-column
-  // CTAs would leave SMs idle (a short prompt), else 64. Other head widths take
-  // min(e, 64); a width given must be one of these. The result is the same bit
+  // Value columns a CTA owns (LightningPlan::slice_columns): for e = 128, 64 or 32
+  // (twice the CTAs, each with about 2/3 of the work: the scores are not split);
+  // other head widths take min(e, 64). 0: min(e, 64). The result is the same bit
   // for bit: a column's arithmetic does not depend on its neighbours.
   int32_t slice_columns = 0;
 };

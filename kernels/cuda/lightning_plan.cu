@@ -1,10 +1,15 @@
 // Host-side plan of a Lightning prefill launch: cuts sequences into segments so
 // that num_segments · H · (e / EV) CTAs fill the chip (model-spec §5.3 allows any
 // split: a segment continues from the state its predecessor leaves).
+#include <algorithm>
+
 #include "kernels/cuda/device_math.cuh"
 #include "kernels/cuda/lightning_tile.cuh"
 
 namespace tnl::cuda {
+namespace {
+constexpr int64_t kLightningUncutTokens = 1024;  // see launchers.h
+}  // namespace
 
 LightningPlan plan_lightning(const std::vector<int32_t>& seq_lens, int64_t heads, int64_t e, int64_t target_ctas,
                              int32_t max_segment) {
@@ -13,7 +18,14 @@ LightningPlan plan_lightning(const std::vector<int32_t>& seq_lens, int64_t heads
   int64_t total = 0;
   for (int32_t n : seq_lens) total += n;
   int64_t segment = INT32_MAX;
-  if (int64_t(seq_lens.size()) * heads * slices < target_ctas && target_ctas > 0) {
+  int32_t max_len = 0;
+  for (int32_t n : seq_lens) max_len = std::max(max_len, n);
+  const int64_t sms = target_ctas / 2;
+  const bool narrow_possible = e == 128 && max_segment == 0;
+  const int64_t seqs = int64_t(seq_lens.size());
+  const bool uncut_narrow = narrow_possible && seqs * heads * slices < target_ctas &&
+                            seqs * heads * (e / 32) >= sms && max_len <= kLightningUncutTokens;
+  if (!uncut_narrow && seqs * heads * slices < target_ctas && target_ctas > 0) {
     const int64_t want = detail::ceil_div(total * heads * slices, target_ctas);
     segment = std::max<int64_t>(kLightningMinSegment, detail::ceil_div(want, kAlign) * kAlign);
   }
@@ -42,6 +54,7 @@ LightningPlan plan_lightning(const std::vector<int32_t>& seq_lens, int64_t heads
     }
     begin += n;
   }
+  if (narrow_possible && int64_t(plan.num_segments) * heads * slices < sms) plan.slice_columns = 32;
   return plan;
 }
 

@@ -11,7 +11,7 @@
 // landed (cp.async, double buffered) and Sb consumed before it is rewritten.
 //
 // The CTA grid is (segment, head, value slice); at e = 128 a slice is 64 columns,
-// or 32 when 64-column CTAs would be fewer than the SMs (LightningArgs::slice_columns).
+// or 32 when the plan says so (plan_lightning: when 64 would leave SMs idle).
 //
 // A sequence cut into several segments (lightning_plan.cu) takes three launches:
 //   1. states: each non-last segment's local state from zero (the S update only)
@@ -30,7 +30,6 @@
 // 32 columns (a short prompt's launch, LightningArgs::slice_columns): 165 / 201
 // registers, 2 / 1 CTAs per SM.
 #include "kernels/cuda/dependent_launch.cuh"
-#include "kernels/cuda/device_attribute.h"
 #include "kernels/cuda/device_math.cuh"
 #include "kernels/cuda/lightning_tile.cuh"
 #include "kernels/cuda/mma.cuh"
@@ -291,13 +290,6 @@ cudaError_t launch(const T* q, const T* k, const T* v, const LightningArgs& a, T
   return launch_pass<T, EK, EV, false>(q, k, v, a, o, stream);
 }
 
-// A short prompt's wide (64-column) CTAs, fewer than the SMs, leave SMs idle while
-// each CTA walks its blocks one after another; 32-column CTAs double their number.
-bool narrow_slices_pay(const LightningArgs& a) {
-  const int sms = current_device_attribute(cudaDevAttrMultiProcessorCount);
-  return sms > 0 && int64_t(a.num_segments) * a.heads * (a.e / 64) < sms;
-}
-
 }  // namespace
 
 template <typename T>
@@ -313,7 +305,7 @@ cudaError_t lightning_prefill(const T* q, const T* k, const T* v, const Lightnin
   if (e == 128) {
     if (a.slice_columns != 0 && a.slice_columns != 32 && a.slice_columns != 64) return cudaErrorInvalidValue;
     if (ek != 128 && ek != 256) return cudaErrorInvalidValue;
-    const bool narrow = a.slice_columns == 32 || (a.slice_columns == 0 && narrow_slices_pay(a));
+    const bool narrow = a.slice_columns == 32;
     if (ek == 128) return narrow ? launch<T, 128, 32>(q, k, v, a, o, stream) : launch<T, 128, 64>(q, k, v, a, o, stream);
     return narrow ? launch<T, 256, 32>(q, k, v, a, o, stream) : launch<T, 256, 64>(q, k, v, a, o, stream);
   }

@@ -69,6 +69,7 @@ Expected<Figure> prefill_attention(const KernelBenchOptions& o, int64_t n, const
   a.num_segments = plan.num_segments;
   a.num_multi = plan.num_multi;
   a.max_segment_len = plan.max_segment_len;
+  a.slice_columns = plan.slice_columns;
   a.seq_slot = d_slots.get();
   a.seq_fresh = d_fresh.get();
   a.layer_state = states.get();

@@ -39,7 +39,7 @@ struct LightningCase {
   int64_t e;
   bool lrpe;
   int32_t max_segment;  // 0: the planner chooses; else forces short segments (carry path)
-  int32_t slice = 0;    // LightningArgs::slice_columns (0: the launcher chooses)
+  int32_t slice = 0;    // LightningArgs::slice_columns (0: the plan's)
   std::string name() const {
     return "e" + std::to_string(e) + (lrpe ? "_lrpe" : "") + (max_segment ? "_seg" + std::to_string(max_segment) : "") +
            (slice ? "_slice" + std::to_string(slice) : "");
@@ -118,7 +118,7 @@ void run_lightning_case(const LightningCase& c, const std::vector<SequenceCase>&
   a.layer_state = dstates.get() + layer_offset;
   a.slot_stride = slot_stride;
   a.scratch = dscratch.get();
-  a.slice_columns = c.slice;
+  a.slice_columns = c.slice ? c.slice : plan.slice_columns;
   TNL_EXPECT_CUDA_OK(cuda::lightning_prefill<T>(dq.get(), dk.get(), dv.get(), a, dout.get(), nullptr));
   TNL_EXPECT_CUDA_OK(cudaDeviceSynchronize());
 
@@ -207,6 +207,7 @@ TEST(LightningPlanTest, ShortSequencesAreCutIntoMinimumSegmentsAndTheStartUpBoun
   const cuda::LightningPlan one = cuda::plan_lightning({512}, 8, 128, 264);
   EXPECT_EQ(one.num_segments, 512 / cuda::kLightningMinSegment);
   EXPECT_EQ(one.max_segment_len, cuda::kLightningMinSegment);
+  EXPECT_EQ(one.slice_columns, 32) << "4 segments x 8 heads x 2 wide slices = 64 CTAs < 132 SMs";
   // Random steps of at most 8192 tokens in at most 64 sequences, several shapes:
   // never more segments than the start-up sizing allows.
   std::mt19937 rng(5);
@@ -226,6 +227,32 @@ TEST(LightningPlanTest, ShortSequencesAreCutIntoMinimumSegmentsAndTheStartUpBoun
           << "heads " << heads << " e " << e << " sequences " << lens.size();
     }
   }
+}
+
+TEST(LightningPlanTest, SliceWidthAndUncutShortSequencesFollowTheChipsFill) {
+  // Six 512-token turns (385M shape, 132 SMs): 32-column CTAs of the whole
+  // sequences (6 x 8 x 4 = 192) fill the SMs, so nothing is cut.
+  const cuda::LightningPlan turns = cuda::plan_lightning(std::vector<int32_t>(6, 512), 8, 128, 264);
+  EXPECT_EQ(turns.num_segments, 6);
+  EXPECT_EQ(turns.num_multi, 0);
+  EXPECT_EQ(turns.slice_columns, 32);
+  // Turns of 1,024 tokens too (the longest left whole).
+  EXPECT_EQ(cuda::plan_lightning(std::vector<int32_t>(6, 1024), 8, 128, 264).num_segments, 6);
+  // Longer turns are cut as before, into 64-column CTAs once those fill the SMs.
+  const cuda::LightningPlan longer = cuda::plan_lightning(std::vector<int32_t>(6, 1500), 8, 128, 264);
+  EXPECT_GT(longer.num_multi, 0);
+  EXPECT_EQ(longer.slice_columns, 0);
+  // Two short turns do not fill the SMs uncut: cut, and 32 columns while the 64-column grid is short.
+  const cuda::LightningPlan two = cuda::plan_lightning({512, 512}, 8, 128, 264);
+  EXPECT_GT(two.num_multi, 0);
+  EXPECT_EQ(two.slice_columns, int64_t(two.num_segments) * 8 * 2 < 132 ? 32 : 0);
+  // A long prompt fills the chip with 64-column CTAs; other head widths keep theirs.
+  EXPECT_EQ(cuda::plan_lightning({8192}, 8, 128, 264).slice_columns, 0);
+  EXPECT_EQ(cuda::plan_lightning({512}, 8, 64, 264).slice_columns, 0);
+  // Many sequences fill the chip uncut with 64-column CTAs already.
+  const cuda::LightningPlan many = cuda::plan_lightning(std::vector<int32_t>(20, 300), 8, 128, 264);
+  EXPECT_EQ(many.num_segments, 20);
+  EXPECT_EQ(many.slice_columns, 0);
 }
 
 }  // namespace
