@@ -113,9 +113,9 @@ struct LightningPlan {
 // took a 512-token prefill from 2.32–2.37 to 2.09 ms; 64 gained nothing more.
 // At e = 128 the plan also picks the value-slice width: 32 columns (twice the
 // CTAs) when 64-column CTAs would be fewer than the SMs (target_ctas / 2). Several
-// sequences of at most 1,024 tokens (lightning_plan.cu) that fill the SMs with 32-column CTAs
-// are not cut at all: a cut costs two more launches (states, scan), and each of
-// its segments still walks several blocks.
+// sequences of at most 1,024 tokens (lightning_plan.cu) whose 32-column CTAs fill
+// the SMs and whose 64-column ones would not are left whole: a cut costs two more
+// launches (states, scan), and each of its segments still walks several blocks.
 inline constexpr int64_t kLightningMinSegment = 128;
 LightningPlan plan_lightning(const std::vector<int32_t>& seq_lens, int64_t heads, int64_t e,
                              int64_t target_ctas, int32_t max_segment = 0);

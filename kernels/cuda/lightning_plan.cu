@@ -23,8 +23,10 @@ LightningPlan plan_lightning(const std::vector<int32_t>& seq_lens, int64_t heads
   const int64_t sms = target_ctas / 2;
   const bool narrow_possible = e == 128 && max_segment == 0;
   const int64_t seqs = int64_t(seq_lens.size());
-  const bool uncut_narrow = narrow_possible && seqs * heads * slices < target_ctas &&
-                            seqs * heads * (e / 32) >= sms && max_len <= kLightningUncutTokens;
+  // Whole sequences in 32-column CTAs: only where the 64-column ones would be
+  // fewer than the SMs and the 32-column ones fill them (the case measured).
+  const bool uncut_narrow = narrow_possible && seqs * heads * slices < sms && seqs * heads * (e / 32) >= sms &&
+                            max_len <= kLightningUncutTokens;
   if (!uncut_narrow && seqs * heads * slices < target_ctas && target_ctas > 0) {
     const int64_t want = detail::ceil_div(total * heads * slices, target_ctas);
     segment = std::max<int64_t>(kLightningMinSegment, detail::ceil_div(want, kAlign) * kAlign);

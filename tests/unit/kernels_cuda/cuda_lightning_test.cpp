@@ -249,6 +249,9 @@ TEST(LightningPlanTest, SliceWidthAndUncutShortSequencesFollowTheChipsFill) {
   // A long prompt fills the chip with 64-column CTAs; other head widths keep theirs.
   EXPECT_EQ(cuda::plan_lightning({8192}, 8, 128, 264).slice_columns, 0);
   EXPECT_EQ(cuda::plan_lightning({512}, 8, 64, 264).slice_columns, 0);
+  // Ten turns: 64-column CTAs of the whole sequences would fill the SMs once (160),
+  // a case not measured uncut: cut as before.
+  EXPECT_GT(cuda::plan_lightning(std::vector<int32_t>(10, 512), 8, 128, 264).num_multi, 0);
   // Many sequences fill the chip uncut with 64-column CTAs already.
   const cuda::LightningPlan many = cuda::plan_lightning(std::vector<int32_t>(20, 300), 8, 128, 264);
   EXPECT_EQ(many.num_segments, 20);
