@@ -17,8 +17,8 @@ profile() {  # name, range, bench args...
   echo "== $name ($range): $(grep -c 'gpu__time_duration.sum' "$OUT/ncu_$name.txt") kernels summarised"
 }
 [ "${TNL_PROFILE_SUMMARY:-1}" = 1 ] && profile prefill8192 "prefill n=8192" --skip-decode --prefill-lengths 8192
-# What a burst of prefix-cache hits costs (six conversations' 512-token turns on
-# states at 4,096 in one step) and a short prompt: where the fixed costs sit.
+# What a burst of prefix-cache hits costs: six conversations' 512-token turns on
+# states at 4,096 in one step (the range holds that step alone).
 [ "${TNL_PROFILE_SUMMARY:-1}" = 1 ] && profile turn6 "turn 6x512 at 4096" --skip-decode --prefill-lengths 512 --turn-batches 6
 [ "${TNL_PROFILE_SUMMARY:-1}" = 1 ] && profile decode_b1 "decode b=1 ctx=64" --skip-prefill --batches 1 --contexts 64
 [ "${TNL_PROFILE_SUMMARY:-1}" = 1 ] && profile decode_b256 "decode b=256 ctx=64" --skip-prefill --batches 256 --contexts 64

@@ -704,10 +704,7 @@ class CudaBackend final : public Backend {
     la.rates = w.rates.get();
     la.segments = ints + s.segments;
     la.multi = ints + s.multi;
-    la.num_segments = s.plan.num_segments;
-    la.num_multi = s.plan.num_multi;
-    la.max_segment_len = s.plan.max_segment_len;
-    la.slice_columns = s.plan.slice_columns;
+    la.set_plan(s.plan);
     la.seq_slot = ints + s.seq_slot;
     la.seq_fresh = ints + s.seq_fresh;
     la.layer_state = layer_state;

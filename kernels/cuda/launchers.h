@@ -142,6 +142,14 @@ struct LightningArgs {
   // other head widths take min(e, 64). 0: min(e, 64). The result is the same bit
   // for bit: a column's arithmetic does not depend on its neighbours.
   int32_t slice_columns = 0;
+
+  // The plan's counts and slice width (its int arrays travel as device copies).
+  void set_plan(const LightningPlan& p) {
+    num_segments = p.num_segments;
+    num_multi = p.num_multi;
+    max_segment_len = p.max_segment_len;
+    slice_columns = p.slice_columns;
+  }
 };
 template <typename T>
 cudaError_t lightning_prefill(const T* q, const T* k, const T* v, const LightningArgs& args, T* o,

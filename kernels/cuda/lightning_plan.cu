@@ -16,16 +16,18 @@ LightningPlan plan_lightning(const std::vector<int32_t>& seq_lens, int64_t heads
   constexpr int64_t kAlign = 64;  // segments start on block boundaries of every tile shape
   const int64_t slices = e / detail::lightning_slice(e);
   int64_t total = 0;
-  for (int32_t n : seq_lens) total += n;
-  int64_t segment = INT32_MAX;
   int32_t max_len = 0;
-  for (int32_t n : seq_lens) max_len = std::max(max_len, n);
+  for (int32_t n : seq_lens) {
+    total += n;
+    max_len = std::max(max_len, n);
+  }
+  int64_t segment = INT32_MAX;
   const int64_t sms = target_ctas / 2;
-  const bool narrow_possible = e == 128 && max_segment == 0;
+  const int narrow = max_segment == 0 ? detail::lightning_narrow_slice(e) : 0;  // 0: none
   const int64_t seqs = int64_t(seq_lens.size());
-  // Whole sequences in 32-column CTAs: only where the 64-column ones would be
-  // fewer than the SMs and the 32-column ones fill them (the case measured).
-  const bool uncut_narrow = narrow_possible && seqs * heads * slices < sms && seqs * heads * (e / 32) >= sms &&
+  // Whole sequences in narrow CTAs: only where the wide ones would be fewer than
+  // the SMs and the narrow ones fill them (the case measured).
+  const bool uncut_narrow = narrow && seqs * heads * slices < sms && seqs * heads * (e / narrow) >= sms &&
                             max_len <= kLightningUncutTokens;
   if (!uncut_narrow && seqs * heads * slices < target_ctas && target_ctas > 0) {
     const int64_t want = detail::ceil_div(total * heads * slices, target_ctas);
@@ -56,7 +58,7 @@ LightningPlan plan_lightning(const std::vector<int32_t>& seq_lens, int64_t heads
     }
     begin += n;
   }
-  if (narrow_possible && int64_t(plan.num_segments) * heads * slices < sms) plan.slice_columns = 32;
+  if (narrow && int64_t(plan.num_segments) * heads * slices < sms) plan.slice_columns = narrow;
   return plan;
 }
 

@@ -302,14 +302,10 @@ cudaError_t lightning_prefill(const T* q, const T* k, const T* v, const Lightnin
   }
   if (a.num_segments == 0) return cudaSuccess;
   const int64_t e = a.e, ek = a.ek;  // the tile shapes there are; the backend prefills others by the recurrence
-  if (e == 128) {
-    if (a.slice_columns != 0 && a.slice_columns != 32 && a.slice_columns != 64) return cudaErrorInvalidValue;
-    if (ek != 128 && ek != 256) return cudaErrorInvalidValue;
-    const bool narrow = a.slice_columns == 32;
-    if (ek == 128) return narrow ? launch<T, 128, 32>(q, k, v, a, o, stream) : launch<T, 128, 64>(q, k, v, a, o, stream);
-    return narrow ? launch<T, 256, 32>(q, k, v, a, o, stream) : launch<T, 256, 64>(q, k, v, a, o, stream);
-  }
-  if (a.slice_columns != 0 && a.slice_columns != detail::lightning_slice(e)) return cudaErrorInvalidValue;
+  const bool narrow = a.slice_columns != 0 && a.slice_columns == detail::lightning_narrow_slice(e);
+  if (a.slice_columns != 0 && !narrow && a.slice_columns != detail::lightning_slice(e)) return cudaErrorInvalidValue;
+  if (e == 128 && ek == 128) return narrow ? launch<T, 128, 32>(q, k, v, a, o, stream) : launch<T, 128, 64>(q, k, v, a, o, stream);
+  if (e == 128 && ek == 256) return narrow ? launch<T, 256, 32>(q, k, v, a, o, stream) : launch<T, 256, 64>(q, k, v, a, o, stream);
   if (e == 64 && ek == 64) return launch<T, 64, 64>(q, k, v, a, o, stream);
   if (e == 64 && ek == 128) return launch<T, 128, 64>(q, k, v, a, o, stream);
   if (e == 32 && ek == 32) return launch<T, 32, 32>(q, k, v, a, o, stream);

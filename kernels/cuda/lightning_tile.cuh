@@ -26,6 +26,9 @@ constexpr int kLightningThreads = 32 * kLightningWarps;
 // Value columns per CTA: 64, or e when narrower. For the wide LRPE key (e_k = 256)
 // the fp32 state then takes 128 registers a thread: 1 CTA per SM (2 otherwise).
 constexpr int lightning_slice(int64_t e) { return e >= 64 ? 64 : int(e); }
+// The narrower slice a plan may pick instead (LightningPlan::slice_columns): 32
+// columns at e = 128, twice the CTAs; 0 where there is none.
+constexpr int lightning_narrow_slice(int64_t e) { return e == 128 ? 32 : 0; }
 
 template <typename T, int EK, int EV, bool kStatesOnly>
 struct LightningLayout {

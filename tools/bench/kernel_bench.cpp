@@ -66,10 +66,7 @@ Expected<Figure> prefill_attention(const KernelBenchOptions& o, int64_t n, const
   a.rates = d_rates.get();
   a.segments = d_segments.get();
   a.multi = d_multi.get();
-  a.num_segments = plan.num_segments;
-  a.num_multi = plan.num_multi;
-  a.max_segment_len = plan.max_segment_len;
-  a.slice_columns = plan.slice_columns;
+  a.set_plan(plan);
   a.seq_slot = d_slots.get();
   a.seq_fresh = d_fresh.get();
   a.layer_state = states.get();

@@ -110,15 +110,13 @@ void run_lightning_case(const LightningCase& c, const std::vector<SequenceCase>&
   a.rates = drates.get();
   a.segments = dsegments.get();
   a.multi = dmulti.get();
-  a.num_segments = plan.num_segments;
-  a.num_multi = plan.num_multi;
-  a.max_segment_len = plan.max_segment_len;
+  a.set_plan(plan);
   a.seq_slot = dslot.get();
   a.seq_fresh = dfresh.get();
   a.layer_state = dstates.get() + layer_offset;
   a.slot_stride = slot_stride;
   a.scratch = dscratch.get();
-  a.slice_columns = c.slice ? c.slice : plan.slice_columns;
+  if (c.slice) a.slice_columns = c.slice;
   TNL_EXPECT_CUDA_OK(cuda::lightning_prefill<T>(dq.get(), dk.get(), dv.get(), a, dout.get(), nullptr));
   TNL_EXPECT_CUDA_OK(cudaDeviceSynchronize());
 
@@ -229,6 +227,28 @@ TEST(LightningPlanTest, ShortSequencesAreCutIntoMinimumSegmentsAndTheStartUpBoun
   }
 }
 
+TEST(LightningPrefillArgsTest, RejectsSliceWidthsTheHeadWidthDoesNotHave) {
+  // Refused before anything touches a device, so this runs without a GPU too.
+  int32_t ints[4] = {0, 1, 0, 3};
+  float floats[1] = {0.0f};
+  __nv_bfloat16 t[1];
+  cuda::LightningArgs a;
+  a.total_tokens = 1;
+  a.heads = 1;
+  a.rates = floats;
+  a.segments = ints;
+  a.seq_slot = ints;
+  a.seq_fresh = ints;
+  a.layer_state = floats;
+  a.num_segments = 1;
+  for (const auto [e, slice] : {std::pair<int64_t, int32_t>{128, 48}, {128, 16}, {64, 32}, {32, 64}, {32, 16}}) {
+    a.e = a.ek = e;
+    a.slice_columns = slice;
+    EXPECT_EQ(cuda::lightning_prefill<__nv_bfloat16>(t, t, t, a, t, nullptr), cudaErrorInvalidValue)
+        << "e " << e << " slice " << slice;
+  }
+}
+
 TEST(LightningPlanTest, SliceWidthAndUncutShortSequencesFollowTheChipsFill) {
   // Six 512-token turns (385M shape, 132 SMs): 32-column CTAs of the whole
   // sequences (6 x 8 x 4 = 192) fill the SMs, so nothing is cut.
@@ -242,10 +262,12 @@ TEST(LightningPlanTest, SliceWidthAndUncutShortSequencesFollowTheChipsFill) {
   const cuda::LightningPlan longer = cuda::plan_lightning(std::vector<int32_t>(6, 1500), 8, 128, 264);
   EXPECT_GT(longer.num_multi, 0);
   EXPECT_EQ(longer.slice_columns, 0);
-  // Two short turns do not fill the SMs uncut: cut, and 32 columns while the 64-column grid is short.
+  // Two short turns do not fill the SMs uncut: cut into 8 segments of 128 tokens,
+  // and 32 columns (8 x 8 x 2 = 128 64-column CTAs < 132).
   const cuda::LightningPlan two = cuda::plan_lightning({512, 512}, 8, 128, 264);
+  EXPECT_EQ(two.num_segments, 8);
   EXPECT_GT(two.num_multi, 0);
-  EXPECT_EQ(two.slice_columns, int64_t(two.num_segments) * 8 * 2 < 132 ? 32 : 0);
+  EXPECT_EQ(two.slice_columns, 32);
   // A long prompt fills the chip with 64-column CTAs; other head widths keep theirs.
   EXPECT_EQ(cuda::plan_lightning({8192}, 8, 128, 264).slice_columns, 0);
   EXPECT_EQ(cuda::plan_lightning({512}, 8, 64, 264).slice_columns, 0);
