@@ -22,6 +22,11 @@ struct BackendOptions {
   // pick, which does not depend on timing, so a restarted server computes the
   // same bits.
   bool gemm_autotune = true;
+  // CUDA: the most token rows of a step that take the fused small-batch layers
+  // (kernels/cuda/small_batch_linear.h) instead of cuBLASLt and the separate norm,
+  // gate and SGLU launches; -1: as many as fit (16, or 8 at the 7B shape), 0:
+  // never. For measuring one path against the other (tnl-bench).
+  int32_t small_batch_max_rows = -1;
   // Prefix state cache (snapshot slots). cache: the backend's own memory (GPU
   // memory, or RAM on the CPU); -1: CUDA takes half of what the memory fraction
   // leaves after the live slots, the CPU 512 MiB. host: a RAM tier behind GPU

@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Runs on the GPU machine: Nsight Compute per-kernel time summaries of the engine
-# steps that tnl-bench times (prefill n=8192, six conversation turns, decode at batch 1 and 256; 385M
-# shape), one summary per scenario, each restricted to that figure's NVTX range.
+# steps that tnl-bench times (prefill n=8192 and six conversation turns unless TNL_PROFILE_PREFILL=0;
+# decode at batch 1 and 256, or the batches of TNL_PROFILE_DECODE_BATCHES; 385M shape), one
+# summary per scenario, each restricted to that figure's NVTX range.
 # Needs the bundle of tools/bundle_gpu.sh. Output under $OUT.
 set -uo pipefail
 OUT=${OUT:-$PWD/device-out}
@@ -16,12 +17,16 @@ profile() {  # name, range, bench args...
       --print-summary per-kernel $bench "$@" > "$OUT/ncu_$name.txt" 2>&1
   echo "== $name ($range): $(grep -c 'gpu__time_duration.sum' "$OUT/ncu_$name.txt") kernels summarised"
 }
-[ "${TNL_PROFILE_SUMMARY:-1}" = 1 ] && profile prefill8192 "prefill n=8192" --skip-decode --prefill-lengths 8192
+[ "${TNL_PROFILE_SUMMARY:-1}${TNL_PROFILE_PREFILL:-1}" = 11 ] && profile prefill8192 "prefill n=8192" --skip-decode --prefill-lengths 8192
 # What a burst of prefix-cache hits costs: six conversations' 512-token turns on
 # states at 4,096 in one step (the range holds that step alone).
-[ "${TNL_PROFILE_SUMMARY:-1}" = 1 ] && profile turn6 "turn 6x512 at 4096" --skip-decode --prefill-lengths 512 --turn-batches 6
-[ "${TNL_PROFILE_SUMMARY:-1}" = 1 ] && profile decode_b1 "decode b=1 ctx=64" --skip-prefill --batches 1 --contexts 64
-[ "${TNL_PROFILE_SUMMARY:-1}" = 1 ] && profile decode_b256 "decode b=256 ctx=64" --skip-prefill --batches 256 --contexts 64
+[ "${TNL_PROFILE_SUMMARY:-1}${TNL_PROFILE_PREFILL:-1}" = 11 ] && profile turn6 "turn 6x512 at 4096" --skip-decode --prefill-lengths 512 --turn-batches 6
+# Decode steps, one summary per batch size (TNL_PROFILE_DECODE_BATCHES, default "1 256").
+if [ "${TNL_PROFILE_SUMMARY:-1}" = 1 ]; then
+  for b in ${TNL_PROFILE_DECODE_BATCHES:-1 256}; do
+    profile "decode_b$b" "decode b=$b ctx=64" --skip-prefill --batches "$b" --contexts 64
+  done
+fi
 
 # Detailed sections of single kernels: where the time goes inside them.
 detail() {  # name, kernel regex, launches to skip, bench args...

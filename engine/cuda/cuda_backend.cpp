@@ -334,13 +334,16 @@ class CudaBackend final : public Backend {
                                                    gemm_workspace_.get(), size_t(gemm_workspace_.bytes())));
     // The most rows the fused small-batch layer takes at this model's widths: 16,
     // or 8 where 16 rows of the widest input do not fit its shared memory (the 7B
-    // shape's glu_dim), or none.
+    // shape's glu_dim), or none; at most BackendOptions::small_batch_max_rows.
     const int64_t widest = std::max({config_.dim, config_.hidden_dim, config_.glu_dim});
     for (int64_t rows : {cuda::kSmallBatchMaxRows, cuda::kSmallBatchMaxRows / 2}) {
       if (cuda::small_batch_linear_fits(rows, widest, int64_t(sizeof(T)))) {
         small_batch_rows_ = rows;
         break;
       }
+    }
+    if (options.small_batch_max_rows >= 0) {
+      small_batch_rows_ = std::min<int64_t>(small_batch_rows_, options.small_batch_max_rows);
     }
     TNL_CUDA_TRY(cudaStreamSynchronize(stream_));
     if (shard_.rank == 0) {  // the leader samples (a TP group's other ranks never do)

@@ -30,6 +30,7 @@ struct EngineBenchOptions {
   uint64_t seed = 1;
   std::string gpu_dtype = "bf16";
   bool gemm_autotune = true;  // BackendOptions::gemm_autotune
+  int32_t small_batch_max_rows = -1;  // BackendOptions::small_batch_max_rows
   int32_t tensor_parallel_size = 1;        // ranks (model-spec §7)
   std::string tensor_parallel_comm = "auto";
 };

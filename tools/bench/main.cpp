@@ -56,6 +56,10 @@ int main(int argc, char** argv) {
   app.add_option("--contexts", eo.contexts, "Engine: context lengths the decode batches start from")->capture_default_str();
   app.add_option("--reps", eo.reps, "Timed runs per figure (the median is reported)")->capture_default_str();
   tnl::tools::add_gemm_autotune_flag(app, &eo.gemm_autotune);
+  app.add_option("--small-batch-max-rows", eo.small_batch_max_rows,
+                 "CUDA: most rows of a step through the fused small-batch layers (-1: as many as fit, 0: none)")
+      ->check(CLI::Range(-1, 16))
+      ->capture_default_str();
   app.add_option("--gpu-dtype", eo.gpu_dtype, "Weight dtype: bf16 or fp16")
       ->check(CLI::IsMember({"bf16", "fp16"}))
       ->capture_default_str();
@@ -118,6 +122,7 @@ int main(int argc, char** argv) {
   }
   so.gpu_dtype = eo.gpu_dtype;
   so.gemm_autotune = eo.gemm_autotune;
+  so.small_batch_max_rows = eo.small_batch_max_rows;
   so.tensor_parallel_size = eo.tensor_parallel_size;
   so.tensor_parallel_comm = eo.tensor_parallel_comm;
   so.reps = eo.reps;

@@ -27,6 +27,7 @@ struct ServingBenchOptions {
   std::string tokenizer_dir = "models/tnl-brown-12m";  // prompts are ids below its vocabulary
   std::string gpu_dtype = "bf16";
   bool gemm_autotune = true;  // BackendOptions::gemm_autotune
+  int32_t small_batch_max_rows = -1;  // BackendOptions::small_batch_max_rows
   int32_t tensor_parallel_size = 1;
   std::string tensor_parallel_comm = "auto";
   uint64_t seed = 1;

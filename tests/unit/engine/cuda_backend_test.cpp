@@ -130,6 +130,27 @@ TEST_P(CudaBackendTest, ChunkedPrefillThenDecodeMatchesCpu) {
   for (int64_t p = 150; p < 160; ++p) expect_same({{{1, p, {int32_t(p % 7)}, LogitsMode::kLast}}}, "decode " + std::to_string(p));
 }
 
+// The same steps of a few rows with the fused small-batch layers turned off
+// (BackendOptions::small_batch_max_rows = 0): the cuBLASLt layer at 1-4 rows.
+TEST_P(CudaBackendTest, SmallStepsWithoutTheFusedLayersMatchCpu) {
+  BackendOptions o;
+  o.max_slots = 8;
+  o.prefill_block = 64;
+  o.gpu_memory_fraction = 0.2f;
+  o.small_batch_max_rows = 0;
+  auto gpu = make_cuda_backend(*checkpoint_, o);
+  ASSERT_TRUE(gpu.has_value()) << gpu.status().to_string();
+  gpu_ = std::move(gpu).value();
+  const auto t = tokens(40, 5);
+  expect_same({{{1, 0, t, LogitsMode::kAll}}}, "unfused prefill n=40");
+  expect_same({{{1, 40, {3}, LogitsMode::kLast}}}, "unfused decode at 40");
+  expect_same({{{2, 0, {t.begin(), t.begin() + 9}, LogitsMode::kLast}}}, "unfused prefill n=9");
+  for (int step = 0; step < 3; ++step) {
+    expect_same({{{1, 41 + step, {int32_t(step)}, LogitsMode::kLast}, {2, 9 + step, {int32_t(step + 1)}, LogitsMode::kLast}}},
+                "unfused batched decode " + std::to_string(step));
+  }
+}
+
 TEST_P(CudaBackendTest, MixedBatchMatchesCpu) {
   // Warm three slots, then one step with decodes, a continuing chunk and a fresh prompt.
   const auto a = tokens(40, 1), b = tokens(90, 2), c = tokens(5, 3);
