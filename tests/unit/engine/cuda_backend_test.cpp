@@ -133,6 +133,7 @@ TEST_P(CudaBackendTest, ChunkedPrefillThenDecodeMatchesCpu) {
 // The same steps of a few rows with the fused small-batch layers turned off
 // (BackendOptions::small_batch_max_rows = 0): the cuBLASLt layer at 1-4 rows.
 TEST_P(CudaBackendTest, SmallStepsWithoutTheFusedLayersMatchCpu) {
+#if defined(TNL_WITH_CUDA)
   BackendOptions o;
   o.max_slots = 8;
   o.prefill_block = 64;
@@ -149,6 +150,7 @@ TEST_P(CudaBackendTest, SmallStepsWithoutTheFusedLayersMatchCpu) {
     expect_same({{{1, 41 + step, {int32_t(step)}, LogitsMode::kLast}, {2, 9 + step, {int32_t(step + 1)}, LogitsMode::kLast}}},
                 "unfused batched decode " + std::to_string(step));
   }
+#endif
 }
 
 TEST_P(CudaBackendTest, MixedBatchMatchesCpu) {
