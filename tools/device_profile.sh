@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs on the GPU machine: Nsight Compute per-kernel time summaries of the engine
-# steps that tnl-bench times (prefill n=8192 and six conversation turns unless TNL_PROFILE_PREFILL=0;
+# steps that tnl-bench times (prefill n=8192, or the lengths of
+# TNL_PROFILE_PREFILL_LENGTHS, and six conversation turns unless TNL_PROFILE_PREFILL=0;
 # decode at batch 1 and 256, or the batches of TNL_PROFILE_DECODE_BATCHES; 385M shape), one
 # summary per scenario, each restricted to that figure's NVTX range.
 # Needs the bundle of tools/bundle_gpu.sh. Output under $OUT.
@@ -17,7 +18,12 @@ profile() {  # name, range, bench args...
       --print-summary per-kernel $bench "$@" > "$OUT/ncu_$name.txt" 2>&1
   echo "== $name ($range): $(grep -c 'gpu__time_duration.sum' "$OUT/ncu_$name.txt") kernels summarised"
 }
-[ "${TNL_PROFILE_SUMMARY:-1}${TNL_PROFILE_PREFILL:-1}" = 11 ] && profile prefill8192 "prefill n=8192" --skip-decode --prefill-lengths 8192
+# Prompts, one summary per length (TNL_PROFILE_PREFILL_LENGTHS, default 8192).
+if [ "${TNL_PROFILE_SUMMARY:-1}${TNL_PROFILE_PREFILL:-1}" = 11 ]; then
+  for n in ${TNL_PROFILE_PREFILL_LENGTHS:-8192}; do
+    profile "prefill$n" "prefill n=$n" --skip-decode --prefill-lengths "$n"
+  done
+fi
 # What a burst of prefix-cache hits costs: six conversations' 512-token turns on
 # states at 4,096 in one step (the range holds that step alone).
 [ "${TNL_PROFILE_SUMMARY:-1}${TNL_PROFILE_PREFILL:-1}" = 11 ] && profile turn6 "turn 6x512 at 4096" --skip-decode --prefill-lengths 512 --turn-batches 6
@@ -40,7 +46,7 @@ detail() {  # name, kernel regex, launches to skip, bench args...
 if [ "${TNL_PROFILE_DETAIL:-0}" = 1 ]; then
   detail decode_b256 recurrent_decode 30 --skip-prefill --batches 256 --contexts 64
   bench="/tmp/tnl/bin/tnl-bench --config tools/bench/configs/tnl-385m.json --skip-engine --reps 3"
-  detail lightning lightning_kernel 2 --prefill-attn-lengths 32768 --decode-kernel-batches 1
+  detail lightning "lightning_(wgmma_)?kernel" 2 --prefill-attn-lengths 32768 --decode-kernel-batches 1
 fi
 # The sampling kernel on tnl-bench's top-p rows (256 × 64k, T=0.8, top-p 0.9): its
 # greedy figure launches it 23 times first, so launch 26 is a top-p one. Source

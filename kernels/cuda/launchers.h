@@ -142,6 +142,10 @@ struct LightningArgs {
   // other head widths take min(e, 64). 0: min(e, 64). The result is the same bit
   // for bit: a column's arithmetic does not depend on its neighbours.
   int32_t slice_columns = 0;
+  // The e_k = 128, 64-column tile runs on warpgroup MMA (wgmma) where the device
+  // and the build have it (sm_90a); false: mma.sync everywhere (tnl-bench times
+  // both). The results agree within bf16 rounding, not bit for bit.
+  bool allow_wgmma = true;
 
   // The plan's counts and slice width (its int arrays travel as device copies).
   void set_plan(const LightningPlan& p) {
@@ -154,6 +158,9 @@ struct LightningArgs {
 template <typename T>
 cudaError_t lightning_prefill(const T* q, const T* k, const T* v, const LightningArgs& args, T* o,
                               cudaStream_t stream);
+// Whether lightning_prefill has its warpgroup-MMA tile here: this build has sm_90a
+// code and the current device is compute capability 9.0.
+bool lightning_wgmma_available();
 
 // ---- Batched decode (recurrent form, model-spec §5.2) ----
 // One token per sequence i: reads its qkvu row, applies φ (and LRPE at

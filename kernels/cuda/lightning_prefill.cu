@@ -19,6 +19,10 @@
 //   3. outputs: every segment from its entering state; the last one writes the slot.
 // A sequence of one segment reads and writes its slot in launch 3 alone.
 //
+// On sm_90a the e_k = 128, 64-column tile runs on warpgroup MMA instead
+// (lightning_wgmma.cu: same plan, same passes, the same bits); this file's
+// mma.sync kernel takes the other shapes, and all of them elsewhere.
+//
 // Every pass is a dependent launch (dependent_launch.cuh): a CTA computes its
 // decays (from the rates, weights) before the wait, reads nothing the chain
 // writes until after it, and then starts the first block's tile loads before it
@@ -304,6 +308,9 @@ cudaError_t lightning_prefill(const T* q, const T* k, const T* v, const Lightnin
   const int64_t e = a.e, ek = a.ek;  // the tile shapes there are; the backend prefills others by the recurrence
   const bool narrow = a.slice_columns != 0 && a.slice_columns == detail::lightning_narrow_slice(e);
   if (a.slice_columns != 0 && !narrow && a.slice_columns != detail::lightning_slice(e)) return cudaErrorInvalidValue;
+  if (ek == 128 && !narrow && a.allow_wgmma && lightning_wgmma_available()) {
+    return detail::lightning_wgmma<T>(q, k, v, a, o, stream);
+  }
   if (e == 128 && ek == 128) return narrow ? launch<T, 128, 32>(q, k, v, a, o, stream) : launch<T, 128, 64>(q, k, v, a, o, stream);
   if (e == 128 && ek == 256) return narrow ? launch<T, 256, 32>(q, k, v, a, o, stream) : launch<T, 256, 64>(q, k, v, a, o, stream);
   if (e == 64 && ek == 64) return launch<T, 64, 64>(q, k, v, a, o, stream);

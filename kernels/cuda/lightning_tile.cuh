@@ -57,4 +57,9 @@ __device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_gr
 // The scan of segment states between the two passes (lightning_scan.cu).
 cudaError_t lightning_scan(const LightningArgs& args, cudaStream_t stream);
 
+// The warpgroup-MMA passes of the e_k = 128, 64-column tile (lightning_wgmma.cu),
+// for devices where lightning_wgmma_available() (launchers.h).
+template <typename T>
+cudaError_t lightning_wgmma(const T* q, const T* k, const T* v, const LightningArgs& a, T* o, cudaStream_t stream);
+
 }  // namespace tnl::cuda::detail

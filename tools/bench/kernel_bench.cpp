@@ -33,8 +33,9 @@ std::vector<float> rates_for(int64_t heads) {
   return r;
 }
 
-Expected<Figure> prefill_attention(const KernelBenchOptions& o, int64_t n, const Ceilings& c, GpuTimer& timer,
-                                   cudaStream_t stream) {
+// wgmma: LightningArgs::allow_wgmma (false: the mma.sync tile, for comparison).
+Expected<Figure> prefill_attention(const KernelBenchOptions& o, int64_t n, bool wgmma, const Ceilings& c,
+                                   GpuTimer& timer, cudaStream_t stream) {
   const int64_t b = o.batch, H = o.heads, e = o.head_dim, ek = e, N = b * n;
   DeviceBuffer<T> q, k, v, out;
   TNL_RETURN_IF_ERROR(q.allocate(H * N * ek));
@@ -72,6 +73,7 @@ Expected<Figure> prefill_attention(const KernelBenchOptions& o, int64_t n, const
   a.layer_state = states.get();
   a.slot_stride = H * ek * e;
   a.scratch = scratch.get();
+  a.allow_wgmma = wgmma;
   TNL_ASSIGN_OR_RETURN(const double ms, timer.median_ms(stream, 2, o.reps, [&](int) {
     return cuda::lightning_prefill<T>(q.get(), k.get(), v.get(), a, out.get(), stream);
   }));
@@ -79,7 +81,7 @@ Expected<Figure> prefill_attention(const KernelBenchOptions& o, int64_t n, const
   Figure f;
   f.section = "kernel";
   f.name = "prefill attn b=" + std::to_string(b) + " h=" + std::to_string(H) + " e=" + std::to_string(e) +
-           " n=" + std::to_string(n);
+           " n=" + std::to_string(n) + (wgmma ? "" : " (mma.sync)");
   f.time_ms = ms;
   // Each of q, k, v read once and o written once (bf16), the final states written (fp32).
   f.bytes = double(N * H) * double(2 * ek + 2 * e) * sizeof(T) + double(b * H * ek * e) * 4.0;
@@ -270,9 +272,14 @@ Expected<std::vector<Figure>> run_kernel_benchmarks(const ModelConfig& model, co
                                                     const Ceilings& c, GpuTimer& timer, cudaStream_t stream) {
   std::vector<Figure> figures;
   for (int64_t n : o.prefill_lengths) {
-    TNL_ASSIGN_OR_RETURN(Figure f, prefill_attention(o, n, c, timer, stream));
+    TNL_ASSIGN_OR_RETURN(Figure f, prefill_attention(o, n, true, c, timer, stream));
     spdlog::info("{}: {:.4f} ms ({:.0f}% of floor)", f.name, f.time_ms, 100 * f.ratio(c));
     figures.push_back(std::move(f));
+    if (o.head_dim != 128 || !cuda::lightning_wgmma_available()) continue;
+    // The same launch on the mma.sync tile, for comparison.
+    TNL_ASSIGN_OR_RETURN(Figure sync, prefill_attention(o, n, false, c, timer, stream));
+    spdlog::info("{}: {:.4f} ms ({:.0f}% of floor)", sync.name, sync.time_ms, 100 * sync.ratio(c));
+    figures.push_back(std::move(sync));
   }
   for (int64_t b : o.decode_batches) {
     TNL_ASSIGN_OR_RETURN(Figure f, decode_step(o, b, 0, timer, stream));

@@ -74,12 +74,8 @@ class CudaBackendTest : public ::testing::TestWithParam<Variant> {
     auto ckpt = Checkpoint::open(dir_);
     ASSERT_TRUE(ckpt.has_value()) << ckpt.status().to_string();
     checkpoint_ = std::move(ckpt).value();
-    BackendOptions o;
-    o.max_slots = 8;
-    o.prefill_block = 64;
-    o.gpu_memory_fraction = 0.2f;
-    auto cpu = make_cpu_backend(*checkpoint_, o);
-    auto gpu = make_cuda_backend(*checkpoint_, o);
+    auto cpu = make_cpu_backend(*checkpoint_, options());
+    auto gpu = make_cuda_backend(*checkpoint_, options());
     ASSERT_TRUE(cpu.has_value()) << cpu.status().to_string();
     ASSERT_TRUE(gpu.has_value()) << gpu.status().to_string();
     cpu_ = std::move(cpu).value();
@@ -88,6 +84,16 @@ class CudaBackendTest : public ::testing::TestWithParam<Variant> {
   }
   void TearDown() override {
     if (!dir_.empty()) std::filesystem::remove_all(dir_);
+  }
+
+  // The options both backends are built with; a test that rebuilds the GPU one
+  // changes only what it is about.
+  static BackendOptions options() {
+    BackendOptions o;
+    o.max_slots = 8;
+    o.prefill_block = 64;
+    o.gpu_memory_fraction = 0.2f;
+    return o;
   }
 
   std::vector<int32_t> tokens(int64_t n, uint64_t seed) const {
@@ -134,10 +140,7 @@ TEST_P(CudaBackendTest, ChunkedPrefillThenDecodeMatchesCpu) {
 // (BackendOptions::small_batch_max_rows = 0): the cuBLASLt layer at 1-4 rows.
 TEST_P(CudaBackendTest, SmallStepsWithoutTheFusedLayersMatchCpu) {
 #if defined(TNL_WITH_CUDA)
-  BackendOptions o;
-  o.max_slots = 8;
-  o.prefill_block = 64;
-  o.gpu_memory_fraction = 0.2f;
+  BackendOptions o = options();
   o.small_batch_max_rows = 0;
   auto gpu = make_cuda_backend(*checkpoint_, o);
   ASSERT_TRUE(gpu.has_value()) << gpu.status().to_string();

@@ -4,7 +4,8 @@
 // block, several blocks), fresh sequences and sequences continuing from their
 // slot's state, sequences cut into several segments (the carry path), every tile
 // shape (e ∈ {32, 64, 128}, with and without LRPE's e_k = 2e; at e = 128 both
-// value-slice widths, which must agree bit for bit), bf16 and fp16.
+// mma.sync value-slice widths and, at e_k = 128, the warpgroup-MMA tile of sm_90a,
+// which must all agree bit for bit), bf16 and fp16.
 // Checks every output row (poisoned first), every slot state the launch owns,
 // and that no other slot changed. Skips without a CUDA device.
 #include <gtest/gtest.h>
@@ -40,9 +41,10 @@ struct LightningCase {
   bool lrpe;
   int32_t max_segment;  // 0: the planner chooses; else forces short segments (carry path)
   int32_t slice = 0;    // LightningArgs::slice_columns (0: the plan's)
+  bool wgmma = true;    // LightningArgs::allow_wgmma
   std::string name() const {
     return "e" + std::to_string(e) + (lrpe ? "_lrpe" : "") + (max_segment ? "_seg" + std::to_string(max_segment) : "") +
-           (slice ? "_slice" + std::to_string(slice) : "");
+           (slice ? "_slice" + std::to_string(slice) : "") + (wgmma ? "" : "_mma.sync");
   }
 };
 
@@ -117,6 +119,7 @@ void run_lightning_case(const LightningCase& c, const std::vector<SequenceCase>&
   a.slot_stride = slot_stride;
   a.scratch = dscratch.get();
   if (c.slice) a.slice_columns = c.slice;
+  a.allow_wgmma = c.wgmma;
   TNL_EXPECT_CUDA_OK(cuda::lightning_prefill<T>(dq.get(), dk.get(), dv.get(), a, dout.get(), nullptr));
   TNL_EXPECT_CUDA_OK(cudaDeviceSynchronize());
 
@@ -156,16 +159,32 @@ TYPED_TEST(LightningPrefillTest, RaggedBatchMatchesRecurrence) {
       for (int32_t max_segment : {0, 128}) {
         seed += 10;
         if (e != 128) {
+          // e_k = 128 takes the warpgroup-MMA tile where there is one: also the mma.sync one, same bits.
+          if (e == 64 && lrpe) {
+            LightningResult chosen, sync;
+            run_lightning_case<TypeParam>({e, lrpe, max_segment}, seqs, seed, &chosen);
+            run_lightning_case<TypeParam>({e, lrpe, max_segment, 0, false}, seqs, seed, &sync);
+            EXPECT_TRUE(chosen.o == sync.o && chosen.states == sync.states) << "e64 lrpe segment " << max_segment;
+            continue;
+          }
           run_lightning_case<TypeParam>({e, lrpe, max_segment}, seqs, seed);
           continue;
         }
-        // Both slice widths on the same inputs: each right, and the same bits.
-        LightningResult wide, narrow;
-        run_lightning_case<TypeParam>({e, lrpe, max_segment, 64}, seqs, seed, &wide);
+        // Both mma.sync slice widths on the same inputs: each right, and the same bits.
+        LightningResult wide, narrow, warpgroup;
+        run_lightning_case<TypeParam>({e, lrpe, max_segment, 64, false}, seqs, seed, &wide);
         run_lightning_case<TypeParam>({e, lrpe, max_segment, 32}, seqs, seed, &narrow);
         ASSERT_FALSE(wide.o.empty() || narrow.o.empty());
         EXPECT_TRUE(wide.o == narrow.o) << "e128 lrpe " << lrpe << " segment " << max_segment << ": outputs differ";
         EXPECT_TRUE(wide.states == narrow.states) << "e128 lrpe " << lrpe << " segment " << max_segment << ": states differ";
+        // The 64-column tile as the launcher picks it (warpgroup MMA at e_k = 128 on
+        // sm_90a): the same bits too. The launcher's choice depends on the step's
+        // other sequences (the plan's slice width), so equal bits keep a prompt's
+        // result independent of its company (measured so on an H100, nvcc 13.0).
+        run_lightning_case<TypeParam>({e, lrpe, max_segment, 64}, seqs, seed, &warpgroup);
+        EXPECT_TRUE(warpgroup.o == wide.o) << "e128 lrpe " << lrpe << " segment " << max_segment << ": outputs differ";
+        EXPECT_TRUE(warpgroup.states == wide.states) << "e128 lrpe " << lrpe << " segment " << max_segment
+                                                     << ": states differ";
       }
     }
   }
