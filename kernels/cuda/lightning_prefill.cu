@@ -68,13 +68,12 @@ __global__ void __launch_bounds__(kLightningThreads, EK >= 256 ? 1 : 2)
 
   const int seg = blockIdx.x, h = blockIdx.y, slice = blockIdx.z;
   const int tid = threadIdx.x, warp = tid >> 5, lane = tid & 31, g = lane >> 2, t = lane & 3;
-  const int tok0 = a.segments[4 * seg], len = a.segments[4 * seg + 1];
-  const int seq = a.segments[4 * seg + 2], flags = a.segments[4 * seg + 3];
-  const bool last = flags & LightningPlan::kLast, alone = (flags & LightningPlan::kFirst) && last;
+  const detail::LightningSegmentView sv = detail::lightning_segment(a, seg);
+  const int tok0 = sv.tok0, len = sv.len, seq = sv.seq;
+  const bool last = sv.last, alone = sv.alone;
   if (kStatesOnly && last) return;  // a last segment's local state is never used
   const int64_t n = a.total_tokens, e = a.e, D = a.heads * e, state = int64_t(EK) * e;
-  const float rate = a.rates[h];
-  for (int i = tid; i <= B; i += kLightningThreads) pw[i] = expf(-rate * float(i));  // read after the first barrier
+  detail::fill_decay_powers(pw, a.rates[h], tid, kLightningThreads);
   const T* qh = q + (int64_t(h) * n + tok0) * EK;
   const T* kh = k + (int64_t(h) * n + tok0) * EK;
   const T* vh = v + (int64_t(h) * n + tok0) * e + slice * EV;

@@ -46,6 +46,25 @@ struct LightningLayout {
   static_assert(bytes <= 227 * 1024, "Lightning tile exceeds the 227 KB of shared memory per CTA");
 };
 
+// One segment of a plan as its CTAs see it (LightningPlan::segments, 4 ints each).
+struct LightningSegmentView {
+  int tok0, len, seq;
+  bool last;   // the sequence's last segment: it writes the slot
+  bool alone;  // its only one: it also starts from the slot (or zero)
+};
+__device__ __forceinline__ LightningSegmentView lightning_segment(const LightningArgs& a, int seg) {
+  const int flags = a.segments[4 * seg + 3];
+  const bool last = flags & LightningPlan::kLast;
+  return {a.segments[4 * seg], a.segments[4 * seg + 1], a.segments[4 * seg + 2], last,
+          (flags & LightningPlan::kFirst) && last};
+}
+
+// pw[i] = λ^i for i = 0…B, λ = e^(−rate): every decay of a block is one of these.
+// The CTA's threads share the work; read it after a barrier.
+__device__ __forceinline__ void fill_decay_powers(float* pw, float rate, int tid, int threads) {
+  for (int i = tid; i <= kLightningBlock; i += threads) pw[i] = expf(-rate * float(i));
+}
+
 __device__ __forceinline__ void cp_async16(void* smem, const void* gmem) {
   const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(smem));
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(s), "l"(gmem));

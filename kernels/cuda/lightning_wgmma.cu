@@ -68,13 +68,12 @@ __global__ void __launch_bounds__(G * kLightningThreads, G == 1 ? 2 : 1)
   // Warp `warp` of warpgroup `wg`, which owns value columns [64·slice, 64·slice + 64).
   const int tid = threadIdx.x, wg = tid >> 7, warp = (tid >> 5) & 3, lane = tid & 31, g = lane >> 2, t = lane & 3;
   const int slice = int(blockIdx.z) * G + wg;
-  const int tok0 = a.segments[4 * seg], len = a.segments[4 * seg + 1];
-  const int seq = a.segments[4 * seg + 2], flags = a.segments[4 * seg + 3];
-  const bool last = flags & LightningPlan::kLast, alone = (flags & LightningPlan::kFirst) && last;
+  const LightningSegmentView sv = lightning_segment(a, seg);
+  const int tok0 = sv.tok0, len = sv.len, seq = sv.seq;
+  const bool last = sv.last, alone = sv.alone;
   if (kStatesOnly && last) return;  // a last segment's local state is never used
   const int64_t n = a.total_tokens, e = a.e, D = a.heads * e, state = int64_t(kEK) * e;
-  const float rate = a.rates[h];
-  for (int i = tid; i <= kB; i += kThreads) pw[i] = expf(-rate * float(i));  // read after the first barrier
+  fill_decay_powers(pw, a.rates[h], tid, kThreads);
   const T* qh = q + (int64_t(h) * n + tok0) * kEK;
   const T* kh = k + (int64_t(h) * n + tok0) * kEK;
   const T* vh = v + (int64_t(h) * n + tok0) * e + int(blockIdx.z) * G * kEV;  // the CTA's columns
