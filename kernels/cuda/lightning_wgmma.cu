@@ -7,6 +7,8 @@
 // ldmatrix loads and address arithmetic, about ten instructions per mma. Here
 // one warpgroup instruction computes a 64×64×16 product straight from shared
 // memory, so a block's 28 products replace ~750 mma.sync and their loads.
+// Tiles are loaded by cp.async two blocks ahead at two warpgroups a CTA (three
+// stages), one block ahead at one.
 //
 // CTA = (segment, head, value columns): G warpgroups of 4 warps, warpgroup i owning
 // 64 value columns (its S, Sb, V and O columns), all of them sharing one copy of
@@ -17,9 +19,9 @@
 //   O = diag(λ^(r+1)) (Q Sb) + ((Q Kᵀ) ⊙ M) V        (wgmma: Q, K, Sb, V from
 //   S = λ^m S + Kᵀ diag(λ^(m−1−r)) V                  shared memory; P and the
 // decayed Kᵀ from registers). Q·Kᵀ is computed whole (the masked half costs
-// tensor-core time only, which is not what bounds this kernel). Q, K, V are
-// double buffered by cp.async into 128-byte-swizzled tiles (wgmma.cuh); Sb, a T
-// copy of S, is rewritten after every block.
+// tensor-core time only, which is not what bounds this kernel). Q, K, V land by
+// cp.async in 128-byte-swizzled tiles (wgmma.cuh); Sb, a T copy of S, is
+// rewritten after every block.
 //
 // Resources (sm_90a, nvcc 13.0, -Xptxas -v): see the launcher's note.
 #include "kernels/cuda/dependent_launch.cuh"
@@ -39,12 +41,17 @@ constexpr uint32_t kVTile = kHalfTile;       // a block's V of one warpgroup: 64
 constexpr uint32_t kSbBytes = kEK * 128;     // Sb of one warpgroup: 128 rows × 64 columns
 
 // Byte offsets from the 1,024-aligned base of dynamic shared memory, G warpgroups.
+// Stages: blocks whose tiles are in flight or in use. A CTA of two warpgroups has
+// an SM to itself and loads a block's 64 KB at the SM's share of the bandwidth
+// (~23 GB/s): two blocks ahead keep that stream going while a block computes.
+// One warpgroup (two CTAs an SM) keeps to two stages to fit.
 template <bool kStatesOnly, int G>
 struct WgmmaLayout {
-  static constexpr uint32_t q = 0;                                   // [2][Q tile]
-  static constexpr uint32_t k = kStatesOnly ? 0 : 2 * kQKTile;       // [2][K tile]
-  static constexpr uint32_t v = k + 2 * kQKTile;                     // [2][G][V tile]
-  static constexpr uint32_t sb = v + 2 * G * kVTile;                 // [G][Sb]
+  static constexpr int stages = G == 2 ? 3 : 2;
+  static constexpr uint32_t q = 0;                                      // [stages][Q tile]
+  static constexpr uint32_t k = kStatesOnly ? 0 : stages * kQKTile;     // [stages][K tile]
+  static constexpr uint32_t v = k + stages * kQKTile;                   // [stages][G][V tile]
+  static constexpr uint32_t sb = v + stages * G * kVTile;               // [G][Sb]
   static constexpr uint32_t pw = sb + (kStatesOnly ? 0 : G * kSbBytes);  // λ^i, i = 0…B
   static constexpr uint32_t bytes = pw + (kB + 1) * sizeof(float);
   static constexpr size_t launch_bytes = bytes + 1024;               // room to align the base
@@ -131,8 +138,12 @@ __global__ void __launch_bounds__(G * kLightningThreads, G == 1 ? 2 : 1)
   wait_for_predecessor();  // q, k, v, the scan's entering states and the slots are written before
   allow_dependents();
   const int num_blocks = (len + kB - 1) / kB;
-  if (num_blocks > 0) load_block(0, 0);
-  cp_async_commit();
+  constexpr int kStages = L::stages;
+#pragma unroll
+  for (int i = 0; i < kStages - 1; ++i) {  // one commit group a block, empty past the end
+    if (i < num_blocks) load_block(i, i);
+    cp_async_commit();
+  }
 
   const float* in = kStatesOnly ? nullptr : alone ? (a.seq_fresh[seq] ? nullptr : slot_S) : scratch_S;
   each_state_pair([&](float& lo, float& hi, int row, int col) {
@@ -167,16 +178,18 @@ __global__ void __launch_bounds__(G * kLightningThreads, G == 1 ? 2 : 1)
   // ldmatrix row addresses of the transposed K fragments (as in lightning_prefill.cu).
   const int bn_row = (lane & 7) + (lane >> 4) * 8, bn_chunk = (lane >> 3) & 1;
   for (int bi = 0; bi < num_blocks; ++bi) {
-    if (bi + 1 < num_blocks) load_block(bi + 1, (bi + 1) & 1);
+    // Block bi + stages − 1 into the buffer block bi − 1 left (every warp is past it).
+    if (bi + kStages - 1 < num_blocks) load_block(bi + kStages - 1, (bi + kStages - 1) % kStages);
     cp_async_commit();
-    cp_async_wait<1>();
+    cp_async_wait<kStages - 1>();  // block bi's group has landed
     fence_proxy_async();  // this thread's tiles (and Sb) visible to wgmma
     __syncthreads();      // everyone's
     const int m = min(kB, len - bi * kB);
     // Descriptor low words of this block's tiles (wgmma.cuh); a k-step adds offset / 16.
-    const uint32_t q_lo = sw128_descriptor_lo(base + L::q + (bi & 1) * kQKTile);
-    const uint32_t k_lo = sw128_descriptor_lo(base + L::k + (bi & 1) * kQKTile);
-    const uint32_t v_lo = sw128_descriptor_lo(base + L::v + ((bi & 1) * G + wg) * kVTile);  // this warpgroup's columns
+    const int buf = bi % kStages;
+    const uint32_t q_lo = sw128_descriptor_lo(base + L::q + buf * kQKTile);
+    const uint32_t k_lo = sw128_descriptor_lo(base + L::k + buf * kQKTile);
+    const uint32_t v_lo = sw128_descriptor_lo(base + L::v + (buf * G + wg) * kVTile);  // this warpgroup's columns
     const int row0 = 16 * warp, r_lo = row0 + g, r_hi = row0 + g + 8;
 
     float o_acc[32], p_acc[32];
@@ -209,7 +222,7 @@ __global__ void __launch_bounds__(G * kLightningThreads, G == 1 ? 2 : 1)
 #pragma unroll
       for (int mt = 0; mt < 2; ++mt) {
         // Kᵀ rows 64·mt + 16·warp…: chunks 2·warp and 2·warp + 1 of region mt.
-        ldmatrix_x4_trans(ka[s][mt], smem + L::k + (bi & 1) * kQKTile + mt * kHalfTile +
+        ldmatrix_x4_trans(ka[s][mt], smem + L::k + buf * kQKTile + mt * kHalfTile +
                                          sw128_offset(16 * s + bn_row, 2 * warp + bn_chunk));
         ka[s][mt][0] = scale2<T>(ka[s][mt][0], f0, f1);
         ka[s][mt][1] = scale2<T>(ka[s][mt][1], f0, f1);
