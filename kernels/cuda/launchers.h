@@ -144,7 +144,7 @@ struct LightningArgs {
   int32_t slice_columns = 0;
   // The e_k = 128, 64-column tile runs on warpgroup MMA (wgmma) where the device
   // and the build have it (sm_90a); false: mma.sync everywhere (tnl-bench times
-  // both). The results agree within bf16 rounding, not bit for bit.
+  // both). The same bits either way (cuda_lightning_test asserts it).
   bool allow_wgmma = true;
 
   // The plan's counts and slice width (its int arrays travel as device copies).
