@@ -131,6 +131,17 @@ class Backend {
   };
   virtual Counters counters() const { return {}; }
 
+  // Where the last run_step's time went, for the step trace (continuous_batcher.h
+  // turns it on with the trace). -1: not timed, or a backend that cannot.
+  struct StepTiming {
+    int64_t enqueue_us = -1;  // host: run_step's start until its last work was enqueued
+    int64_t device_us = -1;   // device: the step's first enqueued work's start to its last's end
+                              // (time the device waited for the host to enqueue included)
+  };
+  // Costs a few microseconds a step (two CUDA events), so it is off unless asked.
+  virtual void set_step_timing(bool /*on*/) {}
+  virtual StepTiming last_step_timing() const { return {}; }
+
   // Slots of a tier (kLive: num_slots()). 0 when the backend has no such tier.
   virtual int32_t num_state_slots(StateTier tier) const { return tier == StateTier::kLive ? num_slots() : 0; }
 

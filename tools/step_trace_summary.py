@@ -73,9 +73,10 @@ def main():
     describe("gap between steps (< 1 ms ones)", busy_gaps)
     print("run_step by kind:")
     describe("decode only", [s["run_us"] for s in steps if s["prefill_chunks"] == 0])
-    for lo, hi in ((1, 256), (257, 1024), (1025, 2048), (2049, 4096), (4097, 1 << 30)):
+    for lo, hi in BUCKETS[1:]:
         xs = [s["run_us"] for s in steps if lo <= s["prefill_tokens"] <= hi]
         describe(f"with {lo}-{hi if hi < 1 << 30 else 'more'} prefill tokens", xs)
+    slow_steps(steps)
     multi = [s for s in steps if s["prefill_chunks"] > 1]
     print(f"  steps with more than one prefill chunk: {len(multi)} of "
           f"{sum(1 for s in steps if s['prefill_chunks'])}; copies before/after: "
@@ -124,6 +125,38 @@ def main():
               f"prefilling {statistics.fmean(ptoks):.0f} tokens")
     if a.requests:
         client_split(a.requests, firsts, origin, a.group)
+
+
+BUCKETS = ((0, 0), (1, 256), (257, 1024), (1025, 2048), (2049, 4096), (4097, 1 << 30))
+
+
+def slow_steps(steps, factor=1.5, limit=12):
+    """Steps whose run_step took over `factor` x the median of their kind (the
+    prefill-token buckets above). With the backend's timing in the trace
+    (enqueue_us, device_us) each says whether the device ran long (device span ~
+    run_step) or the host did (enqueue or the wait around it)."""
+    timed = [s for s in steps if "device_us" in s]
+    if timed:
+        describe("run_step: host enqueue", [s["enqueue_us"] for s in timed])
+        describe("run_step: device span", [s["device_us"] for s in timed])
+    slow = []
+    for lo, hi in BUCKETS:
+        kind = [s for s in steps if lo <= s["prefill_tokens"] <= hi]
+        if len(kind) < 3:
+            continue
+        median = pct([s["run_us"] for s in kind], 50)
+        slow += [(s, median) for s in kind if s["run_us"] > factor * median]
+    if not slow:
+        return
+    slow.sort(key=lambda x: x[0]["step_us"])
+    print(f"steps whose run_step took over {factor}x the median of their kind ({len(slow)}"
+          f"{', the first ' + str(limit) if len(slow) > limit else ''}):")
+    for s, median in slow[:limit]:
+        split = (f"; host enqueue {s['enqueue_us'] / 1e3:.3f}, device span {s['device_us'] / 1e3:.3f}"
+                 if "device_us" in s else "")
+        print(f"  at {s['step_us'] / 1e3:9.1f} ms: {s['prefill_tokens']} prefill tokens, {s['decodes']} decodes; "
+              f"run_step {s['run_us'] / 1e3:.3f} ms (median {median / 1e3:.3f}){split}; plan {s['plan_us'] / 1e3:.3f}, "
+              f"emit {s['emit_us'] / 1e3:.3f}")
 
 
 def client_split(path, firsts, origin, group):

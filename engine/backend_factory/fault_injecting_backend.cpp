@@ -17,6 +17,8 @@ class FaultInjectingBackend final : public Backend {
   bool samples_on_device() const override { return inner_->samples_on_device(); }
   int32_t num_state_slots(StateTier tier) const override { return inner_->num_state_slots(tier); }
   Counters counters() const override { return inner_->counters(); }
+  void set_step_timing(bool on) override { inner_->set_step_timing(on); }
+  StepTiming last_step_timing() const override { return inner_->last_step_timing(); }
   Status read_state(StateRef slot, std::span<std::byte> out) override { return inner_->read_state(slot, out); }
   Status write_state(StateRef slot, std::span<const std::byte> in) override { return inner_->write_state(slot, in); }
 

@@ -41,6 +41,7 @@
 #include "engine/cuda/pinned_buffer.h"
 #include "engine/cuda/state_store.h"
 #include "engine/cuda/step_layout.h"
+#include "engine/cuda/step_timer.h"
 #include "engine/parallel/shard_layout.h"
 #include "engine/parallel/tensor_parallel_backend.h"
 #include "kernels/cuda/launchers.h"
@@ -132,17 +133,25 @@ class CudaBackend final : public Backend {
     c.buffer_growths += sampler_.growths();
     return c;
   }
+  void set_step_timing(bool on) override {
+    cudaSetDevice(device_);
+    const Status s = timer_.enable(on);
+    if (!s.is_ok()) spdlog::warn("cuda backend{}: no step timing: {}", rank_label(), s.to_string());
+  }
+  StepTiming last_step_timing() const override { return timer_.last(); }
 
   Status run_step(const StepPlan& plan, StepOutput* out) override {
     TNL_RETURN_IF_ERROR(validate_step_plan(plan, global_, num_slots_, /*device_sampling=*/true));
     TNL_RETURN_IF_ERROR(validate_state_copies(plan, *this));
     TNL_CUDA_TRY(cudaSetDevice(device_));  // a tensor-parallel rank's thread may not have it current
+    TNL_RETURN_IF_ERROR(timer_.begin(stream_));
     TNL_RETURN_IF_ERROR(store_.run_copies(plan.copies_before));
     if (plan.chunks.empty()) {
       *out = StepOutput{global_.vocab_size, {}, {}, {}};
       TNL_RETURN_IF_ERROR(store_.run_copies(plan.copies_after));
+      TNL_RETURN_IF_ERROR(timer_.enqueued(stream_));
       TNL_CUDA_TRY(cudaStreamSynchronize(stream_));
-      return Status::ok();
+      return timer_.finish();
     }
     if (use_graphs_ && is_decode_only(plan)) return run_decode_graph(plan, out);
     const StepLayout s = make_step_layout(plan, config_.num_heads, config_.head_dim(), 2 * sm_count_);
@@ -259,6 +268,7 @@ class CudaBackend final : public Backend {
     TNL_RETURN_IF_ERROR(store_.run_copies(plan.copies_after));
     if (leader && plan.prepare_sampling) TNL_RETURN_IF_ERROR(plan.prepare_sampling());  // overlaps the forward pass
     if (leader) TNL_RETURN_IF_ERROR(sampler_.enqueue(plan, s.sample_row, act_.logits.get(), V, stream_));
+    TNL_RETURN_IF_ERROR(timer_.enqueued(stream_));  // the rows' copy below ends with the step
     // The host's share, while the device runs: before the rows' copy, which goes
     // to pageable memory and so returns only once the step is done.
     if (leader && plan.while_running) plan.while_running();
@@ -272,7 +282,7 @@ class CudaBackend final : public Backend {
     }
     TNL_CUDA_TRY(cudaStreamSynchronize(stream_));
     if (leader) sampler_.collect(plan.chunks.size(), &out->sampled);
-    return Status::ok();
+    return timer_.finish();
   }
 
   CudaBackend(const RankPlacement& placement, const BackendOptions& options)
@@ -403,6 +413,7 @@ class CudaBackend final : public Backend {
     TNL_CUDA_TRY(cudaStreamSynchronize(stream_));
     const double warm_ms =
         std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - warm_start).count();
+    TNL_RETURN_IF_ERROR(warm_prefill_kernels(max_tokens));
     int64_t buckets = 0;
     for (int64_t bucket = 1; use_graphs_ && bucket <= num_slots_; bucket *= 2) {
       StepPlan plan;
@@ -417,6 +428,44 @@ class CudaBackend final : public Backend {
     spdlog::info("cuda backend{}: activations for {} tokens per step, GEMM kernels of the row buckets chosen in {:.0f} "
                  "ms, {} decode graphs captured{}",
                  rank_label(), max_tokens, warm_ms, buckets, use_graphs_ ? "" : " (the communicator cannot be captured)");
+    return Status::ok();
+  }
+
+  // Start-up: a step of each kind of prefill a request can bring, into the scratch
+  // slot — a long prompt cut into segments (the wide Lightning tile's states pass,
+  // scan and output pass) and a short one (the narrow tile), sampled on the device
+  // with top-p and greedily — and a state copy, so that their kernels are loaded
+  // before the first request: CUDA loads a kernel on its first launch (lazy module
+  // loading, the default), and the server's first prefill paid for it on the host
+  // (H100, 385M shape: a 511-token step enqueued in 4.0–5.6 ms, the device's own
+  // work 2.1 ms). Not under tensor parallelism: a step's collectives need every
+  // rank at once, and ranks prepare one by one.
+  Status warm_prefill_kernels(int64_t max_tokens) {
+    if (comm_) return Status::ok();
+    const int32_t scratch = store_.scratch_slot();
+    const int64_t H = config_.num_heads, e = config_.head_dim();
+    for (int64_t n : {std::min<int64_t>(max_tokens, 2048), std::min<int64_t>(max_tokens, 256)}) {
+      SequenceChunk chunk{scratch, 0, std::vector<int32_t>(size_t(n)), LogitsMode::kNone};
+      for (int64_t i = 0; i < n; ++i) chunk.tokens[size_t(i)] = int32_t((i * 7919) % global_.vocab_size);
+      chunk.sample = DeviceSampling{};
+      if (n > 256) {
+        chunk.sample->params.temperature = 0.8f;
+        chunk.sample->params.inv_temperature = 1.0f / 0.8f;
+        chunk.sample->params.top_p = 0.9f;
+        chunk.sample->params.uniform = 0.5;
+      }
+      StepPlan plan;
+      plan.chunks.push_back(std::move(chunk));
+      const StepLayout s = make_step_layout(plan, H, e, 2 * sm_count_);
+      TNL_RETURN_IF_ERROR(reserve(s));
+      TNL_RETURN_IF_ERROR(upload_ints(s));
+      TNL_RETURN_IF_ERROR(forward(s));
+      StepOutput out;
+      TNL_RETURN_IF_ERROR(finish_step(plan, s, &out));
+    }
+    const StateRef slot{StateTier::kLive, scratch};
+    TNL_RETURN_IF_ERROR(store_.run_copies({{slot, slot}}));
+    TNL_CUDA_TRY(cudaStreamSynchronize(stream_));
     return Status::ok();
   }
 
@@ -740,6 +789,7 @@ class CudaBackend final : public Backend {
   Counters counters_;
   PinnedBuffer<int32_t> ints_host_;                   // staging of StepLayout::ints
   DeviceSampler sampler_;                             // after the forward pass, outside the graphs
+  StepTimer timer_;                                   // the step trace's host/device split (off by default)
 };
 
 }  // namespace

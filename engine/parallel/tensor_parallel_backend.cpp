@@ -101,6 +101,10 @@ class TensorParallelBackend final : public Backend {
     }
     return sum;
   }
+  void set_step_timing(bool on) override {
+    for (const auto& r : ranks_) r->set_step_timing(on);
+  }
+  StepTiming last_step_timing() const override { return ranks_[0]->last_step_timing(); }  // the leader's
 
   Status run_step(const StepPlan& plan, StepOutput* out) override {
     if (!dead_.is_ok()) return dead_;

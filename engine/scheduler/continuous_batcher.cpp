@@ -380,6 +380,7 @@ void ContinuousBatcher::step() {
     status = internal_error(std::string("backend threw: ") + e.what());
   }
   record.run_end = EngineClock::now();
+  record.backend = backend_.last_step_timing();
   emit_deferred_events();
   if (record.run_start == EngineClock::time_point()) record.run_start = record.run_end;
   if (status.is_ok()) status = check_output(step, output_);

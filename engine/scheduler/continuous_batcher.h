@@ -77,7 +77,11 @@ class ContinuousBatcher {
   // still counted as waiting, e.g. by the queue limit).
   void set_on_scheduled(std::function<void(int32_t running, int32_t waiting)> f) { on_scheduled_ = std::move(f); }
   // Records every step and first token from now on (null: stop).
-  void set_trace(std::unique_ptr<StepTrace> trace) { trace_ = std::move(trace); }
+  // With a trace on, the backend also times each step (host enqueue, device span).
+  void set_trace(std::unique_ptr<StepTrace> trace) {
+    trace_ = std::move(trace);
+    backend_.set_step_timing(trace_ != nullptr);
+  }
 
   // Runs one step; does nothing when there is no work.
   void step();

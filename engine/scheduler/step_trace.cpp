@@ -39,7 +39,10 @@ void StepTrace::step(const StepRecord& r) {
        << ",\"prefill_tokens\":" << r.prefill_tokens << ",\"cached_tokens\":" << r.cached_tokens
        << ",\"copies_before\":" << r.copies_before << ",\"copies_after\":" << r.copies_after
        << ",\"first_tokens\":" << r.first_tokens << ",\"running\":" << r.running << ",\"waiting\":" << r.waiting
-       << ",\"failed\":" << (r.failed ? "true" : "false") << "}\n";
+       << ",\"failed\":" << (r.failed ? "true" : "false");
+  if (r.backend.enqueue_us >= 0) out_ << ",\"enqueue_us\":" << r.backend.enqueue_us;
+  if (r.backend.device_us >= 0) out_ << ",\"device_us\":" << r.backend.device_us;
+  out_ << "}\n";
   wrote_line();
 }
 

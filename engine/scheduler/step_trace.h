@@ -13,6 +13,7 @@
 #include <memory>
 #include <string>
 
+#include "engine/backend.h"
 #include "engine/status.h"
 
 namespace tnl {
@@ -37,6 +38,7 @@ struct StepRecord {
   int32_t running = 0;               // after planning
   int32_t waiting = 0;
   bool failed = false;
+  Backend::StepTiming backend;       // run_step's host enqueue and device span, when the backend times them
 };
 
 class StepTrace {

@@ -216,5 +216,51 @@ TEST(CudaServing, NothingAllocatesOrRecapturesAfterStartUp) {
 #endif
 }
 
+// The step trace's host/device split (Backend::set_step_timing): nothing while
+// off; on, every kind of step — a prefill, a graph-replayed decode, a step of
+// copies only — reports its enqueue time and a device span.
+TEST(CudaServing, StepTimingSplitsHostAndDeviceOnlyWhenOn) {
+#if !defined(TNL_WITH_CUDA)
+  GTEST_SKIP() << "built without CUDA";
+#else
+  if (cuda_device_count() == 0) GTEST_SKIP() << "no CUDA device";
+  const ModelConfig config = test::tiny_config();
+  BackendOptions o;
+  o.device = "cuda";
+  o.max_slots = 4;
+  o.prefix_cache_bytes = 2 * config.state_bytes_per_sequence();
+  auto created = make_cuda_backend_random(config, o, 5);
+  ASSERT_TRUE(created.has_value()) << created.status().to_string();
+  Backend& b = **created;
+  std::vector<int32_t> prompt(300);
+  for (size_t i = 0; i < prompt.size(); ++i) prompt[i] = int32_t((i * 37 + 11) % size_t(config.vocab_size));
+  StepOutput out;
+  ASSERT_TRUE(b.run_step(StepPlan{{{0, 0, prompt, LogitsMode::kLast}}}, &out).is_ok());
+  EXPECT_EQ(b.last_step_timing().enqueue_us, -1) << "off by default";
+  EXPECT_EQ(b.last_step_timing().device_us, -1);
+
+  b.set_step_timing(true);
+  auto expect_timed = [&](const char* what) {
+    const Backend::StepTiming t = b.last_step_timing();
+    EXPECT_GE(t.enqueue_us, 0) << what;
+    EXPECT_GE(t.device_us, 0) << what;
+  };
+  ASSERT_TRUE(b.run_step(StepPlan{{{1, 0, prompt, LogitsMode::kLast}}}, &out).is_ok());
+  expect_timed("prefill");
+  EXPECT_GT(b.last_step_timing().device_us, 0) << "300 tokens through two layers take more than a microsecond";
+  StepPlan decode{{{0, 300, {7}, LogitsMode::kLast}, {1, 300, {9}, LogitsMode::kLast}}};
+  ASSERT_TRUE(b.run_step(decode, &out).is_ok());
+  expect_timed("decode (graph)");
+  StepPlan copies;
+  copies.copies_after.push_back({{StateTier::kLive, 0}, {StateTier::kCache, 1}});
+  ASSERT_TRUE(b.run_step(copies, &out).is_ok());
+  expect_timed("copies only");
+
+  b.set_step_timing(false);
+  ASSERT_TRUE(b.run_step(decode, &out).is_ok());
+  EXPECT_EQ(b.last_step_timing().device_us, -1) << "off again";
+#endif
+}
+
 }  // namespace
 }  // namespace tnl
