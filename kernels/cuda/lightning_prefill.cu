@@ -307,7 +307,9 @@ cudaError_t lightning_prefill(const T* q, const T* k, const T* v, const Lightnin
   const int64_t e = a.e, ek = a.ek;  // the tile shapes there are; the backend prefills others by the recurrence
   const bool narrow = a.slice_columns != 0 && a.slice_columns == detail::lightning_narrow_slice(e);
   if (a.slice_columns != 0 && !narrow && a.slice_columns != detail::lightning_slice(e)) return cudaErrorInvalidValue;
-  if (ek == 128 && !narrow && a.allow_wgmma && lightning_wgmma_available()) {
+  // The warpgroup tile writes O in 16-byte chunks (q, k and v are read so by both).
+  const bool o_aligned = reinterpret_cast<uintptr_t>(o) % 16 == 0 && (a.heads * e) % 8 == 0;
+  if (ek == 128 && !narrow && o_aligned && a.allow_wgmma && lightning_wgmma_available()) {
     return detail::lightning_wgmma<T>(q, k, v, a, o, stream);
   }
   if (e == 128 && ek == 128) return narrow ? launch<T, 128, 32>(q, k, v, a, o, stream) : launch<T, 128, 64>(q, k, v, a, o, stream);

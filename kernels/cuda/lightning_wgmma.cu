@@ -23,9 +23,15 @@
 // cp.async in 128-byte-swizzled tiles (wgmma.cuh); Sb, a T copy of S, is
 // rewritten after every block.
 //
-// Resources (sm_90a, nvcc 13.0, -Xptxas -v, no spills): the output pass 255
-// registers, the states-only pass 186–210; shared memory ~177 KB at two warpgroups
-// (three stages: one CTA an SM), ~97 KB at one (two stages: two CTAs an SM).
+// A block's O rows and the next Sb leave the registers by stmatrix (four 8×8
+// tiles an instruction): O through a per-warp stage in shared memory, so that
+// each global store is a whole 16-byte chunk and eight lanes write a 128-byte row
+// (32-column four-byte stores throttled the LSU and held their address registers).
+//
+// Resources (sm_90a, nvcc 13.0, -Xptxas -v): the output pass 254–255 registers
+// (8–16 bytes of spills in three of its four instances), the states-only pass
+// 186–210; shared memory ~193 KB at two warpgroups (three stages: one CTA an SM),
+// ~105 KB at one (two stages: two CTAs an SM).
 #include "kernels/cuda/dependent_launch.cuh"
 #include "kernels/cuda/device_attribute.h"
 #include "kernels/cuda/lightning_tile.cuh"
@@ -41,6 +47,7 @@ constexpr uint32_t kHalfTile = 64 * 128;     // bytes: 64 rows × 64 T (one swiz
 constexpr uint32_t kQKTile = 2 * kHalfTile;  // a block's Q (or K): e_k = 128 as two regions
 constexpr uint32_t kVTile = kHalfTile;       // a block's V of one warpgroup: 64 tokens × 64 columns
 constexpr uint32_t kSbBytes = kEK * 128;     // Sb of one warpgroup: 128 rows × 64 columns
+constexpr uint32_t kOStage = 16 * 128;       // a warp's O rows on their way out: 16 rows × 64 columns
 
 // Byte offsets from the 1,024-aligned base of dynamic shared memory, G warpgroups.
 // Stages: blocks whose tiles are in flight or in use. A CTA of two warpgroups has
@@ -54,10 +61,26 @@ struct WgmmaLayout {
   static constexpr uint32_t k = kStatesOnly ? 0 : stages * kQKTile;     // [stages][K tile]
   static constexpr uint32_t v = k + stages * kQKTile;                   // [stages][G][V tile]
   static constexpr uint32_t sb = v + stages * G * kVTile;               // [G][Sb]
-  static constexpr uint32_t pw = sb + (kStatesOnly ? 0 : G * kSbBytes);  // λ^i, i = 0…B
+  static constexpr uint32_t o = sb + (kStatesOnly ? 0 : G * kSbBytes);   // [G · 4 warps][O stage]
+  static constexpr uint32_t pw = o + (kStatesOnly ? 0 : G * 4 * kOStage);  // λ^i, i = 0…B
   static constexpr uint32_t bytes = pw + (kB + 1) * sizeof(float);
   static constexpr size_t launch_bytes = bytes + 1024;               // room to align the base
 };
+
+// This warp's 16 rows of an m64n64 accumulator (wgmma.cuh's layout), as T, into
+// rows row0 … row0 + 15 of the swizzled region at shared address `region`: four
+// stmatrix.x4 of two n-tiles each, in place of 32 four-byte stores. Eight lanes
+// write one matrix's 8 rows of one chunk: the swizzle puts them in distinct banks.
+template <typename T>
+__device__ __forceinline__ void store_warp_rows(uint32_t region, int row0, const float (&d)[32], int lane) {
+  const int row = row0 + (lane & 7) + ((lane >> 3) & 1) * 8, next_tile = lane >> 4;
+#pragma unroll
+  for (int j = 0; j < 8; j += 2) {
+    stmatrix_x4(region + sw128_offset(row, j + next_tile), pack2<T>(d[4 * j], d[4 * j + 1]),
+                pack2<T>(d[4 * j + 2], d[4 * j + 3]), pack2<T>(d[4 * j + 4], d[4 * j + 5]),
+                pack2<T>(d[4 * j + 6], d[4 * j + 7]));
+  }
+}
 
 template <typename T, bool kStatesOnly, int G>
 __global__ void __launch_bounds__(G * kLightningThreads, G == 1 ? 2 : 1)
@@ -156,9 +179,8 @@ __global__ void __launch_bounds__(G * kLightningThreads, G == 1 ? 2 : 1)
   const uint32_t sb_own = L::sb + wg * kSbBytes;  // this warpgroup's Sb
   const uint32_t sb_lo = sw128_descriptor_lo(base + sb_own);
   auto write_sb = [&] {
-    each_state_pair([&](float& lo, float& hi, int row, int col) {
-      *reinterpret_cast<uint32_t*>(smem + sb_own + sw128_offset(row, col >> 3) + 2 * (col & 7)) = pack2<T>(lo, hi);
-    });
+#pragma unroll
+    for (int mt = 0; mt < 2; ++mt) store_warp_rows<T>(base + sb_own, 64 * mt + 16 * warp, s_acc[mt], lane);
   };
   if (!kStatesOnly) write_sb();
   // S ← λ^m S for the next block of m tokens. Done here, where no warpgroup product
@@ -281,12 +303,17 @@ __global__ void __launch_bounds__(G * kLightningThreads, G == 1 ? 2 : 1)
     fence_registers(s_acc[1]);
     if (!kStatesOnly) {
       fence_registers(o_acc);
-      T* ob = o + (tok0 + int64_t(bi) * kB) * D + h * e + slice * kEV;
+      // Through this warp's stage, so that each store is a whole 16-byte chunk and
+      // eight lanes write a row's 128 bytes (the launcher checks o's alignment).
+      const uint32_t stage = L::o + (wg * 4 + warp) * kOStage;
+      store_warp_rows<T>(base + stage, 0, o_acc, lane);
+      __syncwarp();
+      T* ob = o + (tok0 + int64_t(bi) * kB + row0) * D + h * e + slice * kEV;
 #pragma unroll
-      for (int j = 0; j < 8; ++j) {
-        const int col = 8 * j + 2 * t;
-        if (r_lo < m) *reinterpret_cast<uint32_t*>(ob + r_lo * D + col) = pack2<T>(o_acc[4 * j], o_acc[4 * j + 1]);
-        if (r_hi < m) *reinterpret_cast<uint32_t*>(ob + r_hi * D + col) = pack2<T>(o_acc[4 * j + 2], o_acc[4 * j + 3]);
+      for (int i = 0; i < 4; ++i) {  // 16 rows × 8 chunks
+        const int r = (lane >> 3) + 4 * i, c = lane & 7;
+        const uint4 x = *reinterpret_cast<const uint4*>(smem + stage + sw128_offset(r, c));
+        if (row0 + r < m) *reinterpret_cast<uint4*>(ob + int64_t(r) * D + 8 * c) = x;
       }
     }
     __syncthreads();  // every warpgroup product of this block's tiles and of Sb is done
