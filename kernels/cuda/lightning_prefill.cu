@@ -202,16 +202,7 @@ __global__ void __launch_bounds__(kLightningThreads, EK >= 256 ? 1 : 2)
         if (jp > warp) continue;
         const bool unmasked = full && jp < warp;
         uint32_t pa[4];  // A fragment: (rows g, keys 0-7), (rows g+8, keys 0-7), (g, 8-15), (g+8, 8-15)
-#pragma unroll
-        for (int half = 0; half < 2; ++half) {  // key tiles 2jp and 2jp + 1
-          float (&c)[4] = p_acc[2 * jp + half];
-          const int j = 8 * (2 * jp + half) + 2 * t;
-          auto masked = [&](float x, int r, int col) {
-            return unmasked || (col <= r && r < m) ? x * pw[r - col] : 0.0f;
-          };
-          pa[2 * half] = pack2<T>(masked(c[0], r_lo, j), masked(c[1], r_lo, j + 1));
-          pa[2 * half + 1] = pack2<T>(masked(c[2], r_hi, j), masked(c[3], r_hi, j + 1));
-        }
+        detail::masked_scores_fragment<T>(pa, p_acc[2 * jp], p_acc[2 * jp + 1], jp, unmasked, r_lo, r_hi, m, t, pw);
 #pragma unroll
         for (int np = 0; np < NT / 2; ++np) {
           uint32_t b[4];
@@ -239,19 +230,14 @@ __global__ void __launch_bounds__(kLightningThreads, EK >= 256 ? 1 : 2)
         for (int i = 0; i < 4; ++i) s_acc[mi][ni][i] *= decay_m;
       }
     }
-    auto key_decay = [&](int r) { return r < m ? pw[m - 1 - r] : 0.0f; };
 #pragma unroll
     for (int ks = 0; ks < B / 16; ++ks) {
-      const int r = 16 * ks + 2 * t;
-      const float f0 = key_decay(r), f1 = key_decay(r + 1), f2 = key_decay(r + 8), f3 = key_decay(r + 9);
+      const detail::KeyDecays decays = detail::key_decays(ks, m, t, pw);
 #pragma unroll
       for (int mi = 0; mi < kSMT; ++mi) {
         uint32_t ka[4];
         ldmatrix_x4_trans(ka, K + (16 * ks + bn_row) * L::ldk + 16 * (s_m0 + mi) + bn_col);
-        ka[0] = scale2<T>(ka[0], f0, f1);
-        ka[1] = scale2<T>(ka[1], f0, f1);
-        ka[2] = scale2<T>(ka[2], f2, f3);
-        ka[3] = scale2<T>(ka[3], f2, f3);
+        detail::scale_key_fragment<T>(ka, decays);
 #pragma unroll
         for (int np = 0; np < kSNT / 2; ++np) {
           uint32_t b[4];
@@ -285,12 +271,9 @@ cudaError_t launch_pass(const T* q, const T* k, const T* v, const LightningArgs&
 
 template <typename T, int EK, int EV>
 cudaError_t launch(const T* q, const T* k, const T* v, const LightningArgs& a, T* o, cudaStream_t stream) {
-  if (a.num_multi > 0) {
-    cudaError_t err = launch_pass<T, EK, EV, true>(q, k, v, a, o, stream);
-    if (err == cudaSuccess) err = detail::lightning_scan(a, stream);
-    if (err != cudaSuccess) return err;
-  }
-  return launch_pass<T, EK, EV, false>(q, k, v, a, o, stream);
+  return detail::launch_lightning_passes(
+      a, stream, [&] { return launch_pass<T, EK, EV, true>(q, k, v, a, o, stream); },
+      [&] { return launch_pass<T, EK, EV, false>(q, k, v, a, o, stream); });
 }
 
 }  // namespace

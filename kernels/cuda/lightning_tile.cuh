@@ -16,6 +16,7 @@
 #include <cstdint>
 
 #include "kernels/cuda/launchers.h"
+#include "kernels/cuda/mma.cuh"
 
 namespace tnl::cuda::detail {
 
@@ -65,6 +66,63 @@ __device__ __forceinline__ void fill_decay_powers(float* pw, float rate, int tid
   for (int i = tid; i <= kLightningBlock; i += threads) pw[i] = expf(-rate * float(i));
 }
 
+// The fragments both tiles build from registers, in mma.sync's m16n8k16 layouts
+// (a warp's rows r_lo = row0 + g and r_hi = r_lo + 8; g = lane / 4, t = lane % 4).
+//
+// P = scores ⊙ λ^(r−j) over the 16 keys of k-step ks, as the A fragment of P·V:
+// kept where j ≤ r < m, else 0 (a select, not a product: padded rows may hold
+// anything). c_even, c_odd: the score accumulators of key tiles 2·ks and 2·ks + 1
+// (C layout: c[0], c[1] row r_lo, keys j and j + 1; c[2], c[3] row r_hi; j = 8·tile
+// + 2t). unmasked: the step lies below the diagonal of a full block.
+template <typename T>
+__device__ __forceinline__ void masked_scores_fragment(uint32_t (&pa)[4], const float* c_even, const float* c_odd,
+                                                       int ks, bool unmasked, int r_lo, int r_hi, int m, int t,
+                                                       const float* pw) {
+#pragma unroll
+  for (int half = 0; half < 2; ++half) {  // key tiles 2ks and 2ks + 1
+    const float* c = half ? c_odd : c_even;
+    const int j = 8 * (2 * ks + half) + 2 * t;
+    auto masked = [&](float x, int r, int col) { return unmasked || (col <= r && r < m) ? x * pw[r - col] : 0.0f; };
+    pa[2 * half] = pack2<T>(masked(c[0], r_lo, j), masked(c[1], r_lo, j + 1));
+    pa[2 * half + 1] = pack2<T>(masked(c[2], r_hi, j), masked(c[3], r_hi, j + 1));
+  }
+}
+
+// The key decays λ^(m−1−r) of the block's tokens r = 16·ks + 2t, +1, +8, +9 (0 past
+// its m tokens), which scale Kᵀ's A fragments of k-step ks in S's update.
+struct KeyDecays {
+  float f0, f1, f2, f3;
+};
+__device__ __forceinline__ KeyDecays key_decays(int ks, int m, int t, const float* pw) {
+  auto decay = [&](int r) { return r < m ? pw[m - 1 - r] : 0.0f; };
+  const int r = 16 * ks + 2 * t;
+  return {decay(r), decay(r + 1), decay(r + 8), decay(r + 9)};
+}
+template <typename T>
+__device__ __forceinline__ void scale_key_fragment(uint32_t (&ka)[4], const KeyDecays& d) {
+  ka[0] = scale2<T>(ka[0], d.f0, d.f1);
+  ka[1] = scale2<T>(ka[1], d.f0, d.f1);
+  ka[2] = scale2<T>(ka[2], d.f2, d.f3);
+  ka[3] = scale2<T>(ka[3], d.f2, d.f3);
+}
+
+// The scan of segment states between the two passes (lightning_scan.cu).
+cudaError_t lightning_scan(const LightningArgs& args, cudaStream_t stream);
+
+// A plan's launches: for sequences cut into segments, the states pass (each
+// non-last segment's local state) and the scan (each segment's entering state)
+// first; then the output pass.
+template <typename StatesPass, typename OutputPass>
+cudaError_t launch_lightning_passes(const LightningArgs& a, cudaStream_t stream, StatesPass states_pass,
+                                    OutputPass output_pass) {
+  if (a.num_multi > 0) {
+    cudaError_t err = states_pass();
+    if (err == cudaSuccess) err = lightning_scan(a, stream);
+    if (err != cudaSuccess) return err;
+  }
+  return output_pass();
+}
+
 __device__ __forceinline__ void cp_async16(void* smem, const void* gmem) {
   const unsigned s = static_cast<unsigned>(__cvta_generic_to_shared(smem));
   asm volatile("cp.async.cg.shared.global [%0], [%1], 16;\n" ::"r"(s), "l"(gmem));
@@ -73,8 +131,6 @@ __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commi
 template <int N>
 __device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N)); }
 
-// The scan of segment states between the two passes (lightning_scan.cu).
-cudaError_t lightning_scan(const LightningArgs& args, cudaStream_t stream);
 
 // The warpgroup-MMA passes of the e_k = 128, 64-column tile (lightning_wgmma.cu),
 // for devices where lightning_wgmma_available() (launchers.h).

@@ -237,21 +237,16 @@ __global__ void __launch_bounds__(G * kLightningThreads, G == 1 ? 2 : 1)
 
     // S ← λ^m S + Kᵀ diag(λ^(m−1−r)) V (s_acc already holds λ^m S): the decays scale
     // Kᵀ's fragments (k = token).
-    auto key_decay = [&](int r) { return r < m ? pw[m - 1 - r] : 0.0f; };
     uint32_t ka[4][2][4];
 #pragma unroll
     for (int s = 0; s < kB / 16; ++s) {
-      const int r = 16 * s + 2 * t;
-      const float f0 = key_decay(r), f1 = key_decay(r + 1), f2 = key_decay(r + 8), f3 = key_decay(r + 9);
+      const KeyDecays decays = key_decays(s, m, t, pw);
 #pragma unroll
       for (int mt = 0; mt < 2; ++mt) {
         // Kᵀ rows 64·mt + 16·warp…: chunks 2·warp and 2·warp + 1 of region mt.
         ldmatrix_x4_trans(ka[s][mt], smem + L::k + buf * kQKTile + mt * kHalfTile +
                                          sw128_offset(16 * s + bn_row, 2 * warp + bn_chunk));
-        ka[s][mt][0] = scale2<T>(ka[s][mt][0], f0, f1);
-        ka[s][mt][1] = scale2<T>(ka[s][mt][1], f0, f1);
-        ka[s][mt][2] = scale2<T>(ka[s][mt][2], f2, f3);
-        ka[s][mt][3] = scale2<T>(ka[s][mt][3], f2, f3);
+        scale_key_fragment<T>(ka[s][mt], decays);
       }
     }
     wgmma_fence();
@@ -276,7 +271,10 @@ __global__ void __launch_bounds__(G * kLightningThreads, G == 1 ? 2 : 1)
         o_acc[4 * j + 3] *= d_hi;
       }
       // P = scores ⊙ λ^(r−j) on j ≤ r < m (a select, not a product: padded rows may
-      // hold anything), as A fragments of k-steps of 16 keys.
+      // hold anything), as A fragments of k-steps of 16 keys: masked_scores_fragment
+      // (lightning_tile.cuh) with zeros above the diagonal, written out because
+      // calling the helper here changed the generated code (not measured; this keeps
+      // the machine code of the tile that was).
       const bool full = m == kB;
       uint32_t pa[4][4];
 #pragma unroll
@@ -347,12 +345,9 @@ cudaError_t launch_wgmma_pass(const T* q, const T* k, const T* v, const Lightnin
 
 template <typename T, int G>
 cudaError_t launch_wgmma(const T* q, const T* k, const T* v, const LightningArgs& a, T* o, cudaStream_t stream) {
-  if (a.num_multi > 0) {
-    cudaError_t err = launch_wgmma_pass<T, true, G>(q, k, v, a, o, stream);
-    if (err == cudaSuccess) err = lightning_scan(a, stream);
-    if (err != cudaSuccess) return err;
-  }
-  return launch_wgmma_pass<T, false, G>(q, k, v, a, o, stream);
+  return launch_lightning_passes(
+      a, stream, [&] { return launch_wgmma_pass<T, true, G>(q, k, v, a, o, stream); },
+      [&] { return launch_wgmma_pass<T, false, G>(q, k, v, a, o, stream); });
 }
 
 }  // namespace
