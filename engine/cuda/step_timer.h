@@ -33,7 +33,6 @@ class StepTimer {
     TNL_CUDA_TRY(cudaEventCreate(&end_));
     return Status::ok();
   }
-  bool enabled() const { return begin_ != nullptr; }
 
   // Before the step enqueues anything on `stream`.
   Status begin(cudaStream_t stream) {
