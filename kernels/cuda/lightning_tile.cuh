@@ -131,7 +131,6 @@ __device__ __forceinline__ void cp_async_commit() { asm volatile("cp.async.commi
 template <int N>
 __device__ __forceinline__ void cp_async_wait() { asm volatile("cp.async.wait_group %0;\n" ::"n"(N)); }
 
-
 // The warpgroup-MMA passes of the e_k = 128, 64-column tile (lightning_wgmma.cu),
 // for devices where lightning_wgmma_available() (launchers.h).
 template <typename T>

@@ -271,42 +271,39 @@ Expected<Figure> sampling(bool greedy, int32_t top_k, bool penalties, GpuTimer& 
 Expected<std::vector<Figure>> run_kernel_benchmarks(const ModelConfig& model, const KernelBenchOptions& o,
                                                     const Ceilings& c, GpuTimer& timer, cudaStream_t stream) {
   std::vector<Figure> figures;
-  for (int64_t n : o.prefill_lengths) {
-    TNL_ASSIGN_OR_RETURN(Figure f, prefill_attention(o, n, true, c, timer, stream));
+  auto keep = [&](Figure f) {  // logged as it is measured
     spdlog::info("{}: {:.4f} ms ({:.0f}% of floor)", f.name, f.time_ms, 100 * f.ratio(c));
     figures.push_back(std::move(f));
+  };
+  for (int64_t n : o.prefill_lengths) {
+    TNL_ASSIGN_OR_RETURN(Figure f, prefill_attention(o, n, true, c, timer, stream));
+    keep(std::move(f));
     if (o.head_dim != 128 || !cuda::lightning_wgmma_available()) continue;
     // The same launch on the mma.sync tile, for comparison.
     TNL_ASSIGN_OR_RETURN(Figure sync, prefill_attention(o, n, false, c, timer, stream));
-    spdlog::info("{}: {:.4f} ms ({:.0f}% of floor)", sync.name, sync.time_ms, 100 * sync.ratio(c));
-    figures.push_back(std::move(sync));
+    keep(std::move(sync));
   }
   for (int64_t b : o.decode_batches) {
     TNL_ASSIGN_OR_RETURN(Figure f, decode_step(o, b, 0, timer, stream));
-    spdlog::info("{}: {:.4f} ms ({:.0f}% of floor)", f.name, f.time_ms, 100 * f.ratio(c));
-    figures.push_back(std::move(f));
+    keep(std::move(f));
     if (cuda::decode_column_slices(b, o.heads, o.head_dim) == 1) continue;
     // The same launch with one CTA a head, for comparison.
     TNL_ASSIGN_OR_RETURN(Figure one, decode_step(o, b, 1, timer, stream));
     one.name += " (one CTA a head)";
-    spdlog::info("{}: {:.4f} ms ({:.0f}% of floor)", one.name, one.time_ms, 100 * one.ratio(c));
-    figures.push_back(std::move(one));
+    keep(std::move(one));
   }
   // The 385M shape's decode projections at batch 1: qkvu, and [l1; l2] with the GLU product.
   for (const bool glu : {false, true}) {
     TNL_ASSIGN_OR_RETURN(Figure f, small_batch_linear(1, 1024, glu ? 2816 : 4096, glu, timer, stream));
-    spdlog::info("{}: {:.4f} ms ({:.0f}% of floor)", f.name, f.time_ms, 100 * f.ratio(c));
-    figures.push_back(std::move(f));
+    keep(std::move(f));
   }
   for (const int32_t copies : {1, 16}) {
     TNL_ASSIGN_OR_RETURN(Figure f, state_copy(model, copies, timer, stream));
-    spdlog::info("{}: {:.4f} ms ({:.0f}% of floor)", f.name, f.time_ms, 100 * f.ratio(c));
-    figures.push_back(std::move(f));
+    keep(std::move(f));
   }
   for (const int32_t mode : {-1, 0, 50, 1000}) {  // greedy; top-p; top-k 50 and top-p; top-p with penalty rows
     TNL_ASSIGN_OR_RETURN(Figure f, sampling(mode < 0, mode == 50 ? 50 : 0, mode == 1000, timer, stream));
-    spdlog::info("{}: {:.4f} ms ({:.0f}% of floor)", f.name, f.time_ms, 100 * f.ratio(c));
-    figures.push_back(std::move(f));
+    keep(std::move(f));
   }
   return figures;
 }
