@@ -13,6 +13,7 @@
 #include "engine/model_config.h"
 #include "tools/bench/ceilings.h"
 #include "tools/bench/engine_bench.h"
+#include "tools/bench/enqueue_bench.h"
 #include "tools/bench/kernel_bench.h"
 #include "tools/bench/serving_bench.h"
 #include "tools/common/backend_flags.h"
@@ -118,6 +119,12 @@ int main(int argc, char** argv) {
         return 1;
       }
       figures.insert(figures.end(), k->begin(), k->end());
+      auto h = tnl::bench::run_enqueue_benchmarks(*config, 512, stream);
+      if (!h.has_value()) {
+        std::fprintf(stderr, "tnl-bench: host enqueue: %s\n", h.status().to_string().c_str());
+        return 1;
+      }
+      figures.insert(figures.end(), h->begin(), h->end());
     }
   }
   so.gpu_dtype = eo.gpu_dtype;
