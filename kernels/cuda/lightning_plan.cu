@@ -9,6 +9,25 @@
 namespace tnl::cuda {
 namespace {
 constexpr int64_t kLightningUncutTokens = 1024;  // see launchers.h
+
+// The segment length for a sequence of n tokens cut into pieces of `segment`:
+// `segment` itself, unless the last piece is a short tail that the others can take
+// at little cost: then the blocks are spread evenly over one piece fewer. Every
+// piece but the last goes through the states pass (K and V read once more), so a
+// tail costs a whole extra piece of that traffic: at 32k tokens, four sequences,
+// 16 heads, pieces of 249, 249 and 14 blocks read 97% of K and V twice, two of 256
+// blocks half. Spread only where each piece grows by at most an eighth: a CTA walks
+// its piece's blocks in series, and short prompts' few-block pieces would lengthen
+// by half (measured on the H100 in docs/architecture.md).
+int64_t spread_tail(int64_t n, int64_t segment, int64_t align) {
+  const int64_t pieces = detail::ceil_div(n, segment);
+  if (pieces < 2) return segment;
+  const int64_t blocks = detail::ceil_div(n, align), piece_blocks = segment / align;
+  const int64_t tail_blocks = blocks - (pieces - 1) * piece_blocks;
+  const int64_t growth = detail::ceil_div(tail_blocks, pieces - 1);
+  if (8 * growth > piece_blocks) return segment;
+  return detail::ceil_div(blocks, pieces - 1) * align;
+}
 }  // namespace
 
 LightningPlan plan_lightning(const std::vector<int32_t>& seq_lens, int64_t heads, int64_t e, int64_t target_ctas,
@@ -39,10 +58,11 @@ LightningPlan plan_lightning(const std::vector<int32_t>& seq_lens, int64_t heads
   int64_t begin = 0;
   for (size_t s = 0; s < seq_lens.size(); ++s) {
     const int64_t n = seq_lens[s];
+    const int64_t cut = max_segment > 0 ? segment : spread_tail(n, segment, kAlign);
     const int32_t first = plan.num_segments;
     int64_t count = 0;
-    for (int64_t off = 0; off < n || (n == 0 && off == 0); off += segment) {
-      const int64_t len = std::min<int64_t>(segment, n - off);
+    for (int64_t off = 0; off < n || (n == 0 && off == 0); off += cut) {
+      const int64_t len = std::min<int64_t>(cut, n - off);
       int32_t flags = 0;
       if (off == 0) flags |= LightningPlan::kFirst;
       if (off + len >= n) flags |= LightningPlan::kLast;

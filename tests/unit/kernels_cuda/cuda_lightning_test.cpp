@@ -246,6 +246,26 @@ TEST(LightningPlanTest, ShortSequencesAreCutIntoMinimumSegmentsAndTheStartUpBoun
   }
 }
 
+TEST(LightningPlanTest, AShortTailIsSpreadOverTheOtherSegmentsOnlyWhereTheyGrowLittle) {
+  // Four 32k sequences, 16 heads: pieces of 15,936 tokens would leave a 896-token
+  // tail, and every piece but the last goes through the states pass; two pieces
+  // of 16,384 read half of K and V there instead of 97%.
+  const cuda::LightningPlan longer = cuda::plan_lightning(std::vector<int32_t>(4, 32768), 16, 128, 264);
+  EXPECT_EQ(longer.num_segments, 8);
+  EXPECT_EQ(longer.max_segment_len, 16384);
+  const cuda::LightningPlan eight_k = cuda::plan_lightning(std::vector<int32_t>(4, 8192), 16, 128, 264);
+  EXPECT_EQ(eight_k.num_segments, 8);
+  EXPECT_EQ(eight_k.max_segment_len, 4096);
+  // A 515-token prompt: pieces of two blocks and a 3-token tail; spreading it would
+  // make two-block pieces three blocks long, so it stays.
+  const cuda::LightningPlan short_prompt = cuda::plan_lightning({515}, 8, 128, 264);
+  EXPECT_EQ(short_prompt.num_segments, 5);
+  EXPECT_EQ(short_prompt.max_segment_len, cuda::kLightningMinSegment);
+  // A forced segment length (tests of the carry path) is kept as it is: 2,048,
+  // 2,048 and 4 tokens.
+  EXPECT_EQ(cuda::plan_lightning(std::vector<int32_t>(32, 4100), 8, 128, 264, 2048).num_segments, 32 * 3);
+}
+
 TEST(LightningPrefillArgsTest, RejectsSliceWidthsTheHeadWidthDoesNotHave) {
   // Refused before anything touches a device, so this runs without a GPU too.
   int32_t ints[4] = {0, 1, 0, 3};
