@@ -35,6 +35,7 @@
 // registers, 2 / 1 CTAs per SM.
 #include "kernels/cuda/dependent_launch.cuh"
 #include "kernels/cuda/device_math.cuh"
+#include "kernels/cuda/kernel_attribute.cuh"
 #include "kernels/cuda/lightning_tile.cuh"
 #include "kernels/cuda/mma.cuh"
 
@@ -263,7 +264,7 @@ template <typename T, int EK, int EV, bool kStatesOnly>
 cudaError_t launch_pass(const T* q, const T* k, const T* v, const LightningArgs& a, T* o, cudaStream_t stream) {
   using L = detail::LightningLayout<T, EK, EV, kStatesOnly>;
   auto kernel = lightning_kernel<T, EK, EV, kStatesOnly>;
-  cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(L::bytes));
+  cudaError_t err = reserve_dynamic_shared_memory<lightning_kernel<T, EK, EV, kStatesOnly>>(int(L::bytes));
   if (err != cudaSuccess) return err;
   const dim3 grid(unsigned(a.num_segments), unsigned(a.heads), unsigned(a.e / EV));
   return launch_dependent(kernel, grid, dim3(kLightningThreads), L::bytes, stream, q, k, v, a, o);

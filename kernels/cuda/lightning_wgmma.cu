@@ -34,6 +34,7 @@
 // ~105 KB at one (two stages: two CTAs an SM).
 #include "kernels/cuda/dependent_launch.cuh"
 #include "kernels/cuda/device_attribute.h"
+#include "kernels/cuda/kernel_attribute.cuh"
 #include "kernels/cuda/lightning_tile.cuh"
 #include "kernels/cuda/mma.cuh"
 #include "kernels/cuda/wgmma.cuh"
@@ -337,7 +338,7 @@ cudaError_t launch_wgmma_pass(const T* q, const T* k, const T* v, const Lightnin
   auto kernel = lightning_wgmma_kernel<T, kStatesOnly, G>;
   constexpr size_t bytes = WgmmaLayout<kStatesOnly, G>::launch_bytes;
   static_assert(G == 1 ? bytes <= 113 * 1024 : bytes <= 227 * 1024, "shared memory for the CTAs an SM takes");
-  cudaError_t err = cudaFuncSetAttribute(kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes));
+  cudaError_t err = reserve_dynamic_shared_memory<lightning_wgmma_kernel<T, kStatesOnly, G>>(int(bytes));
   if (err != cudaSuccess) return err;
   const dim3 grid(unsigned(a.num_segments), unsigned(a.heads), unsigned(a.e / (G * kEV)));
   return launch_dependent(kernel, grid, dim3(G * kLightningThreads), bytes, stream, q, k, v, a, o);

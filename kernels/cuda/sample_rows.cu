@@ -34,6 +34,7 @@
 #include <algorithm>
 
 #include "kernels/cuda/device_math.cuh"
+#include "kernels/cuda/kernel_attribute.cuh"
 #include "kernels/cuda/launchers.h"
 
 namespace tnl::cuda {
@@ -1110,7 +1111,7 @@ cudaError_t sample_rows(const float* logits, int64_t vocab, const SampleRowArgs*
   if (capacity < kMinCompactCapacity) capacity = 0;
   const size_t bytes = std::max(size_t(capacity) * kCompactEntryBytes, kWarpHistogramBytes);
   if (bytes > 48 * 1024) {  // past the default: the block must opt in
-    e = cudaFuncSetAttribute(sample_rows_kernel, cudaFuncAttributeMaxDynamicSharedMemorySize, int(bytes));
+    e = reserve_dynamic_shared_memory<sample_rows_kernel>(int(bytes));
     if (e != cudaSuccess) return e;
   }
   sample_rows_kernel<<<unsigned(num_rows), kThreads, bytes, stream>>>(logits, vocab, rows, entries, masks,
