@@ -12,6 +12,7 @@
 #include "engine/cuda/gemm.h"
 #include "kernels/cuda/device_attribute.h"
 #include "kernels/cuda/launchers.h"
+#include "tools/bench/bench_inputs.h"
 #include "tools/bench/gpu_timer.h"
 
 namespace tnl::bench {
@@ -65,40 +66,9 @@ Expected<std::vector<Figure>> run_enqueue_benchmarks(const ModelConfig& model, i
   std::unique_ptr<CUevent_st, decltype(&cudaEventDestroy)> event_owner(event, &cudaEventDestroy);
 
   // One 64-token sequence's Lightning launch (its output pass alone: one segment),
-  // which sets its kernel's shared-memory attribute on every call.
-  const int64_t H = model.num_heads, e = model.head_dim(), n = 64;
-  DeviceBuffer<T> q, k, v, o;
-  DeviceBuffer<float> rates, state;
-  DeviceBuffer<int32_t> segments, seq_ints;
-  TNL_RETURN_IF_ERROR(q.allocate(n * H * e));
-  TNL_RETURN_IF_ERROR(k.allocate(n * H * e));
-  TNL_RETURN_IF_ERROR(v.allocate(n * H * e));
-  TNL_RETURN_IF_ERROR(o.allocate(n * H * e));
-  TNL_RETURN_IF_ERROR(rates.allocate(H));
-  TNL_RETURN_IF_ERROR(state.allocate(H * e * e));
-  TNL_CUDA_TRY(cuda::fill_uniform(q.get(), q.size(), 3, 0.1f, stream));
-  TNL_CUDA_TRY(cuda::fill_uniform(k.get(), k.size(), 4, 0.1f, stream));
-  TNL_CUDA_TRY(cuda::fill_uniform(v.get(), v.size(), 5, 1.0f, stream));
-  TNL_CUDA_TRY(cuda::fill_uniform_f32(rates.get(), rates.size(), 6, 0.1f, stream));
-  const cuda::LightningPlan plan = cuda::plan_lightning({int32_t(n)}, H, e, 1);
-  const std::vector<int32_t> seq = {0, 1};  // slot 0, fresh
-  TNL_RETURN_IF_ERROR(segments.allocate(int64_t(plan.segments.size())));
-  TNL_RETURN_IF_ERROR(seq_ints.allocate(2));
-  TNL_CUDA_TRY(cudaMemcpy(segments.get(), plan.segments.data(), plan.segments.size() * sizeof(int32_t),
-                          cudaMemcpyHostToDevice));
-  TNL_CUDA_TRY(cudaMemcpy(seq_ints.get(), seq.data(), seq.size() * sizeof(int32_t), cudaMemcpyHostToDevice));
-  cuda::LightningArgs la;
-  la.total_tokens = n;
-  la.heads = H;
-  la.ek = e;
-  la.e = e;
-  la.rates = rates.get();
-  la.segments = segments.get();
-  la.set_plan(plan);
-  la.seq_slot = seq_ints.get();
-  la.seq_fresh = seq_ints.get() + 1;
-  la.layer_state = state.get();
-  la.slot_stride = H * e * e;
+  // which used to set its kernel's shared-memory attribute on every call.
+  LightningInputs lightning;
+  TNL_RETURN_IF_ERROR(lightning.make(1, 64, model.num_heads, model.head_dim(), 1, stream));
 
   struct Case {
     std::string name;
@@ -113,9 +83,9 @@ Expected<std::vector<Figure>> run_enqueue_benchmarks(const ModelConfig& model, i
          TNL_CUDA_TRY(cuda::srms_norm<T>(x.get(), d, nullptr, 1, a.get(), stream));
          return Status::ok();
        }},
-      {"Lightning launch, 1 segment (its attribute set included)",
+      {"Lightning launch, 1 segment",
        [&]() -> Status {
-         TNL_CUDA_TRY(cuda::lightning_prefill<T>(q.get(), k.get(), v.get(), la, o.get(), stream));
+         TNL_CUDA_TRY(lightning.launch(stream));
          return Status::ok();
        }},
       {"device attribute query (cudaGetDevice + attribute)",

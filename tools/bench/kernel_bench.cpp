@@ -12,6 +12,7 @@
 #include "kernels/cuda/copy_states.h"
 #include "kernels/cuda/launchers.h"
 #include "kernels/cuda/small_batch_linear.h"
+#include "tools/bench/bench_inputs.h"
 
 namespace tnl::bench {
 namespace {
@@ -19,64 +20,14 @@ namespace {
 using T = __nv_bfloat16;
 constexpr int64_t kBlock = 64;  // the Lightning tile's B for e = e_k = 128
 
-template <typename U>
-Status upload(const std::vector<U>& host, DeviceBuffer<U>* out) {
-  TNL_RETURN_IF_ERROR(out->allocate(std::max<int64_t>(1, int64_t(host.size()))));
-  if (!host.empty()) TNL_CUDA_TRY(cudaMemcpy(out->get(), host.data(), host.size() * sizeof(U), cudaMemcpyHostToDevice));
-  return Status::ok();
-}
-
-// Decay rates of a mid-depth layer of a 24-layer model (the rate only scales values).
-std::vector<float> rates_for(int64_t heads) {
-  std::vector<float> r;
-  for (int64_t h = 0; h < heads; ++h) r.push_back(float(std::exp2(-8.0 * double(h + 1) / double(heads)) * 0.5));
-  return r;
-}
-
 // wgmma: LightningArgs::allow_wgmma (false: the mma.sync tile, for comparison).
 Expected<Figure> prefill_attention(const KernelBenchOptions& o, int64_t n, bool wgmma, const Ceilings& c,
                                    GpuTimer& timer, cudaStream_t stream) {
   const int64_t b = o.batch, H = o.heads, e = o.head_dim, ek = e, N = b * n;
-  DeviceBuffer<T> q, k, v, out;
-  TNL_RETURN_IF_ERROR(q.allocate(H * N * ek));
-  TNL_RETURN_IF_ERROR(k.allocate(H * N * ek));
-  TNL_RETURN_IF_ERROR(v.allocate(H * N * e));
-  TNL_RETURN_IF_ERROR(out.allocate(N * H * e));
-  TNL_CUDA_TRY(cuda::fill_uniform(q.get(), q.size(), 11, 0.1f, stream));
-  TNL_CUDA_TRY(cuda::fill_uniform(k.get(), k.size(), 12, 0.1f, stream));
-  TNL_CUDA_TRY(cuda::fill_uniform(v.get(), v.size(), 13, 1.0f, stream));
-
-  const cuda::LightningPlan plan = cuda::plan_lightning(std::vector<int32_t>(static_cast<size_t>(b), int32_t(n)), H, e, 2 * c.sm_count);
-  std::vector<int32_t> slots(static_cast<size_t>(b)), fresh(static_cast<size_t>(b), 1);
-  for (int64_t i = 0; i < b; ++i) slots[size_t(i)] = int32_t(i);
-  DeviceBuffer<int32_t> d_segments, d_multi, d_slots, d_fresh;
-  DeviceBuffer<float> d_rates, states, scratch;
-  TNL_RETURN_IF_ERROR(upload(plan.segments, &d_segments));
-  TNL_RETURN_IF_ERROR(upload(plan.multi, &d_multi));
-  TNL_RETURN_IF_ERROR(upload(slots, &d_slots));
-  TNL_RETURN_IF_ERROR(upload(fresh, &d_fresh));
-  TNL_RETURN_IF_ERROR(upload(rates_for(H), &d_rates));
-  TNL_RETURN_IF_ERROR(states.allocate(b * H * ek * e));
-  TNL_RETURN_IF_ERROR(scratch.allocate(std::max<int64_t>(1, cuda::lightning_scratch_floats(plan, H, ek, e))));
-
-  cuda::LightningArgs a;
-  a.total_tokens = N;
-  a.heads = H;
-  a.ek = ek;
-  a.e = e;
-  a.rates = d_rates.get();
-  a.segments = d_segments.get();
-  a.multi = d_multi.get();
-  a.set_plan(plan);
-  a.seq_slot = d_slots.get();
-  a.seq_fresh = d_fresh.get();
-  a.layer_state = states.get();
-  a.slot_stride = H * ek * e;
-  a.scratch = scratch.get();
-  a.allow_wgmma = wgmma;
-  TNL_ASSIGN_OR_RETURN(const double ms, timer.median_ms(stream, 2, o.reps, [&](int) {
-    return cuda::lightning_prefill<T>(q.get(), k.get(), v.get(), a, out.get(), stream);
-  }));
+  LightningInputs in;
+  TNL_RETURN_IF_ERROR(in.make(b, n, H, e, 2 * c.sm_count, stream));
+  in.args.allow_wgmma = wgmma;
+  TNL_ASSIGN_OR_RETURN(const double ms, timer.median_ms(stream, 2, o.reps, [&](int) { return in.launch(stream); }));
 
   Figure f;
   f.section = "kernel";
@@ -88,7 +39,7 @@ Expected<Figure> prefill_attention(const KernelBenchOptions& o, int64_t n, bool 
   // Per token and head: causal intra-block QKᵀ and PV (B/2 keys on average, 2 flops
   // each) plus the inter-block q·S and the state update k vᵀ.
   f.flops = double(N * H) * (double(kBlock) * double(ek + e) + 4.0 * double(ek * e));
-  f.extra = {{"segments", plan.num_segments}, {"block", kBlock}};
+  f.extra = {{"segments", in.plan.num_segments}, {"block", kBlock}};
   return f;
 }
 
