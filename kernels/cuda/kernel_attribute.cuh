@@ -1,7 +1,8 @@
 // A kernel's dynamic shared-memory limit, raised once per device instead of on
 // every launch: a prefill step launches each Lightning pass once a layer, and
-// cudaFuncSetAttribute is host time the GPU may wait for (tnl-bench's host section
-// times a Lightning launch with and without it).
+// cudaFuncSetAttribute is host time the GPU may wait for (tnl-bench's host section,
+// H100: a Lightning launch cost the host 5.3-5.9 us setting it each time, 3.7-4.5 us
+// with this memo).
 //
 // The memo only mirrors what the driver already holds for this process (a
 // function's attribute lasts as long as its context; nothing here resets a

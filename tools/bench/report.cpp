@@ -21,7 +21,7 @@ void print_table(const Ceilings& c, const std::vector<Figure>& figures) {
     const bool memory = f.bytes / (c.bandwidth_gbs * 1e9) >= f.flops / (c.matmul_tflops * 1e12);
     char tokens[32] = "-";
     if (f.tokens > 0) std::snprintf(tokens, sizeof tokens, "%.0f", f.tokens / s);
-    if (f.bytes == 0 && f.flops == 0) {  // host figures: no floor
+    if (f.bytes == 0 && f.flops == 0) {  // no floor: host-call figures, copies across PCIe
       std::printf("%-8s %-44s %10.4f %9s %9s %10s %10s %7s %s\n", f.section.c_str(), f.name.c_str(), f.time_ms, "-", "-",
                   "-", tokens, "-", "host");
       continue;
