@@ -28,6 +28,13 @@
 // each global store is a whole 16-byte chunk and eight lanes write a 128-byte row
 // (32-column four-byte stores throttled the LSU and held their address registers).
 //
+// What the next block waits for is S (through Sb), so a warpgroup writes its Sb as
+// soon as its S update is done, while its P·V still runs, and O goes out after.
+// One CTA barrier a block, at its top: the block's tiles have landed, every Sb is
+// written, and every warp is past the block before, whose buffer the next load
+// then takes. Sb is its warpgroup's own, so its rewrite waits only for that
+// warpgroup's warps (a named barrier of 128 threads).
+//
 // Resources (sm_90a, nvcc 13.0, -Xptxas -v): the output pass 254–255 registers
 // (8–16 bytes of spills in three of its four instances), the states-only pass
 // 186–210; shared memory ~193 KB at two warpgroups (three stages: one CTA an SM),
@@ -203,12 +210,13 @@ __global__ void __launch_bounds__(G * kLightningThreads, G == 1 ? 2 : 1)
   // ldmatrix row addresses of the transposed K fragments (as in lightning_prefill.cu).
   const int bn_row = (lane & 7) + (lane >> 4) * 8, bn_chunk = (lane >> 3) & 1;
   for (int bi = 0; bi < num_blocks; ++bi) {
-    // Block bi + stages − 1 into the buffer block bi − 1 left (every warp is past it).
+    cp_async_wait<kStages - 2>();  // block bi's group has landed (the groups of blocks ≤ bi + stages − 2 are in)
+    fence_proxy_async();  // this thread's tiles (and Sb) visible to wgmma
+    __syncthreads();      // everyone's; and every warp is past block bi − 1
+    // Block bi + stages − 1 into the buffer block bi − 1 left: issued after the
+    // barrier, which is then the only one a block takes.
     if (bi + kStages - 1 < num_blocks) load_block(bi + kStages - 1, (bi + kStages - 1) % kStages);
     cp_async_commit();
-    cp_async_wait<kStages - 1>();  // block bi's group has landed
-    fence_proxy_async();  // this thread's tiles (and Sb) visible to wgmma
-    __syncthreads();      // everyone's
     const int m = min(kB, len - bi * kB);
     // Descriptor low words of this block's tiles (wgmma.cuh); a k-step adds offset / 16.
     const int buf = bi % kStages;
@@ -297,10 +305,23 @@ __global__ void __launch_bounds__(G * kLightningThreads, G == 1 ? 2 : 1)
       for (int s = 0; s < kB / 16; ++s) wgmma_m64n64k16_rs<T>(o_acc, pa[s], sw128_descriptor_at(v_lo + s * 128), 1);
       wgmma_commit();
     }
-    wgmma_wait<0>();
+    // The next block waits on S (through Sb), not on O: S first, while P·V runs.
+    if (kStatesOnly) {
+      wgmma_wait<0>();
+    } else {
+      wgmma_wait<1>();  // the S update is done (P·V may still run)
+    }
     fence_registers(s_acc[0]);
     fence_registers(s_acc[1]);
     if (!kStatesOnly) {
+      // Sb is this warpgroup's own: once each of its warps is past this block's Q·Sb
+      // (waited for above), it may change.
+      warpgroup_barrier(wg);
+      write_sb();
+    }
+    if (bi + 1 < num_blocks) decay_state(min(kB, len - (bi + 1) * kB));
+    if (!kStatesOnly) {
+      wgmma_wait<0>();
       fence_registers(o_acc);
       // Through this warp's stage, so that each store is a whole 16-byte chunk and
       // eight lanes write a row's 128 bytes (the launcher checks o's alignment).
@@ -315,9 +336,6 @@ __global__ void __launch_bounds__(G * kLightningThreads, G == 1 ? 2 : 1)
         if (row0 + r < m) *reinterpret_cast<uint4*>(ob + int64_t(r) * D + 8 * c) = x;
       }
     }
-    __syncthreads();  // every warpgroup product of this block's tiles and of Sb is done
-    if (!kStatesOnly) write_sb();
-    if (bi + 1 < num_blocks) decay_state(min(kB, len - (bi + 1) * kB));
   }
 
   // Leaving state: a non-last segment's local state (pass 1), or the sequence's final state.

@@ -54,6 +54,15 @@ __device__ __forceinline__ void wgmma_wait() {
 // Makes this thread's generic-proxy shared-memory writes (st.shared, cp.async)
 // visible to wgmma's reads, which go through the async proxy.
 __device__ __forceinline__ void fence_proxy_async() { asm volatile("fence.proxy.async.shared::cta;\n" ::: "memory"); }
+// Barrier of warpgroup `wg`'s 128 threads alone: named barrier 1 + wg, wg < 2 (0 is
+// __syncthreads), as an immediate (a register id makes ptxas reserve all sixteen).
+__device__ __forceinline__ void warpgroup_barrier(int wg) {
+  if (wg == 0) {
+    asm volatile("bar.sync 1, 128;\n" ::: "memory");
+  } else {
+    asm volatile("bar.sync 2, 128;\n" ::: "memory");
+  }
+}
 // Keeps the compiler from moving reads or writes of accumulators across a wait.
 template <int N>
 __device__ __forceinline__ void fence_registers(float (&d)[N]) {
