@@ -406,8 +406,10 @@ class CudaBackend final : public Backend {
     const int64_t H = config_.num_heads, e = config_.head_dim();
     const int64_t rows = std::max<int64_t>(num_slots_, 64);
     const int64_t segments = cuda::lightning_max_segments(max_tokens, num_slots_ + 1, H, e, 2 * sm_count_);
+    const int64_t parts = cuda::lightning_max_parts(max_tokens, H, e, 2 * sm_count_);
     TNL_RETURN_IF_ERROR(reserve_activations(max_tokens, max_tokens, rows,
-                                            4 * max_tokens + rows + 7 * segments + 2 * num_slots_ + 1024, segments));
+                                            4 * max_tokens + rows + 9 * segments + 4 * parts + 2 * num_slots_ + 1024,
+                                            segments + parts));
     const auto warm_start = std::chrono::steady_clock::now();
     TNL_RETURN_IF_ERROR(warm_gemm_buckets(max_tokens, rows));
     TNL_CUDA_TRY(cudaStreamSynchronize(stream_));
@@ -493,13 +495,14 @@ class CudaBackend final : public Backend {
 
   Status grow(const StepLayout& s) {
     return reserve_activations(s.num_tokens, s.num_prefill_tokens, s.num_logit_rows, int64_t(s.ints.size()),
-                               s.plan.num_segments);
+                               s.plan.num_segments + s.plan.num_parts);
   }
 
   // Every activation buffer at least as large as a step of `tokens` tokens
   // (`prefill` of them prefill tokens), `rows` logits rows, `ints` packed ints
-  // and `segments` Lightning segments needs (start-up sizing and growth alike).
-  Status reserve_activations(int64_t tokens, int64_t prefill, int64_t rows, int64_t ints, int64_t segments) {
+  // and `segment_states` Lightning segments and parts need (start-up sizing and
+  // growth alike).
+  Status reserve_activations(int64_t tokens, int64_t prefill, int64_t rows, int64_t ints, int64_t segment_states) {
     const int64_t H = config_.num_heads, e = config_.head_dim();
     const int64_t d = config_.dim, D = config_.hidden_dim, G = config_.glu_dim;
     const int64_t rows_b = std::max(gemm_row_bucket(tokens), gemm_row_bucket(rows));  // GEMM operands
@@ -513,7 +516,7 @@ class CudaBackend final : public Backend {
     TNL_RETURN_IF_ERROR(act_.h12.reserve(rows_b * 2 * G));
     TNL_RETURN_IF_ERROR(reserve_logits(rows, tokens));
     TNL_RETURN_IF_ERROR(act_.ints.reserve(ints));
-    TNL_RETURN_IF_ERROR(act_.scratch.reserve(segments * H * 2 * e * e));
+    TNL_RETURN_IF_ERROR(act_.scratch.reserve(segment_states * H * 2 * e * e));
     return Status::ok();
   }
 
@@ -756,6 +759,7 @@ class CudaBackend final : public Backend {
     la.rates = w.rates.get();
     la.segments = ints + s.segments;
     la.multi = ints + s.multi;
+    la.parts = ints + s.parts;
     la.set_plan(s.plan);
     la.seq_slot = ints + s.seq_slot;
     la.seq_fresh = ints + s.seq_fresh;

@@ -79,6 +79,7 @@ StepLayout make_step_layout(const StepPlan& plan, int64_t heads, int64_t head_di
   s.logit_rows = append(logit_rows);
   s.segments = append(s.plan.segments);
   s.multi = append(s.plan.multi);
+  s.parts = append(s.plan.parts);
   s.seq_slot = append(seq_slot);
   s.seq_fresh = append(seq_fresh);
   s.ints.push_back(0);  // never empty: every offset is a valid device address

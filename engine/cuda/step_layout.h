@@ -30,6 +30,7 @@ struct StepLayout {
   int64_t logit_rows = 0;          //   [R] rows whose logits are wanted: the host's, then the device's
   int64_t segments = 0;            //   plan.segments
   int64_t multi = 0;               //   plan.multi
+  int64_t parts = 0;               //   plan.parts
   int64_t seq_slot = 0;            //   [prefill chunks] slot
   int64_t seq_fresh = 0;           //   [prefill chunks] 1: start from a zero state
 };

@@ -91,21 +91,30 @@ cudaError_t split_qkv(const T* qkvu, int64_t n, int64_t heads, int64_t e, Activa
 //
 // A variable-length batch of sequences in one launch. Long sequences are cut into
 // segments so that the chip fills even for one sequence: each segment runs the
-// blocked recurrence from a zero state (or the slot state for a first segment),
-// a scan over segments gives each segment its incoming state, and a correction
-// adds λ^(r+1) q_r·S_in to its rows. plan_lightning() makes the plan on the host;
-// its int32 arrays go to the device as they are.
+// blocked recurrence from its incoming state. That state comes from a states pass
+// (the local state, from zero, of every part of every non-last segment) and a scan
+// over the parts. The output pass walks a segment's blocks in series, so
+// segments are few and long; the states pass only sums, so its parts are cut
+// finer where the segments alone leave SMs idle. plan_lightning() makes the plan
+// on the host; its int32 arrays go to the device as they are.
 struct LightningPlan {
   std::vector<int32_t> segments;    // per segment: tok_begin, len, seq, flags (kFirst | kLast)
-  std::vector<int32_t> multi;       // per sequence with ≥ 2 segments: seq, first segment, count
+  // Per sequence with ≥ 2 segments: seq, first segment, count, first part, parts.
+  std::vector<int32_t> multi;
+  // The states pass's pieces, as segments (flags 0): every non-last segment cut into
+  // one or more parts, in order, so that the pass fills the chip (lightning_plan.cu).
+  std::vector<int32_t> parts;
   int32_t num_segments = 0;
   int32_t num_multi = 0;
+  int32_t num_parts = 0;
   int32_t max_segment_len = 0;
   int32_t slice_columns = 0;  // for LightningArgs::slice_columns
   static constexpr int32_t kFirst = 1, kLast = 2;
 };
 // seq_lens: tokens per sequence. target_ctas: CTAs wanted in flight (≈ 2 × SMs).
 // max_segment: force segments no longer than this (tests); 0: choose.
+// state_parts: cut every non-last segment into this many parts for the states
+// pass (tests, tnl-bench); 0: choose.
 // When the sequences alone do not give target_ctas CTAs, they are cut into
 // segments of at least kLightningMinSegment tokens (a multiple of 64); a short
 // last piece is spread over the others where they grow by at most an eighth (every
@@ -118,13 +127,20 @@ struct LightningPlan {
 // sequences of at most 1,024 tokens (lightning_plan.cu) whose 32-column CTAs fill
 // the SMs and whose 64-column ones would not are left whole: a cut costs two more
 // launches (states, scan), and each of its segments still walks several blocks.
+// The states pass's parts: each non-last segment in one part, or in as many as
+// let the parts' CTAs (parts · heads) fill the SMs, each of at least
+// kLightningMinSegment tokens, at most kLightningMaxStateParts a segment.
+inline constexpr int32_t kLightningMaxStateParts = 8;
 inline constexpr int64_t kLightningMinSegment = 128;
 LightningPlan plan_lightning(const std::vector<int32_t>& seq_lens, int64_t heads, int64_t e,
-                             int64_t target_ctas, int32_t max_segment = 0);
+                             int64_t target_ctas, int32_t max_segment = 0, int32_t state_parts = 0);
 // The most segments plan_lightning(…, target_ctas) makes for any step of at most
 // max_tokens tokens in at most max_seqs sequences (start-up sizing of the scratch).
 int64_t lightning_max_segments(int64_t max_tokens, int64_t max_seqs, int64_t heads, int64_t e, int64_t target_ctas);
-// Scratch floats the launch needs for segment states: num_segments · H · ek · e.
+// The most states-pass parts such a plan makes (state_parts chosen).
+int64_t lightning_max_parts(int64_t max_tokens, int64_t heads, int64_t e, int64_t target_ctas);
+// Scratch floats the launch needs: (num_segments + num_parts) · H · ek · e, the
+// segments' entering states and then the parts' local states.
 int64_t lightning_scratch_floats(const LightningPlan& plan, int64_t heads, int64_t ek, int64_t e);
 
 struct LightningArgs {
@@ -133,7 +149,8 @@ struct LightningArgs {
   const float* rates = nullptr;        // [H] decay rate s per head (device)
   const int32_t* segments = nullptr;   // device copy of plan.segments
   const int32_t* multi = nullptr;      // device copy of plan.multi
-  int32_t num_segments = 0, num_multi = 0, max_segment_len = 0;
+  const int32_t* parts = nullptr;      // device copy of plan.parts
+  int32_t num_segments = 0, num_multi = 0, num_parts = 0, max_segment_len = 0;
   const int32_t* seq_slot = nullptr;   // [N] slot of each sequence (device)
   const int32_t* seq_fresh = nullptr;  // [N] 1: start from a zero state (device)
   float* layer_state = nullptr;        // slot states of this layer
@@ -153,6 +170,7 @@ struct LightningArgs {
   void set_plan(const LightningPlan& p) {
     num_segments = p.num_segments;
     num_multi = p.num_multi;
+    num_parts = p.num_parts;
     max_segment_len = p.max_segment_len;
     slice_columns = p.slice_columns;
   }

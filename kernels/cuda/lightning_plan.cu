@@ -2,6 +2,7 @@
 // that num_segments · H · (e / EV) CTAs fill the chip (model-spec §5.3 allows any
 // split: a segment continues from the state its predecessor leaves).
 #include <algorithm>
+#include <array>
 
 #include "kernels/cuda/device_math.cuh"
 #include "kernels/cuda/lightning_tile.cuh"
@@ -28,10 +29,37 @@ int64_t spread_tail(int64_t n, int64_t segment, int64_t align) {
   if (8 * growth > piece_blocks) return segment;
   return detail::ceil_div(blocks, pieces - 1) * align;
 }
+
+
+// The states pass's parts of every cut sequence (LightningPlan::parts) and the
+// sequences' multi entries. `cut`: per cut sequence, its seq, first segment and count.
+void plan_state_parts(LightningPlan& plan, const std::vector<std::array<int32_t, 3>>& cut, int64_t heads,
+                      int64_t sms, int32_t state_parts, int64_t align) {
+  int64_t nonlast = 0;
+  for (const auto& c : cut) nonlast += c[2] - 1;
+  int64_t per = state_parts, min_part = align;
+  if (state_parts <= 0) {  // chosen: one CTA a part and head (the warpgroup pass takes a whole head)
+    per = nonlast * heads < sms ? std::min<int64_t>(kLightningMaxStateParts, sms / std::max<int64_t>(1, nonlast * heads)) : 1;
+    min_part = kLightningMinSegment;
+  }
+  for (const auto& [seq, first, count] : cut) {
+    const int32_t first_part = plan.num_parts;
+    for (int32_t j = first; j < first + count - 1; ++j) {
+      const int64_t begin = plan.segments[4 * j], len = plan.segments[4 * j + 1];
+      const int64_t part = std::max(min_part, detail::ceil_div(detail::ceil_div(len, per), align) * align);
+      for (int64_t off = 0; off < len; off += part) {
+        plan.parts.insert(plan.parts.end(), {int32_t(begin + off), int32_t(std::min(part, len - off)), seq, 0});
+        ++plan.num_parts;
+      }
+    }
+    plan.multi.insert(plan.multi.end(), {seq, first, count, first_part, plan.num_parts - first_part});
+    ++plan.num_multi;
+  }
+}
 }  // namespace
 
 LightningPlan plan_lightning(const std::vector<int32_t>& seq_lens, int64_t heads, int64_t e, int64_t target_ctas,
-                             int32_t max_segment) {
+                             int32_t max_segment, int32_t state_parts) {
   constexpr int64_t kAlign = 64;  // segments start on block boundaries of every tile shape
   const int64_t slices = e / detail::lightning_slice(e);
   int64_t total = 0;
@@ -55,6 +83,7 @@ LightningPlan plan_lightning(const std::vector<int32_t>& seq_lens, int64_t heads
   if (max_segment > 0) segment = std::min<int64_t>(segment, detail::ceil_div(max_segment, kAlign) * kAlign);
 
   LightningPlan plan;
+  std::vector<std::array<int32_t, 3>> cut_seqs;  // seq, first segment, count
   int64_t begin = 0;
   for (size_t s = 0; s < seq_lens.size(); ++s) {
     const int64_t n = seq_lens[s];
@@ -72,12 +101,10 @@ LightningPlan plan_lightning(const std::vector<int32_t>& seq_lens, int64_t heads
       ++count;
       if (n == 0) break;
     }
-    if (count > 1) {
-      plan.multi.insert(plan.multi.end(), {int32_t(s), first, int32_t(count)});
-      ++plan.num_multi;
-    }
+    if (count > 1) cut_seqs.push_back({int32_t(s), first, int32_t(count)});
     begin += n;
   }
+  plan_state_parts(plan, cut_seqs, heads, sms, state_parts, kAlign);
   if (narrow && int64_t(plan.num_segments) * heads * slices < sms) plan.slice_columns = narrow;
   return plan;
 }
@@ -92,8 +119,17 @@ int64_t lightning_max_segments(int64_t max_tokens, int64_t max_seqs, int64_t hea
   return std::max<int64_t>(0, cut) + max_seqs;
 }
 
+int64_t lightning_max_parts(int64_t max_tokens, int64_t heads, int64_t e, int64_t target_ctas) {
+  // Non-last segments number at most total / segment (see above); chosen parts
+  // split them only while parts · heads stays within the SMs (target_ctas / 2).
+  const int64_t slices = e / detail::lightning_slice(e);
+  const int64_t nonlast =
+      std::min(max_tokens / kLightningMinSegment, target_ctas / std::max<int64_t>(1, heads * slices));
+  return std::max<int64_t>({0, nonlast, target_ctas / 2 / std::max<int64_t>(1, heads)});
+}
+
 int64_t lightning_scratch_floats(const LightningPlan& plan, int64_t heads, int64_t ek, int64_t e) {
-  return plan.num_multi ? int64_t(plan.num_segments) * heads * ek * e : 0;
+  return plan.num_multi ? int64_t(plan.num_segments + plan.num_parts) * heads * ek * e : 0;
 }
 
 }  // namespace tnl::cuda

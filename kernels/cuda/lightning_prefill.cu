@@ -14,7 +14,9 @@
 // or 32 when the plan says so (plan_lightning: when 64 would leave SMs idle).
 //
 // A sequence cut into several segments (lightning_plan.cu) takes three launches:
-//   1. states: each non-last segment's local state from zero (the S update only)
+//   1. states: the local state from zero (the S update only) of each part of each
+//      non-last segment (the plan's parts: finer than the segments where these
+//      alone would leave SMs idle)
 //   2. scan (lightning_scan.cu): the state entering every segment, into scratch
 //   3. outputs: every segment from its entering state; the last one writes the slot.
 // A sequence of one segment reads and writes its slot in launch 3 alone.
@@ -72,7 +74,6 @@ __global__ void __launch_bounds__(kLightningThreads, EK >= 256 ? 1 : 2)
   const detail::LightningSegmentView sv = detail::lightning_segment(a, seg);
   const int tok0 = sv.tok0, len = sv.len, seq = sv.seq;
   const bool last = sv.last, alone = sv.alone;
-  if (kStatesOnly && last) return;  // a last segment's local state is never used
   const int64_t n = a.total_tokens, e = a.e, D = a.heads * e, state = int64_t(EK) * e;
   detail::fill_decay_powers(pw, a.rates[h], tid, kLightningThreads);
   const T* qh = q + (int64_t(h) * n + tok0) * EK;
@@ -252,7 +253,8 @@ __global__ void __launch_bounds__(kLightningThreads, EK >= 256 ? 1 : 2)
     if (!kStatesOnly) write_sb();
   }
 
-  // Leaving state: a non-last segment's local state (pass 1), or the sequence's final state.
+  // Leaving state: a part's local state (the states pass: its CTAs walk the plan's
+  // parts), or the sequence's final state.
   float* out = kStatesOnly ? scratch_S : last ? slot_S : nullptr;
   if (!out) return;
   each_state_pair([&](float& lo, float& hi, int row, int col) {
@@ -273,7 +275,7 @@ cudaError_t launch_pass(const T* q, const T* k, const T* v, const LightningArgs&
 template <typename T, int EK, int EV>
 cudaError_t launch(const T* q, const T* k, const T* v, const LightningArgs& a, T* o, cudaStream_t stream) {
   return detail::launch_lightning_passes(
-      a, stream, [&] { return launch_pass<T, EK, EV, true>(q, k, v, a, o, stream); },
+      a, stream, [&](const LightningArgs& parts) { return launch_pass<T, EK, EV, true>(q, k, v, parts, o, stream); },
       [&] { return launch_pass<T, EK, EV, false>(q, k, v, a, o, stream); });
 }
 
@@ -284,7 +286,7 @@ cudaError_t lightning_prefill(const T* q, const T* k, const T* v, const Lightnin
   if (!q || !k || !v || !o || !a.rates || !a.segments || !a.seq_slot || !a.seq_fresh || !a.layer_state) {
     return cudaErrorInvalidValue;
   }
-  if (a.heads <= 0 || a.total_tokens < 0 || a.num_segments < 0 || (a.num_multi > 0 && (!a.multi || !a.scratch))) {
+  if (a.heads <= 0 || a.total_tokens < 0 || a.num_segments < 0 || (a.num_multi > 0 && (!a.multi || !a.parts || !a.scratch))) {
     return cudaErrorInvalidValue;
   }
   if (a.num_segments == 0) return cudaSuccess;

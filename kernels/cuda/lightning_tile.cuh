@@ -110,13 +110,18 @@ __device__ __forceinline__ void scale_key_fragment(uint32_t (&ka)[4], const KeyD
 cudaError_t lightning_scan(const LightningArgs& args, cudaStream_t stream);
 
 // A plan's launches: for sequences cut into segments, the states pass (each
-// non-last segment's local state) and the scan (each segment's entering state)
-// first; then the output pass.
+// part's local state: the plan's parts launched as if they were its segments,
+// their states in the scratch after the segments') and the scan (each segment's
+// entering state) first; then the output pass.
 template <typename StatesPass, typename OutputPass>
 cudaError_t launch_lightning_passes(const LightningArgs& a, cudaStream_t stream, StatesPass states_pass,
                                     OutputPass output_pass) {
   if (a.num_multi > 0) {
-    cudaError_t err = states_pass();
+    LightningArgs parts = a;
+    parts.segments = a.parts;
+    parts.num_segments = a.num_parts;
+    parts.scratch = a.scratch + int64_t(a.num_segments) * a.heads * a.ek * a.e;
+    cudaError_t err = states_pass(parts);
     if (err == cudaSuccess) err = lightning_scan(a, stream);
     if (err != cudaSuccess) return err;
   }

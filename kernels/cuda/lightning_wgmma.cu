@@ -111,7 +111,6 @@ __global__ void __launch_bounds__(G * kLightningThreads, G == 1 ? 2 : 1)
   const LightningSegmentView sv = lightning_segment(a, seg);
   const int tok0 = sv.tok0, len = sv.len, seq = sv.seq;
   const bool last = sv.last, alone = sv.alone;
-  if (kStatesOnly && last) return;  // a last segment's local state is never used
   const int64_t n = a.total_tokens, e = a.e, D = a.heads * e, state = int64_t(kEK) * e;
   fill_decay_powers(pw, a.rates[h], tid, kThreads);
   const T* qh = q + (int64_t(h) * n + tok0) * kEK;
@@ -338,7 +337,8 @@ __global__ void __launch_bounds__(G * kLightningThreads, G == 1 ? 2 : 1)
     }
   }
 
-  // Leaving state: a non-last segment's local state (pass 1), or the sequence's final state.
+  // Leaving state: a part's local state (the states pass: its CTAs walk the plan's
+  // parts), or the sequence's final state.
   float* out = kStatesOnly ? scratch_S : last ? slot_S : nullptr;
   if (!out) return;
   each_state_pair([&](float& lo, float& hi, int row, int col) {
@@ -365,7 +365,7 @@ cudaError_t launch_wgmma_pass(const T* q, const T* k, const T* v, const Lightnin
 template <typename T, int G>
 cudaError_t launch_wgmma(const T* q, const T* k, const T* v, const LightningArgs& a, T* o, cudaStream_t stream) {
   return launch_lightning_passes(
-      a, stream, [&] { return launch_wgmma_pass<T, true, G>(q, k, v, a, o, stream); },
+      a, stream, [&](const LightningArgs& parts) { return launch_wgmma_pass<T, true, G>(q, k, v, parts, o, stream); },
       [&] { return launch_wgmma_pass<T, false, G>(q, k, v, a, o, stream); });
 }
 

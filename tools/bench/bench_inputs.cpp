@@ -13,7 +13,7 @@ std::vector<float> rates_for(int64_t heads) {
 }
 
 Status LightningInputs::make(int64_t batch, int64_t n, int64_t heads, int64_t e, int64_t target_ctas,
-                             cudaStream_t stream) {
+                             cudaStream_t stream, int32_t state_parts) {
   const int64_t N = batch * n;
   TNL_RETURN_IF_ERROR(q.allocate(heads * N * e));
   TNL_RETURN_IF_ERROR(k.allocate(heads * N * e));
@@ -23,11 +23,13 @@ Status LightningInputs::make(int64_t batch, int64_t n, int64_t heads, int64_t e,
   TNL_CUDA_TRY(cuda::fill_uniform(k.get(), k.size(), 12, 0.1f, stream));
   TNL_CUDA_TRY(cuda::fill_uniform(v.get(), v.size(), 13, 1.0f, stream));
 
-  plan = cuda::plan_lightning(std::vector<int32_t>(static_cast<size_t>(batch), int32_t(n)), heads, e, target_ctas);
+  plan = cuda::plan_lightning(std::vector<int32_t>(static_cast<size_t>(batch), int32_t(n)), heads, e, target_ctas,
+                              0, state_parts);
   std::vector<int32_t> slot_ids(static_cast<size_t>(batch)), fresh_flags(static_cast<size_t>(batch), 1);
   for (int64_t i = 0; i < batch; ++i) slot_ids[size_t(i)] = int32_t(i);
   TNL_RETURN_IF_ERROR(upload(plan.segments, &segments));
   TNL_RETURN_IF_ERROR(upload(plan.multi, &multi));
+  TNL_RETURN_IF_ERROR(upload(plan.parts, &parts));
   TNL_RETURN_IF_ERROR(upload(slot_ids, &slots));
   TNL_RETURN_IF_ERROR(upload(fresh_flags, &fresh));
   TNL_RETURN_IF_ERROR(upload(rates_for(heads), &rates));
@@ -42,6 +44,7 @@ Status LightningInputs::make(int64_t batch, int64_t n, int64_t heads, int64_t e,
   args.rates = rates.get();
   args.segments = segments.get();
   args.multi = multi.get();
+  args.parts = parts.get();
   args.set_plan(plan);
   args.seq_slot = slots.get();
   args.seq_fresh = fresh.get();

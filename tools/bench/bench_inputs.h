@@ -28,15 +28,16 @@ Status upload(const std::vector<U>& host, DeviceBuffer<U>* out) {
 std::vector<float> rates_for(int64_t heads);
 
 // `batch` fresh sequences of `n` tokens, `heads` heads of width e = e_k, planned
-// for `target_ctas` CTAs; `args` points into the buffers.
+// for `target_ctas` CTAs (state_parts: plan_lightning's); `args` points into the buffers.
 struct LightningInputs {
   cuda::LightningPlan plan;
   DeviceBuffer<__nv_bfloat16> q, k, v, out;
-  DeviceBuffer<int32_t> segments, multi, slots, fresh;
+  DeviceBuffer<int32_t> segments, multi, parts, slots, fresh;
   DeviceBuffer<float> rates, states, scratch;
   cuda::LightningArgs args;
 
-  Status make(int64_t batch, int64_t n, int64_t heads, int64_t e, int64_t target_ctas, cudaStream_t stream);
+  Status make(int64_t batch, int64_t n, int64_t heads, int64_t e, int64_t target_ctas, cudaStream_t stream,
+              int32_t state_parts = 0);
   cudaError_t launch(cudaStream_t stream) {
     return cuda::lightning_prefill<__nv_bfloat16>(q.get(), k.get(), v.get(), args, out.get(), stream);
   }

@@ -21,25 +21,27 @@ using T = __nv_bfloat16;
 constexpr int64_t kBlock = 64;  // the Lightning tile's B for e = e_k = 128
 
 // wgmma: LightningArgs::allow_wgmma (false: the mma.sync tile, for comparison).
-Expected<Figure> prefill_attention(const KernelBenchOptions& o, int64_t n, bool wgmma, const Ceilings& c,
-                                   GpuTimer& timer, cudaStream_t stream) {
+// state_parts: plan_lightning's (1: the states pass walks whole segments).
+Expected<Figure> prefill_attention(const KernelBenchOptions& o, int64_t n, bool wgmma, int32_t state_parts,
+                                   const Ceilings& c, GpuTimer& timer, cudaStream_t stream) {
   const int64_t b = o.batch, H = o.heads, e = o.head_dim, ek = e, N = b * n;
   LightningInputs in;
-  TNL_RETURN_IF_ERROR(in.make(b, n, H, e, 2 * c.sm_count, stream));
+  TNL_RETURN_IF_ERROR(in.make(b, n, H, e, 2 * c.sm_count, stream, state_parts));
   in.args.allow_wgmma = wgmma;
   TNL_ASSIGN_OR_RETURN(const double ms, timer.median_ms(stream, 2, o.reps, [&](int) { return in.launch(stream); }));
 
   Figure f;
   f.section = "kernel";
   f.name = "prefill attn b=" + std::to_string(b) + " h=" + std::to_string(H) + " e=" + std::to_string(e) +
-           " n=" + std::to_string(n) + (wgmma ? "" : " (mma.sync)");
+           " n=" + std::to_string(n) + (wgmma ? "" : " (mma.sync)") +
+           (state_parts == 1 && in.plan.num_parts > 0 ? " (a states-pass CTA a segment)" : "");
   f.time_ms = ms;
   // Each of q, k, v read once and o written once (bf16), the final states written (fp32).
   f.bytes = double(N * H) * double(2 * ek + 2 * e) * sizeof(T) + double(b * H * ek * e) * 4.0;
   // Per token and head: causal intra-block QKᵀ and PV (B/2 keys on average, 2 flops
   // each) plus the inter-block q·S and the state update k vᵀ.
   f.flops = double(N * H) * (double(kBlock) * double(ek + e) + 4.0 * double(ek * e));
-  f.extra = {{"segments", in.plan.num_segments}, {"block", kBlock}};
+  f.extra = {{"segments", in.plan.num_segments}, {"state_parts", in.plan.num_parts}, {"block", kBlock}};
   return f;
 }
 
@@ -227,11 +229,17 @@ Expected<std::vector<Figure>> run_kernel_benchmarks(const ModelConfig& model, co
     figures.push_back(std::move(f));
   };
   for (int64_t n : o.prefill_lengths) {
-    TNL_ASSIGN_OR_RETURN(Figure f, prefill_attention(o, n, true, c, timer, stream));
+    TNL_ASSIGN_OR_RETURN(Figure f, prefill_attention(o, n, true, 0, c, timer, stream));
+    const auto parts = f.extra.at("state_parts").get<int64_t>(), segments = f.extra.at("segments").get<int64_t>();
     keep(std::move(f));
+    if (parts > segments - o.batch) {
+      // The states pass over whole segments, as before its parts were cut finer, for comparison.
+      TNL_ASSIGN_OR_RETURN(Figure whole, prefill_attention(o, n, true, 1, c, timer, stream));
+      keep(std::move(whole));
+    }
     if (o.head_dim != 128 || !cuda::lightning_wgmma_available()) continue;
     // The same launch on the mma.sync tile, for comparison.
-    TNL_ASSIGN_OR_RETURN(Figure sync, prefill_attention(o, n, false, c, timer, stream));
+    TNL_ASSIGN_OR_RETURN(Figure sync, prefill_attention(o, n, false, 0, c, timer, stream));
     keep(std::move(sync));
   }
   for (int64_t b : o.decode_batches) {

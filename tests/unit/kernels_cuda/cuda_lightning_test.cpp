@@ -42,9 +42,11 @@ struct LightningCase {
   int32_t max_segment;  // 0: the planner chooses; else forces short segments (carry path)
   int32_t slice = 0;    // LightningArgs::slice_columns (0: the plan's)
   bool wgmma = true;    // LightningArgs::allow_wgmma
+  int32_t state_parts = 0;  // plan_lightning's (0: the planner chooses)
   std::string name() const {
     return "e" + std::to_string(e) + (lrpe ? "_lrpe" : "") + (max_segment ? "_seg" + std::to_string(max_segment) : "") +
-           (slice ? "_slice" + std::to_string(slice) : "") + (wgmma ? "" : "_mma.sync");
+           (slice ? "_slice" + std::to_string(slice) : "") + (wgmma ? "" : "_mma.sync") +
+           (state_parts ? "_parts" + std::to_string(state_parts) : "");
   }
 };
 
@@ -93,14 +95,18 @@ void run_lightning_case(const LightningCase& c, const std::vector<SequenceCase>&
     begin += s.len;
   }
 
-  const cuda::LightningPlan plan = cuda::plan_lightning(lens, H, e, 264, c.max_segment);
+  const cuda::LightningPlan plan = cuda::plan_lightning(lens, H, e, 264, c.max_segment, c.state_parts);
   if (c.max_segment > 0) {
     ASSERT_GT(plan.num_multi, 0) << "the case must exercise the carry path";
+  }
+  if (c.state_parts > 1) {
+    ASSERT_GT(plan.num_parts, plan.num_segments - int32_t(lens.size())) << "the case must cut segments into parts";
   }
   DeviceVector<T> dq(q), dk(k), dv(v), dout(size_t(N * H * e));
   DeviceVector<float> drates(rates), dstates(states0);
   DeviceVector<float> dscratch(size_t(std::max<int64_t>(1, cuda::lightning_scratch_floats(plan, H, ek, e))));
-  DeviceVector<int32_t> dsegments(plan.segments), dmulti(plan.multi.empty() ? std::vector<int32_t>{0} : plan.multi);
+  auto nonempty = [](const std::vector<int32_t>& v) { return v.empty() ? std::vector<int32_t>{0} : v; };
+  DeviceVector<int32_t> dsegments(plan.segments), dmulti(nonempty(plan.multi)), dparts(nonempty(plan.parts));
   DeviceVector<int32_t> dslot(seq_slot), dfresh(seq_fresh);
   dout.poison();
 
@@ -112,6 +118,7 @@ void run_lightning_case(const LightningCase& c, const std::vector<SequenceCase>&
   a.rates = drates.get();
   a.segments = dsegments.get();
   a.multi = dmulti.get();
+  a.parts = dparts.get();
   a.set_plan(plan);
   a.seq_slot = dslot.get();
   a.seq_fresh = dfresh.get();
@@ -198,6 +205,25 @@ TYPED_TEST(LightningPrefillTest, OneLongContinuingSequenceAcrossManySegments) {
   run_lightning_case<TypeParam>({128, false, 0}, {{2049, false, 0}}, 8);
 }
 
+TYPED_TEST(LightningPrefillTest, StatesPassInPartsMatchesRecurrence) {
+  TNL_SKIP_WITHOUT_CUDA();
+  // Segments of 128 tokens (the planner's, capped at 512) whose states pass runs
+  // in parts of one block (forced: the planner keeps parts of ≥ 128 tokens),
+  // continuing and fresh, a sequence too short to cut among them; at e_k = 128
+  // the mma.sync tile on the same plan gives the same bits as the launcher's choice.
+  const std::vector<SequenceCase> seqs = {{1000, false, 1}, {37, true, 2}, {2500, true, 3}, {700, false, 5}};
+  uint64_t seed = 300;
+  for (int64_t e : {64, 128}) {
+    for (bool lrpe : {false, true}) {
+      LightningResult chosen, sync;
+      run_lightning_case<TypeParam>({e, lrpe, 512, 0, true, 2}, seqs, seed += 10, &chosen);
+      if (e != 128 || lrpe) continue;
+      run_lightning_case<TypeParam>({e, lrpe, 512, 64, false, 2}, seqs, seed, &sync);
+      EXPECT_TRUE(chosen.o == sync.o && chosen.states == sync.states) << "e128 parts: the tiles differ";
+    }
+  }
+}
+
 TEST(LightningPlanTest, SegmentsCoverEverySequenceInOrder) {
   const std::vector<int32_t> lens = {1, 300, 5000, 64};
   for (int32_t max_segment : {0, 64, 100}) {
@@ -216,6 +242,61 @@ TEST(LightningPlanTest, SegmentsCoverEverySequenceInOrder) {
     }
     for (size_t i = 0; i < lens.size(); ++i) EXPECT_EQ(covered[i], lens[i]) << "sequence " << i;
   }
+}
+
+// The parts tile every non-last segment of every cut sequence, in order, and the
+// multi entries say which (seq, first segment, count, first part, parts).
+void expect_parts_tile_non_last_segments(const cuda::LightningPlan& plan) {
+  ASSERT_EQ(plan.multi.size(), size_t(5 * plan.num_multi));
+  ASSERT_EQ(plan.parts.size(), size_t(4 * plan.num_parts));
+  int32_t next_part = 0;
+  for (int32_t m = 0; m < plan.num_multi; ++m) {
+    const int32_t* e = plan.multi.data() + 5 * m;
+    const int32_t seq = e[0], first = e[1], count = e[2], first_part = e[3], parts = e[4];
+    EXPECT_EQ(first_part, next_part);
+    int32_t p = first_part;
+    for (int32_t j = first; j < first + count - 1; ++j) {
+      const int32_t begin = plan.segments[4 * j], end = begin + plan.segments[4 * j + 1];
+      for (int32_t at = begin; at < end; ++p) {
+        ASSERT_LT(p, first_part + parts) << "sequence " << seq << " segment " << j;
+        EXPECT_EQ(plan.parts[4 * p], at);
+        EXPECT_GT(plan.parts[4 * p + 1], 0);
+        EXPECT_EQ(plan.parts[4 * p + 2], seq);
+        EXPECT_EQ(plan.parts[4 * p + 3], 0);
+        at += plan.parts[4 * p + 1];
+        EXPECT_LE(at, end);
+      }
+    }
+    EXPECT_EQ(p, first_part + parts) << "sequence " << seq << ": parts past its non-last segments";
+    next_part = first_part + parts;
+  }
+  EXPECT_EQ(next_part, plan.num_parts);
+}
+
+TEST(LightningPlanTest, StatesPassPartsFillTheSmsAndTileTheNonLastSegments) {
+  // Four 32k sequences, 16 heads: two segments each; the four non-last ones alone
+  // would give the states pass 64 CTAs on 132 SMs, so each is cut in two.
+  const cuda::LightningPlan longer = cuda::plan_lightning(std::vector<int32_t>(4, 32768), 16, 128, 264);
+  EXPECT_EQ(longer.num_parts, 8);
+  expect_parts_tile_non_last_segments(longer);
+  // One long prompt on 8 heads: 15 non-last segments already give 120 CTAs.
+  const cuda::LightningPlan one = cuda::plan_lightning({8192}, 8, 128, 264);
+  EXPECT_EQ(one.num_parts, one.num_segments - 1);
+  expect_parts_tile_non_last_segments(one);
+  // Forced (tests, tnl-bench): 512-token segments (64 heads: the planner's cut is
+  // longer, capped at 512) in parts of 192, 192 and 128; one part a segment.
+  const cuda::LightningPlan forced = cuda::plan_lightning({1000, 37, 2500}, 64, 64, 264, 512, 3);
+  EXPECT_EQ(forced.max_segment_len, 512);
+  EXPECT_EQ(forced.num_parts, 3 * (1 + 4));
+  expect_parts_tile_non_last_segments(forced);
+  const cuda::LightningPlan whole = cuda::plan_lightning(std::vector<int32_t>(4, 32768), 16, 128, 264, 0, 1);
+  EXPECT_EQ(whole.num_parts, 4);
+  expect_parts_tile_non_last_segments(whole);
+  // Chosen parts are never shorter than kLightningMinSegment: 256-token segments of
+  // a lone prompt on one head stay in (at most) two parts.
+  const cuda::LightningPlan thin = cuda::plan_lightning({4096}, 1, 128, 264, 256);
+  for (int32_t p = 0; p < thin.num_parts; ++p) EXPECT_GE(thin.parts[4 * p + 1], cuda::kLightningMinSegment);
+  expect_parts_tile_non_last_segments(thin);
 }
 
 TEST(LightningPlanTest, ShortSequencesAreCutIntoMinimumSegmentsAndTheStartUpBoundHolds) {
@@ -242,6 +323,9 @@ TEST(LightningPlanTest, ShortSequencesAreCutIntoMinimumSegmentsAndTheStartUpBoun
       const cuda::LightningPlan plan = cuda::plan_lightning(lens, heads, e, 264);
       ASSERT_LE(plan.num_segments, cuda::lightning_max_segments(max_tokens, max_seqs, heads, e, 264))
           << "heads " << heads << " e " << e << " sequences " << lens.size();
+      ASSERT_LE(plan.num_parts, cuda::lightning_max_parts(max_tokens, heads, e, 264))
+          << "heads " << heads << " e " << e << " sequences " << lens.size();
+      expect_parts_tile_non_last_segments(plan);
     }
   }
 }
