@@ -30,7 +30,6 @@ int64_t spread_tail(int64_t n, int64_t segment, int64_t align) {
   return detail::ceil_div(blocks, pieces - 1) * align;
 }
 
-
 // The states pass's parts of every cut sequence (LightningPlan::parts) and the
 // sequences' multi entries. `cut`: per cut sequence, its seq, first segment and count.
 void plan_state_parts(LightningPlan& plan, const std::vector<std::array<int32_t, 3>>& cut, int64_t heads,
@@ -39,7 +38,8 @@ void plan_state_parts(LightningPlan& plan, const std::vector<std::array<int32_t,
   for (const auto& c : cut) nonlast += c[2] - 1;
   int64_t per = state_parts, min_part = align;
   if (state_parts <= 0) {  // chosen: one CTA a part and head (the warpgroup pass takes a whole head)
-    per = nonlast * heads < sms ? std::min<int64_t>(kLightningMaxStateParts, sms / std::max<int64_t>(1, nonlast * heads)) : 1;
+    const int64_t ctas = std::max<int64_t>(1, nonlast * heads);
+    per = ctas < sms ? std::min<int64_t>(kLightningMaxStateParts, sms / ctas) : 1;
     min_part = kLightningMinSegment;
   }
   for (const auto& [seq, first, count] : cut) {

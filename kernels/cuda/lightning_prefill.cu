@@ -286,7 +286,8 @@ cudaError_t lightning_prefill(const T* q, const T* k, const T* v, const Lightnin
   if (!q || !k || !v || !o || !a.rates || !a.segments || !a.seq_slot || !a.seq_fresh || !a.layer_state) {
     return cudaErrorInvalidValue;
   }
-  if (a.heads <= 0 || a.total_tokens < 0 || a.num_segments < 0 || (a.num_multi > 0 && (!a.multi || !a.parts || !a.scratch))) {
+  const bool carry_ready = a.multi && a.parts && a.scratch;  // what a cut sequence's passes need
+  if (a.heads <= 0 || a.total_tokens < 0 || a.num_segments < 0 || (a.num_multi > 0 && !carry_ready)) {
     return cudaErrorInvalidValue;
   }
   if (a.num_segments == 0) return cudaSuccess;
