@@ -166,6 +166,10 @@ struct LightningArgs {
   // both). The same bits either way (cuda_lightning_test asserts it).
   bool allow_wgmma = true;
 
+  // Where the parts' local states start in `scratch`: after the segments' entering
+  // states (lightning_scratch_floats).
+  __host__ __device__ float* part_states() const { return scratch + int64_t(num_segments) * heads * ek * e; }
+
   // The plan's counts and slice width (its int arrays travel as device copies).
   void set_plan(const LightningPlan& p) {
     num_segments = p.num_segments;

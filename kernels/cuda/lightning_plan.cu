@@ -109,23 +109,27 @@ LightningPlan plan_lightning(const std::vector<int32_t>& seq_lens, int64_t heads
   return plan;
 }
 
-int64_t lightning_max_segments(int64_t max_tokens, int64_t max_seqs, int64_t heads, int64_t e, int64_t target_ctas) {
-  // A sequence of n tokens takes ⌈n / segment⌉ ≤ n / segment + 1 segments, and a
-  // cutting segment is at least kLightningMinSegment and at least
-  // total · heads · slices / target_ctas tokens: so all of them together take at most
-  // min(max_tokens / kLightningMinSegment, target_ctas / (heads · slices)) + max_seqs.
+namespace {
+// The most cut pieces (segments beyond each sequence's first) any step of at most
+// max_tokens tokens takes: a cutting segment is at least kLightningMinSegment and at
+// least total · heads · slices / target_ctas tokens, so all sequences together
+// take at most min(max_tokens / kLightningMinSegment, target_ctas / (heads · slices)).
+int64_t max_cut_pieces(int64_t max_tokens, int64_t heads, int64_t e, int64_t target_ctas) {
   const int64_t slices = e / detail::lightning_slice(e);
-  const int64_t cut = std::min(max_tokens / kLightningMinSegment, target_ctas / std::max<int64_t>(1, heads * slices));
-  return std::max<int64_t>(0, cut) + max_seqs;
+  return std::max<int64_t>(
+      0, std::min(max_tokens / kLightningMinSegment, target_ctas / std::max<int64_t>(1, heads * slices)));
+}
+}  // namespace
+
+int64_t lightning_max_segments(int64_t max_tokens, int64_t max_seqs, int64_t heads, int64_t e, int64_t target_ctas) {
+  // A sequence of n tokens takes ⌈n / segment⌉ ≤ n / segment + 1 segments.
+  return max_cut_pieces(max_tokens, heads, e, target_ctas) + max_seqs;
 }
 
 int64_t lightning_max_parts(int64_t max_tokens, int64_t heads, int64_t e, int64_t target_ctas) {
-  // Non-last segments number at most total / segment (see above); chosen parts
-  // split them only while parts · heads stays within the SMs (target_ctas / 2).
-  const int64_t slices = e / detail::lightning_slice(e);
-  const int64_t nonlast =
-      std::min(max_tokens / kLightningMinSegment, target_ctas / std::max<int64_t>(1, heads * slices));
-  return std::max<int64_t>({0, nonlast, target_ctas / 2 / std::max<int64_t>(1, heads)});
+  // Non-last segments number at most the cut pieces; chosen parts split them only
+  // while parts · heads stays within the SMs (target_ctas / 2).
+  return std::max(max_cut_pieces(max_tokens, heads, e, target_ctas), target_ctas / 2 / std::max<int64_t>(1, heads));
 }
 
 int64_t lightning_scratch_floats(const LightningPlan& plan, int64_t heads, int64_t ek, int64_t e) {

@@ -33,7 +33,7 @@ __global__ void __launch_bounds__(kThreads) lightning_scan_kernel(LightningArgs 
   auto entering = [&](int j) {
     return reinterpret_cast<float4*>(a.scratch + (int64_t(first + j) * a.heads + h) * state + f);
   };
-  const float* part_states = a.scratch + int64_t(a.num_segments) * a.heads * state;
+  const float* part_states = a.part_states();
   auto local_at = [&](int i) {
     return reinterpret_cast<const float4*>(part_states + (int64_t(first_part + i) * a.heads + h) * state + f);
   };

@@ -120,7 +120,7 @@ cudaError_t launch_lightning_passes(const LightningArgs& a, cudaStream_t stream,
     LightningArgs parts = a;
     parts.segments = a.parts;
     parts.num_segments = a.num_parts;
-    parts.scratch = a.scratch + int64_t(a.num_segments) * a.heads * a.ek * a.e;
+    parts.scratch = a.part_states();
     cudaError_t err = states_pass(parts);
     if (err == cudaSuccess) err = lightning_scan(a, stream);
     if (err != cudaSuccess) return err;
