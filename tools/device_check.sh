@@ -34,7 +34,8 @@ if has tests; then
   mkdir -p $logs
   for t in "$B"/*_test; do
     "$t" > "$logs/$(basename "$t").log" 2>&1
-    echo "$(basename "$t"): exit $? | $(grep -E '^\[  (PASSED|FAILED) ' "$logs/$(basename "$t").log" | tr '\n' ' ')"
+    rc=$?  # before any command substitution below resets $?
+    echo "$(basename "$t"): exit $rc | $(grep -E '^\[  (PASSED|FAILED) ' "$logs/$(basename "$t").log" | tr '\n' ' ')"
     grep -E "rel err|rows equal|FAILED  \]|Failure|error:" "$logs/$(basename "$t").log" | head -40
   done 2>&1 | tee "$OUT/tests_summary.txt"
   tar -C /tmp/tnl -czf "$OUT/test_logs.tar.gz" test-logs
