@@ -207,6 +207,10 @@ struct DecodeArgs {
   // CTAs a head's state is split into, by columns (e must be a multiple of 4 ×
   // slices); 0: decode_column_slices() chooses.
   int32_t column_slices = 0;
+  // State rows each thread has in flight per batch of loads: 8 (0: the default;
+  // three CTAs an SM) or 16 (all of an e_k = 128 head at once, two CTAs an SM),
+  // kept for measuring one against the other (tnl-bench).
+  int32_t rows_in_flight = 0;
 };
 template <typename T>
 cudaError_t recurrent_decode(const T* qkvu, const DecodeArgs& args, T* o, cudaStream_t stream);

@@ -2,7 +2,7 @@
 // on the token's q and k (read straight from the qkvu GEMM output).
 //
 // Memory-bound: per (sequence, head) the fp32 state [ek, e] is read once and
-// written once, 16 bytes per access, 16 independent loads in flight per thread,
+// written once, 16 bytes per access, 8 independent loads in flight per thread,
 // the first batch issued before φ/LRPE of q and k (which it does not need) and,
 // as a dependent launch (dependent_launch.cuh), before the qkvu launch ahead of it
 // has finished.
@@ -14,7 +14,8 @@
 // group rg, column group c4) owns columns [4·c4, 4·c4+4) of its slice in rows rg,
 // rg + rows_per_pass, … . The partial o of each row group meets in shared memory
 // (rows_per_pass × slice floats).
-// Registers: 118/thread (16 float4 in flight: 2 CTAs per SM); shared: (2·ek + e + 256·4) floats.
+// Registers: 77/thread (8 float4 in flight: 3 CTAs an SM; 16 in flight take 126 and
+// 2 CTAs an SM, 1% slower at batch 128-256 on an H100); shared: (2·ek + e + 256·4) floats.
 #include "kernels/cuda/dependent_launch.cuh"
 #include "kernels/cuda/device_math.cuh"
 #include "kernels/cuda/launchers.h"
@@ -23,14 +24,15 @@ namespace tnl::cuda {
 namespace {
 
 constexpr int kThreads = 256;
-constexpr int kInFlight = 16;  // state rows per thread per batch: all of an e_k = 128 head at e = 128
 // The launcher's choice of column slices: enough CTAs for the chip, slices of at
 // least kMinSliceColumns columns.
 constexpr int64_t kTargetCtas = 256;
 constexpr int64_t kMinSliceColumns = 16;
 
-template <typename T>
-__global__ void __launch_bounds__(kThreads) recurrent_decode_kernel(const T* qkvu, DecodeArgs a, T* o) {
+// kInFlight: state rows per thread per batch of loads (8: an e_k = 128 head at
+// e = 128 in two batches; 16: in one).
+template <typename T, int kInFlight, int kMinBlocks>
+__global__ void __launch_bounds__(kThreads, kMinBlocks) recurrent_decode_kernel(const T* qkvu, DecodeArgs a, T* o) {
   extern __shared__ float shared[];
   const int64_t b = blockIdx.x, h = blockIdx.y;
   const int e = int(a.e);
@@ -123,7 +125,8 @@ int64_t decode_column_slices(int64_t batch, int64_t heads, int64_t e) {
 
 template <typename T>
 cudaError_t recurrent_decode(const T* qkvu, const DecodeArgs& a, T* o, cudaStream_t stream) {
-  if (a.batch < 0 || a.heads <= 0 || a.e <= 0 || a.e % 4 != 0 || a.e / 4 > kThreads || a.column_slices < 0) {
+  if (a.batch < 0 || a.heads <= 0 || a.e <= 0 || a.e % 4 != 0 || a.e / 4 > kThreads || a.column_slices < 0 ||
+      (a.rows_in_flight != 0 && a.rows_in_flight != 8 && a.rows_in_flight != 16)) {
     return cudaErrorInvalidValue;
   }
   const int64_t slices = a.column_slices > 0 ? a.column_slices : decode_column_slices(a.batch, a.heads, a.e);
@@ -135,8 +138,11 @@ cudaError_t recurrent_decode(const T* qkvu, const DecodeArgs& a, T* o, cudaStrea
   const int64_t ek = a.lrpe ? 2 * a.e : a.e, cols = a.e / slices;
   const int rows_per_pass = kThreads / int(cols / 4);
   const size_t smem = sizeof(float) * size_t(2 * ek + a.e + rows_per_pass * cols);
-  return launch_dependent(recurrent_decode_kernel<T>, dim3(unsigned(a.batch), unsigned(a.heads), unsigned(slices)),
-                          dim3(kThreads), smem, stream, qkvu, a, o);
+  const dim3 grid(unsigned(a.batch), unsigned(a.heads), unsigned(slices));
+  if (a.rows_in_flight == 16) {
+    return launch_dependent(recurrent_decode_kernel<T, 16, 1>, grid, dim3(kThreads), smem, stream, qkvu, a, o);
+  }
+  return launch_dependent(recurrent_decode_kernel<T, 8, 3>, grid, dim3(kThreads), smem, stream, qkvu, a, o);
 }
 
 template cudaError_t recurrent_decode<__nv_bfloat16>(const __nv_bfloat16*, const DecodeArgs&, __nv_bfloat16*, cudaStream_t);

@@ -45,9 +45,9 @@ Expected<Figure> prefill_attention(const KernelBenchOptions& o, int64_t n, bool 
   return f;
 }
 
-// column_slices: DecodeArgs's (0: the launcher's choice).
-Expected<Figure> decode_step(const KernelBenchOptions& o, int64_t batch, int32_t column_slices, GpuTimer& timer,
-                             cudaStream_t stream) {
+// column_slices, rows_in_flight: DecodeArgs's (0: the launcher's choice).
+Expected<Figure> decode_step(const KernelBenchOptions& o, int64_t batch, int32_t column_slices, int32_t rows_in_flight,
+                             GpuTimer& timer, cudaStream_t stream) {
   const int64_t H = o.heads, e = o.head_dim, ek = e, D = H * e;
   // Slots are spread over a pool larger than L2 so that no run finds its states cached.
   const int64_t slot_floats = H * ek * e;
@@ -78,6 +78,7 @@ Expected<Figure> decode_step(const KernelBenchOptions& o, int64_t batch, int32_t
   a.layer_state = states.get();
   a.slot_stride = slot_floats;
   a.column_slices = column_slices;
+  a.rows_in_flight = rows_in_flight;
   TNL_ASSIGN_OR_RETURN(const double ms, timer.median_ms(stream, 3, o.reps, [&](int i) {
     cuda::DecodeArgs run = a;
     run.slots = slot_sets[size_t(i % rotations)].get();
@@ -243,11 +244,15 @@ Expected<std::vector<Figure>> run_kernel_benchmarks(const ModelConfig& model, co
     keep(std::move(sync));
   }
   for (int64_t b : o.decode_batches) {
-    TNL_ASSIGN_OR_RETURN(Figure f, decode_step(o, b, 0, timer, stream));
+    TNL_ASSIGN_OR_RETURN(Figure f, decode_step(o, b, 0, 0, timer, stream));
     keep(std::move(f));
+    // The same launch with 16 state rows in flight a thread (two CTAs an SM), for comparison.
+    TNL_ASSIGN_OR_RETURN(Figure sixteen, decode_step(o, b, 0, 16, timer, stream));
+    sixteen.name += " (16 rows in flight)";
+    keep(std::move(sixteen));
     if (cuda::decode_column_slices(b, o.heads, o.head_dim) == 1) continue;
     // The same launch with one CTA a head, for comparison.
-    TNL_ASSIGN_OR_RETURN(Figure one, decode_step(o, b, 1, timer, stream));
+    TNL_ASSIGN_OR_RETURN(Figure one, decode_step(o, b, 1, 0, timer, stream));
     one.name += " (one CTA a head)";
     keep(std::move(one));
   }

@@ -26,6 +26,7 @@ struct DecodeCase {
   bool lrpe;
   Activation act;
   int32_t column_slices = 0;  // 0: the launcher's choice
+  int32_t rows_in_flight = 0;  // 0: the default (8)
 };
 
 template <typename T>
@@ -80,12 +81,14 @@ void run_decode_case(const DecodeCase& c, uint64_t seed) {
   a.layer_state = dstates.get() + layer_offset;
   a.slot_stride = slot_stride;
   a.column_slices = c.column_slices;
+  a.rows_in_flight = c.rows_in_flight;
   TNL_EXPECT_CUDA_OK(cuda::recurrent_decode<T>(dqkvu.get(), a, dout.get(), nullptr));
   TNL_EXPECT_CUDA_OK(cudaDeviceSynchronize());
 
   const std::vector<float> o = dout.to_host(), states = dstates.to_host();
   const std::string name = "e" + std::to_string(e) + (c.lrpe ? " lrpe" : "") + " act " + std::to_string(int(c.act)) +
-                           " slices " + std::to_string(c.column_slices);
+                           " slices " + std::to_string(c.column_slices) + " in flight " +
+                           std::to_string(c.rows_in_flight);
   const double o_err = relative_error(o, o_ref);
   const double s_err = relative_error(states, states_ref);  // fp32 state: the whole buffer, owned slots or not
   std::printf("[decode %s] o rel err %.3e, state rel err %.3e\n", name.c_str(), o_err, s_err);
@@ -115,10 +118,11 @@ TYPED_TEST(RecurrentDecodeTest, MatchesRecurrenceForEveryShape) {
     for (bool lrpe : {false, true}) {
       for (Activation act : {Activation::kSilu, Activation::kOnePlusElu}) {
         // The launcher's choice (7 sequences × 3 heads: sliced where e allows), one
-        // CTA a head, and explicit slices down to 4 columns.
+        // CTA a head, and explicit slices down to 4 columns; each with 8 (the
+        // default) and 16 state rows in flight a thread.
         for (int32_t slices : {0, 1, 2, 4, 8}) {
           if (slices > 1 && e % (4 * slices) != 0) continue;
-          run_decode_case<TypeParam>({e, lrpe, act, slices}, seed += 3);
+          for (int32_t in_flight : {0, 16}) run_decode_case<TypeParam>({e, lrpe, act, slices, in_flight}, seed += 3);
         }
       }
     }
@@ -158,6 +162,9 @@ TEST(RecurrentDecodeArgs, ColumnSlicesGiveSmallBatchesMoreCtas) {
   a.column_slices = 4;  // 2 columns a slice
   EXPECT_EQ(cuda::recurrent_decode<__nv_bfloat16>(nullptr, a, nullptr, nullptr), cudaErrorInvalidValue);
   a.column_slices = -1;
+  EXPECT_EQ(cuda::recurrent_decode<__nv_bfloat16>(nullptr, a, nullptr, nullptr), cudaErrorInvalidValue);
+  a.column_slices = 1;
+  a.rows_in_flight = 4;  // only 16 and 8 are compiled
   EXPECT_EQ(cuda::recurrent_decode<__nv_bfloat16>(nullptr, a, nullptr, nullptr), cudaErrorInvalidValue);
 }
 
