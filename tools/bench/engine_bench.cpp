@@ -208,6 +208,33 @@ Expected<EngineBenchResult> run_engine_benchmarks(const ModelConfig& config, con
                                        turn));
   }
 
+  // A serving step at full load: decodes beside fresh prompts (all sampled on the
+  // device, greedy), then the prompts alone, each a prefill figure (the step's
+  // host/device split). The prompts take the slots after the decoding ones.
+  auto mixed_figures = [&](int64_t context, const std::vector<int64_t>& position) -> Status {
+    StepPlan mixed, prompts;
+    for (int64_t s = 0; s < o.mixed_decodes; ++s) {
+      SequenceChunk c{int32_t(s), position[size_t(s)], {int32_t((s * 7) % V)}, LogitsMode::kNone};
+      c.sample = DeviceSampling{};
+      mixed.chunks.push_back(std::move(c));
+    }
+    for (int64_t i = 0; i < o.mixed_prompts; ++i) {
+      SequenceChunk c{int32_t(o.mixed_decodes + i), 0,
+                      random_tokens(o.mixed_prompt_tokens, V, o.seed + 4099 * uint64_t(i + 1)), LogitsMode::kNone};
+      c.sample = DeviceSampling{};
+      prompts.chunks.push_back(c);
+      mixed.chunks.push_back(std::move(c));
+    }
+    const std::string shape = std::to_string(o.mixed_prompts) + "x" + std::to_string(o.mixed_prompt_tokens);
+    TNL_RETURN_IF_ERROR(prefill_figure("mixed " + std::to_string(o.mixed_decodes) + " decodes (ctx " +
+                                           std::to_string(context) + ") + " + shape + " fresh prompts",
+                                       mixed));
+    // Its memory floor also reads and writes every decoding sequence's state.
+    result.figures.back().bytes = weight_bytes_per_step(config, 1, 2) +
+                                  double(2 * o.mixed_decodes + o.mixed_prompts) * double(state_bytes);
+    return prefill_figure(shape + " fresh prompts alone", prompts);
+  };
+
   // Decode: every batch size at every context; each sampled token is drawn on the GPU (greedy).
   const int64_t slots = bo.max_slots;
   for (int64_t context : o.decode ? o.contexts : std::vector<int64_t>{}) {
@@ -244,6 +271,9 @@ Expected<EngineBenchResult> run_engine_benchmarks(const ModelConfig& config, con
       f.extra = {{"batch", b}, {"context", context}};
       spdlog::info("{}: {:.3f} ms/step, {:.0f} tokens/s", f.name, f.time_ms, f.tokens / f.time_ms * 1e3);
       result.figures.push_back(std::move(f));
+    }
+    if (context == o.contexts.front() && o.mixed_decodes + o.mixed_prompts <= slots && o.mixed_prompts > 0) {
+      TNL_RETURN_IF_ERROR(mixed_figures(context, position));
     }
   }
   TNL_RETURN_IF_ERROR(bench_state_copies(*backend, double(state_bytes), o.reps, &result));

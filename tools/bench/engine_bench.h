@@ -23,6 +23,11 @@ struct EngineBenchOptions {
   std::vector<int64_t> turn_batches = {1, 6};
   int64_t turn_tokens = 512, turn_context = 4096;
   std::vector<int64_t> decode_batches = {1, 16, 64, 256};
+  // A serving step at full load (after the first context's decode figures):
+  // mixed_decodes sequences decode while mixed_prompts fresh prompts of
+  // mixed_prompt_tokens prefill, everything sampled on the device; beside it the
+  // same prompts alone. Skipped when the slots do not hold both.
+  int64_t mixed_decodes = 240, mixed_prompts = 16, mixed_prompt_tokens = 256;
   std::vector<int64_t> contexts = {512, 4096, 32768};
   int64_t fill_tokens_per_step = 32768;  // prefill budget per step while filling contexts
   bool prefill = true, decode = true;   // which halves run
