@@ -41,6 +41,13 @@ std::vector<int32_t> random_tokens(int64_t n, int64_t vocab, uint64_t seed) {
   return t;
 }
 
+// A chunk whose token is drawn on the GPU (greedy: RowSampling's defaults), nothing copied back.
+SequenceChunk sampled_on_device(int64_t slot, int64_t position, std::vector<int32_t> tokens) {
+  SequenceChunk c{int32_t(slot), position, std::move(tokens), LogitsMode::kNone};
+  c.sample = DeviceSampling{};
+  return c;
+}
+
 Expected<double> time_step_ms(Backend& backend, const StepPlan& plan) {
   StepOutput out;
   const auto start = Clock::now();
@@ -148,8 +155,9 @@ Expected<EngineBenchResult> run_engine_benchmarks(const ModelConfig& config, con
 
   // One prefill figure: `plan`'s steps timed (its first two are warm-ups; the very
   // first is what a server pays for a shape it never saw). Each figure's timed steps
-  // sit in an NVTX range of its name (ncu --nvtx-include "NAME/").
-  auto prefill_figure = [&](const std::string& name, const StepPlan& plan) -> Status {
+  // sit in an NVTX range of its name (ncu --nvtx-include "NAME/"). Its memory
+  // floor writes every chunk's state and reads `states_read` more (decoding rows).
+  auto prefill_figure = [&](const std::string& name, const StepPlan& plan, int64_t states_read = 0) -> Status {
     int64_t tokens = 0;
     for (const SequenceChunk& c : plan.chunks) tokens += int64_t(c.tokens.size());
     std::vector<double> times, enqueue_ms, device_ms;
@@ -177,7 +185,7 @@ Expected<EngineBenchResult> run_engine_benchmarks(const ModelConfig& config, con
     f.tokens = double(tokens);
     f.flops = double(tokens) * (flops_per_token(config, false) + attention_flops_per_token(config, true)) +
               rows * (flops_per_token(config, true) - flops_per_token(config, false));
-    f.bytes = weight_bytes_per_step(config, 1, 2) + rows * double(state_bytes);
+    f.bytes = weight_bytes_per_step(config, 1, 2) + (rows + double(states_read)) * double(state_bytes);
     // The host's enqueue time beside the device's: where they are close, the GPU
     // waits for the host's launches (the device time includes those waits).
     f.extra = {{"first_step_ms", first_ms}, {"enqueue_ms", median(enqueue_ms)}, {"device_ms", median(device_ms)}};
@@ -214,24 +222,17 @@ Expected<EngineBenchResult> run_engine_benchmarks(const ModelConfig& config, con
   auto mixed_figures = [&](int64_t context, const std::vector<int64_t>& position) -> Status {
     StepPlan mixed, prompts;
     for (int64_t s = 0; s < o.mixed_decodes; ++s) {
-      SequenceChunk c{int32_t(s), position[size_t(s)], {int32_t((s * 7) % V)}, LogitsMode::kNone};
-      c.sample = DeviceSampling{};
-      mixed.chunks.push_back(std::move(c));
+      mixed.chunks.push_back(sampled_on_device(s, position[size_t(s)], {int32_t((s * 7) % V)}));
     }
     for (int64_t i = 0; i < o.mixed_prompts; ++i) {
-      SequenceChunk c{int32_t(o.mixed_decodes + i), 0,
-                      random_tokens(o.mixed_prompt_tokens, V, o.seed + 4099 * uint64_t(i + 1)), LogitsMode::kNone};
-      c.sample = DeviceSampling{};
-      prompts.chunks.push_back(c);
-      mixed.chunks.push_back(std::move(c));
+      prompts.chunks.push_back(sampled_on_device(
+          o.mixed_decodes + i, 0, random_tokens(o.mixed_prompt_tokens, V, o.seed + 4099 * uint64_t(i + 1))));
+      mixed.chunks.push_back(prompts.chunks.back());
     }
     const std::string shape = std::to_string(o.mixed_prompts) + "x" + std::to_string(o.mixed_prompt_tokens);
     TNL_RETURN_IF_ERROR(prefill_figure("mixed " + std::to_string(o.mixed_decodes) + " decodes (ctx " +
                                            std::to_string(context) + ") + " + shape + " fresh prompts",
-                                       mixed));
-    // Its memory floor also reads and writes every decoding sequence's state.
-    result.figures.back().bytes = weight_bytes_per_step(config, 1, 2) +
-                                  double(2 * o.mixed_decodes + o.mixed_prompts) * double(state_bytes);
+                                       mixed, /*states_read=*/o.mixed_decodes));
     return prefill_figure(shape + " fresh prompts alone", prompts);
   };
 
@@ -252,9 +253,7 @@ Expected<EngineBenchResult> run_engine_benchmarks(const ModelConfig& config, con
         if (i == 3) nvtxRangePushA(name.c_str());
         StepPlan plan;
         for (int64_t s = 0; s < b; ++s) {
-          SequenceChunk c{int32_t(s), position[size_t(s)]++, {int32_t((s * 7 + i) % V)}, LogitsMode::kNone};
-          c.sample = DeviceSampling{};  // greedy: RowSampling's defaults
-          plan.chunks.push_back(std::move(c));
+          plan.chunks.push_back(sampled_on_device(s, position[size_t(s)]++, {int32_t((s * 7 + i) % V)}));
         }
         TNL_ASSIGN_OR_RETURN(const double ms, time_step_ms(*backend, plan));
         if (i >= 3) times.push_back(ms);  // the first steps capture this batch's CUDA graph
