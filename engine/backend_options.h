@@ -27,6 +27,10 @@ struct BackendOptions {
   // gate and SGLU launches; -1: as many as fit (16, or 8 at the 7B shape), 0:
   // never. For measuring one path against the other (tnl-bench).
   int32_t small_batch_max_rows = -1;
+  // CUDA: the decode graphs' cuBLASLt GEMMs enter behind programmatic edges, as
+  // dependent launches, where a start-up probe shows their kernel waits for its
+  // predecessor (engine/cuda/gemm.h); off: ordinary edges. For measuring (tnl-bench).
+  bool programmatic_gemms = true;
   // Prefix state cache (snapshot slots). cache: the backend's own memory (GPU
   // memory, or RAM on the CPU); -1: CUDA takes half of what the memory fraction
   // leaves after the live slots, the CPU 512 MiB. host: a RAM tier behind GPU

@@ -416,6 +416,7 @@ class CudaBackend final : public Backend {
     const double warm_ms =
         std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - warm_start).count();
     TNL_RETURN_IF_ERROR(warm_prefill_kernels(max_tokens));
+    TNL_RETURN_IF_ERROR(choose_graph_gemms());
     int64_t buckets = 0;
     for (int64_t bucket = 1; use_graphs_ && bucket <= num_slots_; bucket *= 2) {
       StepPlan plan;
@@ -430,6 +431,40 @@ class CudaBackend final : public Backend {
     spdlog::info("cuda backend{}: activations for {} tokens per step, GEMM kernels of the row buckets chosen in {:.0f} "
                  "ms, {} decode graphs captured{}",
                  rank_label(), max_tokens, warm_ms, buckets, use_graphs_ ? "" : " (the communicator cannot be captured)");
+    return Status::ok();
+  }
+
+  // Start-up: which GEMM shapes of the decode graphs (every power-of-two bucket
+  // past the fused small-batch layers) enter behind programmatic edges, as
+  // dependent launches: those whose cuBLASLt kernel the probe sees wait for its
+  // predecessor (gemm.h). Where the heuristic's first pick does not, and kernels
+  // are chosen by timing at all (gemm_autotune), the fastest candidate that waits
+  // replaces it if it is at most kGraphGemmCreditUs slower alone, less than a
+  // dependent launch saves (H100, 385M shape: 5 of 16 shapes' first picks
+  // waited, and entering them so took batch 256 from 3.56 to 3.44-3.46 ms a
+  // step). The logits GEMM keeps its ordinary edge.
+  static constexpr double kGraphGemmCreditUs = 1.0;
+  Status choose_graph_gemms() {
+    if (!options_.programmatic_gemms || !use_graphs_) return Status::ok();
+    constexpr Projection kProjections[] = {Projection::kQkvu, Projection::kOut, Projection::kW12, Projection::kL3};
+    int shapes = 0, first_picks = 0, replaced = 0;
+    for (int64_t bucket = 1; bucket <= num_slots_; bucket *= 2) {
+      if (bucket <= small_batch_rows_) continue;
+      for (Projection p : kProjections) {
+        std::vector<const void*> layer_weights;  // each timed call on the next layer's matrix, as in a step
+        for (const CudaLayerWeights<T>& w : weights_.layers) layer_weights.push_back(weight(p, w));
+        const ProjectionOperands o = operands(p, gemm_row_bucket(bucket));
+        const double credit = options_.gemm_autotune ? kGraphGemmCreditUs : -1.0;
+        TNL_ASSIGN_OR_RETURN(const GraphGemmChoice c,
+                             gemm_->choose_for_graphs(o.shape, o.x, layer_weights, o.y, o.beta, credit));
+        ++shapes;
+        first_picks += c.first_pick_waits;
+        replaced += c.programmatic && !c.first_pick_waits;
+      }
+    }
+    spdlog::info("cuda backend{}: of {} decode-graph GEMM shapes, {} enter as dependent launches with cuBLASLt's first "
+                 "pick and {} with another kernel that waits for its predecessor",
+                 rank_label(), shapes, first_picks, replaced);
     return Status::ok();
   }
 

@@ -7,7 +7,9 @@
 #include <utility>
 #include <vector>
 
+#include "engine/cuda/capture_edges.h"
 #include "engine/cuda/cuda_status.h"
+#include "kernels/cuda/dependency_probe.h"
 
 namespace tnl {
 namespace {
@@ -47,6 +49,7 @@ struct GemmRunner::Plan {
   cublasLtMatmulDesc_t desc = nullptr;
   cublasLtMatrixLayout_t w = nullptr, x = nullptr, y = nullptr;
   cublasLtMatmulAlgo_t algo{};
+  bool programmatic = false;  // algo passed probe_programmatic()
   ~Plan() {
     if (y) cublasLtMatrixLayoutDestroy(y);
     if (x) cublasLtMatrixLayoutDestroy(x);
@@ -132,7 +135,68 @@ Status GemmRunner::pin(const GemmShape& s, int candidate) {
                         std::to_string(candidate + 1));
   }
   p->algo = results[size_t(candidate)].algo;
+  p->programmatic = false;
   return Status::ok();
+}
+
+bool GemmRunner::programmatic(const GemmShape& s) const {
+  const auto found = plans_.find(s.key());
+  return found != plans_.end() && found->second->programmatic;
+}
+
+Expected<bool> GemmRunner::probe_programmatic(const GemmShape& s, const void* w) {
+  TNL_ASSIGN_OR_RETURN(Plan * p, plan_for(s));
+  p->programmatic = false;
+  TNL_ASSIGN_OR_RETURN(p->programmatic, waits_for_predecessor(s, *p, p->algo, w));
+  return p->programmatic;
+}
+
+Expected<bool> GemmRunner::waits_for_predecessor(const GemmShape& s, const Plan& p, const cublasLtMatmulAlgo_t& algo,
+                                                 const void* w) {
+  constexpr int64_t kDelayNs = 50'000;  // ≫ the GEMM: a kernel that read x early has long finished
+  const int64_t elem = 2, x_bytes = s.n * s.in * elem, y_bytes = s.n * s.out * (s.f32_out ? 4 : elem);
+  if (s.out < s.n || s.in % 8 != 0 || !aligned(w)) return false;
+  DeviceBuffer<std::byte> x_src, x, y, y_ref;
+  TNL_RETURN_IF_ERROR(x_src.allocate(x_bytes));
+  TNL_RETURN_IF_ERROR(x.allocate(x_bytes));
+  TNL_RETURN_IF_ERROR(y.allocate(y_bytes));
+  TNL_RETURN_IF_ERROR(y_ref.allocate(y_bytes));
+  const float beta = s.accumulate ? 1.0f : 0.0f;
+  // The reference: the GEMM of x = w's first rows, run after x is written.
+  TNL_CUDA_TRY(cudaMemcpyAsync(x_src.get(), w, size_t(x_bytes), cudaMemcpyDeviceToDevice, stream_));
+  TNL_CUDA_TRY(cudaMemcpyAsync(x.get(), x_src.get(), size_t(x_bytes), cudaMemcpyDeviceToDevice, stream_));
+  TNL_CUDA_TRY(cudaMemsetAsync(y_ref.get(), 0, size_t(y_bytes), stream_));
+  TNL_RETURN_IF_ERROR(launch(p, algo, x.get(), w, y_ref.get(), beta));
+  // The probe: x zero until the delayed copy writes it, the GEMM behind a programmatic edge.
+  TNL_CUDA_TRY(cudaMemsetAsync(x.get(), 0, size_t(x_bytes), stream_));
+  TNL_CUDA_TRY(cudaMemsetAsync(y.get(), 0, size_t(y_bytes), stream_));
+  TNL_CUDA_TRY(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
+  cudaError_t err = cuda::delayed_copy(x_src.get(), x.get(), x_bytes, kDelayNs, stream_);
+  if (err == cudaSuccess) err = make_next_capture_edges_programmatic(stream_);
+  const Status launched = err == cudaSuccess ? launch(p, algo, x.get(), w, y.get(), beta) : Status::ok();
+  cudaGraph_t graph = nullptr;
+  const cudaError_t ended = cudaStreamEndCapture(stream_, &graph);
+  cudaGraphExec_t exec = nullptr;
+  if (err == cudaSuccess && launched.is_ok() && ended == cudaSuccess) err = cudaGraphInstantiate(&exec, graph, 0);
+  if (graph) cudaGraphDestroy(graph);
+  if (err == cudaSuccess && launched.is_ok() && ended == cudaSuccess) err = cudaGraphLaunch(exec, stream_);
+  if (exec) cudaGraphExecDestroy(exec);
+  if (err != cudaSuccess || !launched.is_ok() || ended != cudaSuccess) {
+    // A graph the runtime would not build this way (say, cuBLASLt put a memset
+    // first): the shape keeps its ordinary edges; the error is not sticky.
+    (void)cudaGetLastError();
+    spdlog::debug("GEMM n={} in={} out={}: no programmatic edge ({})", s.n, s.in, s.out,
+                  err != cudaSuccess ? cudaGetErrorString(err)
+                  : !launched.is_ok() ? launched.to_string()
+                                      : cudaGetErrorString(ended));
+    TNL_CUDA_TRY(cudaStreamSynchronize(stream_));
+    return false;
+  }
+  std::vector<std::byte> got(static_cast<size_t>(y_bytes)), want(static_cast<size_t>(y_bytes));
+  TNL_CUDA_TRY(cudaMemcpyAsync(got.data(), y.get(), size_t(y_bytes), cudaMemcpyDeviceToHost, stream_));
+  TNL_CUDA_TRY(cudaMemcpyAsync(want.data(), y_ref.get(), size_t(y_bytes), cudaMemcpyDeviceToHost, stream_));
+  TNL_CUDA_TRY(cudaStreamSynchronize(stream_));
+  return got == want;
 }
 
 Status GemmRunner::launch(const Plan& p, const cublasLtMatmulAlgo_t& algo, const void* x, const void* w, void* y,
@@ -148,24 +212,19 @@ Status GemmRunner::run(const GemmShape& s, const void* x, const void* w, void* y
   if (beta != 0.0f && !s.accumulate) return invalid_argument("GEMM: beta != 0 on a shape that does not accumulate");
   if (!aligned(x) || !aligned(w) || !aligned(y)) return invalid_argument("GEMM: an operand is not 256-byte aligned");
   TNL_ASSIGN_OR_RETURN(Plan * p, plan_for(s));
+  if (p->programmatic) TNL_CUDA_TRY(make_next_capture_edges_programmatic(stream_));
   return launch(*p, p->algo, x, w, y, beta);
 }
 
-Expected<GemmTuning> GemmRunner::tune(const GemmShape& s, const void* x, std::span<const void* const> weights,
-                                      void* y, float beta) {
-  if (weights.empty()) return invalid_argument("GEMM tuning needs at least one weight matrix");
-  for (const void* w : weights) {
-    if (!aligned(w)) return invalid_argument("GEMM tuning: a weight matrix is not 256-byte aligned");
-  }
-  TNL_RETURN_IF_ERROR(run(s, x, weights[0], y, beta));  // validates, and makes the plan
-  Plan& p = *plans_.at(s.key());
-
-  TNL_ASSIGN_OR_RETURN(std::vector<cublasLtMatmulHeuristicResult_t> results, candidates(p, kCandidates));
-
-  // Each timed call follows a 4-byte memset, which no kernel overlaps: so a
-  // call is timed from its start to its last CTA's end, as inside a step where
-  // the next kernel waits for it, not overlapped with its own predecessor (the
-  // fence's own time, measured alone, is subtracted).
+// Per candidate: one untimed call (it may load its kernel), then the best of
+// kTimingRounds timings of kTimedRuns calls, each on the next weight matrix and
+// after a 4-byte memset that no kernel overlaps: so a call is timed from its
+// start to its last CTA's end, as inside a step where the next kernel waits for
+// it (the fence's own time, measured alone, is subtracted). -1: the candidate
+// failed (and is marked so). Runs on `p`'s operands; leaves p.algo alone.
+Expected<std::vector<double>> GemmRunner::time_candidates(Plan& p, std::vector<cublasLtMatmulHeuristicResult_t>& results,
+                                                          const void* x, std::span<const void* const> weights, void* y,
+                                                          float beta) {
   TNL_ASSIGN_OR_RETURN(EventPair events, EventPair::create());
   auto timed_us = [&](auto enqueue_call) -> Expected<double> {
     TNL_CUDA_TRY(cudaEventRecord(events.start, stream_));
@@ -179,8 +238,6 @@ Expected<GemmTuning> GemmRunner::tune(const GemmShape& s, const void* x, std::sp
     TNL_CUDA_TRY(cudaEventElapsedTime(&ms, events.start, events.stop));
     return 1e3 * double(ms) / kTimedRuns;
   };
-  // Per candidate: one untimed call (it may load its kernel), then the best of
-  // kTimingRounds timings of kTimedRuns calls. A candidate that fails is skipped.
   double fence_us = -1.0;
   std::vector<double> best_us(results.size(), -1.0);
   for (int round = 0; round < kTimingRounds; ++round) {
@@ -202,6 +259,19 @@ Expected<GemmTuning> GemmRunner::tune(const GemmShape& s, const void* x, std::sp
   for (double& us : best_us) {
     if (us >= 0) us = std::max(0.0, us - fence_us);
   }
+  return best_us;
+}
+
+Expected<GemmTuning> GemmRunner::tune(const GemmShape& s, const void* x, std::span<const void* const> weights,
+                                      void* y, float beta) {
+  if (weights.empty()) return invalid_argument("GEMM tuning needs at least one weight matrix");
+  for (const void* w : weights) {
+    if (!aligned(w)) return invalid_argument("GEMM tuning: a weight matrix is not 256-byte aligned");
+  }
+  TNL_RETURN_IF_ERROR(run(s, x, weights[0], y, beta));  // validates, and makes the plan
+  Plan& p = *plans_.at(s.key());
+  TNL_ASSIGN_OR_RETURN(std::vector<cublasLtMatmulHeuristicResult_t> results, candidates(p, kCandidates));
+  TNL_ASSIGN_OR_RETURN(const std::vector<double> best_us, time_candidates(p, results, x, weights, y, beta));
 
   GemmTuning t;
   int chosen = -1;
@@ -216,10 +286,47 @@ Expected<GemmTuning> GemmRunner::tune(const GemmShape& s, const void* x, std::sp
   t.chosen = chosen;
   t.first_pick_us = best_us[0];
   t.chosen_us = best_us[size_t(chosen)];
+  p.programmatic = false;  // probe again: the kernel may change
   p.algo = results[size_t(chosen)].algo;
   spdlog::debug("GEMM n={} in={} out={}{}: {} candidates, first pick {:.2f} us, kept #{} {:.2f} us", s.n, s.in, s.out,
                 s.f32_out ? " (fp32 out)" : "", t.candidates, t.first_pick_us, t.chosen, t.chosen_us);
   return t;
+}
+
+Expected<GraphGemmChoice> GemmRunner::choose_for_graphs(const GemmShape& s, const void* x,
+                                                        std::span<const void* const> weights, void* y, float beta,
+                                                        double credit_us) {
+  if (weights.empty()) return invalid_argument("GEMM choice needs at least one weight matrix");
+  TNL_RETURN_IF_ERROR(run(s, x, weights[0], y, beta));  // validates, and makes the plan
+  Plan& p = *plans_.at(s.key());
+  GraphGemmChoice choice;
+  // The first pick stays when it waits.
+  TNL_ASSIGN_OR_RETURN(p.programmatic, waits_for_predecessor(s, p, p.algo, weights[0]));
+  choice.first_pick_waits = p.programmatic;
+  if (p.programmatic) {
+    choice.programmatic = true;
+    return choice;
+  }
+  if (credit_us < 0) return choice;  // no choice by timing
+  TNL_ASSIGN_OR_RETURN(std::vector<cublasLtMatmulHeuristicResult_t> results, candidates(p, kCandidates));
+  TNL_ASSIGN_OR_RETURN(const std::vector<double> best_us, time_candidates(p, results, x, weights, y, beta));
+  if (results.empty() || best_us[0] < 0) return choice;
+  choice.first_pick_us = best_us[0];
+  // The fastest candidate that waits, if it costs at most credit_us more.
+  int chosen = -1;
+  for (size_t c = 1; c < results.size(); ++c) {
+    if (best_us[c] < 0 || best_us[c] > best_us[0] + credit_us) continue;
+    if (chosen >= 0 && best_us[c] >= best_us[size_t(chosen)]) continue;
+    TNL_ASSIGN_OR_RETURN(const bool waits, waits_for_predecessor(s, p, results[c].algo, weights[0]));
+    if (waits) chosen = int(c);
+  }
+  if (chosen < 0) return choice;
+  p.algo = results[size_t(chosen)].algo;
+  p.programmatic = true;
+  choice.programmatic = true;
+  choice.chosen = chosen;
+  choice.chosen_us = best_us[size_t(chosen)];
+  return choice;
 }
 
 }  // namespace tnl

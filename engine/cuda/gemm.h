@@ -13,6 +13,10 @@
 // A chosen algorithm is fixed for the runner's life: a shape runs the same kernel
 // on every call of a process (which one may differ between start-ups when tuned).
 //
+// Captured into a graph, a shape that probe_programmatic() has passed enters
+// behind programmatic edges (capture_edges.h), as our own kernels do, so that
+// it is placed while the kernel ahead of it still runs.
+//
 // Threads: one owner (the CUDA backend's step thread); not thread-safe.
 #pragma once
 
@@ -60,6 +64,15 @@ struct GemmTuningTotals {
   }
 };
 
+// What choose_for_graphs() did for one shape.
+struct GraphGemmChoice {
+  bool first_pick_waits = false;  // the heuristic's first pick passed the probe: kept
+  bool programmatic = false;      // the shape enters captured graphs behind programmatic edges
+  int chosen = 0;                 // index of the kept candidate in the heuristic's order
+  double first_pick_us = 0;       // timed only when the first pick did not wait
+  double chosen_us = 0;
+};
+
 class GemmRunner {
  public:
   // operand_type: CUDA_R_16BF or CUDA_R_16F. workspace: device memory the
@@ -86,6 +99,27 @@ class GemmRunner {
   // every candidate's result; out_of_range past the last).
   Status pin(const GemmShape& s, int candidate);
 
+  // Whether `s`'s kernel waits for a programmatic predecessor before it reads
+  // its input, measured: a graph of [kernels/cuda/dependency_probe.h's delayed
+  // copy into x → programmatic edge → the GEMM] must give the bits of the GEMM
+  // run after the copy (a kernel that read x early would see the zeros x held).
+  // On success the shape enters captured graphs behind programmatic edges from
+  // then on; a later pin() or tune() forgets it. Uses w's first n·in elements as
+  // the input (false without probing where w has fewer, or in is not a multiple
+  // of 8). Synchronizes the stream; allocates scratch buffers for the probe.
+  Expected<bool> probe_programmatic(const GemmShape& s, const void* w);
+  bool programmatic(const GemmShape& s) const;
+
+  // For a shape that runs inside captured graphs (decode steps): keeps the
+  // heuristic's first pick if it passes probe_programmatic(); else times the
+  // candidates (as tune() does) and takes the fastest one that passes, if it is
+  // at most `credit_us` slower than the first pick in isolation — what entering
+  // as a dependent launch is expected to save. Otherwise the first pick stays,
+  // on ordinary edges; credit_us < 0 probes the first pick only (nothing is
+  // timed, so the choice does not vary between runs). Writes y; synchronizes the stream.
+  Expected<GraphGemmChoice> choose_for_graphs(const GemmShape& s, const void* x, std::span<const void* const> weights,
+                                              void* y, float beta, double credit_us);
+
  private:
   struct Plan;
   GemmRunner(cublasLtHandle_t handle, cudaDataType_t operand_type, cudaStream_t stream, void* workspace,
@@ -93,6 +127,11 @@ class GemmRunner {
   Expected<Plan*> plan_for(const GemmShape& s);
   Expected<std::vector<cublasLtMatmulHeuristicResult_t>> candidates(const Plan& p, int count);
   Status launch(const Plan& p, const cublasLtMatmulAlgo_t& algo, const void* x, const void* w, void* y, float beta);
+  Expected<std::vector<double>> time_candidates(Plan& p, std::vector<cublasLtMatmulHeuristicResult_t>& results,
+                                                const void* x, std::span<const void* const> weights, void* y,
+                                                float beta);
+  Expected<bool> waits_for_predecessor(const GemmShape& s, const Plan& p, const cublasLtMatmulAlgo_t& algo,
+                                       const void* w);
 
   cublasLtHandle_t handle_;
   cudaDataType_t operand_type_;

@@ -61,6 +61,10 @@ int main(int argc, char** argv) {
                  "CUDA: most rows of a step through the fused small-batch layers (-1: as many as fit, 0: none)")
       ->check(CLI::Range(-1, 16))
       ->capture_default_str();
+  app.add_option("--programmatic-gemms", eo.programmatic_gemms,
+                 "CUDA: decode graphs' GEMMs as dependent launches where a start-up probe shows their kernel waits "
+                 "(false: ordinary edges)")
+      ->capture_default_str();
   app.add_option("--gpu-dtype", eo.gpu_dtype, "Weight dtype: bf16 or fp16")
       ->check(CLI::IsMember({"bf16", "fp16"}))
       ->capture_default_str();
@@ -132,6 +136,7 @@ int main(int argc, char** argv) {
   so.gpu_dtype = eo.gpu_dtype;
   so.gemm_autotune = eo.gemm_autotune;
   so.small_batch_max_rows = eo.small_batch_max_rows;
+  so.programmatic_gemms = eo.programmatic_gemms;
   so.tensor_parallel_size = eo.tensor_parallel_size;
   so.tensor_parallel_comm = eo.tensor_parallel_comm;
   so.reps = eo.reps;

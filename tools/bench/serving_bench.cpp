@@ -90,6 +90,7 @@ Expected<std::vector<Figure>> run_serving_benchmarks(const ModelConfig& config, 
   bo.gpu_dtype = o.gpu_dtype;
   bo.gemm_autotune = o.gemm_autotune;
   bo.small_batch_max_rows = o.small_batch_max_rows;
+  bo.programmatic_gemms = o.programmatic_gemms;
   bo.tensor_parallel_size = o.tensor_parallel_size;
   bo.tensor_parallel_comm = o.tensor_parallel_comm;
   bo.max_slots = int32_t(o.streams);

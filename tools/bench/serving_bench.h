@@ -28,6 +28,7 @@ struct ServingBenchOptions {
   std::string gpu_dtype = "bf16";
   bool gemm_autotune = true;  // BackendOptions::gemm_autotune
   int32_t small_batch_max_rows = -1;  // BackendOptions::small_batch_max_rows
+  bool programmatic_gemms = true;     // BackendOptions::programmatic_gemms
   int32_t tensor_parallel_size = 1;
   std::string tensor_parallel_comm = "auto";
   uint64_t seed = 1;

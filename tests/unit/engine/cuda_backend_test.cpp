@@ -156,6 +156,33 @@ TEST_P(CudaBackendTest, SmallStepsWithoutTheFusedLayersMatchCpu) {
 #endif
 }
 
+// Steps past the fused small-batch layers: 33 prompts in one step, then decode
+// steps of 33 rows replayed from the batch-64 graph, whose GEMMs enter as
+// dependent launches where the start-up probe allowed it (engine/cuda/gemm.h).
+TEST_P(CudaBackendTest, DecodeBatchesPastTheFusedLayersMatchCpu) {
+#if defined(TNL_WITH_CUDA)
+  BackendOptions o = options();
+  o.max_slots = 40;
+  auto cpu = make_cpu_backend(*checkpoint_, o);
+  auto gpu = make_cuda_backend(*checkpoint_, o);
+  ASSERT_TRUE(cpu.has_value()) << cpu.status().to_string();
+  ASSERT_TRUE(gpu.has_value()) << gpu.status().to_string();
+  cpu_ = std::move(cpu).value();
+  gpu_ = std::move(gpu).value();
+  constexpr int32_t kRows = 33;
+  StepPlan prompts;
+  for (int32_t slot = 0; slot < kRows; ++slot) prompts.chunks.push_back({slot, 0, tokens(5, 100 + slot), LogitsMode::kLast});
+  expect_same(prompts, "33 prompts of 5 tokens");
+  for (int step = 0; step < 3; ++step) {
+    StepPlan decode;
+    for (int32_t slot = 0; slot < kRows; ++slot) {
+      decode.chunks.push_back({slot, 5 + step, {int32_t((slot + step) % 11)}, LogitsMode::kLast});
+    }
+    expect_same(decode, "decode of 33 rows " + std::to_string(step));
+  }
+#endif
+}
+
 TEST_P(CudaBackendTest, MixedBatchMatchesCpu) {
   // Warm three slots, then one step with decodes, a continuing chunk and a fresh prompt.
   const auto a = tokens(40, 1), b = tokens(90, 2), c = tokens(5, 3);

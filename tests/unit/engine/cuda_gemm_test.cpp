@@ -3,15 +3,20 @@
 // (a tuned choice can be any of them, and which one wins depends on the machine),
 // and so does the one tune() keeps. Shapes: a decode-sized qkvu (T out), an
 // l3-like product accumulating into an fp32 residual, a logits-like product with
-// an odd width. Random inputs; outputs poisoned before each run. Skips without a GPU.
+// an odd width. Random inputs; outputs poisoned before each run. And the probe that
+// lets decode-graph GEMMs enter as dependent launches. Skips without a GPU.
 #include <gtest/gtest.h>
 
+#include <cstdio>
 #include <string>
 #include <vector>
 
 #include "tests/support/random.h"
 #if defined(TNL_WITH_CUDA)
+#include "engine/cuda/capture_edges.h"
 #include "engine/cuda/gemm.h"
+#include "kernels/cuda/dependency_probe.h"
+#include "kernels/cuda/launchers.h"
 #include "tests/unit/kernels_cuda/device_test_support.h"
 #endif
 
@@ -154,6 +159,84 @@ TEST(CudaGemm, EveryHeuristicCandidateAndTheTunedChoiceComputeTheProduct) {
     EXPECT_LE(tuned->chosen_us, tuned->first_pick_us);
     const double err = ops.run_and_compare(f.runner(), f.stream());
     EXPECT_LT(err, ops.tolerance()) << label(c.shape) << " tuned";
+  }
+#endif
+}
+
+// The probe's premise: behind a programmatic edge, a consumer that does not
+// wait (an ordinary copy kernel) runs while the delayed producer spins and reads
+// what x held before, and behind an ordinary edge it reads what the producer
+// wrote. Then the backend's decode-shaped GEMMs (385M shape, 32-256 rows): each
+// probe either passes — and then the same GEMM captured behind a programmatic
+// edge, as the decode graphs capture it, gives the reference bits — or leaves
+// the shape on ordinary edges; the count is printed.
+TEST(CudaGemm, ProgrammaticEdgesOnlyForKernelsThatWait) {
+#if !defined(TNL_WITH_CUDA)
+  GTEST_SKIP() << "built without CUDA";
+#else
+  TNL_SKIP_WITHOUT_CUDA();
+  GemmFixture f;
+  const int64_t n = 1 << 16;  // bf16 elements
+  const std::vector<float> src = test::rounded<__nv_bfloat16>(test::random_vector(n, 5));
+  DeviceVector<__nv_bfloat16> dsrc(src), dx(static_cast<size_t>(n)), dout(static_cast<size_t>(n));
+  for (bool programmatic : {true, false}) {
+    cudaMemsetAsync(dx.get(), 0, size_t(n) * 2, f.stream());
+    ASSERT_EQ(cudaStreamBeginCapture(f.stream(), cudaStreamCaptureModeThreadLocal), cudaSuccess);
+    EXPECT_EQ(cuda::delayed_copy(dsrc.get(), dx.get(), n * 2, 50'000, f.stream()), cudaSuccess);
+    if (programmatic) {
+      EXPECT_EQ(make_next_capture_edges_programmatic(f.stream()), cudaSuccess);
+    }
+    EXPECT_EQ(cuda::convert_elements<__nv_bfloat16>(cuda::ElementType::kBF16, dx.get(), n, dout.get(), f.stream()),
+              cudaSuccess);
+    cudaGraph_t graph = nullptr;
+    ASSERT_EQ(cudaStreamEndCapture(f.stream(), &graph), cudaSuccess);
+    cudaGraphExec_t exec = nullptr;
+    ASSERT_EQ(cudaGraphInstantiate(&exec, graph, 0), cudaSuccess);
+    ASSERT_EQ(cudaGraphLaunch(exec, f.stream()), cudaSuccess);
+    ASSERT_EQ(cudaStreamSynchronize(f.stream()), cudaSuccess);
+    cudaGraphExecDestroy(exec);
+    cudaGraphDestroy(graph);
+    const std::vector<float> out = dout.to_host();
+    int64_t copied = 0;
+    for (int64_t i = 0; i < n; ++i) copied += out[size_t(i)] == src[size_t(i)] && src[size_t(i)] != 0.0f;
+    if (programmatic) {
+      EXPECT_LT(copied, n / 2) << "a consumer that does not wait read the delayed copy's result";
+    } else {
+      EXPECT_GT(copied, n * 9 / 10) << "an ordinary edge let the consumer read x before the copy";
+    }
+  }
+
+  const int64_t d = 1024, D = 1024, G = 2816;
+  const std::vector<float> w = test::rounded<__nv_bfloat16>(test::random_vector(4 * D * G, 7, -0.1f, 0.1f));
+  DeviceVector<__nv_bfloat16> dw(w);  // large enough for every shape's weight
+  int probed = 0, passed = 0;
+  for (int64_t rows : {32, 64, 256}) {
+    for (const GemmShape& s : {GemmShape{rows, d, 4 * D, false, false}, GemmShape{rows, D, d, true, true},
+                               GemmShape{rows, d, 2 * G, false, false}, GemmShape{rows, G, d, true, true}}) {
+      auto waits = f.runner().probe_programmatic(s, dw.get());
+      ASSERT_TRUE(waits.has_value()) << label(s) << ": " << waits.status().to_string();
+      EXPECT_EQ(*waits, f.runner().programmatic(s)) << label(s);
+      ++probed;
+      passed += *waits;
+      ASSERT_TRUE(f.runner().pin(s, 0).is_ok());
+      EXPECT_FALSE(f.runner().programmatic(s)) << "pinning another kernel forgets the probe, " << label(s);
+    }
+  }
+  std::printf("%d of %d decode-shaped GEMMs wait for a programmatic predecessor\n", passed, probed);
+
+  // choose_for_graphs: whatever it keeps computes the product, and the flag says
+  // whether the kept kernel passed the probe.
+  for (const Case& c : kCases) {
+    CaseOperands ops(c, 77);
+    auto chosen = f.runner().choose_for_graphs(c.shape, ops.x(), ops.weights(), ops.y(), c.beta, 1.0);
+    ASSERT_TRUE(chosen.has_value()) << label(c.shape) << ": " << chosen.status().to_string();
+    EXPECT_EQ(chosen->programmatic, f.runner().programmatic(c.shape)) << label(c.shape);
+    if (chosen->first_pick_waits) {
+      EXPECT_TRUE(chosen->programmatic) << label(c.shape);
+    }
+    EXPECT_LT(ops.run_and_compare(f.runner(), f.stream()), ops.tolerance()) << label(c.shape) << " chosen for graphs";
+    std::printf("%s: first pick waits %d, programmatic %d (candidate %d)\n", label(c.shape).c_str(),
+                int(chosen->first_pick_waits), int(chosen->programmatic), chosen->chosen);
   }
 #endif
 }
