@@ -22,6 +22,15 @@ constexpr uintptr_t kAlignment = 256;    // cuBLASLt's default assumption about 
 
 bool aligned(const void* p) { return reinterpret_cast<uintptr_t>(p) % kAlignment == 0; }
 
+// The weight matrices a timing cycles through: at least one, each aligned.
+Status check_timing_weights(std::span<const void* const> weights, const std::string& what) {
+  if (weights.empty()) return invalid_argument(what + " needs at least one weight matrix");
+  for (const void* w : weights) {
+    if (!aligned(w)) return invalid_argument(what + ": a weight matrix is not 256-byte aligned");
+  }
+  return Status::ok();
+}
+
 // Two CUDA events, destroyed with the pair.
 struct EventPair {
   cudaEvent_t start = nullptr, stop = nullptr;
@@ -264,10 +273,7 @@ Expected<std::vector<double>> GemmRunner::time_candidates(Plan& p, std::vector<c
 
 Expected<GemmTuning> GemmRunner::tune(const GemmShape& s, const void* x, std::span<const void* const> weights,
                                       void* y, float beta) {
-  if (weights.empty()) return invalid_argument("GEMM tuning needs at least one weight matrix");
-  for (const void* w : weights) {
-    if (!aligned(w)) return invalid_argument("GEMM tuning: a weight matrix is not 256-byte aligned");
-  }
+  TNL_RETURN_IF_ERROR(check_timing_weights(weights, "GEMM tuning"));
   TNL_RETURN_IF_ERROR(run(s, x, weights[0], y, beta));  // validates, and makes the plan
   Plan& p = *plans_.at(s.key());
   TNL_ASSIGN_OR_RETURN(std::vector<cublasLtMatmulHeuristicResult_t> results, candidates(p, kCandidates));
@@ -296,7 +302,7 @@ Expected<GemmTuning> GemmRunner::tune(const GemmShape& s, const void* x, std::sp
 Expected<GraphGemmChoice> GemmRunner::choose_for_graphs(const GemmShape& s, const void* x,
                                                         std::span<const void* const> weights, void* y, float beta,
                                                         double credit_us) {
-  if (weights.empty()) return invalid_argument("GEMM choice needs at least one weight matrix");
+  TNL_RETURN_IF_ERROR(check_timing_weights(weights, "GEMM choice"));
   TNL_RETURN_IF_ERROR(run(s, x, weights[0], y, beta));  // validates, and makes the plan
   Plan& p = *plans_.at(s.key());
   GraphGemmChoice choice;
