@@ -106,7 +106,8 @@ class GemmRunner {
   // On success the shape enters captured graphs behind programmatic edges from
   // then on; a later pin() or tune() forgets it. Uses w's first n·in elements as
   // the input (false without probing where w has fewer, or in is not a multiple
-  // of 8). Synchronizes the stream; allocates scratch buffers for the probe.
+  // of 8; false where the product is all zeros, which cannot tell). Synchronizes
+  // the stream; allocates scratch buffers for the probe.
   Expected<bool> probe_programmatic(const GemmShape& s, const void* w);
   bool programmatic(const GemmShape& s) const;
 
