@@ -446,25 +446,27 @@ class CudaBackend final : public Backend {
   static constexpr double kGraphGemmCreditUs = 1.0;
   Status choose_graph_gemms() {
     if (!options_.programmatic_gemms || !use_graphs_) return Status::ok();
-    constexpr Projection kProjections[] = {Projection::kQkvu, Projection::kOut, Projection::kW12, Projection::kL3};
     int shapes = 0, first_picks = 0, replaced = 0;
+    double replaced_first_us = 0, replaced_chosen_us = 0;  // alone, one call of each replaced shape
     for (int64_t bucket = 1; bucket <= num_slots_; bucket *= 2) {
       if (bucket <= small_batch_rows_) continue;
       for (Projection p : kProjections) {
-        std::vector<const void*> layer_weights;  // each timed call on the next layer's matrix, as in a step
-        for (const CudaLayerWeights<T>& w : weights_.layers) layer_weights.push_back(weight(p, w));
         const ProjectionOperands o = operands(p, gemm_row_bucket(bucket));
         const double credit = options_.gemm_autotune ? kGraphGemmCreditUs : -1.0;
         TNL_ASSIGN_OR_RETURN(const GraphGemmChoice c,
-                             gemm_->choose_for_graphs(o.shape, o.x, layer_weights, o.y, o.beta, credit));
+                             gemm_->choose_for_graphs(o.shape, o.x, projection_weights(p), o.y, o.beta, credit));
         ++shapes;
         first_picks += c.first_pick_waits;
-        replaced += c.programmatic && !c.first_pick_waits;
+        if (c.programmatic && !c.first_pick_waits) {
+          ++replaced;
+          replaced_first_us += c.first_pick_us;
+          replaced_chosen_us += c.chosen_us;
+        }
       }
     }
     spdlog::info("cuda backend{}: of {} decode-graph GEMM shapes, {} enter as dependent launches with cuBLASLt's first "
-                 "pick and {} with another kernel that waits for its predecessor",
-                 rank_label(), shapes, first_picks, replaced);
+                 "pick and {} with another kernel that waits for its predecessor (alone {:.1f} -> {:.1f} us in all)",
+                 rank_label(), shapes, first_picks, replaced, replaced_first_us, replaced_chosen_us);
     return Status::ok();
   }
 
@@ -619,6 +621,14 @@ class CudaBackend final : public Backend {
     }
     return nullptr;
   }
+  static constexpr Projection kProjections[] = {Projection::kQkvu, Projection::kOut, Projection::kW12, Projection::kL3};
+  // Every layer's matrix of `p`, in layer order: timing a shape calls it on the
+  // next layer's matrix each time, so that the weights come from memory as in a step.
+  std::vector<const void*> projection_weights(Projection p) const {
+    std::vector<const void*> out;
+    for (const CudaLayerWeights<T>& w : weights_.layers) out.push_back(weight(p, w));
+    return out;
+  }
   Status projection(Projection p, const CudaLayerWeights<T>& w, int64_t rows) {
     const ProjectionOperands o = operands(p, rows);
     return gemm_->run(o.shape, o.x, weight(p, w), o.y, o.beta);
@@ -638,11 +648,8 @@ class CudaBackend final : public Backend {
   // tuned) gained nothing measurable. docs/architecture.md, "GEMM kernels".
   static constexpr int64_t kTunedMinRows = 1024;
   Status warm_gemm_buckets(int64_t max_tokens, int64_t max_rows) {
-    constexpr Projection kProjections[] = {Projection::kQkvu, Projection::kOut, Projection::kW12, Projection::kL3};
-    std::vector<const void*> layer_weights[std::size(kProjections)];  // every layer's matrix of each projection
-    for (size_t i = 0; i < std::size(kProjections); ++i) {
-      for (const CudaLayerWeights<T>& w : weights_.layers) layer_weights[i].push_back(weight(kProjections[i], w));
-    }
+    std::vector<const void*> layer_weights[std::size(kProjections)];
+    for (size_t i = 0; i < std::size(kProjections); ++i) layer_weights[i] = projection_weights(kProjections[i]);
     const std::vector<const void*> output_weights = {weights_.output_matrix()};
     GemmTuningTotals totals;
     auto choose = [&](const ProjectionOperands& o, const std::vector<const void*>& weights) -> Status {

@@ -156,31 +156,45 @@ bool GemmRunner::programmatic(const GemmShape& s) const {
 Expected<bool> GemmRunner::probe_programmatic(const GemmShape& s, const void* w) {
   TNL_ASSIGN_OR_RETURN(Plan * p, plan_for(s));
   p->programmatic = false;
-  TNL_ASSIGN_OR_RETURN(p->programmatic, waits_for_predecessor(s, *p, p->algo, w));
+  TNL_ASSIGN_OR_RETURN(std::optional<ProbeBuffers> buffers, probe_buffers(s, w));
+  if (!buffers) return false;
+  TNL_ASSIGN_OR_RETURN(p->programmatic, waits_for_predecessor(s, *p, p->algo, w, *buffers));
   return p->programmatic;
 }
 
+// Allocates the probe's operands for `s` and fills x_src from w; nullopt where
+// the shape cannot be probed (w too small for the input, in not a multiple of 8).
+Expected<std::optional<GemmRunner::ProbeBuffers>> GemmRunner::probe_buffers(const GemmShape& s, const void* w) {
+  if (s.out < s.n || s.in % 8 != 0 || !aligned(w)) return std::optional<ProbeBuffers>{};
+  std::optional<ProbeBuffers> b(std::in_place);
+  const int64_t elem = 2;
+  b->x_bytes = s.n * s.in * elem;
+  b->y_bytes = s.n * s.out * (s.f32_out ? 4 : elem);
+  TNL_RETURN_IF_ERROR(b->x_src.allocate(b->x_bytes));
+  TNL_RETURN_IF_ERROR(b->x.allocate(b->x_bytes));
+  TNL_RETURN_IF_ERROR(b->y.allocate(b->y_bytes));
+  TNL_RETURN_IF_ERROR(b->y_ref.allocate(b->y_bytes));
+  TNL_CUDA_TRY(cudaMemcpyAsync(b->x_src.get(), w, size_t(b->x_bytes), cudaMemcpyDeviceToDevice, stream_));
+  return b;
+}
+
 Expected<bool> GemmRunner::waits_for_predecessor(const GemmShape& s, const Plan& p, const cublasLtMatmulAlgo_t& algo,
-                                                 const void* w) {
+                                                 const void* w, ProbeBuffers& b) {
   constexpr int64_t kDelayNs = 50'000;  // ≫ the GEMM: a kernel that read x early has long finished
-  const int64_t elem = 2, x_bytes = s.n * s.in * elem, y_bytes = s.n * s.out * (s.f32_out ? 4 : elem);
-  if (s.out < s.n || s.in % 8 != 0 || !aligned(w)) return false;
-  DeviceBuffer<std::byte> x_src, x, y, y_ref;
-  TNL_RETURN_IF_ERROR(x_src.allocate(x_bytes));
-  TNL_RETURN_IF_ERROR(x.allocate(x_bytes));
-  TNL_RETURN_IF_ERROR(y.allocate(y_bytes));
-  TNL_RETURN_IF_ERROR(y_ref.allocate(y_bytes));
+  const int64_t x_bytes = b.x_bytes, y_bytes = b.y_bytes;
+  DeviceBuffer<std::byte>& x = b.x;
+  DeviceBuffer<std::byte>& y = b.y;
+  DeviceBuffer<std::byte>& y_ref = b.y_ref;
   const float beta = s.accumulate ? 1.0f : 0.0f;
   // The reference: the GEMM of x = w's first rows, run after x is written.
-  TNL_CUDA_TRY(cudaMemcpyAsync(x_src.get(), w, size_t(x_bytes), cudaMemcpyDeviceToDevice, stream_));
-  TNL_CUDA_TRY(cudaMemcpyAsync(x.get(), x_src.get(), size_t(x_bytes), cudaMemcpyDeviceToDevice, stream_));
+  TNL_CUDA_TRY(cudaMemcpyAsync(x.get(), b.x_src.get(), size_t(x_bytes), cudaMemcpyDeviceToDevice, stream_));
   TNL_CUDA_TRY(cudaMemsetAsync(y_ref.get(), 0, size_t(y_bytes), stream_));
   TNL_RETURN_IF_ERROR(launch(p, algo, x.get(), w, y_ref.get(), beta));
   // The probe: x zero until the delayed copy writes it, the GEMM behind a programmatic edge.
   TNL_CUDA_TRY(cudaMemsetAsync(x.get(), 0, size_t(x_bytes), stream_));
   TNL_CUDA_TRY(cudaMemsetAsync(y.get(), 0, size_t(y_bytes), stream_));
   TNL_CUDA_TRY(cudaStreamBeginCapture(stream_, cudaStreamCaptureModeThreadLocal));
-  cudaError_t err = cuda::delayed_copy(x_src.get(), x.get(), x_bytes, kDelayNs, stream_);
+  cudaError_t err = cuda::delayed_copy(b.x_src.get(), x.get(), x_bytes, kDelayNs, stream_);
   if (err == cudaSuccess) err = make_next_capture_edges_programmatic(stream_);
   const Status launched = err == cudaSuccess ? launch(p, algo, x.get(), w, y.get(), beta) : Status::ok();
   cudaGraph_t graph = nullptr;
@@ -308,8 +322,11 @@ Expected<GraphGemmChoice> GemmRunner::choose_for_graphs(const GemmShape& s, cons
   TNL_RETURN_IF_ERROR(run(s, x, weights[0], y, beta));  // validates, and makes the plan
   Plan& p = *plans_.at(s.key());
   GraphGemmChoice choice;
+  p.programmatic = false;
+  TNL_ASSIGN_OR_RETURN(std::optional<ProbeBuffers> buffers, probe_buffers(s, weights[0]));
+  if (!buffers) return choice;
   // The first pick stays when it waits.
-  TNL_ASSIGN_OR_RETURN(p.programmatic, waits_for_predecessor(s, p, p.algo, weights[0]));
+  TNL_ASSIGN_OR_RETURN(p.programmatic, waits_for_predecessor(s, p, p.algo, weights[0], *buffers));
   choice.first_pick_waits = p.programmatic;
   if (p.programmatic) {
     choice.programmatic = true;
@@ -325,7 +342,7 @@ Expected<GraphGemmChoice> GemmRunner::choose_for_graphs(const GemmShape& s, cons
   for (size_t c = 1; c < results.size(); ++c) {
     if (best_us[c] < 0 || best_us[c] > best_us[0] + credit_us) continue;
     if (chosen >= 0 && best_us[c] >= best_us[size_t(chosen)]) continue;
-    TNL_ASSIGN_OR_RETURN(const bool waits, waits_for_predecessor(s, p, results[c].algo, weights[0]));
+    TNL_ASSIGN_OR_RETURN(const bool waits, waits_for_predecessor(s, p, results[c].algo, weights[0], *buffers));
     if (waits) chosen = int(c);
   }
   if (chosen < 0) return choice;

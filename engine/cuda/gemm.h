@@ -27,6 +27,7 @@
 #include <cstdint>
 #include <map>
 #include <memory>
+#include <optional>
 #include <span>
 #include <tuple>
 #include <vector>
@@ -131,8 +132,15 @@ class GemmRunner {
   Expected<std::vector<double>> time_candidates(Plan& p, std::vector<cublasLtMatmulHeuristicResult_t>& results,
                                                 const void* x, std::span<const void* const> weights, void* y,
                                                 float beta);
+  // Scratch operands of the probe for one shape: x_src holds the input (w's first
+  // rows), x is what the probed GEMM reads, y and y_ref its result and the reference.
+  struct ProbeBuffers {
+    DeviceBuffer<std::byte> x_src, x, y, y_ref;
+    int64_t x_bytes = 0, y_bytes = 0;
+  };
+  Expected<std::optional<ProbeBuffers>> probe_buffers(const GemmShape& s, const void* w);
   Expected<bool> waits_for_predecessor(const GemmShape& s, const Plan& p, const cublasLtMatmulAlgo_t& algo,
-                                       const void* w);
+                                       const void* w, ProbeBuffers& buffers);
 
   cublasLtHandle_t handle_;
   cudaDataType_t operand_type_;
