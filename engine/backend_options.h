@@ -31,6 +31,9 @@ struct BackendOptions {
   // dependent launches, where a start-up probe shows their kernel waits for its
   // predecessor (engine/cuda/gemm.h); off: ordinary edges. For measuring (tnl-bench).
   bool programmatic_gemms = true;
+  // CUDA: Lightning prefill cuts sequences into segments until about this many
+  // CTAs per SM work at once (kernels/cuda/lightning_plan.cu). For measuring (tnl-bench).
+  int32_t lightning_ctas_per_sm = 2;
   // Prefix state cache (snapshot slots). cache: the backend's own memory (GPU
   // memory, or RAM on the CPU); -1: CUDA takes half of what the memory fraction
   // leaves after the live slots, the CPU 512 MiB. host: a RAM tier behind GPU

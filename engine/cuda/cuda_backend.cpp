@@ -154,7 +154,7 @@ class CudaBackend final : public Backend {
       return timer_.finish();
     }
     if (use_graphs_ && is_decode_only(plan)) return run_decode_graph(plan, out);
-    const StepLayout s = make_step_layout(plan, config_.num_heads, config_.head_dim(), 2 * sm_count_);
+    const StepLayout s = make_step_layout(plan, config_.num_heads, config_.head_dim(), lightning_target_ctas());
     TNL_RETURN_IF_ERROR(reserve(s));
     TNL_RETURN_IF_ERROR(upload_ints(s));
     TNL_RETURN_IF_ERROR(forward(s));
@@ -178,7 +178,7 @@ class CudaBackend final : public Backend {
     const int64_t real = int64_t(plan.chunks.size());
     int64_t bucket = 1;
     while (bucket < real) bucket *= 2;
-    const StepLayout s = make_step_layout(plan, config_.num_heads, config_.head_dim(), 2 * sm_count_,
+    const StepLayout s = make_step_layout(plan, config_.num_heads, config_.head_dim(), lightning_target_ctas(),
                                           {bucket - real, store_.scratch_slot()});
     TNL_RETURN_IF_ERROR(reserve(s));
     TNL_RETURN_IF_ERROR(upload_ints(s));
@@ -405,8 +405,8 @@ class CudaBackend final : public Backend {
   Status prepare_for_serving(int64_t max_tokens) {
     const int64_t H = config_.num_heads, e = config_.head_dim();
     const int64_t rows = std::max<int64_t>(num_slots_, 64);
-    const int64_t segments = cuda::lightning_max_segments(max_tokens, num_slots_ + 1, H, e, 2 * sm_count_);
-    const int64_t parts = cuda::lightning_max_parts(max_tokens, H, e, 2 * sm_count_);
+    const int64_t segments = cuda::lightning_max_segments(max_tokens, num_slots_ + 1, H, e, lightning_target_ctas());
+    const int64_t parts = cuda::lightning_max_parts(max_tokens, H, e, lightning_target_ctas());
     TNL_RETURN_IF_ERROR(reserve_activations(max_tokens, max_tokens, rows,
                                             4 * max_tokens + rows + 9 * segments + 4 * parts + 2 * num_slots_ + 1024,
                                             segments + parts));
@@ -423,7 +423,7 @@ class CudaBackend final : public Backend {
       for (int64_t i = 0; i < bucket; ++i) plan.chunks.push_back({store_.scratch_slot(), 1, {0}, LogitsMode::kLast});
       // Only recorded, not run: a replay reads the ints each step uploads (a
       // bucket's layout, hence every offset into them, is always the same).
-      const StepLayout s = make_step_layout(plan, H, e, 2 * sm_count_);
+      const StepLayout s = make_step_layout(plan, H, e, lightning_target_ctas());
       TNL_RETURN_IF_ERROR(capture_decode_graph(bucket, s));
       ++buckets;
     }
@@ -495,7 +495,7 @@ class CudaBackend final : public Backend {
       }
       StepPlan plan;
       plan.chunks.push_back(std::move(chunk));
-      const StepLayout s = make_step_layout(plan, H, e, 2 * sm_count_);
+      const StepLayout s = make_step_layout(plan, H, e, lightning_target_ctas());
       TNL_RETURN_IF_ERROR(reserve(s));
       TNL_RETURN_IF_ERROR(upload_ints(s));
       TNL_RETURN_IF_ERROR(forward(s));
@@ -822,6 +822,8 @@ class CudaBackend final : public Backend {
   int device_ = 0;
   bool use_graphs_ = true;            // decode steps replay CUDA graphs
   int sm_count_ = 0;
+  // The Lightning plan's CTA target (BackendOptions::lightning_ctas_per_sm · SMs).
+  int64_t lightning_target_ctas() const { return int64_t(options_.lightning_ctas_per_sm) * sm_count_; }
   cudaStream_t stream_ = nullptr;
   CudaWeights<T> weights_;
   int64_t state_floats_per_slot_ = 0;
@@ -854,6 +856,7 @@ Expected<std::unique_ptr<Backend>> create_with(const RankPlacement& placement, c
 Expected<std::unique_ptr<Backend>> create(const RankPlacement& placement, const BackendOptions& options,
                                           const Checkpoint* checkpoint, uint64_t seed) {
   if (options.max_slots < 1) return invalid_argument("max_slots must be at least 1");
+  if (options.lightning_ctas_per_sm < 1) return invalid_argument("lightning_ctas_per_sm must be at least 1");
   if (options.gpu_dtype == "bf16") return create_with<__nv_bfloat16>(placement, options, checkpoint, seed);
   if (options.gpu_dtype == "fp16") return create_with<__half>(placement, options, checkpoint, seed);
   return invalid_argument("gpu dtype must be bf16 or fp16, got \"" + options.gpu_dtype + "\"");

@@ -139,6 +139,7 @@ Expected<EngineBenchResult> run_engine_benchmarks(const ModelConfig& config, con
   bo.gemm_autotune = o.gemm_autotune;
   bo.small_batch_max_rows = o.small_batch_max_rows;
   bo.programmatic_gemms = o.programmatic_gemms;
+  bo.lightning_ctas_per_sm = o.lightning_ctas_per_sm;
   bo.tensor_parallel_size = o.tensor_parallel_size;
   bo.tensor_parallel_comm = o.tensor_parallel_comm;
   bo.max_slots = int32_t(std::max<int64_t>(1, *std::max_element(o.decode_batches.begin(), o.decode_batches.end())));

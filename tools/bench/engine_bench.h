@@ -37,6 +37,7 @@ struct EngineBenchOptions {
   bool gemm_autotune = true;  // BackendOptions::gemm_autotune
   int32_t small_batch_max_rows = -1;  // BackendOptions::small_batch_max_rows
   bool programmatic_gemms = true;     // BackendOptions::programmatic_gemms
+  int32_t lightning_ctas_per_sm = 2;  // BackendOptions::lightning_ctas_per_sm
   int32_t tensor_parallel_size = 1;        // ranks (model-spec §7)
   std::string tensor_parallel_comm = "auto";
 };

@@ -65,6 +65,10 @@ int main(int argc, char** argv) {
                  "CUDA: decode graphs' GEMMs as dependent launches where a start-up probe shows their kernel waits "
                  "(false: ordinary edges)")
       ->capture_default_str();
+  app.add_option("--lightning-ctas-per-sm", eo.lightning_ctas_per_sm,
+                 "CUDA: Lightning prefill cuts sequences into segments until about this many CTAs per SM work")
+      ->check(CLI::Range(1, 16))
+      ->capture_default_str();
   app.add_option("--gpu-dtype", eo.gpu_dtype, "Weight dtype: bf16 or fp16")
       ->check(CLI::IsMember({"bf16", "fp16"}))
       ->capture_default_str();
