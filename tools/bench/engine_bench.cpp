@@ -133,15 +133,8 @@ double weight_bytes_per_step(const ModelConfig& c, int64_t batch, int64_t bytes_
 
 Expected<EngineBenchResult> run_engine_benchmarks(const ModelConfig& config, const EngineBenchOptions& o) {
   EngineBenchResult result;
-  BackendOptions bo;
+  BackendOptions bo = o.backend;
   bo.device = "cuda";
-  bo.gpu_dtype = o.gpu_dtype;
-  bo.gemm_autotune = o.gemm_autotune;
-  bo.small_batch_max_rows = o.small_batch_max_rows;
-  bo.programmatic_gemms = o.programmatic_gemms;
-  bo.lightning_ctas_per_sm = o.lightning_ctas_per_sm;
-  bo.tensor_parallel_size = o.tensor_parallel_size;
-  bo.tensor_parallel_comm = o.tensor_parallel_comm;
   bo.max_slots = int32_t(std::max<int64_t>(1, *std::max_element(o.decode_batches.begin(), o.decode_batches.end())));
   // Room for the state-copy figures (prefix-cache snapshots, restores, demotions).
   bo.prefix_cache_bytes = 32 * config.state_bytes_per_sequence();

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/backend_options.h"
 #include "engine/model_config.h"
 #include "engine/status.h"
 #include "tools/bench/gpu_timer.h"
@@ -33,13 +34,9 @@ struct EngineBenchOptions {
   bool prefill = true, decode = true;   // which halves run
   int reps = 20;
   uint64_t seed = 1;
-  std::string gpu_dtype = "bf16";
-  bool gemm_autotune = true;  // BackendOptions::gemm_autotune
-  int32_t small_batch_max_rows = -1;  // BackendOptions::small_batch_max_rows
-  bool programmatic_gemms = true;     // BackendOptions::programmatic_gemms
-  int32_t lightning_ctas_per_sm = 2;  // BackendOptions::lightning_ctas_per_sm
-  int32_t tensor_parallel_size = 1;        // ranks (model-spec §7)
-  std::string tensor_parallel_comm = "auto";
+  // What the user chose about the backend (dtype, GEMM and layer paths, tensor
+  // parallelism); the benchmark sets the device and the slots and step sizes it needs.
+  BackendOptions backend;
 };
 
 struct EngineBenchResult {

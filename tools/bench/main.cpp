@@ -56,23 +56,23 @@ int main(int argc, char** argv) {
   app.add_option("--batches", eo.decode_batches, "Engine: decode batch sizes")->capture_default_str();
   app.add_option("--contexts", eo.contexts, "Engine: context lengths the decode batches start from")->capture_default_str();
   app.add_option("--reps", eo.reps, "Timed runs per figure (the median is reported)")->capture_default_str();
-  tnl::tools::add_gemm_autotune_flag(app, &eo.gemm_autotune);
-  app.add_option("--small-batch-max-rows", eo.small_batch_max_rows,
+  tnl::tools::add_gemm_autotune_flag(app, &eo.backend.gemm_autotune);
+  app.add_option("--small-batch-max-rows", eo.backend.small_batch_max_rows,
                  "CUDA: most rows of a step through the fused small-batch layers (-1: as many as fit, 0: none)")
       ->check(CLI::Range(-1, 16))
       ->capture_default_str();
-  app.add_option("--programmatic-gemms", eo.programmatic_gemms,
+  app.add_option("--programmatic-gemms", eo.backend.programmatic_gemms,
                  "CUDA: decode graphs' GEMMs as dependent launches where a start-up probe shows their kernel waits "
                  "(false: ordinary edges)")
       ->capture_default_str();
-  app.add_option("--lightning-ctas-per-sm", eo.lightning_ctas_per_sm,
+  app.add_option("--lightning-ctas-per-sm", eo.backend.lightning_ctas_per_sm,
                  "CUDA: Lightning prefill cuts sequences into segments until about this many CTAs per SM work")
       ->check(CLI::Range(1, 16))
       ->capture_default_str();
-  app.add_option("--gpu-dtype", eo.gpu_dtype, "Weight dtype: bf16 or fp16")
+  app.add_option("--gpu-dtype", eo.backend.gpu_dtype, "Weight dtype: bf16 or fp16")
       ->check(CLI::IsMember({"bf16", "fp16"}))
       ->capture_default_str();
-  tnl::tools::add_tensor_parallel_flags(app, &eo.tensor_parallel_size, &eo.tensor_parallel_comm);
+  tnl::tools::add_tensor_parallel_flags(app, &eo.backend.tensor_parallel_size, &eo.backend.tensor_parallel_comm);
   CLI11_PARSE(app, argc, argv);
   ko.reps = eo.reps;
   eo.prefill = !skip_prefill;
@@ -108,16 +108,16 @@ int main(int argc, char** argv) {
     }
     ceilings = *c;
     // NCCL ranks each have a GPU: the floors are N GPUs' (single-device ranks share one).
-    const bool nccl = eo.tensor_parallel_comm == "auto" || eo.tensor_parallel_comm == "nccl";
-    if (eo.tensor_parallel_size > 1 && nccl) {
-      ceilings.bandwidth_gbs *= eo.tensor_parallel_size;
-      ceilings.matmul_tflops *= eo.tensor_parallel_size;
+    const bool nccl = eo.backend.tensor_parallel_comm == "auto" || eo.backend.tensor_parallel_comm == "nccl";
+    if (eo.backend.tensor_parallel_size > 1 && nccl) {
+      ceilings.bandwidth_gbs *= eo.backend.tensor_parallel_size;
+      ceilings.matmul_tflops *= eo.backend.tensor_parallel_size;
     }
-    if (eo.tensor_parallel_size > 1) {
+    if (eo.backend.tensor_parallel_size > 1) {
       spdlog::info("tnl-bench: tensor parallelism over {} ranks ({}): engine floors are those of {} GPU(s); the "
                    "kernel figures (one GPU's) are left out",
-                   eo.tensor_parallel_size, nccl ? "nccl" : eo.tensor_parallel_comm,
-                   nccl ? eo.tensor_parallel_size : 1);
+                   eo.backend.tensor_parallel_size, nccl ? "nccl" : eo.backend.tensor_parallel_comm,
+                   nccl ? eo.backend.tensor_parallel_size : 1);
       skip_kernels = true;
     }
     if (!skip_kernels) {
@@ -137,12 +137,7 @@ int main(int argc, char** argv) {
       }
     }
   }
-  so.gpu_dtype = eo.gpu_dtype;
-  so.gemm_autotune = eo.gemm_autotune;
-  so.small_batch_max_rows = eo.small_batch_max_rows;
-  so.programmatic_gemms = eo.programmatic_gemms;
-  so.tensor_parallel_size = eo.tensor_parallel_size;
-  so.tensor_parallel_comm = eo.tensor_parallel_comm;
+  so.backend = eo.backend;
   so.reps = eo.reps;
   if (!skip_engine) {
     auto e = tnl::bench::run_engine_benchmarks(*config, eo);

@@ -85,14 +85,8 @@ GenerationRequest greedy(std::vector<int32_t> prompt, int64_t max_tokens) {
 }  // namespace
 
 Expected<std::vector<Figure>> run_serving_benchmarks(const ModelConfig& config, const ServingBenchOptions& o) {
-  BackendOptions bo;
+  BackendOptions bo = o.backend;
   bo.device = "cuda";
-  bo.gpu_dtype = o.gpu_dtype;
-  bo.gemm_autotune = o.gemm_autotune;
-  bo.small_batch_max_rows = o.small_batch_max_rows;
-  bo.programmatic_gemms = o.programmatic_gemms;
-  bo.tensor_parallel_size = o.tensor_parallel_size;
-  bo.tensor_parallel_comm = o.tensor_parallel_comm;
   bo.max_slots = int32_t(o.streams);
   bo.max_step_tokens = 8192;
   TNL_ASSIGN_OR_RETURN(std::unique_ptr<Backend> backend, make_cuda_backend_random(config, bo, o.seed));

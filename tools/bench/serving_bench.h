@@ -12,6 +12,7 @@
 #include <string>
 #include <vector>
 
+#include "engine/backend_options.h"
 #include "engine/model_config.h"
 #include "engine/status.h"
 #include "tools/bench/report.h"
@@ -25,12 +26,7 @@ struct ServingBenchOptions {
   int64_t lone_prompt_tokens = 2048;
   int reps = 5;                                   // lone-prompt runs (the median is reported)
   std::string tokenizer_dir = "models/tnl-brown-12m";  // prompts are ids below its vocabulary
-  std::string gpu_dtype = "bf16";
-  bool gemm_autotune = true;  // BackendOptions::gemm_autotune
-  int32_t small_batch_max_rows = -1;  // BackendOptions::small_batch_max_rows
-  bool programmatic_gemms = true;     // BackendOptions::programmatic_gemms
-  int32_t tensor_parallel_size = 1;
-  std::string tensor_parallel_comm = "auto";
+  BackendOptions backend;  // as EngineBenchOptions::backend
   uint64_t seed = 1;
 };
 
