@@ -355,6 +355,7 @@ class CudaBackend final : public Backend {
     if (options.small_batch_max_rows >= 0) {
       small_batch_rows_ = std::min<int64_t>(small_batch_rows_, options.small_batch_max_rows);
     }
+    fused_sglu_ready_ = cuda::sglu_gemm_available() && cuda::sglu_gemm_fits(config_.dim, config_.glu_dim);
     TNL_CUDA_TRY(cudaStreamSynchronize(stream_));
     if (shard_.rank == 0) {  // the leader samples (a TP group's other ranks never do)
       TNL_RETURN_IF_ERROR(sampler_.prepare(num_slots_, global_.vocab_size, sampler_entries(num_slots_)));
@@ -577,10 +578,16 @@ class CudaBackend final : public Backend {
 
     // Channel mixer: x += ((a·W1ᵀ) ⊙ (a·W2ᵀ)) · W3ᵀ
     TNL_CUDA_TRY(cuda::srms_norm<T>(act_.x.get(), d, nullptr, N, act_.a.get(), stream_));
-    TNL_RETURN_IF_ERROR(projection(Projection::kW12, w, Nb));
-    if (w.b12.get()) TNL_CUDA_TRY(cuda::add_bias<T>(act_.h12.get(), w.b12.get(), N, 2 * G, stream_));
-    TNL_CUDA_TRY(cuda::sglu_product<T>(act_.h12.get(), N, G, act_.a.get(), stream_));
-    TNL_RETURN_IF_ERROR(projection(Projection::kL3, w, Nb));
+    if (fused_sglu(N) && !w.b12.get()) {
+      // The product lands in h12's memory (a is the GEMM's input); l3 reads it there.
+      TNL_CUDA_TRY(cuda::sglu_gemm<T>(act_.a.get(), N, d, w.w12.get(), G, act_.h12.get(), stream_));
+      TNL_RETURN_IF_ERROR(projection(Projection::kL3, w, Nb, act_.h12.get()));
+    } else {
+      TNL_RETURN_IF_ERROR(projection(Projection::kW12, w, Nb));
+      if (w.b12.get()) TNL_CUDA_TRY(cuda::add_bias<T>(act_.h12.get(), w.b12.get(), N, 2 * G, stream_));
+      TNL_CUDA_TRY(cuda::sglu_product<T>(act_.h12.get(), N, G, act_.a.get(), stream_));
+      TNL_RETURN_IF_ERROR(projection(Projection::kL3, w, Nb));
+    }
     if (w.l3_bias.get()) TNL_CUDA_TRY(cuda::add_bias_f32<T>(act_.x.get(), w.l3_bias.get(), N, d, stream_));
     if (comm_) TNL_RETURN_IF_ERROR(comm_->all_reduce_sum(act_.x.get(), N * d));
     return Status::ok();
@@ -629,9 +636,15 @@ class CudaBackend final : public Backend {
     for (const CudaLayerWeights<T>& w : weights_.layers) out.push_back(weight(p, w));
     return out;
   }
-  Status projection(Projection p, const CudaLayerWeights<T>& w, int64_t rows) {
+  // `input`, when given, replaces the projection's usual input buffer (same shape).
+  Status projection(Projection p, const CudaLayerWeights<T>& w, int64_t rows, const T* input = nullptr) {
     const ProjectionOperands o = operands(p, rows);
-    return gemm_->run(o.shape, o.x, weight(p, w), o.y, o.beta);
+    return gemm_->run(o.shape, input ? input : o.x, weight(p, w), o.y, o.beta);
+  }
+  // Whether a step of N token rows takes the fused [W1; W2] GEMM + SGLU product
+  // (BackendOptions::fused_sglu_min_rows; sm_90a device; glu a multiple of its tile).
+  bool fused_sglu(int64_t N) const {
+    return fused_sglu_ready_ && options_.fused_sglu_min_rows > 0 && N >= options_.fused_sglu_min_rows;
   }
 
   // Chooses the GEMM kernel of every shape of a step for each row bucket up to
@@ -829,6 +842,7 @@ class CudaBackend final : public Backend {
   int64_t state_floats_per_slot_ = 0;
   int32_t num_slots_ = 0;
   int64_t small_batch_rows_ = 0;             // steps of ≤ this many tokens take the fused small-batch layers
+  bool fused_sglu_ready_ = false;            // the fused [W1; W2] GEMM + SGLU runs here (fused_sglu())
   StateStore store_;                         // live slots, prefix-cache slots (device, host)
   DeviceBuffer<std::byte> gemm_workspace_;
   std::unique_ptr<GemmRunner> gemm_;                  // every projection and the logits (after the workspace)

@@ -75,6 +75,20 @@ cudaError_t sum_rank_buffers(const RankBufferSet& buffers, int64_t n, cudaStream
 template <typename T>
 cudaError_t sglu_product(const T* h12, int64_t n, int64_t glu, T* p, cudaStream_t stream);
 
+// p[t, :] = (a[t]·W1ᵀ) ⊙ (a[t]·W2ᵀ) for t < rows in one launch: the [W1; W2] GEMM
+// (w12 row-major [2·glu, k]) with the SGLU product in its epilogue, so h12 is never
+// stored (sglu_gemm.cu). Each factor is rounded to T before the product, as the
+// GEMM + sglu_product path rounds them. Runs where sglu_gemm_available() (sm_90a
+// code on a compute capability 9.0 device) for shapes sglu_gemm_fits; elsewhere
+// cudaErrorNotSupported / cudaErrorInvalidValue. Pointers 16-byte aligned.
+// cluster_ctas: CTAs that share each tile of W by multicast (1 or 2; 0: the kernel's
+// default), for measuring one against the other.
+template <typename T>
+cudaError_t sglu_gemm(const T* a, int64_t rows, int64_t k, const T* w12, int64_t glu, T* p, cudaStream_t stream,
+                      int cluster_ctas = 0);
+bool sglu_gemm_available();
+bool sglu_gemm_fits(int64_t k, int64_t glu);
+
 // y[r, :] += bias (T rows, or the fp32 residual stream).
 template <typename T>
 cudaError_t add_bias(T* y, const T* bias, int64_t rows, int64_t cols, cudaStream_t stream);

@@ -8,6 +8,7 @@
 
 #include "engine/cuda/cuda_status.h"
 #include "engine/cuda/device_buffer.h"
+#include "engine/cuda/gemm.h"
 #include "engine/cuda/state_store.h"
 #include "kernels/cuda/copy_states.h"
 #include "kernels/cuda/launchers.h"
@@ -131,6 +132,42 @@ Expected<Figure> small_batch_linear(int64_t n, int64_t in, int64_t out, bool glu
   f.time_ms = ms;
   f.bytes = double(rows * in) * sizeof(T) + double(n) * double(in * 4 + out * 2);
   f.flops = 2.0 * double(n * rows * in);
+  return f;
+}
+
+// The channel mixer's first half at n rows of a prefill step (k = in, G = glu):
+// fused, the [W1; W2] GEMM with the SGLU product in its epilogue (sglu_gemm.cu);
+// else cuBLASLt's GEMM (its heuristic's pick) and the product pass, as the engine
+// runs them without it. Floor: the GEMM's FLOPs, or its weights and the n rows
+// in and out once.
+// cluster: 0 for cuBLASLt + the pass, else the fused kernel's CTAs sharing a W tile.
+Expected<Figure> sglu_gemm(int64_t n, int64_t in, int64_t glu, int cluster, GpuTimer& timer, cudaStream_t stream) {
+  const int64_t copies = std::max<int64_t>(2, (int64_t(256) << 20) / (2 * glu * in * 2));
+  DeviceBuffer<T> weights, a, h12, p;
+  DeviceBuffer<std::byte> workspace;
+  TNL_RETURN_IF_ERROR(weights.allocate(copies * 2 * glu * in));
+  TNL_RETURN_IF_ERROR(a.allocate(n * in));
+  TNL_RETURN_IF_ERROR(h12.allocate(n * 2 * glu));
+  TNL_RETURN_IF_ERROR(p.allocate(n * glu));
+  TNL_RETURN_IF_ERROR(workspace.allocate(32 << 20));
+  TNL_CUDA_TRY(cuda::fill_uniform(weights.get(), weights.size(), 33, 0.03f, stream));
+  TNL_CUDA_TRY(cuda::fill_uniform(a.get(), a.size(), 34, 1.0f, stream));
+  TNL_ASSIGN_OR_RETURN(auto gemm, GemmRunner::create(CUDA_R_16BF, stream, workspace.get(), size_t(workspace.bytes())));
+  const GemmShape shape{n, in, 2 * glu, false, false};
+  TNL_ASSIGN_OR_RETURN(const double ms, timer.median_ms(stream, 3, 20, [&](int i) -> cudaError_t {
+    const T* w = weights.get() + (i % copies) * 2 * glu * in;
+    if (cluster > 0) return cuda::sglu_gemm<T>(a.get(), n, in, w, glu, p.get(), stream, cluster);
+    if (!gemm->run(shape, a.get(), w, h12.get(), 0.0f).is_ok()) return cudaErrorUnknown;
+    return cuda::sglu_product<T>(h12.get(), n, glu, p.get(), stream);
+  }));
+  Figure f;
+  f.section = "kernel";
+  f.name = (cluster > 0 ? "[W1;W2] GEMM + SGLU fused, cluster " + std::to_string(cluster)
+                         : std::string("[W1;W2] GEMM (cuBLASLt) + SGLU pass")) +
+           " n=" + std::to_string(n) + " [" + std::to_string(2 * glu) + "x" + std::to_string(in) + "]";
+  f.time_ms = ms;
+  f.bytes = double(2 * glu * in) * sizeof(T) + double(n) * double(in + glu) * sizeof(T);
+  f.flops = 2.0 * double(n) * double(2 * glu) * double(in);
   return f;
 }
 
@@ -260,6 +297,14 @@ Expected<std::vector<Figure>> run_kernel_benchmarks(const ModelConfig& model, co
   for (const bool glu : {false, true}) {
     TNL_ASSIGN_OR_RETURN(Figure f, small_batch_linear(1, 1024, glu ? 2816 : 4096, glu, timer, stream));
     keep(std::move(f));
+  }
+  if (cuda::sglu_gemm_available() && cuda::sglu_gemm_fits(model.dim, model.glu_dim)) {
+    for (const int64_t n : {512, 2048, 8192}) {
+      for (const int cluster : {2, 1, 0}) {
+        TNL_ASSIGN_OR_RETURN(Figure f, sglu_gemm(n, model.dim, model.glu_dim, cluster, timer, stream));
+        keep(std::move(f));
+      }
+    }
   }
   for (const int32_t copies : {1, 16}) {
     TNL_ASSIGN_OR_RETURN(Figure f, state_copy(model, copies, timer, stream));

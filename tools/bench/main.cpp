@@ -69,6 +69,10 @@ int main(int argc, char** argv) {
                  "CUDA: Lightning prefill cuts sequences into segments until about this many CTAs per SM work")
       ->check(CLI::Range(1, 16))
       ->capture_default_str();
+  app.add_option("--fused-sglu-min-rows", eo.backend.fused_sglu_min_rows,
+                 "CUDA: steps of at least this many rows take the fused [W1; W2] GEMM + SGLU product (0: never)")
+      ->check(CLI::NonNegativeNumber)
+      ->capture_default_str();
   app.add_option("--gpu-dtype", eo.backend.gpu_dtype, "Weight dtype: bf16 or fp16")
       ->check(CLI::IsMember({"bf16", "fp16"}))
       ->capture_default_str();

@@ -156,6 +156,31 @@ TEST_P(CudaBackendTest, SmallStepsWithoutTheFusedLayersMatchCpu) {
 #endif
 }
 
+// Every step past the small-batch layers through the fused [W1; W2] GEMM + SGLU
+// product (BackendOptions::fused_sglu_min_rows = 17; where the device has it,
+// sm_90a): prefills of one and several sequences, and a decode batch of 20 rows.
+TEST_P(CudaBackendTest, StepsThroughTheFusedSgluGemmMatchCpu) {
+#if defined(TNL_WITH_CUDA)
+  BackendOptions o = options();
+  o.max_slots = 24;
+  o.fused_sglu_min_rows = 17;
+  auto cpu = make_cpu_backend(*checkpoint_, o);
+  auto gpu = make_cuda_backend(*checkpoint_, o);
+  ASSERT_TRUE(cpu.has_value()) << cpu.status().to_string();
+  ASSERT_TRUE(gpu.has_value()) << gpu.status().to_string();
+  cpu_ = std::move(cpu).value();
+  gpu_ = std::move(gpu).value();
+  expect_same({{{0, 0, tokens(300, 4), LogitsMode::kAll}}}, "fused-SGLU prefill n=300");
+  StepPlan prompts, decode;
+  for (int32_t slot = 0; slot < 20; ++slot) {
+    prompts.chunks.push_back({slot, 0, tokens(5 + slot, 100 + uint64_t(slot)), LogitsMode::kLast});
+    decode.chunks.push_back({slot, 5 + slot, {int32_t(slot)}, LogitsMode::kLast});
+  }
+  expect_same(prompts, "fused-SGLU prefill of 20 prompts");
+  expect_same(decode, "fused-SGLU decode of 20 rows");
+#endif
+}
+
 // Steps past the fused small-batch layers: 33 prompts in one step, then decode
 // steps of 33 rows replayed from the batch-64 graph, whose GEMMs enter as
 // dependent launches where the start-up probe allowed it (engine/cuda/gemm.h).
