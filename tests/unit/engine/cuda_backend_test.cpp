@@ -103,6 +103,20 @@ class CudaBackendTest : public ::testing::TestWithParam<Variant> {
     return t;
   }
 
+  // Both backends again, with options `o` (a test about more slots or another path).
+  void rebuild_both(const BackendOptions& o) {
+#if defined(TNL_WITH_CUDA)
+    auto cpu = make_cpu_backend(*checkpoint_, o);
+    auto gpu = make_cuda_backend(*checkpoint_, o);
+    ASSERT_TRUE(cpu.has_value()) << cpu.status().to_string();
+    ASSERT_TRUE(gpu.has_value()) << gpu.status().to_string();
+    cpu_ = std::move(cpu).value();
+    gpu_ = std::move(gpu).value();
+#else
+    (void)o;
+#endif
+  }
+
   // Runs the same plan on both backends and compares every logits row.
   void expect_same(const StepPlan& plan, const std::string& what) {
     StepOutput c, g;
@@ -164,12 +178,7 @@ TEST_P(CudaBackendTest, StepsThroughTheFusedSgluGemmMatchCpu) {
   BackendOptions o = options();
   o.max_slots = 24;
   o.fused_sglu_min_rows = 17;
-  auto cpu = make_cpu_backend(*checkpoint_, o);
-  auto gpu = make_cuda_backend(*checkpoint_, o);
-  ASSERT_TRUE(cpu.has_value()) << cpu.status().to_string();
-  ASSERT_TRUE(gpu.has_value()) << gpu.status().to_string();
-  cpu_ = std::move(cpu).value();
-  gpu_ = std::move(gpu).value();
+  ASSERT_NO_FATAL_FAILURE(rebuild_both(o));
   expect_same({{{0, 0, tokens(300, 4), LogitsMode::kAll}}}, "fused-SGLU prefill n=300");
   StepPlan prompts, decode;
   for (int32_t slot = 0; slot < 20; ++slot) {
@@ -188,12 +197,7 @@ TEST_P(CudaBackendTest, DecodeBatchesPastTheFusedLayersMatchCpu) {
 #if defined(TNL_WITH_CUDA)
   BackendOptions o = options();
   o.max_slots = 40;
-  auto cpu = make_cpu_backend(*checkpoint_, o);
-  auto gpu = make_cuda_backend(*checkpoint_, o);
-  ASSERT_TRUE(cpu.has_value()) << cpu.status().to_string();
-  ASSERT_TRUE(gpu.has_value()) << gpu.status().to_string();
-  cpu_ = std::move(cpu).value();
-  gpu_ = std::move(gpu).value();
+  ASSERT_NO_FATAL_FAILURE(rebuild_both(o));
   constexpr int32_t kRows = 33;
   StepPlan prompts;
   for (int32_t slot = 0; slot < kRows; ++slot) prompts.chunks.push_back({slot, 0, tokens(5, 100 + slot), LogitsMode::kLast});
