@@ -36,8 +36,9 @@ struct BackendOptions {
   int32_t lightning_ctas_per_sm = 2;
   // CUDA: steps of at least this many token rows compute the SGLU product in the
   // epilogue of their own [W1; W2] GEMM (kernels/cuda/sglu_gemm.cu, sm_90a) instead
-  // of cuBLASLt's GEMM and a product pass; 0: never. For measuring (tnl-bench).
-  int32_t fused_sglu_min_rows = 512;
+  // of cuBLASLt's GEMM and a product pass; 0: never. Below ~6k rows cuBLASLt's GEMM
+  // and the pass were as fast or faster (docs/architecture.md). For measuring (tnl-bench).
+  int32_t fused_sglu_min_rows = 6144;
   // Prefix state cache (snapshot slots). cache: the backend's own memory (GPU
   // memory, or RAM on the CPU); -1: CUDA takes half of what the memory fraction
   // leaves after the live slots, the CPU 512 MiB. host: a RAM tier behind GPU

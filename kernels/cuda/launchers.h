@@ -81,11 +81,8 @@ cudaError_t sglu_product(const T* h12, int64_t n, int64_t glu, T* p, cudaStream_
 // GEMM + sglu_product path rounds them. Runs where sglu_gemm_available() (sm_90a
 // code on a compute capability 9.0 device) for shapes sglu_gemm_fits; elsewhere
 // cudaErrorNotSupported / cudaErrorInvalidValue. Pointers 16-byte aligned.
-// cluster_ctas: CTAs that share each tile of W by multicast (1 or 2; 0: the kernel's
-// default), for measuring one against the other.
 template <typename T>
-cudaError_t sglu_gemm(const T* a, int64_t rows, int64_t k, const T* w12, int64_t glu, T* p, cudaStream_t stream,
-                      int cluster_ctas = 0);
+cudaError_t sglu_gemm(const T* a, int64_t rows, int64_t k, const T* w12, int64_t glu, T* p, cudaStream_t stream);
 bool sglu_gemm_available();
 bool sglu_gemm_fits(int64_t k, int64_t glu);
 

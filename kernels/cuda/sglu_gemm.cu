@@ -32,7 +32,6 @@ constexpr int kColAlign = 64;      // glu must be a multiple: a tile's W1 rows p
                                    // are W2's first rows or past the matrix (TMA zeros), unstored
 constexpr int kSliceK = 64;        // k values per stage: one 128-byte swizzled row
 constexpr int kStages = 4;
-constexpr int kDefaultClusterCtas = 1;  // CTAs sharing each W tile (launch()); 2 not yet measured
 constexpr int kThreads = 288;      // two consumer warpgroups and the producer warp
 constexpr int kABytes = kRowsPerTile * kSliceK * 2;      // 16 KB
 constexpr int kWBytes = 2 * kColsPerTile * kSliceK * 2;  // 32 KB: W1's rows, then W2's
@@ -71,31 +70,6 @@ __device__ __forceinline__ void tma_load_2d(uint32_t dst, const CUtensorMap* map
 }
 
 // The 128 accumulator operands of an m64n256 fp32 product, in asm and as C++ outputs.
-// The same box into the same shared-memory offset of every CTA of the cluster in
-// `cta_mask`, counted against each one's mbarrier at `bar`'s offset.
-__device__ __forceinline__ void tma_load_2d_multicast(uint32_t dst, const CUtensorMap* map, int k, int row,
-                                                      uint32_t bar, uint16_t cta_mask) {
-  asm volatile(
-      "cp.async.bulk.tensor.2d.shared::cluster.global.mbarrier::complete_tx::bytes.multicast::cluster"
-      " [%0], [%1, {%2, %3}], [%4], %5;\n" ::"r"(dst),
-      "l"(reinterpret_cast<uint64_t>(map)), "r"(k), "r"(row), "r"(bar), "h"(cta_mask)
-      : "memory");
-}
-__device__ __forceinline__ uint32_t cluster_rank() {
-  uint32_t r;
-  asm volatile("mov.u32 %0, %%cluster_ctarank;\n" : "=r"(r));
-  return r;
-}
-// Arrives on the mbarrier at `bar`'s offset in cluster CTA `rank` (this one included).
-__device__ __forceinline__ void mbarrier_arrive_cluster(uint32_t bar, uint32_t rank) {
-  uint32_t remote;
-  asm volatile("mapa.shared::cluster.u32 %0, %1, %2;\n" : "=r"(remote) : "r"(bar), "r"(rank));
-  asm volatile("mbarrier.arrive.release.cluster.shared::cluster.b64 _, [%0];\n" ::"r"(remote) : "memory");
-}
-__device__ __forceinline__ void cluster_sync() {
-  asm volatile("barrier.cluster.arrive.release.aligned;\nbarrier.cluster.wait.acquire.aligned;\n" ::: "memory");
-}
-
 #define TNL_D128 \
   "{%0,%1,%2,%3,%4,%5,%6,%7,%8,%9,%10,%11,%12,%13,%14,%15,%16,%17,%18,%19,%20,%21,%22,%23,%24,%25,%26," \
   "%27,%28,%29,%30,%31,%32,%33,%34,%35,%36,%37,%38,%39,%40,%41,%42,%43,%44,%45,%46,%47,%48,%49,%50,%51," \
@@ -140,25 +114,17 @@ __device__ __forceinline__ void wgmma_m64n256k16(float (&d)[128], uint64_t a, ui
 
 // The consumer warpgroups' side of sglu_gemm_kernel: products of each unit's
 // slices as they land, then the SGLU epilogue from the accumulators.
-template <typename T, int kCluster>
+template <typename T>
 __device__ __forceinline__ void consume(uint32_t base, uint32_t full, uint32_t empty, int slices, int col_tiles,
-                                        int units, int first, int stride, int rank, int rows, int glu, T* p) {
+                                        int tiles, int rows, int glu, T* p) {
   const int warp = threadIdx.x / 32, wg = warp / 4, lane = threadIdx.x % 32, g = lane / 4, t = lane % 4;
   const bool signals = threadIdx.x % 128 == 0;  // one thread a warpgroup releases stages
-  auto release = [&](int stage) {
-    if constexpr (kCluster == 1) {
-      mbarrier_arrive(empty + 8 * stage);
-    } else {
-#pragma unroll
-      for (int r = 0; r < kCluster; ++r) mbarrier_arrive_cluster(empty + 8 * stage, uint32_t(r));
-    }
-  };
   float d[128];
 #pragma unroll
-  for (int i = 0; i < 128; ++i) d[i] = 0.0f;  // each unit's first product overwrites; this keeps d defined
+  for (int i = 0; i < 128; ++i) d[i] = 0.0f;  // each tile's first product overwrites; this keeps d defined
   int it = 0;
-  for (int u = first; u < units; u += stride) {
-    const int row0 = (u / col_tiles * kCluster + rank) * kRowsPerTile, col0 = u % col_tiles * kColsPerTile;
+  for (int tile = blockIdx.x; tile < tiles; tile += gridDim.x) {
+    const int row0 = tile / col_tiles * kRowsPerTile, col0 = tile % col_tiles * kColsPerTile;
     for (int i = 0; i < slices; ++i, ++it) {
       const int s = it % kStages;
       mbarrier_wait(full + 8 * s, uint32_t((it / kStages) & 1));
@@ -173,11 +139,11 @@ __device__ __forceinline__ void consume(uint32_t base, uint32_t full, uint32_t e
       wgmma_commit();
       // The products of the slice before are done: its stage may be refilled.
       wgmma_wait<1>();
-      if (i > 0 && signals) release((it - 1) % kStages);
+      if (i > 0 && signals) mbarrier_arrive(empty + 8 * ((it - 1) % kStages));
     }
     wgmma_wait<0>();
     fence_registers(d);
-    if (signals) release((it - 1) % kStages);
+    if (signals) mbarrier_arrive(empty + 8 * ((it - 1) % kStages));
 
     // d[4j + i]: row 16·(warp mod 4) + g + 8·(i / 2), column 8j + 2t + (i mod 2);
     // columns 0-127 are W1's, 128-255 W2's (j + 16).
@@ -202,11 +168,7 @@ __device__ __forceinline__ void consume(uint32_t base, uint32_t full, uint32_t e
   }
 }
 
-// kCluster CTAs (1 or 2) share each W tile: the pair computes row tiles 2u and
-// 2u + 1 of the same columns, each loading its own rows of a and one of the two W
-// halves, multicast to both, which halves W's traffic from L2. A stage is then
-// refilled only once the consumers of both CTAs released it (empty counts four).
-template <typename T, int kCluster>
+template <typename T>
 __global__ void __launch_bounds__(kThreads, 1)
     sglu_gemm_kernel(const __grid_constant__ CUtensorMap a_map, const __grid_constant__ CUtensorMap w_map,
                      int rows, int glu, int k, T* p) {
@@ -217,53 +179,43 @@ __global__ void __launch_bounds__(kThreads, 1)
   const uint32_t full = base + kStages * kStageBytes;  // kStages mbarriers, then kStages "empty" ones
   const uint32_t empty = full + kStages * 8;
   const int warp = threadIdx.x / 32, slices = (k + kSliceK - 1) / kSliceK;
-  const int rank = kCluster == 1 ? 0 : int(cluster_rank());
   const int col_tiles = (glu + kColsPerTile - 1) / kColsPerTile;
-  const int row_units = ((rows + kRowsPerTile - 1) / kRowsPerTile + kCluster - 1) / kCluster;
-  const int units = row_units * col_tiles, first = blockIdx.x / kCluster, stride = gridDim.x / kCluster;
+  const int tiles = (rows + kRowsPerTile - 1) / kRowsPerTile * col_tiles;
 
   if (threadIdx.x == 0) {
     for (int s = 0; s < kStages; ++s) {
       mbarrier_init(full + 8 * s, 1);
-      mbarrier_init(empty + 8 * s, 2 * kCluster);
+      mbarrier_init(empty + 8 * s, 2);
     }
     asm volatile("fence.mbarrier_init.release.cluster;\n" ::: "memory");
   }
-  // The peer multicasts into this CTA's stages and arrives on its barriers.
-  if constexpr (kCluster == 1) __syncthreads();
-  else cluster_sync();
+  __syncthreads();
   // a is the previous launch's output; the weights are not, but one wait keeps it simple.
   wait_for_predecessor();
   allow_dependents();
 
-  // Units (kCluster row tiles × one column tile) in row-major order: the clusters
-  // at work at once share a's rows and sweep W, which stays in L2. `it` counts k
-  // slices across the CTA's units: stage it mod kStages, in its (it / kStages)-th use.
+  // Tiles in row-major order over (row tile, column tile): the CTAs at work at once
+  // share a's rows and sweep W, which stays in L2. `it` counts k slices across the
+  // CTA's tiles: stage it mod kStages, in its (it / kStages)-th use.
   if (warp == 8) {  // producer
     if (threadIdx.x % 32 == 0) {
       int it = 0;
-      for (int u = first; u < units; u += stride) {
-        const int row0 = (u / col_tiles * kCluster + rank) * kRowsPerTile, col0 = u % col_tiles * kColsPerTile;
+      for (int tile = blockIdx.x; tile < tiles; tile += gridDim.x) {
+        const int row0 = tile / col_tiles * kRowsPerTile, col0 = tile % col_tiles * kColsPerTile;
         for (int i = 0; i < slices; ++i, ++it) {
           const int s = it % kStages;
           if (it >= kStages) mbarrier_wait(empty + 8 * s, uint32_t((it / kStages - 1) & 1));
           const uint32_t stage = base + s * kStageBytes, bar = full + 8 * s;
           mbarrier_expect_bytes(bar, kStageBytes);
           tma_load_2d(stage, &a_map, i * kSliceK, row0, bar);
-          if constexpr (kCluster == 1) {
-            tma_load_2d(stage + kABytes, &w_map, i * kSliceK, col0, bar);
-            tma_load_2d(stage + kABytes + kWBytes / 2, &w_map, i * kSliceK, glu + col0, bar);
-          } else {
-            tma_load_2d_multicast(stage + kABytes + rank * (kWBytes / 2), &w_map, i * kSliceK, rank * glu + col0, bar,
-                                  uint16_t(0b11));
-          }
+          tma_load_2d(stage + kABytes, &w_map, i * kSliceK, col0, bar);
+          tma_load_2d(stage + kABytes + kWBytes / 2, &w_map, i * kSliceK, glu + col0, bar);
         }
       }
     }
-  } else {
-    consume<T, kCluster>(base, full, empty, slices, col_tiles, units, first, stride, rank, rows, glu, p);
+    return;
   }
-  if constexpr (kCluster > 1) cluster_sync();  // no CTA leaves while its peer may still write to it
+  consume<T>(base, full, empty, slices, col_tiles, tiles, rows, glu, p);
 #endif
 }
 
@@ -301,52 +253,26 @@ bool encode_operand(CUtensorMap* map, const T* ptr, int64_t rows, int64_t k, int
 
 }  // namespace
 
-// kernel<<<grid, kThreads, kSmemBytes, stream>>> in clusters of kCluster CTAs, as
-// a dependent launch (dependent_launch.cuh).
-template <typename T, int kCluster>
-cudaError_t launch(const CUtensorMap& a_map, const CUtensorMap& w_map, int64_t rows, int64_t k, int64_t glu, T* p,
-                   cudaStream_t stream) {
-  constexpr auto kernel = sglu_gemm_kernel<T, kCluster>;
-  if (const cudaError_t err = reserve_dynamic_shared_memory<kernel>(kSmemBytes); err != cudaSuccess) return err;
-  const int64_t units = ceil_div(ceil_div(rows, int64_t(kRowsPerTile)), int64_t(kCluster)) *
-                        ceil_div(glu, int64_t(kColsPerTile));
-  if (units > INT32_MAX) return cudaErrorInvalidValue;
-  const int sms = current_device_attribute(cudaDevAttrMultiProcessorCount);
-  const int64_t clusters = std::min<int64_t>(units, std::max(1, sms / kCluster));
-  cudaLaunchAttribute attribute[2] = {};
-  attribute[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
-  attribute[0].val.programmaticStreamSerializationAllowed = 1;
-  attribute[1].id = cudaLaunchAttributeClusterDimension;
-  attribute[1].val.clusterDim.x = kCluster;
-  attribute[1].val.clusterDim.y = 1;
-  attribute[1].val.clusterDim.z = 1;
-  cudaLaunchConfig_t config = {};
-  config.gridDim = dim3(unsigned(clusters * kCluster));
-  config.blockDim = dim3(kThreads);
-  config.dynamicSmemBytes = kSmemBytes;
-  config.stream = stream;
-  config.attrs = attribute;
-  config.numAttrs = kCluster > 1 ? 2 : 1;
-  return cudaLaunchKernelEx(&config, kernel, a_map, w_map, int(rows), int(glu), int(k), p);
-}
-
 template <typename T>
-cudaError_t sglu_gemm(const T* a, int64_t rows, int64_t k, const T* w12, int64_t glu, T* p, int cluster_ctas,
-                      cudaStream_t stream) {
+cudaError_t sglu_gemm(const T* a, int64_t rows, int64_t k, const T* w12, int64_t glu, T* p, cudaStream_t stream) {
   if (rows < 0 || !sglu_gemm_fits(k, glu) || !a || !w12 || !p) return cudaErrorInvalidValue;
   if ((reinterpret_cast<uintptr_t>(a) | reinterpret_cast<uintptr_t>(w12) | reinterpret_cast<uintptr_t>(p)) % 16)
     return cudaErrorInvalidValue;
   if (rows == 0) return cudaSuccess;
   if (rows > (int64_t(1) << 30)) return cudaErrorInvalidValue;  // tile indices stay in int
+  const int64_t tiles = ceil_div(rows, int64_t(kRowsPerTile)) * ceil_div(glu, int64_t(kColsPerTile));
+  if (tiles > INT32_MAX) return cudaErrorInvalidValue;
   CUtensorMap a_map, w_map;
   if (!encode_operand(&a_map, a, rows, k, kRowsPerTile) || !encode_operand(&w_map, w12, 2 * glu, k, kColsPerTile)) {
     return cudaErrorInvalidValue;
   }
-  switch (cluster_ctas == 0 ? kDefaultClusterCtas : cluster_ctas) {
-    case 1: return launch<T, 1>(a_map, w_map, rows, k, glu, p, stream);
-    case 2: return launch<T, 2>(a_map, w_map, rows, k, glu, p, stream);
-    default: return cudaErrorInvalidValue;
+  if (const cudaError_t err = reserve_dynamic_shared_memory<sglu_gemm_kernel<T>>(kSmemBytes); err != cudaSuccess) {
+    return err;
   }
+  const int sms = current_device_attribute(cudaDevAttrMultiProcessorCount);
+  const dim3 grid(unsigned(std::min<int64_t>(tiles, sms > 0 ? sms : 1)));
+  return launch_dependent(sglu_gemm_kernel<T>, grid, dim3(kThreads), kSmemBytes, stream, a_map, w_map, int(rows),
+                          int(glu), int(k), p);
 }
 
 }  // namespace detail
@@ -359,20 +285,19 @@ bool sglu_gemm_fits(int64_t k, int64_t glu) {
 bool sglu_gemm_available() { return lightning_wgmma_available() && detail::tensor_map_encoder() != nullptr; }
 
 template <typename T>
-cudaError_t sglu_gemm(const T* a, int64_t rows, int64_t k, const T* w12, int64_t glu, T* p, cudaStream_t stream,
-                      int cluster_ctas) {
+cudaError_t sglu_gemm(const T* a, int64_t rows, int64_t k, const T* w12, int64_t glu, T* p, cudaStream_t stream) {
 #if defined(TNL_CUDA_HAS_SM90A)
   if (!sglu_gemm_available()) return cudaErrorNotSupported;
-  return detail::sglu_gemm(a, rows, k, w12, glu, p, cluster_ctas, stream);
+  return detail::sglu_gemm(a, rows, k, w12, glu, p, stream);
 #else
-  (void)a, (void)rows, (void)k, (void)w12, (void)glu, (void)p, (void)stream, (void)cluster_ctas;
+  (void)a, (void)rows, (void)k, (void)w12, (void)glu, (void)p, (void)stream;
   return cudaErrorNotSupported;
 #endif
 }
 
 template cudaError_t sglu_gemm<__nv_bfloat16>(const __nv_bfloat16*, int64_t, int64_t, const __nv_bfloat16*, int64_t,
-                                              __nv_bfloat16*, cudaStream_t, int);
+                                              __nv_bfloat16*, cudaStream_t);
 template cudaError_t sglu_gemm<__half>(const __half*, int64_t, int64_t, const __half*, int64_t, __half*,
-                                       cudaStream_t, int);
+                                       cudaStream_t);
 
 }  // namespace tnl::cuda

@@ -140,8 +140,7 @@ Expected<Figure> small_batch_linear(int64_t n, int64_t in, int64_t out, bool glu
 // else cuBLASLt's GEMM (its heuristic's pick) and the product pass, as the engine
 // runs them without it. Floor: the GEMM's FLOPs, or its weights and the n rows
 // in and out once.
-// cluster: 0 for cuBLASLt + the pass, else the fused kernel's CTAs sharing a W tile.
-Expected<Figure> sglu_gemm(int64_t n, int64_t in, int64_t glu, int cluster, GpuTimer& timer, cudaStream_t stream) {
+Expected<Figure> sglu_gemm(int64_t n, int64_t in, int64_t glu, bool fused, GpuTimer& timer, cudaStream_t stream) {
   const int64_t copies = std::max<int64_t>(2, (int64_t(256) << 20) / (2 * glu * in * 2));
   DeviceBuffer<T> weights, a, h12, p;
   DeviceBuffer<std::byte> workspace;
@@ -156,14 +155,13 @@ Expected<Figure> sglu_gemm(int64_t n, int64_t in, int64_t glu, int cluster, GpuT
   const GemmShape shape{n, in, 2 * glu, false, false};
   TNL_ASSIGN_OR_RETURN(const double ms, timer.median_ms(stream, 3, 20, [&](int i) -> cudaError_t {
     const T* w = weights.get() + (i % copies) * 2 * glu * in;
-    if (cluster > 0) return cuda::sglu_gemm<T>(a.get(), n, in, w, glu, p.get(), stream, cluster);
+    if (fused) return cuda::sglu_gemm<T>(a.get(), n, in, w, glu, p.get(), stream);
     if (!gemm->run(shape, a.get(), w, h12.get(), 0.0f).is_ok()) return cudaErrorUnknown;
     return cuda::sglu_product<T>(h12.get(), n, glu, p.get(), stream);
   }));
   Figure f;
   f.section = "kernel";
-  f.name = (cluster > 0 ? "[W1;W2] GEMM + SGLU fused, cluster " + std::to_string(cluster)
-                         : std::string("[W1;W2] GEMM (cuBLASLt) + SGLU pass")) +
+  f.name = std::string(fused ? "[W1;W2] GEMM + SGLU fused" : "[W1;W2] GEMM (cuBLASLt) + SGLU pass") +
            " n=" + std::to_string(n) + " [" + std::to_string(2 * glu) + "x" + std::to_string(in) + "]";
   f.time_ms = ms;
   f.bytes = double(2 * glu * in) * sizeof(T) + double(n) * double(in + glu) * sizeof(T);
@@ -300,8 +298,8 @@ Expected<std::vector<Figure>> run_kernel_benchmarks(const ModelConfig& model, co
   }
   if (cuda::sglu_gemm_available() && cuda::sglu_gemm_fits(model.dim, model.glu_dim)) {
     for (const int64_t n : {512, 2048, 8192}) {
-      for (const int cluster : {2, 1, 0}) {
-        TNL_ASSIGN_OR_RETURN(Figure f, sglu_gemm(n, model.dim, model.glu_dim, cluster, timer, stream));
+      for (const bool fused : {true, false}) {
+        TNL_ASSIGN_OR_RETURN(Figure f, sglu_gemm(n, model.dim, model.glu_dim, fused, timer, stream));
         keep(std::move(f));
       }
     }
