@@ -112,7 +112,16 @@ __device__ __forceinline__ void wgmma_m64n256k16(float (&d)[128], uint64_t a, ui
 #undef TNL_O128
 #undef TNL_D128
 
-// The consumer warpgroups' side of sglu_gemm_kernel: products of each unit's
+// First row of a and first column of p of tile `tile`: tiles run in row-major
+// order over (row tile, column tile), the producer and the consumers alike.
+struct TileOrigin {
+  int row0, col0;
+};
+__device__ __forceinline__ TileOrigin tile_origin(int tile, int col_tiles) {
+  return {tile / col_tiles * kRowsPerTile, tile % col_tiles * kColsPerTile};
+}
+
+// The consumer warpgroups' side of sglu_gemm_kernel: products of each tile's
 // slices as they land, then the SGLU epilogue from the accumulators.
 template <typename T>
 __device__ __forceinline__ void consume(uint32_t base, uint32_t full, uint32_t empty, int slices, int col_tiles,
@@ -124,7 +133,7 @@ __device__ __forceinline__ void consume(uint32_t base, uint32_t full, uint32_t e
   for (int i = 0; i < 128; ++i) d[i] = 0.0f;  // each tile's first product overwrites; this keeps d defined
   int it = 0;
   for (int tile = blockIdx.x; tile < tiles; tile += gridDim.x) {
-    const int row0 = tile / col_tiles * kRowsPerTile, col0 = tile % col_tiles * kColsPerTile;
+    const auto [row0, col0] = tile_origin(tile, col_tiles);
     for (int i = 0; i < slices; ++i, ++it) {
       const int s = it % kStages;
       mbarrier_wait(full + 8 * s, uint32_t((it / kStages) & 1));
@@ -194,14 +203,14 @@ __global__ void __launch_bounds__(kThreads, 1)
   wait_for_predecessor();
   allow_dependents();
 
-  // Tiles in row-major order over (row tile, column tile): the CTAs at work at once
-  // share a's rows and sweep W, which stays in L2. `it` counts k slices across the
+  // Tiles in row-major order (tile_origin): the CTAs at work at once share a's rows
+  // and sweep W, which stays in L2. `it` counts k slices across the
   // CTA's tiles: stage it mod kStages, in its (it / kStages)-th use.
   if (warp == 8) {  // producer
     if (threadIdx.x % 32 == 0) {
       int it = 0;
       for (int tile = blockIdx.x; tile < tiles; tile += gridDim.x) {
-        const int row0 = tile / col_tiles * kRowsPerTile, col0 = tile % col_tiles * kColsPerTile;
+        const auto [row0, col0] = tile_origin(tile, col_tiles);
         for (int i = 0; i < slices; ++i, ++it) {
           const int s = it % kStages;
           if (it >= kStages) mbarrier_wait(empty + 8 * s, uint32_t((it / kStages - 1) & 1));
@@ -278,7 +287,7 @@ cudaError_t sglu_gemm(const T* a, int64_t rows, int64_t k, const T* w12, int64_t
 }  // namespace detail
 
 bool sglu_gemm_fits(int64_t k, int64_t glu) {
-  // TMA: row strides a multiple of 16 bytes; a tile's 64 W1 rows must not run into W2.
+  // TMA: row strides a multiple of 16 bytes; glu a multiple of kColAlign (see there).
   return k > 0 && k % 8 == 0 && glu > 0 && glu % detail::kColAlign == 0 && glu <= (int64_t(1) << 24);
 }
 
